@@ -1,0 +1,50 @@
+import type { Network } from '../model/ir.js';
+
+/**
+ * The seam between everything that runs a detector (daemon, eval, bench) and the engines
+ * (float/onnxruntime, int/CPU integer path, fpga/serial bridge). Above it nothing knows how the
+ * network is computed; below it nothing knows about cameras, MQTT or COCO.
+ */
+
+export type EngineKind = 'float' | 'int' | 'fpga';
+
+/** One raw head tensor: the input of a yolo layer, CHW, as real numbers. */
+export interface HeadTensor {
+  /** Index of the yolo layer this tensor feeds. */
+  layer: number;
+  c: number;
+  h: number;
+  w: number;
+  data: Float32Array;
+  /**
+   * Integer engines: the integers behind `data` (data = raw * 2^-frac), for bit-exact
+   * comparison between implementations.
+   */
+  raw?: Int32Array;
+  frac?: number;
+}
+
+/**
+ * One network input: interleaved RGB uint8 (HWC) already resized to the network's input size
+ * (see detect/preprocess). Floats engines read it as P/255, integer engines as P with 8 fraction bits.
+ */
+export interface Frame {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface Engine {
+  readonly kind: EngineKind;
+  readonly net: Network;
+  /** Identifies the weights: the model name for float, the weight-set id for int/fpga. */
+  readonly modelId: string;
+  /** Runs the network. Calls are serialised by the caller; the engine may reuse its buffers. */
+  infer(frame: Frame): Promise<HeadTensor[]>;
+  close(): Promise<void>;
+}
+
+export interface EngineOptions {
+  /** Threads the engine may use (intra-op); default 1. */
+  threads?: number;
+}

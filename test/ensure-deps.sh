@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the real programs the tests run against (a broker, ffmpeg, a pty bridge) when missing.
+# Needs root and Debian's apt; otherwise says what is missing and fails.
+set -e
+need=""
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
+command -v ffmpeg >/dev/null 2>&1 || need="$need ffmpeg"
+command -v socat >/dev/null 2>&1 || need="$need socat"
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test/ensure-deps.sh: installing$need" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends $need >/dev/null
+  exit 0
+fi
+echo "test/ensure-deps.sh: the tests need$need; install them (Debian: apt-get install$need) and run again" >&2
+exit 1
