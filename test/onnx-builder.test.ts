@@ -40,10 +40,10 @@ async function compareWithReference(model: FloatModel, seed = 7): Promise<LayerC
   });
 }
 
-async function checkAgainstReference(t: { same: typeof t.same; ok: typeof t.ok }, model: FloatModel): Promise<void> {
+async function checkAgainstReference(tt: Pick<typeof t, 'same' | 'ok'>, model: FloatModel): Promise<void> {
   for (const r of await compareWithReference(model)) {
-    t.same(r.dims, r.want, `layer ${r.layer} (${r.kind}) shape`);
-    t.ok(r.worst < 1e-4, `layer ${r.layer} (${r.kind}) matches the reference (worst relative error ${r.worst.toExponential(2)})`);
+    tt.same(r.dims, r.want, `layer ${r.layer} (${r.kind}) shape`);
+    tt.ok(r.worst < 1e-4, `layer ${r.layer} (${r.kind}) matches the reference (worst relative error ${r.worst.toExponential(2)})`);
   }
 }
 
