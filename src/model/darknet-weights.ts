@@ -1,0 +1,144 @@
+/**
+ * darknet .weights files: header, then for each convolutional layer in cfg order its biases, batch
+ * norm parameters (when batch_normalize=1) and weights, as little-endian float32. The size must
+ * match the cfg exactly. Batch norm is folded into weight and bias the way darknet folds it.
+ */
+import { endianness } from 'node:os';
+import { ZeroqError } from '../util/errors.js';
+import { convWeightCount, type ConvLayer, type ConvParams, type Network } from './ir.js';
+
+export interface WeightsHeader {
+  major: number;
+  minor: number;
+  revision: number;
+  /** Images seen in training. */
+  seen: number;
+  /** Header size in bytes: 20 with a 64-bit `seen`, 16 with a 32-bit one. */
+  bytes: number;
+}
+
+/** One conv layer's numbers as stored, batch norm not folded. */
+export interface RawConvWeights {
+  biases: Float32Array;
+  /** Present when the layer has batch_normalize=1. */
+  bn?: { scales: Float32Array; mean: Float32Array; variance: Float32Array };
+  /** OIHW [filters][c/groups][size][size]. */
+  weights: Float32Array;
+}
+
+export interface RawDarknetWeights {
+  header: WeightsHeader;
+  /** Indexed by layer; undefined for layers without parameters. */
+  layers: (RawConvWeights | undefined)[];
+}
+
+/** darknet's batch-norm epsilon, added to the variance under the square root. */
+export const BN_EPSILON = 0.00001;
+
+/** darknet: a 64-bit `seen` from version 0.2 on (and not for the transposed-format versions >= 1000). */
+export function hasLongSeen(major: number, minor: number): boolean {
+  return major * 10 + minor >= 2 && major < 1000 && minor < 1000;
+}
+
+/** Number of float32 values one conv layer stores. */
+export function convFloatCount(net: Network, layer: ConvLayer): number {
+  return layer.filters * (layer.batchNormalize ? 4 : 1) + convWeightCount(net, layer);
+}
+
+/** Size of a .weights file for `net` (after a header of `headerBytes`, 20 for version 0.2). */
+export function weightsFileBytes(net: Network, headerBytes = 20): number {
+  let floats = 0;
+  for (const l of net.layers) if (l.kind === 'conv') floats += convFloatCount(net, l);
+  return headerBytes + 4 * floats;
+}
+
+function floats(buf: Uint8Array, offset: number, n: number): Float32Array {
+  const start = buf.byteOffset + offset;
+  if (endianness() === 'LE') return new Float32Array(buf.buffer.slice(start, start + 4 * n));
+  const view = new DataView(buf.buffer, start, 4 * n);
+  return Float32Array.from({ length: n }, (_, i) => view.getFloat32(4 * i, true));
+}
+
+function layerName(l: ConvLayer): string {
+  return `layer ${l.index} [convolutional]${l.source ? ` (${l.source})` : ''}`;
+}
+
+/**
+ * Reads the numbers of a .weights file for `net`, unfolded. `file` names the file in errors.
+ * Errors: file shorter than the cfg needs (naming the layer where the data runs out), longer (how
+ * many bytes are left over), or a batch-norm variance that is negative.
+ */
+export function readDarknetWeights(net: Network, data: Uint8Array, file: string): RawDarknetWeights {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (data.byteLength < 12) {
+    throw new ZeroqError('weights-truncated', `${data.byteLength} bytes: too short for a darknet weights header`, file);
+  }
+  const major = view.getInt32(0, true);
+  const minor = view.getInt32(4, true);
+  const revision = view.getInt32(8, true);
+  const long = hasLongSeen(major, minor);
+  const headerBytes = long ? 20 : 16;
+  if (data.byteLength < headerBytes) {
+    throw new ZeroqError('weights-truncated', `${data.byteLength} bytes: too short for a version ${major}.${minor} header`, file);
+  }
+  const seen = long ? Number(view.getBigUint64(12, true)) : view.getUint32(12, true);
+  const header: WeightsHeader = { major, minor, revision, seen, bytes: headerBytes };
+
+  let at = headerBytes;
+  const layers: RawDarknetWeights['layers'] = net.layers.map((l) => {
+    if (l.kind !== 'conv') return undefined;
+    const need = 4 * convFloatCount(net, l);
+    if (at + need > data.byteLength) {
+      throw new ZeroqError(
+        'weights-truncated',
+        `the data ends inside ${layerName(l)}: it needs ${need} bytes from offset ${at}, ${data.byteLength - at} are left ` +
+          `(the cfg needs ${weightsFileBytes(net, headerBytes)} bytes, the file has ${data.byteLength})`,
+        file,
+      );
+    }
+    const take = (n: number): Float32Array => {
+      const a = floats(data, at, n);
+      at += 4 * n;
+      return a;
+    };
+    const biases = take(l.filters);
+    let bn: RawConvWeights['bn'];
+    if (l.batchNormalize) {
+      bn = { scales: take(l.filters), mean: take(l.filters), variance: take(l.filters) };
+      const bad = bn.variance.findIndex((v) => !(v + BN_EPSILON > 0));
+      if (bad >= 0) {
+        throw new ZeroqError('weights-bad-value', `${layerName(l)}: batch-norm variance of filter ${bad} is ${bn.variance[bad]}`, file);
+      }
+    }
+    const weights = take(convWeightCount(net, l));
+    return { biases, bn, weights };
+  });
+  if (at !== data.byteLength) {
+    throw new ZeroqError(
+      'weights-extra',
+      `${data.byteLength - at} bytes left over after the last convolutional layer ` +
+        `(the cfg needs ${at} bytes, the file has ${data.byteLength}): the weights do not belong to this cfg`,
+      file,
+    );
+  }
+  return { header, layers };
+}
+
+/**
+ * Folds batch norm into weight and bias: w' = w*s, b' = bias - mean*s with s = scale/sqrt(var+1e-5),
+ * computed in double precision and rounded once to float32.
+ */
+export function foldBatchNorm(raw: RawConvWeights): ConvParams {
+  if (!raw.bn) return { weight: Float32Array.from(raw.weights), bias: Float32Array.from(raw.biases) };
+  const { scales, mean, variance } = raw.bn;
+  const filters = raw.biases.length;
+  const perFilter = raw.weights.length / filters;
+  const weight = new Float32Array(raw.weights.length);
+  const bias = new Float32Array(filters);
+  for (let f = 0; f < filters; f++) {
+    const s = scales[f] / Math.sqrt(variance[f] + BN_EPSILON);
+    bias[f] = raw.biases[f] - mean[f] * s;
+    for (let k = f * perFilter; k < (f + 1) * perFilter; k++) weight[k] = raw.weights[k] * s;
+  }
+  return { weight, bias };
+}
