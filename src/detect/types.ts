@@ -24,4 +24,9 @@ export interface DecodeOptions {
   nmsKind?: 'default' | 'greedynms' | 'diounms';
   /** Keep at most this many detections per image (highest scores first). */
   maxDetections: number;
+  /**
+   * Coordinates the NMS test runs in (it matters for greedynms/diounms on non-square images):
+   * 'pixels' (default) as darknet `detector valid`, 'relative' (0..1) as `detector test` and `map`.
+   */
+  nmsSpace?: 'pixels' | 'relative';
 }

@@ -1,0 +1,148 @@
+/**
+ * Image → network frame, as darknet prepares it: decode without EXIF rotation or colour management
+ * (darknet uses stb_image), then darknet's own two-pass bilinear resize (image.c resize_image),
+ * or its letterbox when the cfg asks for it.
+ */
+import sharp, { type OutputInfo } from 'sharp';
+import type { Frame } from '../engine/engine.js';
+import type { Network } from '../model/ir.js';
+import { ZeroqError } from '../util/errors.js';
+
+/** An 8-bit RGB image, interleaved (HWC). */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Decodes an image file to RGB (grey is expanded, alpha dropped, no rotation, ICC profile ignored). */
+export async function loadImage(path: string): Promise<RgbImage> {
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await sharp(path, { ignoreIcc: true, autoOrient: false, failOn: 'error' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new ZeroqError('image-read', `cannot decode image: ${(err as Error).message}`, path, { cause: err });
+  }
+  const { width, height, channels } = out.info;
+  if (channels !== 3) throw new ZeroqError('image-read', `decoded to ${channels} channels, expected 3`, path);
+  return { data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength), width, height };
+}
+
+const f32 = Math.fround;
+
+/**
+ * darknet's resize_image on 8-bit pixels: a horizontal pass (scale (im.w-1)/(w-1), last column
+ * copied from the source's last column) then a vertical one (scale (im.h-1)/(h-1); the last row takes
+ * only the (1-dy) share of its source row, which darknet does even when float rounding puts that row
+ * one short of the bottom). Arithmetic in float32 like darknet; results rounded to 8 bits.
+ */
+export function resizeImage(img: RgbImage, w: number, h: number): RgbImage {
+  const { width: iw, height: ih, data: src } = img;
+  if (!(w >= 1 && h >= 1 && iw >= 1 && ih >= 1)) {
+    throw new ZeroqError('image-size', `cannot resize ${iw}x${ih} to ${w}x${h}`);
+  }
+  if (src.length !== iw * ih * 3) throw new ZeroqError('image-size', `RGB buffer of ${src.length} bytes for ${iw}x${ih}`);
+  if (iw === w && ih === h) return { data: src.slice(), width: w, height: h };
+
+  const wScale = f32((iw - 1) / (w - 1));
+  const hScale = h > 1 ? f32((ih - 1) / (h - 1)) : 0;
+  const rowLen = w * 3;
+
+  // Vertical pass geometry first, so that the horizontal pass only computes rows that are read.
+  const iy = new Int32Array(h);
+  const dy = new Float32Array(h);
+  const needed = new Uint8Array(ih);
+  for (let r = 0; r < h; r++) {
+    const sy = f32(r * hScale);
+    iy[r] = Math.trunc(sy);
+    dy[r] = f32(sy - iy[r]);
+    needed[iy[r]] = 1;
+    if (r !== h - 1 && ih !== 1) needed[iy[r] + 1] = 1;
+  }
+
+  const ix = new Int32Array(w);
+  const dx = new Float32Array(w);
+  for (let c = 0; c < w; c++) {
+    if (c === w - 1 || iw === 1) {
+      ix[c] = -1; // copy the last source column
+    } else {
+      const sx = f32(c * wScale);
+      ix[c] = Math.trunc(sx);
+      dx[c] = f32(sx - ix[c]);
+    }
+  }
+
+  const part = new Float32Array(ih * rowLen);
+  for (let r = 0; r < ih; r++) {
+    if (!needed[r]) continue;
+    const s = r * iw * 3;
+    const d = r * rowLen;
+    for (let c = 0; c < w; c++) {
+      const o = d + c * 3;
+      if (ix[c] < 0) {
+        const last = s + (iw - 1) * 3;
+        part[o] = src[last];
+        part[o + 1] = src[last + 1];
+        part[o + 2] = src[last + 2];
+      } else {
+        const a = s + ix[c] * 3;
+        const t = dx[c];
+        const u = f32(1 - t);
+        part[o] = f32(u * src[a]) + f32(t * src[a + 3]);
+        part[o + 1] = f32(u * src[a + 1]) + f32(t * src[a + 4]);
+        part[o + 2] = f32(u * src[a + 2]) + f32(t * src[a + 5]);
+      }
+    }
+  }
+
+  const out = new Uint8ClampedArray(h * rowLen); // stores round to nearest and clamp
+  for (let r = 0; r < h; r++) {
+    const a = iy[r] * rowLen;
+    const d = r * rowLen;
+    const t = dy[r];
+    const u = f32(1 - t);
+    if (r === h - 1 || ih === 1) {
+      for (let i = 0; i < rowLen; i++) out[d + i] = f32(u * part[a + i]);
+    } else {
+      const b = a + rowLen;
+      for (let i = 0; i < rowLen; i++) out[d + i] = f32(u * part[a + i]) + f32(t * part[b + i]);
+    }
+  }
+  return { data: new Uint8Array(out.buffer), width: w, height: h };
+}
+
+/** darknet's letterbox geometry: the size the image is resized to inside the network input. */
+export function letterboxSize(imgW: number, imgH: number, netW: number, netH: number): { w: number; h: number } {
+  if (f32(netW / imgW) < f32(netH / imgH)) return { w: netW, h: Math.trunc((imgH * netW) / imgW) };
+  return { w: Math.trunc((imgW * netH) / imgH), h: netH };
+}
+
+/** darknet's letterbox_image: resize keeping the aspect ratio, centred on grey (0.5 → 128). */
+export function letterboxImage(img: RgbImage, netW: number, netH: number): RgbImage {
+  const size = letterboxSize(img.width, img.height, netW, netH);
+  const resized = resizeImage(img, size.w, size.h);
+  const out = new Uint8Array(netW * netH * 3).fill(128);
+  const ox = Math.trunc((netW - size.w) / 2);
+  const oy = Math.trunc((netH - size.h) / 2);
+  for (let y = 0; y < size.h; y++) {
+    out.set(resized.data.subarray(y * size.w * 3, (y + 1) * size.w * 3), ((oy + y) * netW + ox) * 3);
+  }
+  return { data: out, width: netW, height: netH };
+}
+
+/** The network input for an image: darknet's resize (or letterbox when the cfg says letter_box=1). */
+export function resizeForNet(img: RgbImage, net: Network): Frame {
+  const { w, h } = net.input;
+  const r = net.letterbox ? letterboxImage(img, w, h) : resizeImage(img, w, h);
+  return { rgb: r.data, width: r.width, height: r.height };
+}
+
+/** Loads an image file and prepares its frame; width/height are the original image's. */
+export async function prepareFrame(imagePath: string, net: Network): Promise<{ frame: Frame; width: number; height: number }> {
+  const img = await loadImage(imagePath);
+  return { frame: resizeForNet(img, net), width: img.width, height: img.height };
+}
