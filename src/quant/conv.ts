@@ -1,0 +1,167 @@
+/**
+ * One conv layer → its integer parameters (QConv), given the format of the tensor it reads.
+ * Weights as in weights.ts, B = round(bias·2^(fw + faIn)); then the accumulator proof (overflow.ts):
+ * a channel whose bias or mean correction would overflow Y gets a smaller fw (only degenerate
+ * channels — weights many orders of magnitude below the bias — ever need it; they are counted).
+ */
+import type { ConvLayer, ConvParams, Network } from '../model/ir.js';
+import { convWeightCount } from '../model/ir.js';
+import type { QConv } from './qnet.js';
+import { roundHalfAway } from './fixed.js';
+import { channelBound, checkStructural, INT32_MAX, kernelTerms, proveConv, type ChannelBound, type ConvInput } from './overflow.js';
+import { dequantizeWeights, quantizeWeights, sqnrDb, FW_MAX } from './weights.js';
+import { ZeroqError } from '../util/errors.js';
+
+/** Lowest fw tried before refusing a layer (far below anything a trained network needs). */
+const FW_MIN = -32;
+
+export interface ConvQuantOptions {
+  wbits: number;
+  perChannel: boolean;
+  zeroCenter: boolean;
+}
+
+/** What the report shows about one conv layer. */
+export interface ConvStats {
+  layer: number;
+  wbits: number;
+  count: number;
+  /** Mean of the layer's (input-scaled) weights, and the spread of the per-channel means. */
+  mu: number;
+  muMin: number;
+  muMax: number;
+  wMin: number;
+  wMax: number;
+  fwMin: number;
+  fwMax: number;
+  /** SQNR (dB) of this quantization, and of the same one with centering switched the other way. */
+  sqnr: number;
+  sqnrCentered: number;
+  sqnrPlain: number;
+  /** Channels whose fw was lowered to keep Y within 32 bits. */
+  loweredChannels: number;
+  /** Worst |Y| bound and the bits of headroom below 2^31. */
+  bound: ChannelBound;
+  headroomBits: number;
+}
+
+function where(layer: ConvLayer): string {
+  return layer.source ? `layer ${layer.index} (${layer.source})` : `layer ${layer.index} (conv)`;
+}
+
+export function quantizeBias(bias: Float32Array, fw: Int32Array, faIn: number): Int32Array {
+  const out = new Int32Array(bias.length);
+  for (let o = 0; o < bias.length; o++) {
+    const v = roundHalfAway(bias[o] * 2 ** (fw[o] + faIn));
+    // proveConv rejects what does not fit; clamp only so that the Int32Array does not wrap silently.
+    out[o] = Math.max(-INT32_MAX - 1, Math.min(INT32_MAX, v));
+  }
+  return out;
+}
+
+/** The factor folded into a layer's weights: 256/255 for a layer reading the uint8 network input. */
+export function inputScaleFor(layer: ConvLayer): number {
+  return layer.inputs[0] === -1 ? 256 / 255 : 1;
+}
+
+export function quantizeConv(
+  net: Network,
+  layer: ConvLayer,
+  params: ConvParams,
+  opts: ConvQuantOptions,
+  input: ConvInput,
+): { qconv: QConv; stats: ConvStats } {
+  const w = where(layer);
+  const count = convWeightCount(net, layer);
+  if (params.weight.length !== count || params.bias.length !== layer.filters) {
+    throw new ZeroqError('quant-params', `expected ${count} weights and ${layer.filters} biases, got ${params.weight.length} and ${params.bias.length}`, w);
+  }
+  if (!['linear', 'leaky', 'relu'].includes(layer.activation)) {
+    throw new ZeroqError('quant-unsupported', `activation '${layer.activation}' has no integer form yet`, w);
+  }
+  for (let o = 0; o < layer.filters; o++) {
+    if (!Number.isFinite(params.bias[o])) throw new ZeroqError('quant-weights', `bias ${o} is ${params.bias[o]}`, w);
+  }
+  checkStructural(net, layer, opts.wbits, input);
+  const scale = inputScaleFor(layer);
+  const terms = kernelTerms(net, layer);
+  const cap = new Int32Array(layer.filters).fill(FW_MAX);
+  const lowered = new Set<number>();
+
+  for (;;) {
+    const wq = quantizeWeights(params.weight, layer.filters, { ...opts, inputScale: scale, fwCap: cap }, w);
+    const bias = quantizeBias(params.bias, wq.fw, input.frac);
+    let again = false;
+    for (let o = 0; o < layer.filters; o++) {
+      const b = channelBound(terms, opts.wbits, input, wq.m[o], wq.fm[o], wq.fw[o], roundHalfAway(params.bias[o] * 2 ** (wq.fw[o] + input.frac)));
+      if (b.total > INT32_MAX) {
+        if (wq.fw[o] <= FW_MIN) {
+          throw new ZeroqError('quant-overflow', `channel ${o}: bias ${params.bias[o]} cannot be represented with Y in 32 bits`, w);
+        }
+        // Per-layer formats share one fw: lower it for every channel.
+        const targets = opts.perChannel ? [o] : Array.from({ length: layer.filters }, (_, k) => k);
+        for (const k of targets) {
+          cap[k] = wq.fw[k] - 1;
+          lowered.add(k);
+        }
+        again = true;
+      }
+    }
+    if (again) continue;
+
+    const qconv: QConv = {
+      wbits: opts.wbits,
+      perChannel: opts.perChannel,
+      zeroCentered: opts.zeroCenter,
+      q: wq.q,
+      fw: wq.fw,
+      m: wq.m,
+      fm: wq.fm,
+      bias,
+    };
+    const bound = proveConv(net, layer, qconv, input);
+
+    const approx = dequantizeWeights(wq, layer.filters);
+    const sqnr = sqnrDb(params.weight, approx, scale);
+    const other = quantizeWeights(params.weight, layer.filters, { ...opts, zeroCenter: !opts.zeroCenter, inputScale: scale, fwCap: cap }, w);
+    const sqnrOther = sqnrDb(params.weight, dequantizeWeights(other, layer.filters), scale);
+    let sum = 0;
+    let wMin = Infinity;
+    let wMax = -Infinity;
+    for (let i = 0; i < count; i++) {
+      const v = params.weight[i] * scale;
+      sum += v;
+      if (v < wMin) wMin = v;
+      if (v > wMax) wMax = v;
+    }
+    let muMin = Infinity;
+    let muMax = -Infinity;
+    let fwMin = Infinity;
+    let fwMax = -Infinity;
+    for (let o = 0; o < layer.filters; o++) {
+      muMin = Math.min(muMin, wq.mu[o]);
+      muMax = Math.max(muMax, wq.mu[o]);
+      fwMin = Math.min(fwMin, wq.fw[o]);
+      fwMax = Math.max(fwMax, wq.fw[o]);
+    }
+    const stats: ConvStats = {
+      layer: layer.index,
+      wbits: opts.wbits,
+      count,
+      mu: sum / count,
+      muMin,
+      muMax,
+      wMin,
+      wMax,
+      fwMin,
+      fwMax,
+      sqnr,
+      sqnrCentered: opts.zeroCenter ? sqnr : sqnrOther,
+      sqnrPlain: opts.zeroCenter ? sqnrOther : sqnr,
+      loweredChannels: lowered.size,
+      bound,
+      headroomBits: Math.log2((INT32_MAX + 1) / Math.max(1, bound.total)),
+    };
+    return { qconv, stats };
+  }
+}

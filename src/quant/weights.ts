@@ -1,0 +1,134 @@
+/**
+ * Zero-centered fixed-point quantization of one conv layer's (BN-folded) weights
+ * (S. Kim, H. Kim, IEEE Access 9, 2021; ../../docs/formats/fixed-point.md):
+ *   mu = mean of the weights of the layer (or of each output channel), D = w - mu,
+ *   m = max(|min D|, |max D|), fw = the largest f with round(m·2^f) <= 2^(Nw-1) - 1,
+ *   Q = round(D·2^fw) (Nw bits, nothing clipped), M = round(mu·2^fm) in 16 bits.
+ * With zeroCenter off, mu = 0: the plain fixed-point baseline.
+ */
+import { largestFrac, roundHalfAway, signedMax } from './fixed.js';
+import { ZeroqError } from '../util/errors.js';
+
+/** Weight fraction bits never exceed this: smaller weights are below any activation's resolution. */
+export const FW_MAX = 24;
+/** Width of M (signed). */
+export const M_BITS = 16;
+/** fm - fw never exceeds this: the correction rshr(M·S, fm - fw) is then exact to 2^-30 of an LSB of Y. */
+export const FM_SHIFT_MAX = 30;
+
+export interface WeightQuantOptions {
+  /** Nw, 2..8. */
+  wbits: number;
+  perChannel: boolean;
+  zeroCenter: boolean;
+  /** Factor applied to the float weights first (layer 0 reads P/256 where the float model reads P/255). */
+  inputScale?: number;
+  /** Upper bound of fw per output channel (from the accumulator proof); FW_MAX when absent. */
+  fwCap?: ArrayLike<number>;
+}
+
+/** The integer weights of a layer and the real values they stand for. */
+export interface WeightQuant {
+  q: Int8Array;
+  fw: Int32Array;
+  m: Int32Array;
+  fm: Int32Array;
+  /** mu of each output channel (the same value repeated for a per-layer format). */
+  mu: Float64Array;
+}
+
+export function checkWbits(wbits: number, where?: string): void {
+  if (!Number.isInteger(wbits) || wbits < 2 || wbits > 8) {
+    throw new ZeroqError('quant-bits', `weight width must be an integer from 2 to 8, got ${wbits}`, where);
+  }
+}
+
+function meanOf(w: Float32Array, from: number, to: number, scale: number): number {
+  let s = 0;
+  for (let i = from; i < to; i++) s += w[i] * scale;
+  return s / (to - from);
+}
+
+/** M and fm for a mean mu, given the weight fraction bits fw. */
+export function quantizeMean(mu: number, fw: number): { m: number; fm: number } {
+  if (mu === 0) return { m: 0, fm: fw };
+  const fm = largestFrac(Math.abs(mu), signedMax(M_BITS), fw + FM_SHIFT_MAX);
+  const m = roundHalfAway(mu * 2 ** fm);
+  return m === 0 ? { m: 0, fm: fw } : { m, fm };
+}
+
+/**
+ * Quantizes OIHW weights of `filters` output channels. Throws on non-finite weights.
+ */
+export function quantizeWeights(weight: Float32Array, filters: number, opts: WeightQuantOptions, where?: string): WeightQuant {
+  checkWbits(opts.wbits, where);
+  if (filters <= 0 || weight.length % filters !== 0) {
+    throw new ZeroqError('quant-shape', `${weight.length} weights do not split into ${filters} output channels`, where);
+  }
+  for (let i = 0; i < weight.length; i++) {
+    if (!Number.isFinite(weight[i])) throw new ZeroqError('quant-weights', `weight ${i} is ${weight[i]}`, where);
+  }
+  const scale = opts.inputScale ?? 1;
+  const per = weight.length / filters;
+  const qmax = signedMax(opts.wbits);
+  const groups = opts.perChannel ? filters : 1;
+  const span = weight.length / groups;
+
+  const mu = new Float64Array(filters);
+  const fw = new Int32Array(filters);
+  for (let g = 0; g < groups; g++) {
+    const from = g * span;
+    const to = from + span;
+    const mean = opts.zeroCenter ? meanOf(weight, from, to, scale) : 0;
+    let range = 0;
+    for (let i = from; i < to; i++) range = Math.max(range, Math.abs(weight[i] * scale - mean));
+    let f = largestFrac(range, qmax, FW_MAX);
+    if (opts.fwCap) {
+      for (let o = from / per; o < to / per; o++) f = Math.min(f, opts.fwCap[o]);
+    }
+    for (let o = from / per; o < to / per; o++) {
+      mu[o] = mean;
+      fw[o] = f;
+    }
+  }
+
+  const q = new Int8Array(weight.length);
+  const m = new Int32Array(filters);
+  const fm = new Int32Array(filters);
+  for (let o = 0; o < filters; o++) {
+    const s = 2 ** fw[o];
+    for (let i = o * per; i < (o + 1) * per; i++) {
+      // With a lowered fw (fwCap) nothing can exceed qmax either: the range only shrinks.
+      q[i] = roundHalfAway((weight[i] * scale - mu[o]) * s);
+    }
+    const mq = quantizeMean(mu[o], fw[o]);
+    m[o] = mq.m;
+    fm[o] = mq.fm;
+  }
+  return { q, fw, m, fm, mu };
+}
+
+/** The real weights an integer layer computes with: Q·2^-fw + M·2^-fm. */
+export function dequantizeWeights(wq: Pick<WeightQuant, 'q' | 'fw' | 'm' | 'fm'>, filters: number): Float64Array {
+  const per = wq.q.length / filters;
+  const out = new Float64Array(wq.q.length);
+  for (let o = 0; o < filters; o++) {
+    const s = 2 ** -wq.fw[o];
+    const c = wq.m[o] * 2 ** -wq.fm[o];
+    for (let i = o * per; i < (o + 1) * per; i++) out[i] = wq.q[i] * s + c;
+  }
+  return out;
+}
+
+/** Signal-to-quantization-noise ratio in dB (Infinity when exact). */
+export function sqnrDb(weight: Float32Array, approx: Float64Array, scale = 1): number {
+  let sig = 0;
+  let noise = 0;
+  for (let i = 0; i < weight.length; i++) {
+    const w = weight[i] * scale;
+    sig += w * w;
+    noise += (w - approx[i]) ** 2;
+  }
+  if (noise === 0) return Infinity;
+  return 10 * Math.log10(sig / noise);
+}
