@@ -1,0 +1,32 @@
+/**
+ * The retraining core's native convolution kernels (src/retrain/native, target zeroq_retrain of
+ * binding.gyp, built by `npm install` / `npx node-gyp rebuild`). Batched NCHW; geom is
+ * [N, C, H, W, O, k, stride, pad, groups].
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { repoRoot } from '../util/paths.js';
+import { ZeroqError } from '../util/errors.js';
+
+export interface RetrainNative {
+  convForwardF32(x: Float32Array, w: Float32Array, b: Float32Array, geom: Int32Array, y: Float32Array, threads: number): void;
+  convForwardInt(
+    x: Int16Array, q: Int16Array, m: Int32Array, mShift: Int32Array, bias: Int32Array, outShift: Int32Array,
+    leaky: number, bits: number, geom: Int32Array, y: Int16Array, code: Uint8Array, threads: number,
+  ): void;
+  convBackwardData(dy: Float32Array, w: Float32Array, geom: Int32Array, dx: Float32Array, threads: number): void;
+  convBackwardWeight(dy: Float32Array, x: Float32Array, geom: Int32Array, dw: Float32Array, db: Float32Array, threads: number): void;
+}
+
+let cached: RetrainNative | undefined;
+
+export function retrainNative(): RetrainNative {
+  if (cached) return cached;
+  const file = path.join(repoRoot, 'build', 'Release', 'zeroq_retrain.node');
+  if (!existsSync(file)) {
+    throw new ZeroqError('retrain-native-missing', 'the retraining core is not built: run `npx node-gyp rebuild` (or `npm install`)', file);
+  }
+  cached = createRequire(import.meta.url)(file) as RetrainNative;
+  return cached;
+}

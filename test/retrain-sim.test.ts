@@ -1,0 +1,97 @@
+// The quantized forward pass that retraining runs must be the integer engine's arithmetic: every
+// layer's integers equal those of the readable reference (src/engine/int-reference.ts).
+import t from 'tap';
+import { runReference } from '../src/engine/int-reference.js';
+import { validateQNet } from '../src/engine/int/validate.js';
+import { parseCfgFile } from '../src/model/darknet.js';
+import { loadDarknet } from '../src/model/darknet.js';
+import { prepareFrame } from '../src/detect/preprocess.js';
+import { dataPath } from '../src/util/paths.js';
+import { quantForward, floatForward, type Batch } from '../src/retrain/sim.js';
+import { ActivationStats, fromQNet, intNet, tensorFormats, toQNet, weightFormats, type QuantConfig } from '../src/retrain/formats.js';
+import { NetBuilder, randomFrame, randomQNet, rng } from './helpers/random-qnet.js';
+import type { Frame } from '../src/engine/engine.js';
+import type { Network } from '../src/model/ir.js';
+import type { QNet } from '../src/quant/qnet.js';
+
+function batchOf(frames: Frame[]): Batch {
+  const rgb = new Uint8Array(frames.reduce((a, f) => a + f.rgb.length, 0));
+  let at = 0;
+  for (const f of frames) rgb.set(f.rgb, at), (at += f.rgb.length);
+  return { n: frames.length, rgb };
+}
+
+/** Number of layers whose integers differ between the simulation and the reference, per frame. */
+function compare(t: Tap.Test, qnet: QNet, frames: Frame[]): void {
+  const tape = quantForward(qnet.net, fromQNet(qnet), batchOf(frames), 2);
+  frames.forEach((frame, b) => {
+    const ref = runReference(qnet, frame);
+    const bad: number[] = [];
+    for (const l of qnet.net.layers) {
+      const r = ref.outputs[l.index].data;
+      const s = tape.outs[l.index];
+      const off = b * r.length;
+      for (let i = 0; i < r.length; i++) {
+        if (r[i] !== s[off + i]) {
+          bad.push(l.index);
+          break;
+        }
+      }
+    }
+    t.same(bad, [], `frame ${b}: every layer bit-exact`);
+  });
+}
+
+function smallNet(): Network {
+  const b = new NetBuilder({ c: 3, h: 20, w: 24 });
+  b.conv({ filters: 8, size: 3, stride: 2, from: -1 });
+  b.conv({ filters: 8, size: 3, groups: 8 });
+  b.conv({ filters: 12, size: 1, activation: 'linear' });
+  b.dropout();
+  const a = b.conv({ filters: 12, size: 3, groups: 4 });
+  b.shortcut(b.rel(-2));
+  b.maxpool(2, 2);
+  const m = b.maxpool(3, 1);
+  b.route([m, b.rel(-2)]);
+  b.route([b.rel(-1)], 2, 1);
+  b.conv({ filters: 85 * 3, size: 1, activation: 'linear' });
+  b.yolo();
+  b.upsample(2, m);
+  b.route([b.rel(-1), a]);
+  b.conv({ filters: 85 * 3, size: 1, activation: 'linear' });
+  b.yolo();
+  return b.build();
+}
+
+t.test('random QNets on every layer kind: simulation = integer reference', async (t) => {
+  const net = smallNet();
+  for (let seed = 1; seed <= 6; seed++) {
+    const r = rng(seed);
+    const qnet = randomQNet(net, r, { p16: 0.5 });
+    validateQNet(qnet);
+    await t.test(`seed ${seed}`, async (t) => compare(t, qnet, [randomFrame(net, r), randomFrame(net, r)]));
+  }
+});
+
+t.test('Yolo-Fastest-1.1 with its real weights, formats from calibration: simulation = integer reference', async (t) => {
+  const cfg = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
+  const model = await loadDarknet(cfg, undefined, { width: 128, height: 96 });
+  const net = model.net;
+  const images = ['000000000785.jpg', '000000001000.jpg'].map((f) => dataPath('coco-val', 'images', f));
+  const frames = await Promise.all(images.map(async (p) => (await prepareFrame(p, net)).frame));
+  const batch = batchOf(frames);
+  const outs = floatForward(net, model.params, batch, 2);
+  const stats = new ActivationStats(net.layers.length, 5000, rng(3));
+  outs.forEach((o, i) => stats.add(i, o));
+  for (const cfgQ of [
+    { wbits: 4, perChannel: true, zeroCentered: true, headBits: 16, calibration: 'mse' },
+    { wbits: 8, perChannel: false, zeroCentered: false, headBits: 8, calibration: 'max' },
+  ] as const) {
+    const qc: QuantConfig = { ...cfgQ, abits: 8 };
+    const formats = { tensors: tensorFormats(net, stats, qc), weights: weightFormats(net, model.params, qc) };
+    const qnet = toQNet(net, formats, intNet(net, model.params, formats, qc.wbits), qc);
+    validateQNet(qnet);
+    await t.test(`W${qc.wbits} ${qc.perChannel ? 'per-channel' : 'per-layer'}`, async (t) => compare(t, qnet, frames));
+  }
+  t.ok(parseCfgFile(cfg).input.w === 320, 'cfg size unchanged by the override');
+});
