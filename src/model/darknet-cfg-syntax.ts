@@ -143,6 +143,8 @@ export function readCfgSections(text: string, file: string): CfgSection[] {
     if (line.startsWith('[')) {
       const m = /^\[\s*([^\]\s]+)\s*\]$/.exec(line);
       if (!m) throw new ZeroqError('cfg-syntax', `malformed section header '${line}'`, where);
+      flush();
+      current = undefined;
       const name = m[1];
       const kind = Object.hasOwn(SECTION_NAMES, name) ? SECTION_NAMES[name] : undefined;
       if (!kind) {
@@ -151,7 +153,6 @@ export function readCfgSections(text: string, file: string): CfgSection[] {
         }
         throw new ZeroqError('cfg-unknown-section', `unknown section [${name}]`, where);
       }
-      flush();
       current = { kind, name, line: lineNo, raw: new Map() };
       continue;
     }

@@ -17,7 +17,7 @@ export interface WeightsHeader {
   bytes: number;
 }
 
-/** One conv layer's numbers as stored, batch norm not folded. */
+/** One conv layer's numbers as stored, batch norm not folded (may be views of the file's bytes). */
 export interface RawConvWeights {
   biases: Float32Array;
   /** Present when the layer has batch_normalize=1. */
@@ -52,9 +52,12 @@ export function weightsFileBytes(net: Network, headerBytes = 20): number {
   return headerBytes + 4 * floats;
 }
 
+/** A view of the file's bytes when byte order and alignment allow, else a copy. */
 function floats(buf: Uint8Array, offset: number, n: number): Float32Array {
   const start = buf.byteOffset + offset;
-  if (endianness() === 'LE') return new Float32Array(buf.buffer.slice(start, start + 4 * n));
+  if (endianness() === 'LE') {
+    return start % 4 === 0 ? new Float32Array(buf.buffer, start, n) : new Float32Array(buf.buffer.slice(start, start + 4 * n));
+  }
   const view = new DataView(buf.buffer, start, 4 * n);
   return Float32Array.from({ length: n }, (_, i) => view.getFloat32(4 * i, true));
 }
@@ -84,23 +87,41 @@ export function readDarknetWeights(net: Network, data: Uint8Array, file: string)
   const seen = long ? Number(view.getBigUint64(12, true)) : view.getUint32(12, true);
   const header: WeightsHeader = { major, minor, revision, seen, bytes: headerBytes };
 
+  // Sizes first: a file for another cfg is reported as such, not by the first odd value in it.
+  const need = weightsFileBytes(net, headerBytes);
+  if (need > data.byteLength) {
+    let at = headerBytes;
+    for (const l of net.layers) {
+      if (l.kind !== 'conv') continue;
+      const bytes = 4 * convFloatCount(net, l);
+      if (at + bytes > data.byteLength) {
+        throw new ZeroqError(
+          'weights-truncated',
+          `the data ends inside ${layerName(l)}: it needs ${bytes} bytes from offset ${at}, ${data.byteLength - at} are left ` +
+            `(the cfg needs ${need} bytes, the file has ${data.byteLength})`,
+          file,
+        );
+      }
+      at += bytes;
+    }
+  }
+  if (need < data.byteLength) {
+    throw new ZeroqError(
+      'weights-extra',
+      `${data.byteLength - need} bytes left over after the last convolutional layer ` +
+        `(the cfg needs ${need} bytes, the file has ${data.byteLength}): the weights do not belong to this cfg`,
+      file,
+    );
+  }
+
   let at = headerBytes;
+  const take = (n: number): Float32Array => {
+    const a = floats(data, at, n);
+    at += 4 * n;
+    return a;
+  };
   const layers: RawDarknetWeights['layers'] = net.layers.map((l) => {
     if (l.kind !== 'conv') return undefined;
-    const need = 4 * convFloatCount(net, l);
-    if (at + need > data.byteLength) {
-      throw new ZeroqError(
-        'weights-truncated',
-        `the data ends inside ${layerName(l)}: it needs ${need} bytes from offset ${at}, ${data.byteLength - at} are left ` +
-          `(the cfg needs ${weightsFileBytes(net, headerBytes)} bytes, the file has ${data.byteLength})`,
-        file,
-      );
-    }
-    const take = (n: number): Float32Array => {
-      const a = floats(data, at, n);
-      at += 4 * n;
-      return a;
-    };
     const biases = take(l.filters);
     let bn: RawConvWeights['bn'];
     if (l.batchNormalize) {
@@ -113,14 +134,6 @@ export function readDarknetWeights(net: Network, data: Uint8Array, file: string)
     const weights = take(convWeightCount(net, l));
     return { biases, bn, weights };
   });
-  if (at !== data.byteLength) {
-    throw new ZeroqError(
-      'weights-extra',
-      `${data.byteLength - at} bytes left over after the last convolutional layer ` +
-        `(the cfg needs ${at} bytes, the file has ${data.byteLength}): the weights do not belong to this cfg`,
-      file,
-    );
-  }
   return { header, layers };
 }
 
