@@ -276,3 +276,88 @@ t.test('structure errors: references, shapes, heads', async (t) => {
 t.test('parseCfgFile: a missing file', async (t) => {
   expectError(t, () => parseCfgFile('/nonexistent/x.cfg'), 'cfg-read', ['/nonexistent/x.cfg']);
 });
+
+interface LoggedLayer {
+  kind: Layer['kind'];
+  /** Output as darknet prints it: w, h, c. */
+  out: number[];
+  in?: number[];
+  conv?: { filters: number; groups: number; size: number; stride: number; bflops: number };
+  pool?: { size: number; stride: number };
+  refs?: number[];
+  probability?: number;
+}
+
+/** The layer table darknet prints when it loads a network (the model zoo's mAP logs hold one). */
+function readDarknetLog(text: string): { layers: LoggedLayer[]; bflops: number } {
+  const layers: LoggedLayer[] = [];
+  const n = (s: string): number => Number(s);
+  const shape = '(\\d+) x\\s+(\\d+) x\\s+(\\d+)';
+  const conv = new RegExp(`^\\s*(?:\\d+\\s+)?conv\\s+(\\d+)(?:/\\s*(\\d+))?\\s+(\\d+) x (\\d+)/\\s*(\\d+)\\s+${shape} ->\\s+${shape}\\s+([\\d.]+) BF`);
+  const max = new RegExp(`^\\s*\\d+\\s+max\\s+(\\d+)x\\s*(\\d+)/\\s*(\\d+)\\s+${shape} ->\\s+${shape}`);
+  const up = new RegExp(`^\\s*\\d+\\s+upsample\\s+(\\d+)x\\s+${shape} ->\\s+${shape}`);
+  let bflops = NaN;
+  for (const line of text.split('\n')) {
+    let m: RegExpExecArray | null;
+    if ((m = conv.exec(line))) {
+      const v = m.slice(1).map((x) => (x === undefined ? NaN : n(x)));
+      layers.push({
+        kind: 'conv',
+        in: v.slice(5, 8),
+        out: v.slice(8, 11),
+        conv: { filters: v[0], groups: Number.isNaN(v[1]) ? 1 : v[1], size: v[2], stride: v[4], bflops: v[11] },
+      });
+    } else if ((m = max.exec(line))) {
+      layers.push({ kind: 'maxpool', pool: { size: n(m[1]), stride: n(m[3]) }, in: m.slice(4, 7).map(n), out: m.slice(7, 10).map(n) });
+    } else if ((m = up.exec(line))) {
+      layers.push({ kind: 'upsample', in: m.slice(2, 5).map(n), out: m.slice(5, 8).map(n) });
+    } else if ((m = /^\s*\d+\s+route\s+([\d\s]+?)\s*->\s+(\d+) x\s+(\d+) x\s+(\d+)/.exec(line))) {
+      layers.push({ kind: 'route', refs: m[1].trim().split(/\s+/).map(n), out: m.slice(2, 5).map(n) });
+    } else if ((m = /^\s*\d+\s+Shortcut Layer: ([\d, ]+?),\s+wt.*outputs:\s+(\d+) x\s+(\d+) x\s+(\d+)/.exec(line))) {
+      layers.push({ kind: 'shortcut', refs: m[1].split(',').map((x) => n(x.trim())), out: m.slice(2, 5).map(n) });
+    } else if ((m = /^\s*\d+\s+dropout\s+p = ([\d.]+)\s+(\d+)\s+->\s+(\d+)/.exec(line))) {
+      layers.push({ kind: 'dropout', probability: n(m[1]), out: [n(m[3])] });
+    } else if (/^\s*\d+\s+yolo\s*$/.test(line)) {
+      layers.push({ kind: 'yolo', out: [] });
+    } else if ((m = /Total BFLOPS ([\d.]+)/.exec(line))) {
+      bflops = n(m[1]);
+    }
+  }
+  return { layers, bflops };
+}
+
+t.test('Yolo-Fastest layer by layer as darknet printed it', async (t) => {
+  const logs = { 'yolo-fastest-1.1': 'mAP_log.txt', 'yolo-fastest-1.1-xl': 'xl-mAP_log.txt' } as const;
+  for (const [name, log] of Object.entries(logs)) {
+    const net = parseCfgFile(DATA_CFGS[name as keyof typeof logs]);
+    const cost = networkCost(net);
+    const printed = readDarknetLog(readFileSync(dataPath('models', 'yolo-fastest', log), 'utf8'));
+    t.equal(printed.layers.length, net.layers.length, `${name}: darknet printed ${printed.layers.length} layers`);
+    const whc = (s: Shape): number[] => [s.w, s.h, s.c];
+    const mismatches: string[] = [];
+    const check = (i: number, what: string, got: unknown, want: unknown): void => {
+      if (JSON.stringify(got) !== JSON.stringify(want)) mismatches.push(`layer ${i} ${what}: ${JSON.stringify(got)} != darknet ${JSON.stringify(want)}`);
+    };
+    net.layers.forEach((l, i) => {
+      const p = printed.layers[i];
+      check(i, 'kind', l.kind, p.kind);
+      const input = l.inputs[0] === -1 ? net.input : net.layers[l.inputs[0]].out;
+      if (p.in) check(i, 'input', whc(input), p.in);
+      if (l.kind === 'dropout') check(i, 'outputs', [l.out.c * l.out.h * l.out.w], p.out);
+      else if (l.kind !== 'yolo') check(i, 'output', whc(l.out), p.out);
+      if (l.kind === 'conv') {
+        const { bflops, ...rest } = p.conv!;
+        check(i, 'conv', { filters: l.filters, groups: l.groups, size: l.size, stride: l.stride }, rest);
+        // darknet prints 2*MACs in units of 1e9 with three decimals
+        if (Math.abs((2 * cost.layers[i].macs) / 1e9 - bflops) > 0.0005 + 1e-9) check(i, 'BFLOPs', (2 * cost.layers[i].macs) / 1e9, bflops);
+      }
+      if (l.kind === 'maxpool') check(i, 'pool', { size: l.size, stride: l.stride }, p.pool);
+      if (l.kind === 'route') check(i, 'inputs', l.inputs, p.refs);
+      if (l.kind === 'shortcut') check(i, 'from', l.inputs.slice(1), p.refs);
+      if (l.kind === 'dropout') check(i, 'probability', l.probability, p.probability);
+    });
+    t.same(mismatches, [], `${name}: every layer as darknet built it`);
+    // darknet's total also counts max-pool and shortcut work, a fraction of a percent here
+    t.ok(Math.abs((2 * cost.macs) / 1e9 - printed.bflops) < 0.003, `${name}: 2 x ${cost.macs} MACs ~ darknet's ${printed.bflops} BFLOPS`);
+  }
+});
