@@ -1,0 +1,145 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { ZeroqError } from '../util/errors.js';
+import type { RetrainArgs } from '../retrain/run.js';
+
+export interface RetrainFlags {
+  wbits?: string;
+  abits: string;
+  data?: string;
+  val?: string;
+  gt?: string;
+  weights?: string;
+  iterations?: string;
+  epochs: string;
+  schedule?: string;
+  labels?: boolean;
+  labelWeight: string;
+  budgetMinutes?: string;
+  seed: string;
+  resume?: boolean;
+  checkpoint?: string;
+  batch: string;
+  lr: string;
+  perLayer?: boolean;
+  plain?: boolean;
+  headBits: string;
+  calibration: string;
+  calibImages: string;
+  threads: string;
+  maxSteps?: string;
+  output?: string;
+  json?: boolean;
+}
+
+function num(value: string, flag: string, ok: (v: number) => boolean, what: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new ZeroqError('bad-option', `"${value}" is not ${what}`, flag);
+  return v;
+}
+const posInt = (v: string, f: string) => num(v, f, (x) => Number.isInteger(x) && x > 0, 'a positive integer');
+const width = (v: string, f: string) => num(v, f, (x) => Number.isInteger(x) && x >= 2 && x <= 8, 'a weight width from 2 to 8');
+
+/** Checks the flags and turns them into the run's arguments (no file is read but for existence). */
+export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
+  if (!existsSync(cfg)) throw new ZeroqError('bad-option', 'no such cfg file', cfg);
+  if (!o.data) throw new ZeroqError('bad-option', 'give the training image list (--data list.txt)', '--data');
+  if (!existsSync(o.data)) throw new ZeroqError('bad-option', 'no such image list', o.data);
+  if (o.val && !existsSync(o.val)) throw new ZeroqError('bad-option', 'no such image list', o.val);
+  if (!o.output) throw new ZeroqError('bad-option', 'give the output weight set (-o out.zqw)', '--output');
+  if (o.abits !== '8') throw new ZeroqError('bad-option', `activation width ${o.abits} is not supported (8)`, '--abits');
+  let schedule: number[];
+  if (o.schedule !== undefined) {
+    schedule = o.schedule.split(',').map((s) => width(s.trim(), '--schedule'));
+    if (o.wbits !== undefined && Number(o.wbits) !== schedule[schedule.length - 1]) {
+      throw new ZeroqError('bad-option', `--wbits ${o.wbits} disagrees with the last width of --schedule ${o.schedule}`, '--wbits');
+    }
+    for (let i = 1; i < schedule.length; i++) {
+      if (schedule[i] > schedule[i - 1]) throw new ZeroqError('bad-option', 'the schedule must not widen', '--schedule');
+    }
+  } else {
+    if (o.wbits === undefined) throw new ZeroqError('bad-option', 'give the weight width (--wbits N) or a schedule', '--wbits');
+    schedule = [width(o.wbits, '--wbits')];
+  }
+  const iterations = o.iterations !== undefined ? posInt(o.iterations, '--iterations') : Math.max(3, schedule.length);
+  if (iterations < schedule.length) {
+    throw new ZeroqError('bad-option', `${iterations} iterations cannot run the ${schedule.length} widths of the schedule`, '--iterations');
+  }
+  const headBits = num(o.headBits, '--head-bits', (x) => x === 8 || x === 16, '8 or 16') as 8 | 16;
+  if (o.calibration !== 'mse' && o.calibration !== 'max') {
+    throw new ZeroqError('bad-option', `"${o.calibration}" is not a calibration method (mse, max)`, '--calibration');
+  }
+  const budget = o.budgetMinutes !== undefined ? num(o.budgetMinutes, '--budget-minutes', (x) => x > 0, 'a positive number of minutes') : 0;
+  return {
+    cfg,
+    weights: o.weights,
+    data: o.data,
+    val: o.val,
+    gt: o.gt,
+    out: o.output,
+    checkpoint: o.checkpoint,
+    resume: o.resume ?? false,
+    train: {
+      quant: { abits: 8, headBits, perChannel: !o.perLayer, zeroCentered: !o.plain, calibration: o.calibration },
+      schedule,
+      iterations,
+      epochs: posInt(o.epochs, '--epochs'),
+      batch: posInt(o.batch, '--batch'),
+      lr: num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)'),
+      seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
+      threads: posInt(o.threads, '--threads'),
+      calibFrames: posInt(o.calibImages, '--calib-images'),
+      labelWeight: o.labels ? num(o.labelWeight, '--label-weight', (x) => x > 0, 'a positive number') : 0,
+      budgetMs: budget * 60_000,
+      maxStepsPerEpoch: o.maxSteps !== undefined ? posInt(o.maxSteps, '--max-steps') : 0,
+    },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('retrain')
+    .description('Iterative quantization-aware retraining of a darknet model into a fixed-point weight set')
+    .argument('<cfg>', 'darknet cfg (weights: the same path with .weights, or --weights)')
+    .option('--weights <file>', 'darknet .weights file')
+    .option('--wbits <n>', 'weight width of the result (2..8)')
+    .option('--abits <n>', 'activation width', '8')
+    .requiredOption('--data <list>', 'training images, one path per line (labels not needed)')
+    .option('--val <list>', 'validation images for a per-iteration AP (disjoint from training and evaluation images)')
+    .option('--gt <instances.json>', 'COCO ground truth of the validation images (default: instances.json beside --val)')
+    .option('--iterations <k>', 'quantize-then-fine-tune iterations (default: max(3, schedule length))')
+    .option('--epochs <e>', 'epochs per iteration', '1')
+    .option('--schedule <widths>', 'weight width per iteration, narrowing, e.g. 8,6,5,4')
+    .option('--labels', 'add the YOLO loss against darknet labels (images/x.jpg -> labels/x.txt)')
+    .option('--label-weight <w>', 'weight of the label loss', '1')
+    .option('--budget-minutes <m>', 'stop after this much training time (a checkpoint and the weight set are written)')
+    .option('--seed <s>', 'random seed (shuffling, calibration sampling)', '1')
+    .option('--resume', 'continue from the checkpoint')
+    .option('--checkpoint <file>', 'checkpoint file (default: <output>.ckpt.json)')
+    .option('--batch <n>', 'images per step', '8')
+    .option('--lr <rate>', 'Adam learning rate of the first iteration (halved at each next one)', '0.0001')
+    .option('--per-layer', 'one weight format per layer instead of per output channel')
+    .option('--plain', 'plain fixed point (no zero-centering)')
+    .option('--head-bits <n>', 'width of the tensors feeding the yolo heads (8 or 16)', '16')
+    .option('--calibration <method>', 'activation formats: mse (least error) or max (no clipping)', 'mse')
+    .option('--calib-images <n>', 'images used to calibrate activation formats at each iteration', '64')
+    .option('--threads <n>', 'threads of the training core', '2')
+    .option('--max-steps <n>', 'at most this many steps per epoch')
+    .option('-o, --output <file>', 'the weight set to write (.zqw)')
+    .option('--json', 'print the report as JSON on stdout')
+    .action(async (cfg: string, flags: RetrainFlags) => {
+      const args = parseRetrainFlags(cfg, flags);
+      const { runRetrain } = await import('../retrain/run.js');
+      const { progressReporter } = await import('../retrain/progress.js');
+      const progress = progressReporter();
+      const report = await runRetrain({ ...args, ...progress, log: (m) => progress.log(m) }).finally(() => progress.stop());
+      if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        for (const r of report.history) {
+          const ap = r.ap50 !== undefined ? `  AP ${(r.ap! * 100).toFixed(2)}  AP50 ${(r.ap50 * 100).toFixed(2)}` : '';
+          process.stdout.write(`iteration ${r.iteration + 1}  W${r.wbits}  loss ${r.meanLoss.toFixed(3)}  ${(r.elapsedMs / 60000).toFixed(1)} min${ap}\n`);
+        }
+        process.stdout.write(`${report.stoppedByBudget ? 'stopped by the time budget; ' : ''}wrote ${report.out}\n`);
+      }
+    });
+}

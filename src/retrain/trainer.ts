@@ -1,0 +1,279 @@
+/**
+ * Iterative quantization-aware retraining (S. Kim, H. Kim, IEEE Access 9, 2021, second half):
+ * every iteration derives the fixed-point formats from the current float shadow weights, then
+ * fine-tunes the shadow weights through the integer forward pass (straight-through gradients),
+ * distilling the float model's heads (and, optionally, fitting darknet labels). The next iteration
+ * quantizes again, possibly at a narrower weight width.
+ */
+import type { Network } from '../model/ir.js';
+import type { QNet } from '../quant/qnet.js';
+import { ZeroqError } from '../util/errors.js';
+import { adamStep, flatParams, newAdam, type AdamState } from './adam.js';
+import {
+  ActivationStats, inputScale, intNet, tensorFormats, toQNet, weightFormats, type Formats, type QuantConfig,
+} from './formats.js';
+import { distillationLoss, labelLoss, type LabelBox } from './loss.js';
+import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
+import type { FrameSet } from './data.js';
+
+export interface TrainConfig {
+  quant: Omit<QuantConfig, 'wbits'>;
+  /** Weight width of each iteration (the last repeats when there are more iterations). */
+  schedule: number[];
+  iterations: number;
+  epochs: number;
+  batch: number;
+  /** Learning rate of the first iteration; halved at each following one. */
+  lr: number;
+  seed: number;
+  threads: number;
+  /** Frames used to calibrate activation formats before each iteration. */
+  calibFrames: number;
+  /** Weight of the label loss (0: distillation only). */
+  labelWeight: number;
+  /** Stop (after a finished step, with a checkpoint) once this many ms have been spent; 0: none. */
+  budgetMs: number;
+  /** Limit the steps per epoch (tests); 0: the whole list. */
+  maxStepsPerEpoch: number;
+}
+
+/** Everything needed to continue a run exactly where it stopped. */
+export interface TrainState {
+  iteration: number;
+  epoch: number;
+  /** Steps done in the current epoch. */
+  step: number;
+  rng: number;
+  order: number[];
+  params: ParamSet;
+  adam: AdamState;
+  elapsedMs: number;
+  history: IterationRecord[];
+  /** Formats of the current iteration (undefined before it starts). */
+  formats?: Formats;
+  /** Loss sum and step count of the current iteration. */
+  lossSum: number;
+  lossCount: number;
+}
+
+export interface IterationRecord {
+  iteration: number;
+  wbits: number;
+  meanLoss: number;
+  steps: number;
+  elapsedMs: number;
+  /** Validation AP (integer arithmetic) after this iteration, when a validation list is given. */
+  ap?: number;
+  ap50?: number;
+}
+
+export interface ProgressEvent {
+  iteration: number;
+  wbits: number;
+  epoch: number;
+  step: number;
+  stepsPerEpoch: number;
+  loss: number;
+  elapsedMs: number;
+}
+
+export interface TrainHooks {
+  onProgress?(e: ProgressEvent): void;
+  onIterationStart?(iteration: number, wbits: number, stepsPerEpoch: number): void;
+  /** Called with the state after every `checkpointEvery` steps and at the end of each epoch. */
+  onCheckpoint?(state: TrainState): Promise<void>;
+  checkpointEvery?: number;
+  /** Validation of the integer network after each iteration. */
+  validate?(qnet: QNet): Promise<{ ap: number; ap50: number }>;
+  onIterationEnd?(record: IterationRecord): void;
+}
+
+export interface TrainResult {
+  state: TrainState;
+  qnet: QNet;
+  /** True when the time budget ended the run early. */
+  stoppedByBudget: boolean;
+}
+
+/** mulberry32 step: returns [value in [0,1), next state]. */
+function nextRandom(s: number): [number, number] {
+  const a = (s + 0x6d2b79f5) >>> 0;
+  let t = a;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return [((t ^ (t >>> 14)) >>> 0) / 4294967296, a];
+}
+
+function shuffled(n: number, state: TrainState): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const [r, s] = nextRandom(state.rng);
+    state.rng = s;
+    const j = Math.floor(r * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+export function cloneParams(p: ParamSet): ParamSet {
+  return p.map((c) => (c ? { weight: c.weight.slice(), bias: c.bias.slice() } : undefined));
+}
+
+export function initialState(params: ParamSet, seed: number): TrainState {
+  const shadow = cloneParams(params);
+  return { iteration: 0, epoch: 0, step: 0, rng: seed >>> 0, order: [], params: shadow, adam: newAdam(shadow), elapsedMs: 0, history: [], lossSum: 0, lossCount: 0 };
+}
+
+export function wbitsOf(cfg: TrainConfig, iteration: number): number {
+  return cfg.schedule[Math.min(iteration, cfg.schedule.length - 1)];
+}
+
+function sliceBatch(net: Network, frames: FrameSet, idx: number[]): Batch {
+  const per = net.input.w * net.input.h * 3;
+  const rgb = new Uint8Array(per * idx.length);
+  idx.forEach((k, i) => rgb.set(frames.rgb.subarray(k * per, (k + 1) * per), i * per));
+  return { n: idx.length, rgb };
+}
+
+/** Activation and weight formats for the current shadow weights. */
+export function deriveFormats(net: Network, params: ParamSet, frames: FrameSet, count: number, quant: QuantConfig, threads: number, seed: number): Formats {
+  const n = Math.min(count, frames.paths.length);
+  let s = seed >>> 0;
+  const stats = new ActivationStats(net.layers.length, 20000, () => {
+    const [r, next] = nextRandom(s);
+    s = next;
+    return r;
+  });
+  for (let b = 0; b < n; b += 8) {
+    const idx = Array.from({ length: Math.min(8, n - b) }, (_, i) => b + i);
+    const outs = floatForward(net, params, sliceBatch(net, frames, idx), threads);
+    outs.forEach((o, i) => stats.add(i, o));
+  }
+  return { tensors: tensorFormats(net, stats, quant), weights: weightFormats(net, params, quant) };
+}
+
+function newGrads(net: Network, params: ParamSet): Grads {
+  return {
+    weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(params[l.index]!.weight.length) : undefined)),
+    bias: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(params[l.index]!.bias.length) : undefined)),
+  };
+}
+
+/** One optimisation step on a batch; returns the loss before the update. */
+export function trainStep(
+  net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
+  cfg: Pick<TrainConfig, 'threads' | 'labelWeight'>, wbits: number, lr: number,
+): number {
+  const q = intNet(net, state.params, formats, wbits);
+  const tape = quantForward(net, q, batch, cfg.threads);
+  const student = headValues(net, q, tape);
+  const tOuts = floatForward(net, teacher, batch, cfg.threads);
+  const tHeads = net.heads.map((h) => tOuts[net.layers[h].inputs[0]]);
+  const d = distillationLoss(net, student, tHeads, batch.n);
+  let loss = d.loss;
+  if (labels && cfg.labelWeight > 0) {
+    const l = labelLoss(net, student, labels, batch.n);
+    loss += cfg.labelWeight * l.loss;
+    d.grads.forEach((g, k) => {
+      const lg = l.grads[k];
+      for (let i = 0; i < g.length; i++) g[i] += cfg.labelWeight * lg[i];
+    });
+  }
+  const grads = newGrads(net, state.params);
+  backward(net, q, tape, d.grads, grads, cfg.threads);
+  // The integer layer reading the frame applies w*256/255: chain rule back to the shadow weight.
+  for (const l of net.layers) {
+    if (l.kind !== 'conv') continue;
+    const s = inputScale(l);
+    if (s !== 1) for (const g of [grads.weight[l.index]!]) for (let i = 0; i < g.length; i++) g[i] *= s;
+  }
+  const flat: Float32Array[] = [];
+  for (const l of net.layers) if (l.kind === 'conv') flat.push(grads.weight[l.index]!, grads.bias[l.index]!);
+  adamStep(state.params, flat, state.adam, lr);
+  return loss;
+}
+
+/**
+ * Runs (or continues) the iterations. `teacher` is the float model; `state` the shadow weights and
+ * optimiser (from initialState or a checkpoint), where (iteration, epoch, step) is the next step to
+ * take. Returns the final integer network.
+ */
+export async function train(
+  net: Network, teacher: ParamSet, state: TrainState, frames: FrameSet, labels: LabelBox[][] | undefined,
+  cfg: TrainConfig, hooks: TrainHooks = {},
+): Promise<TrainResult> {
+  if (flatParams(state.params).length !== flatParams(teacher).length) {
+    throw new ZeroqError('retrain-state', 'the checkpoint does not belong to this network');
+  }
+  const N = frames.paths.length;
+  const fullSteps = Math.floor(N / cfg.batch);
+  if (fullSteps < 1) throw new ZeroqError('retrain-data', `${N} training images are fewer than one batch of ${cfg.batch}`);
+  const stepsPerEpoch = cfg.maxStepsPerEpoch > 0 ? Math.min(cfg.maxStepsPerEpoch, fullSteps) : fullSteps;
+  const started = Date.now() - state.elapsedMs;
+  const elapsed = () => Date.now() - started;
+  const every = hooks.checkpointEvery ?? 0;
+  let stopped = false;
+  let last: { formats: Formats; wbits: number } | undefined;
+
+  while (state.iteration < cfg.iterations && !stopped) {
+    const wbits = wbitsOf(cfg, state.iteration);
+    const quant: QuantConfig = { ...cfg.quant, wbits };
+    // Formats come from the shadow weights at the start of the iteration; the state keeps them so
+    // that a resumed run continues with the same ones.
+    state.formats ??= deriveFormats(net, state.params, frames, cfg.calibFrames, quant, cfg.threads, cfg.seed + state.iteration);
+    const formats = state.formats;
+    last = { formats, wbits };
+    const lr = cfg.lr * 0.5 ** state.iteration;
+    hooks.onIterationStart?.(state.iteration, wbits, stepsPerEpoch);
+    while (state.epoch < cfg.epochs) {
+      if (state.step === 0) state.order = shuffled(N, state);
+      while (state.step < stepsPerEpoch) {
+        if (cfg.budgetMs > 0 && elapsed() >= cfg.budgetMs) {
+          stopped = true;
+          break;
+        }
+        const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
+        const lb = labels ? idx.map((k) => labels[k]) : undefined;
+        const loss = trainStep(net, teacher, state, formats, sliceBatch(net, frames, idx), lb, cfg, wbits, lr);
+        if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
+        state.lossSum += loss;
+        state.lossCount++;
+        state.step++;
+        state.elapsedMs = elapsed();
+        hooks.onProgress?.({ iteration: state.iteration, wbits, epoch: state.epoch, step: state.step, stepsPerEpoch, loss, elapsedMs: state.elapsedMs });
+        if (every > 0 && state.step % every === 0 && state.step < stepsPerEpoch) await hooks.onCheckpoint?.(state);
+      }
+      if (stopped) break;
+      state.epoch++;
+      state.step = 0;
+      if (state.epoch < cfg.epochs) await hooks.onCheckpoint?.(state);
+    }
+    if (stopped) break;
+    const record: IterationRecord = {
+      iteration: state.iteration, wbits, meanLoss: state.lossCount ? state.lossSum / state.lossCount : NaN, steps: state.lossCount, elapsedMs: elapsed(),
+    };
+    if (hooks.validate) {
+      const v = await hooks.validate(toQNet(net, formats, intNet(net, state.params, formats, wbits), quant));
+      record.ap = v.ap;
+      record.ap50 = v.ap50;
+    }
+    state.history.push(record);
+    hooks.onIterationEnd?.(record);
+    state.formats = undefined;
+    state.lossSum = 0;
+    state.lossCount = 0;
+    state.iteration++;
+    state.epoch = 0;
+    state.elapsedMs = elapsed();
+    if (state.iteration < cfg.iterations) await hooks.onCheckpoint?.(state);
+  }
+  // The integer network of the last formats used (a budget stop keeps the iteration's formats).
+  const it = Math.min(state.iteration, cfg.iterations - 1);
+  const wbits = last?.wbits ?? wbitsOf(cfg, it);
+  const quant: QuantConfig = { ...cfg.quant, wbits };
+  const f = last?.formats ?? deriveFormats(net, state.params, frames, cfg.calibFrames, quant, cfg.threads, cfg.seed + it);
+  const qnet = toQNet(net, f, intNet(net, state.params, f, wbits), quant);
+  state.elapsedMs = elapsed();
+  await hooks.onCheckpoint?.(state);
+  return { state, qnet, stoppedByBudget: stopped };
+}
