@@ -1,0 +1,230 @@
+import type { Command } from 'commander';
+import type { CocoEvaluation, CocoResult } from '../eval/coco.js';
+import type { DecodeOptions } from '../detect/types.js';
+import type { EngineKind } from '../engine/engine.js';
+import { ZeroqError } from '../util/errors.js';
+
+interface EvalFlags {
+  results?: string;
+  annotations?: string;
+  data?: string;
+  engine?: string;
+  weights?: string;
+  limit?: string;
+  threads?: string;
+  threshold: string;
+  nms: string;
+  nmsKind?: string;
+  maxDets: string;
+  saveResults?: string;
+  json?: boolean;
+  perClass?: boolean;
+}
+
+function numberFlag(value: string, flag: string, check: (v: number) => boolean, what: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !Number.isFinite(v) || !check(v)) throw new ZeroqError('bad-option', `"${value}" is not ${what}`, flag);
+  return v;
+}
+const positiveInt = (value: string, flag: string) => numberFlag(value, flag, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
+const fraction = (value: string, flag: string) => numberFlag(value, flag, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
+
+function engineKindOf(model: string, flag?: string): EngineKind {
+  if (flag !== undefined) {
+    if (flag === 'float' || flag === 'int') return flag;
+    throw new ZeroqError('bad-option', `unknown engine "${flag}" (float or int)`, '--engine');
+  }
+  if (/\.cfg$/i.test(model)) return 'float';
+  if (/\.zqw$/i.test(model)) return 'int';
+  throw new ZeroqError('bad-option', 'cannot tell the engine from the model file name; give --engine float|int', model);
+}
+
+const pct = (v: number) => (v < 0 ? '   -' : (v * 100).toFixed(2).padStart(6));
+/** -1 (nothing to score, e.g. no small objects) becomes null in JSON. */
+const fig = (v: number) => (v < 0 ? null : v);
+
+function figures(ev: CocoEvaluation, perClass: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = { images: ev.images, detections: ev.detections };
+  for (const [k, v] of Object.entries(ev.stats)) out[k] = fig(v);
+  if (perClass) {
+    out.per_class = ev.perClass.map((c) => ({
+      category_id: c.categoryId,
+      name: c.name,
+      gt: c.gt,
+      detections: c.detections,
+      AP: fig(c.AP),
+      AP50: fig(c.AP50),
+      AR100: fig(c.AR100),
+    }));
+  }
+  return out;
+}
+
+function perClassTable(ev: CocoEvaluation): string {
+  const rows = ['per class (percent, all areas, maxDets 100):', `${'category'.padEnd(16)} ${'gt'.padStart(5)} ${'dets'.padStart(6)} ${'AP'.padStart(6)} ${'AP50'.padStart(6)} ${'AR100'.padStart(6)}`];
+  for (const c of ev.perClass) {
+    rows.push(`${c.name.padEnd(16)} ${String(c.gt).padStart(5)} ${String(c.detections).padStart(6)} ${pct(c.AP)} ${pct(c.AP50)} ${pct(c.AR100)}`);
+  }
+  return rows.join('\n') + '\n';
+}
+
+async function readResults(file: string): Promise<unknown[]> {
+  const { readFile } = await import('node:fs/promises');
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new ZeroqError('results-read', `cannot read results: ${(err as Error).message}`, file, { cause: err });
+  }
+  if (!Array.isArray(json)) throw new ZeroqError('results-format', 'a COCO results file is a JSON array of detections', file);
+  return json;
+}
+
+async function saveResults(file: string, results: CocoResult[]): Promise<void> {
+  const { writeFile } = await import('node:fs/promises');
+  const body = results.map((r) => JSON.stringify(r)).join(',\n');
+  await writeFile(file, `[\n${body}\n]\n`);
+}
+
+/** Scores an existing COCO results file. */
+async function scoreResults(flags: EvalFlags): Promise<void> {
+  const { evaluateCoco, formatSummary } = await import('../eval/coco.js');
+  const { loadEvalSet, readInstances } = await import('../eval/dataset.js');
+  const resultsFile = flags.results!;
+  let gt;
+  let imageIds: number[] | undefined;
+  let gtSource: string;
+  if (flags.data) {
+    const set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit: flags.limit ? positiveInt(flags.limit, '--limit') : undefined });
+    gt = set.gt;
+    imageIds = set.images.map((im) => im.id);
+    gtSource = set.gtSource;
+  } else {
+    if (!flags.annotations) throw new ZeroqError('bad-option', 'scoring a results file needs --annotations <instances.json> (or --data <list>)', '--results');
+    gt = await readInstances(flags.annotations);
+    gtSource = flags.annotations;
+  }
+  const ev = evaluateCoco(gt, await readResults(resultsFile), { imageIds, resultsName: resultsFile });
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ results: resultsFile, annotations: gtSource, ...figures(ev, !!flags.perClass) }) + '\n');
+    return;
+  }
+  let out = `${resultsFile}: ${ev.images} images, ${ev.detections} detections scored against ${gtSource}`;
+  if (ev.droppedOtherImages) out += ` (${ev.droppedOtherImages} on other images left out)`;
+  if (ev.droppedUnknownCategory) out += ` (${ev.droppedUnknownCategory} of categories not in the ground truth left out)`;
+  out += '\n' + formatSummary(ev);
+  if (flags.perClass) out += perClassTable(ev);
+  process.stdout.write(out);
+}
+
+/** Runs a model over a list, then scores it. */
+async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
+  if (!flags.data) throw new ZeroqError('bad-option', 'running a model needs --data <list.txt>', model);
+  const kind = engineKindOf(model, flags.engine);
+  const threads = flags.threads ? positiveInt(flags.threads, '--threads') : 1;
+  const nmsKind = flags.nmsKind;
+  if (nmsKind !== undefined && nmsKind !== 'default' && nmsKind !== 'greedynms' && nmsKind !== 'diounms') {
+    throw new ZeroqError('bad-option', `unknown NMS kind "${nmsKind}" (default, greedynms or diounms)`, '--nms-kind');
+  }
+  const decode: DecodeOptions = {
+    threshold: fraction(flags.threshold, '--threshold'),
+    nms: fraction(flags.nms, '--nms'),
+    nmsKind,
+    maxDetections: positiveInt(flags.maxDets, '--max-dets'),
+  };
+  const limit = flags.limit ? positiveInt(flags.limit, '--limit') : undefined;
+
+  const { evaluateCoco, formatSummary } = await import('../eval/coco.js');
+  const { loadEvalSet } = await import('../eval/dataset.js');
+  const { runModel, median } = await import('../eval/run-model.js');
+  const { openEngine } = await import('../engine/open.js');
+
+  const engine = await openEngine(kind, model, { threads, weights: flags.weights });
+  let run;
+  let set;
+  try {
+    const head = engine.net.layers[engine.net.heads[0]];
+    set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit, classes: head?.kind === 'yolo' ? head.classes : undefined });
+    let bar: import('cli-progress').SingleBar | undefined;
+    if (process.stderr.isTTY) {
+      const { default: progress } = await import('cli-progress');
+      bar = new progress.SingleBar(
+        { stream: process.stderr, format: 'eval [{bar}] {value}/{total} images | {eta_formatted} left', hideCursor: true },
+        progress.Presets.shades_classic,
+      );
+      bar.start(set.images.length, 0);
+    }
+    try {
+      run = await runModel(engine, set.images, { decode, onImage: (done) => bar?.update(done) });
+    } finally {
+      bar?.stop();
+    }
+  } finally {
+    await engine.close();
+  }
+  if (flags.saveResults) await saveResults(flags.saveResults, run.results);
+  const ev = evaluateCoco(set.gt, run.results, { imageIds: set.images.map((im) => im.id) });
+  const ms = median(run.msPerImage);
+  if (flags.json) {
+    process.stdout.write(
+      JSON.stringify({
+        engine: kind,
+        model: engine.modelId,
+        modelFile: model,
+        data: flags.data,
+        annotations: set.gtSource,
+        threads,
+        decode,
+        ms_per_image: Number(ms.toFixed(3)),
+        ms_per_image_stat: 'median of network + decode/NMS per image',
+        wall_s: Number((run.wallMs / 1000).toFixed(3)),
+        ...figures(ev, !!flags.perClass),
+      }) + '\n',
+    );
+    return;
+  }
+  let out = `${engine.modelId} (${kind}, ${threads} thread${threads > 1 ? 's' : ''}) on ${set.images.length} images of ${flags.data}\n`;
+  out += `ground truth: ${set.gtSource}${set.missingLabels ? ` (${set.missingLabels} images without a label file)` : ''}; ${ev.detections} detections\n`;
+  out += `time: ${ms.toFixed(2)} ms per image (median, network + decode/NMS), ${(run.wallMs / 1000).toFixed(2)} s wall\n`;
+  out += formatSummary(ev);
+  if (flags.perClass) out += perClassTable(ev);
+  process.stdout.write(out);
+}
+
+/** `zeroq eval`: COCO bbox mAP of a results file, or of a model run over an image list. */
+export function register(program: Command): void {
+  program
+    .command('eval [model]')
+    .description('COCO bbox evaluation (as pycocotools): score a results file, or run a model over an image list and score it')
+    .option('--results <file>', 'COCO results JSON to score (instead of running a model)')
+    .option('--annotations <file>', 'ground truth instances.json (default: the one beside the --data list, else darknet labels)')
+    .option('--data <list>', 'image list, one path per line relative to the list (limits scoring to these images)')
+    .option('--engine <kind>', 'float or int (default: from the model file, .cfg → float, .zqw → int)')
+    .option('--weights <file>', 'float: darknet .weights (default: beside the .cfg)')
+    .option('--limit <n>', 'only the first n images of the list')
+    .option('--threads <n>', 'engine threads', '1')
+    .option('--threshold <p>', 'keep detections above this probability', '0.001')
+    .option('--nms <iou>', 'NMS threshold', '0.6')
+    .option('--nms-kind <kind>', "default, greedynms or diounms (default: the cfg's)")
+    .option('--max-dets <n>', 'best detections kept per image', '100')
+    .option('--save-results <file>', 'write the detections as a COCO results file')
+    .option('--json', 'one JSON object on stdout (figures as fractions)')
+    .option('--per-class', 'add AP, AP50 and AR100 per category')
+    .addHelpText(
+      'after',
+      '\nWithout --json the summary is printed as pycocotools prints it (fractions, three decimals).\n' +
+        'Examples:\n' +
+        '  zeroq eval --results dets.json --annotations coco-val/instances.json --data coco-val/dev.txt\n' +
+        '  zeroq eval models/yolo-fastest/yolo-fastest-1.1.cfg --data coco-val/dev.txt --json',
+    )
+    .action(async (model: string | undefined, flags: EvalFlags) => {
+      if (flags.results) {
+        if (model) throw new ZeroqError('bad-option', 'give either a model or --results, not both', model);
+        await scoreResults(flags);
+      } else if (model) {
+        await runAndScore(model, flags);
+      } else {
+        throw new ZeroqError('bad-option', 'nothing to evaluate: give a model (with --data) or --results (with --annotations)', 'eval');
+      }
+    });
+}
