@@ -1,0 +1,134 @@
+// Retraining: a step lowers the loss, a resumed run ends in exactly the state of an uninterrupted
+// one, and the command refuses bad arguments with clear errors.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadDarknet } from '../src/model/darknet.js';
+import { dataPath, repoRoot } from '../src/util/paths.js';
+import { loadFrames, readImageList } from '../src/retrain/data.js';
+import { deriveFormats, initialState, train, trainStep, type TrainConfig, type TrainState } from '../src/retrain/trainer.js';
+import { intNet } from '../src/retrain/formats.js';
+import { floatForward, headValues, quantForward } from '../src/retrain/sim.js';
+import { distillationLoss } from '../src/retrain/loss.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/retrain/checkpoint.js';
+import { flatParams } from '../src/retrain/adam.js';
+import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
+
+const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
+const quant = { abits: 8 as const, headBits: 16 as const, perChannel: true, zeroCentered: true, calibration: 'mse' as const };
+
+async function tinySetup(images: number) {
+  const model = await loadDarknet(CFG, undefined, { width: 64, height: 64 });
+  const paths = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, images);
+  return { model, frames: await loadFrames(model.net, paths) };
+}
+
+t.test('one training step lowers the distillation loss on its batch', async (t) => {
+  const { model, frames } = await tinySetup(4);
+  const net = model.net;
+  const formats = deriveFormats(net, model.params, frames, 4, { ...quant, wbits: 4 }, 2, 1);
+  const state = initialState(model.params, 1);
+  const batch = { n: 4, rgb: frames.rgb };
+  const lossNow = () => {
+    const q = intNet(net, state.params, formats, 4);
+    const student = headValues(net, q, quantForward(net, q, batch, 2));
+    const outs = floatForward(net, model.params, batch, 2);
+    return distillationLoss(net, student, net.heads.map((h) => outs[net.layers[h].inputs[0]]), 4).loss;
+  };
+  const before = lossNow();
+  const reported = trainStep(net, model.params, state, formats, batch, undefined, { threads: 2, labelWeight: 0 }, 4, 1e-4);
+  t.equal(reported, before, 'the step reports the loss of the weights it started from');
+  const after = lossNow();
+  t.ok(before > 0, `W4 weights differ from the teacher (loss ${before.toFixed(2)})`);
+  t.ok(after < before * 0.98, `loss ${before.toFixed(2)} -> ${after.toFixed(2)}`);
+});
+
+t.test('checkpoint and resume reproduce the uninterrupted run exactly', async (t) => {
+  const { model, frames } = await tinySetup(6);
+  const net = model.net;
+  const cfg: TrainConfig = {
+    quant, schedule: [6, 4], iterations: 2, epochs: 2, batch: 2, lr: 1e-4, seed: 7, threads: 2,
+    calibFrames: 4, labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
+  };
+  const straight = await train(net, model.params, initialState(model.params, cfg.seed), frames, undefined, cfg);
+  t.equal(straight.state.history.length, 2, 'two iterations');
+  t.same(straight.state.history.map((h) => h.wbits), [6, 4], 'widths follow the schedule');
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'ckpt.json');
+  const settings = { net: net.name, seed: cfg.seed };
+  // Interrupt at the third checkpoint (mid second iteration), like a killed process.
+  let saves = 0;
+  const stop = new Error('interrupted');
+  await t.rejects(
+    train(net, model.params, initialState(model.params, cfg.seed), frames, undefined, cfg, {
+      checkpointEvery: 1,
+      onCheckpoint: async (s: TrainState) => {
+        await saveCheckpoint(file, settings, s);
+        if (++saves === 3) throw stop;
+      },
+    }),
+    stop,
+  );
+  const resumedState = await loadCheckpoint(file, settings);
+  t.ok(resumedState.iteration > 0 || resumedState.epoch > 0 || resumedState.step > 0, 'the checkpoint is mid-run');
+  const resumed = await train(net, model.params, resumedState, frames, undefined, cfg);
+  const a = flatParams(straight.state.params);
+  const b = flatParams(resumed.state.params);
+  t.ok(a.every((x, k) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(b[k].buffer)) === 0), 'same shadow weights, bit for bit');
+  t.same(resumed.state.adam.t, straight.state.adam.t, 'same optimiser step count');
+  t.same(resumed.state.history.map((h) => h.meanLoss), straight.state.history.map((h) => h.meanLoss), 'same per-iteration losses');
+  t.same(Array.from(resumed.qnet.convs[0]!.q), Array.from(straight.qnet.convs[0]!.q), 'same integer weights');
+  await t.rejects(loadCheckpoint(file, { ...settings, seed: 8 }), { code: 'retrain-checkpoint' }, 'a checkpoint of another run is refused');
+});
+
+t.test('bad arguments are refused with the flag named', async (t) => {
+  const list = dataPath('coco-val', 'calib.txt');
+  const base: RetrainFlags = {
+    wbits: '4', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '8', lr: '0.0001',
+    headBits: '16', calibration: 'mse', calibImages: '64', threads: '2', output: 'out.zqw',
+  };
+  t.equal(parseRetrainFlags(CFG, base).train.schedule[0], 4, 'valid flags pass');
+  const cases: [Partial<RetrainFlags>, RegExp][] = [
+    [{ wbits: '9' }, /--wbits.*weight width from 2 to 8/],
+    [{ wbits: '4.5' }, /--wbits/],
+    [{ abits: '4' }, /--abits.*not supported/],
+    [{ schedule: '4,6', wbits: undefined }, /--schedule.*must not widen/],
+    [{ schedule: '8,x' }, /--schedule/],
+    [{ schedule: '8,6,5', wbits: '4' }, /--wbits.*disagrees/],
+    [{ schedule: '8,6,5,4', iterations: '2' }, /--iterations/],
+    [{ epochs: '0' }, /--epochs.*positive integer/],
+    [{ lr: '-1' }, /--lr/],
+    [{ budgetMinutes: 'soon' }, /--budget-minutes/],
+    [{ headBits: '12' }, /--head-bits/],
+    [{ calibration: 'percentile' }, /--calibration/],
+    [{ output: undefined }, /-o out.zqw/],
+    [{ data: '/nonexistent/list.txt' }, /no such image list/],
+  ];
+  for (const [change, msg] of cases) {
+    t.throws(() => parseRetrainFlags(CFG, { ...base, ...change }), { code: 'bad-option', message: msg }, JSON.stringify(change));
+  }
+  t.throws(() => parseRetrainFlags('/nonexistent.cfg', base), { code: 'bad-option', message: /no such cfg/ });
+
+  // Through the real command line: exit code 2 and the message on stderr.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'retrain', CFG, '--wbits', '1', '--data', list, '-o', 'x.zqw'], { encoding: 'utf8' });
+  t.equal(r.status, 2, 'exit code 2');
+  t.match(r.stderr, /--wbits: "1" is not a weight width from 2 to 8 \[bad-option\]/);
+});
+
+t.test('a validation list overlapping the training list is refused', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const img = dataPath('coco-val', 'images', '000000000785.jpg');
+  const list = path.join(dir, 'l.txt');
+  writeFileSync(list, `${img}\n`);
+  const { runRetrain } = await import('../src/retrain/run.js');
+  const args = parseRetrainFlags(CFG, {
+    wbits: '4', abits: '8', data: list, val: list, epochs: '1', labelWeight: '1', seed: '1', batch: '1', lr: '0.0001',
+    headBits: '16', calibration: 'mse', calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'),
+  });
+  await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
+});
