@@ -1,0 +1,180 @@
+/**
+ * A float model and calibration frames → a QNet: activation statistics from the float engine, the
+ * activation formats (min/max, percentile, or the search through the integer pipeline), then every
+ * conv layer's integer parameters for the format of the tensor it reads.
+ */
+import type { ConvLayer, FloatModel, Layer, Shape } from '../model/ir.js';
+import type { Frame } from '../engine/engine.js';
+import { FloatEngine } from '../engine/float.js';
+import { validateQNet } from '../engine/int/validate.js';
+import type { QConv, QNet, TensorFormat } from './qnet.js';
+import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsFormat, type ActCalibMethod } from './calibrate.js';
+import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
+import { networkInput, tensorInput } from './overflow.js';
+import { searchFormats } from './search.js';
+import { checkWbits } from './weights.js';
+import { ZeroqError } from '../util/errors.js';
+
+export interface QuantizeOptions {
+  /** Weight width Nw of every conv layer (2..8)... */
+  wbits: number;
+  /** ...except the first (reading the frame) and the head convs (read only by yolo layers), when given. */
+  firstBits?: number;
+  headBits?: number;
+  perChannel: boolean;
+  zeroCenter: boolean;
+  /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
+  abits: number;
+  headAbits: number;
+  actCalib: ActCalibMethod;
+  /** For 'percentile': the percentile of |x| kept unclipped. */
+  percentile?: number;
+  /** For 'search': how many of the frames it runs (default all). */
+  searchImages?: number;
+  /** onnxruntime threads for the float passes. */
+  threads?: number;
+}
+
+export type ProgressPhase = 'float' | 'search' | 'weights';
+
+/** One layer of the report. */
+export interface LayerReport {
+  index: number;
+  kind: Layer['kind'];
+  out: Shape;
+  format: TensorFormat;
+  calibrated: boolean;
+  /** Float range of the output over the calibration images. */
+  min?: number;
+  max?: number;
+  /** Search only: signal-to-error ratio (dB) of the integer output against the float one. */
+  actSqnr?: number;
+  conv?: ConvStats;
+}
+
+export interface QuantizeResult {
+  qnet: QNet;
+  layers: LayerReport[];
+  calibration: { method: ActCalibMethod; percentile?: number; images: number; searchImages?: number };
+}
+
+export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
+  return { perChannel: true, zeroCenter: true, abits: 8, headAbits: 16, actCalib: 'search', percentile: 99.99 };
+}
+
+/** The weight options of a conv layer: --first-bits / --head-bits override Nw where given. */
+export function convOptionsFor(opts: QuantizeOptions, heads: boolean[]): (layer: ConvLayer) => ConvQuantOptions {
+  return (layer) => {
+    let wbits = opts.wbits;
+    if (layer.inputs[0] === -1 && opts.firstBits !== undefined) wbits = opts.firstBits;
+    else if (heads[layer.index] && opts.headBits !== undefined) wbits = opts.headBits;
+    return { wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter };
+  };
+}
+
+function checkOptions(opts: QuantizeOptions): void {
+  checkWbits(opts.wbits, '--wbits');
+  if (opts.firstBits !== undefined) checkWbits(opts.firstBits, '--first-bits');
+  if (opts.headBits !== undefined) checkWbits(opts.headBits, '--head-bits');
+  if (!['minmax', 'percentile', 'search'].includes(opts.actCalib)) {
+    throw new ZeroqError('quant-options', `activation calibration must be minmax, percentile or search, got ${opts.actCalib}`, '--act-calib');
+  }
+  const p = opts.percentile ?? 99.99;
+  if (!(p > 0 && p <= 100)) throw new ZeroqError('quant-options', `percentile must be in (0, 100], got ${p}`, '--percentile');
+}
+
+/** Float statistics of every layer's output over the frames. */
+export async function collectStats(engine: FloatEngine, model: FloatModel, frames: Frame[], onImage?: (done: number) => void): Promise<ActivationStats> {
+  const stats = new ActivationStats(model.net);
+  for (let k = 0; k < frames.length; k++) {
+    for (const out of await engine.inferLayers(frames[k])) stats.add(out.layer, out.data);
+    stats.images++;
+    onImage?.(k + 1);
+  }
+  return stats;
+}
+
+/** Conv parameters of every conv layer for given activation formats. */
+export function quantizeConvs(
+  model: FloatModel,
+  formats: TensorFormat[],
+  convOptions: (layer: ConvLayer) => ConvQuantOptions,
+): { convs: (QConv | undefined)[]; stats: (ConvStats | undefined)[] } {
+  const convs: (QConv | undefined)[] = [];
+  const stats: (ConvStats | undefined)[] = [];
+  for (const l of model.net.layers) {
+    if (l.kind !== 'conv') {
+      convs.push(undefined);
+      stats.push(undefined);
+      continue;
+    }
+    const p = model.params[l.index];
+    if (!p) throw new ZeroqError('quant-params', 'conv layer without parameters', l.source ?? `layer ${l.index}`);
+    const src = l.inputs[0];
+    const r = quantizeConv(model.net, l, p, convOptions(l), src === -1 ? networkInput() : tensorInput(formats[src]));
+    convs.push(r.qconv);
+    stats.push(r.stats);
+  }
+  return { convs, stats };
+}
+
+export async function quantizeModel(
+  model: FloatModel,
+  frames: Frame[],
+  opts: QuantizeOptions,
+  progress?: (phase: ProgressPhase, done: number, total: number) => void,
+): Promise<QuantizeResult> {
+  checkOptions(opts);
+  const { net } = model;
+  if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
+  const bits = outputBits(net, opts.abits, opts.headAbits);
+  const heads = feedsOnlyHeads(net);
+  const convOptions = convOptionsFor(opts, heads);
+  const engine = await FloatEngine.create(model, { allOutputs: true, threads: opts.threads ?? 1 });
+  try {
+    const stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
+    let formats: TensorFormat[];
+    let convs: (QConv | undefined)[];
+    let convStats: (ConvStats | undefined)[];
+    let sqnr: (number | undefined)[] = [];
+    let searchImages: number | undefined;
+    if (opts.actCalib === 'search') {
+      searchImages = Math.min(frames.length, opts.searchImages ?? frames.length);
+      const r = await searchFormats(model, engine, frames.slice(0, searchImages), {
+        bits,
+        convOptions,
+        stats,
+        onLayer: (d, t) => progress?.('search', d, t),
+      });
+      ({ formats, convs, convStats, sqnr } = r);
+    } else {
+      formats = formatsFromStats(net, stats, bits, opts.actCalib, opts.percentile);
+      ({ convs, stats: convStats } = quantizeConvs(model, formats, convOptions));
+      progress?.('weights', 1, 1);
+    }
+    const qnet: QNet = { net, formats, convs };
+    validateQNet(qnet);
+    const layers: LayerReport[] = net.layers.map((l) => ({
+      index: l.index,
+      kind: l.kind,
+      out: l.out,
+      format: formats[l.index],
+      calibrated: ownsFormat(l),
+      ...(l.kind !== 'yolo' && stats.count[l.index] > 0 ? { min: stats.min[l.index], max: stats.max[l.index] } : {}),
+      ...(sqnr[l.index] !== undefined ? { actSqnr: sqnr[l.index] } : {}),
+      ...(convStats[l.index] ? { conv: convStats[l.index] } : {}),
+    }));
+    return {
+      qnet,
+      layers,
+      calibration: {
+        method: opts.actCalib,
+        ...(opts.actCalib === 'percentile' ? { percentile: opts.percentile ?? 99.99 } : {}),
+        images: frames.length,
+        ...(searchImages !== undefined ? { searchImages } : {}),
+      },
+    };
+  } finally {
+    await engine.close();
+  }
+}

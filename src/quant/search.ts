@@ -1,0 +1,209 @@
+/**
+ * Activation format search through the quantized pipeline, layer by layer: the calibration images
+ * run through the integer network as quantized so far; at each calibrated layer every candidate
+ * fraction-bit count is tried on the integers actually reaching that layer, and the one with the
+ * smallest squared error against the float model's output (summed over the images) is kept before
+ * moving on. Errors of earlier layers are thus part of what each choice sees.
+ */
+import type { ConvLayer, FloatModel, Layer } from '../model/ir.js';
+import type { FloatEngine } from '../engine/float.js';
+import type { Frame } from '../engine/engine.js';
+import type { ITensor } from '../engine/int/arith.js';
+import { frameTensor } from '../engine/int/heads.js';
+import { maxpoolReference } from '../engine/int/maxpool.js';
+import { upsampleReference } from '../engine/int/upsample.js';
+import { routeReference } from '../engine/int/route.js';
+import { INPUT_FRAC, type QConv, type TensorFormat } from './qnet.js';
+import { ActivationStats, FA_MAX, FA_MIN, inheritedFormat, ownsFormat } from './calibrate.js';
+import { convActivated, requantize, routeInt, shortcutInt, squaredError } from './calib-sim.js';
+import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
+import { networkInput, tensorInput } from './overflow.js';
+import { ZeroqError } from '../util/errors.js';
+
+export interface SearchOptions {
+  /** Output width of every layer. */
+  bits: (8 | 16)[];
+  /** Weight options of each conv layer. */
+  convOptions: (layer: ConvLayer) => ConvQuantOptions;
+  /** Float statistics (min/max) of the same images: the candidates are centred on the min/max frac. */
+  stats: ActivationStats;
+  /** Candidates from (min/max frac − below) to (min/max frac + above). */
+  below?: number;
+  above?: number;
+  /** Memory for float targets held at once (bytes); more layers than fit are loaded in chunks. */
+  budgetBytes?: number;
+  onLayer?: (done: number, total: number) => void;
+}
+
+export interface SearchResult {
+  formats: TensorFormat[];
+  convs: (QConv | undefined)[];
+  convStats: (ConvStats | undefined)[];
+  /** Per calibrated layer: signal-to-error ratio (dB) of its integer output against the float model. */
+  sqnr: (number | undefined)[];
+}
+
+/** Float outputs of the calibrated layers for every image, loaded chunk by chunk within a budget. */
+class FloatTargets {
+  private readonly chunkOf: number[];
+  private loaded = -1;
+  private data = new Map<number, Float32Array[]>();
+
+  constructor(
+    private readonly engine: FloatEngine,
+    private readonly frames: Frame[],
+    model: FloatModel,
+    budgetBytes: number,
+  ) {
+    this.chunkOf = new Array<number>(model.net.layers.length).fill(-1);
+    let chunk = 0;
+    let used = 0;
+    for (const l of model.net.layers) {
+      if (!ownsFormat(l)) continue;
+      const bytes = l.out.c * l.out.h * l.out.w * 4 * frames.length;
+      if (used > 0 && used + bytes > budgetBytes) {
+        chunk++;
+        used = 0;
+      }
+      used += bytes;
+      this.chunkOf[l.index] = chunk;
+    }
+  }
+
+  async get(layer: number): Promise<Float32Array[]> {
+    const chunk = this.chunkOf[layer];
+    if (chunk !== this.loaded) {
+      this.data = new Map();
+      this.loaded = chunk;
+      const want = new Set(this.chunkOf.flatMap((c, i) => (c === chunk ? [i] : [])));
+      for (const i of want) this.data.set(i, []);
+      for (const frame of this.frames) {
+        for (const out of await this.engine.inferLayers(frame)) {
+          if (want.has(out.layer)) this.data.get(out.layer)!.push(out.data.slice());
+        }
+      }
+    }
+    return this.data.get(layer)!;
+  }
+}
+
+function where(layer: Layer): string {
+  return layer.source ? `layer ${layer.index} (${layer.source})` : `layer ${layer.index} (${layer.kind})`;
+}
+
+/** Candidate fracs around the min/max frac, within the allowed range. */
+function candidates(center: number, below: number, above: number): number[] {
+  const out: number[] = [];
+  for (let f = Math.max(FA_MIN, center - below); f <= Math.min(FA_MAX, center + above); f++) out.push(f);
+  return out;
+}
+
+function energy(targets: Float32Array[]): number {
+  let e = 0;
+  for (const t of targets) for (let i = 0; i < t.length; i++) e += t[i] * t[i];
+  return e;
+}
+
+/** Picks the candidate with the least summed error (ties: the wider range, i.e. the smaller frac). */
+function pick(cands: number[], errorOf: (frac: number) => number): { frac: number; err: number } {
+  let best = { frac: cands[0], err: Infinity };
+  for (const f of cands) {
+    const e = errorOf(f);
+    if (e < best.err) best = { frac: f, err: e };
+  }
+  return best;
+}
+
+export async function searchFormats(model: FloatModel, engine: FloatEngine, frames: Frame[], opts: SearchOptions): Promise<SearchResult> {
+  const { net } = model;
+  if (frames.length === 0) throw new ZeroqError('quant-calib', 'the format search needs at least one calibration image', net.name);
+  const below = opts.below ?? 1;
+  const above = opts.above ?? 6;
+  const targets = new FloatTargets(engine, frames, model, opts.budgetBytes ?? 512 * 2 ** 20);
+  const n = net.layers.length;
+
+  // Last reader of every tensor, so that integer outputs are dropped as soon as nothing needs them.
+  const lastReader = new Array<number>(n + 1).fill(-1);
+  for (const l of net.layers) for (const i of l.inputs) lastReader[i + 1] = Math.max(lastReader[i + 1], l.index);
+
+  const inputs: ITensor[] = frames.map((f) => frameTensor(net, f));
+  const outs: (ITensor | undefined)[][] = frames.map(() => new Array<ITensor | undefined>(n));
+  const get = (k: number, i: number): ITensor => {
+    const t = i === -1 ? inputs[k] : outs[k][i];
+    if (!t) throw new ZeroqError('quant-calib', `tensor of layer ${i} was released too early`, net.name);
+    return t;
+  };
+  const formatOf = (formats: TensorFormat[], i: number): TensorFormat => (i === -1 ? { bits: 8, frac: INPUT_FRAC } : formats[i]);
+
+  const formats: TensorFormat[] = [];
+  const convs: (QConv | undefined)[] = new Array(n).fill(undefined);
+  const convStats: (ConvStats | undefined)[] = new Array(n).fill(undefined);
+  const sqnr: (number | undefined)[] = new Array(n).fill(undefined);
+
+  for (const layer of net.layers) {
+    const L = layer.index;
+    const bits = opts.bits[L];
+    if (!ownsFormat(layer)) {
+      const f = inheritedFormat(layer, formats);
+      formats.push(f);
+      for (let k = 0; k < frames.length; k++) {
+        const x = get(k, layer.inputs[0]);
+        switch (layer.kind) {
+          case 'maxpool':
+            outs[k][L] = maxpoolReference(layer, x);
+            break;
+          case 'upsample':
+            outs[k][L] = upsampleReference(layer, x);
+            break;
+          case 'route':
+            outs[k][L] = routeReference(layer, [x], [f], f);
+            break;
+          case 'dropout':
+            outs[k][L] = x;
+            break;
+          case 'yolo':
+            break;
+          default:
+            throw new ZeroqError('quant-layer', `unexpected layer kind ${layer.kind}`, where(layer));
+        }
+      }
+    } else {
+      const tgt = await targets.get(L);
+      const center = opts.stats.frac(L, bits, 'minmax');
+      const cands = candidates(center, below, above);
+      const { c, h, w } = layer.out;
+      let produce: (k: number, frac: number) => Int32Array;
+      if (layer.kind === 'conv') {
+        const src = layer.inputs[0];
+        const inFmt = formatOf(formats, src);
+        const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, opts.convOptions(layer), src === -1 ? networkInput() : tensorInput(inFmt));
+        convs[L] = qconv;
+        convStats[L] = stats;
+        const act = frames.map((_, k) => convActivated(layer, qconv, get(k, src)));
+        const buf = new Int32Array(c * h * w);
+        produce = (k, frac) => requantize(act[k], qconv, h * w, inFmt.frac, frac, bits, buf);
+      } else {
+        const inFracs = layer.inputs.map((i) => formatOf(formats, i).frac);
+        produce = (k, frac) => {
+          const xs = layer.inputs.map((i) => get(k, i));
+          return layer.kind === 'shortcut'
+            ? shortcutInt(layer, xs, inFracs, frac, bits)
+            : routeInt(layer as Extract<Layer, { kind: 'route' }>, xs, inFracs, frac, bits);
+        };
+      }
+      const best = pick(cands, (frac) => {
+        let e = 0;
+        for (let k = 0; k < frames.length; k++) e += squaredError(produce(k, frac), frac, tgt[k]);
+        return e;
+      });
+      formats.push({ bits, frac: best.frac });
+      for (let k = 0; k < frames.length; k++) outs[k][L] = { c, h, w, data: produce(k, best.frac).slice() };
+      sqnr[L] = best.err === 0 ? Infinity : 10 * Math.log10(energy(tgt) / best.err);
+    }
+    for (const i of layer.inputs) {
+      if (lastReader[i + 1] === L && i >= 0) for (const o of outs) o[i] = undefined;
+    }
+    opts.onLayer?.(L + 1, n);
+  }
+  return { formats, convs, convStats, sqnr };
+}

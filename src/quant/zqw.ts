@@ -1,0 +1,437 @@
+/**
+ * The .zqw weight-set file: docs/formats/weight-set.md. The reader checks magic, version, lengths,
+ * digest, manifest schema and architecture hash before it builds anything.
+ */
+import { createHash, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { z } from 'zod';
+import type { Layer, Network, Shape } from '../model/ir.js';
+import { convWeightCount } from '../model/ir.js';
+import { convOutShape, maxPoolOutShape, routeOutShape, upsampleOutShape } from '../model/shapes.js';
+import { validateQNet } from '../engine/int/validate.js';
+import type { QConv, QNet, TensorFormat } from './qnet.js';
+import { architectureHash, canonicalJson, networkSchema } from './arch.js';
+import { packedBytes, packWeights, unpackWeights } from './pack.js';
+import { ZeroqError } from '../util/errors.js';
+
+export const ZQW_MAGIC = Buffer.from([0x89, 0x5a, 0x51, 0x57, 0x0d, 0x0a, 0x1a, 0x0a]);
+export const ZQW_VERSION = 1;
+export const ARITHMETIC_VERSION = 1;
+const HEADER = 24;
+const DIGEST = 32;
+const FLAG_MANIFEST_DEFLATED = 1;
+const FLAG_PAYLOAD_DEFLATED = 2;
+const MAX_MANIFEST = 64 * 2 ** 20;
+const MAX_PAYLOAD = 2 ** 31 - 1;
+const SIG_ED25519 = 1;
+const SIG_BYTES = 97;
+
+const align4 = (n: number): number => (n + 3) & ~3;
+
+const int = z.number().int();
+const section = z.strictObject({ offset: int.nonnegative(), bytes: int.nonnegative() });
+const formatSchema = z.strictObject({ bits: z.union([z.literal(8), z.literal(16)]), frac: int });
+const convSchema = z.strictObject({
+  wbits: int.min(2).max(8),
+  perChannel: z.boolean(),
+  zeroCentered: z.boolean(),
+  fw: z.array(int),
+  m: z.array(int),
+  fm: z.array(int),
+  bias: section,
+  weights: section,
+  lut: z.array(int).optional(),
+  lutShift: int.optional(),
+  lutOffset: int.optional(),
+});
+
+export const manifestSchema = z.looseObject({
+  format: z.literal('zeroq-weight-set'),
+  formatVersion: int,
+  arithmetic: int,
+  id: z.string().min(1),
+  created: z.string(),
+  source: z.looseObject({ model: z.string() }),
+  architecture: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  network: networkSchema,
+  input: z.looseObject({ width: int, height: int, channels: int }),
+  classes: z.array(z.string()).optional(),
+  quantization: z.looseObject({}),
+  calibration: z.looseObject({}).optional(),
+  layers: z.array(z.strictObject({ index: int, format: formatSchema, conv: convSchema.optional() })),
+  payloadBytes: int.nonnegative(),
+});
+
+export type ZqwManifest = z.infer<typeof manifestSchema>;
+
+/** What the caller adds to the QNet when writing. */
+export interface ZqwMeta {
+  /** Weight-set id; default: name, widths, granularity and a content hash. */
+  id?: string;
+  /** ISO time; default now. */
+  created?: string;
+  source: { model: string; cfg?: string; weights?: string; weightsSha256?: string };
+  classes?: readonly string[];
+  quantization?: Record<string, unknown>;
+  calibration?: Record<string, unknown>;
+  /** Store manifest and payload deflated (default true). */
+  deflate?: boolean;
+}
+
+export interface ZqwSignature {
+  algorithm: 'ed25519';
+  /** sha256 of the raw public key, hex. */
+  keyId: string;
+  signature: Buffer;
+}
+
+export interface ZqwFile {
+  qnet: QNet;
+  manifest: ZqwManifest;
+  /** sha256 digest stored in (and checked against) the file, hex. */
+  digest: string;
+  signature?: ZqwSignature;
+}
+
+export interface ReadZqwOptions {
+  /** Refuse the file unless its architecture hash is this ("sha256:…"). */
+  expectArch?: string;
+  /** Verify the signature with this Ed25519 public key (then a signature is required). */
+  publicKey?: KeyObject;
+  /** A detached signature (the contents of a .zqw.sig file), for a file without an embedded one. */
+  detachedSignature?: Uint8Array;
+  /** Where the bytes came from, for error messages. */
+  name?: string;
+}
+
+function err(code: string, message: string, where: string): ZeroqError {
+  return new ZeroqError(code, message, where);
+}
+
+function int32Bytes(a: Int32Array): Buffer {
+  const b = Buffer.alloc(a.length * 4);
+  for (let i = 0; i < a.length; i++) b.writeInt32LE(a[i], i * 4);
+  return b;
+}
+
+/** Average weight width over the conv layers of a QNet. */
+export function averageBits(qnet: QNet): { weights: number; bits: number } {
+  let n = 0;
+  let bits = 0;
+  for (const c of qnet.convs) {
+    if (!c) continue;
+    n += c.q.length;
+    bits += c.q.length * c.wbits;
+  }
+  return { weights: n, bits: n === 0 ? 0 : bits / n };
+}
+
+function defaultId(qnet: QNet, layersJson: string, payload: Buffer): string {
+  const convs = qnet.convs.filter((c): c is QConv => c !== undefined);
+  const wb = new Set(convs.map((c) => c.wbits));
+  const ab = new Set(qnet.formats.map((f) => f.bits));
+  const w = wb.size === 1 ? `${[...wb][0]}` : `${Math.min(...wb)}-${Math.max(...wb)}`;
+  const a = ab.size === 1 ? `${[...ab][0]}` : `${Math.min(...ab)}-${Math.max(...ab)}`;
+  const pc = convs.every((c) => c.perChannel) ? '-pc' : convs.some((c) => c.perChannel) ? '-mixed' : '-pl';
+  const zc = convs.every((c) => c.zeroCentered) ? '-zc' : '';
+  const h = createHash('sha256').update(layersJson).update(payload).digest('hex').slice(0, 12);
+  return `${qnet.net.name}-w${w}a${a}${pc}${zc}-${h}`;
+}
+
+/** Serialises a QNet (validated first: a file written here always reads back). */
+export function writeZqw(qnet: QNet, meta: ZqwMeta): Buffer {
+  validateQNet(qnet);
+  const { net } = qnet;
+  const parts: Buffer[] = [];
+  let offset = 0;
+  const layers = net.layers.map((l, i) => {
+    const format = { bits: qnet.formats[i].bits, frac: qnet.formats[i].frac };
+    const c = qnet.convs[i];
+    if (l.kind !== 'conv' || !c) return { index: i, format };
+    const bias = int32Bytes(c.bias);
+    const packed = Buffer.from(packWeights(c.q, c.wbits, `layer ${i}`));
+    const padded = Buffer.concat([packed, Buffer.alloc(align4(packed.length) - packed.length)]);
+    const entry = {
+      index: i,
+      format,
+      conv: {
+        wbits: c.wbits,
+        perChannel: c.perChannel,
+        zeroCentered: c.zeroCentered,
+        fw: Array.from(c.fw),
+        m: Array.from(c.m),
+        fm: Array.from(c.fm),
+        bias: { offset, bytes: bias.length },
+        weights: { offset: offset + bias.length, bytes: packed.length },
+        ...(c.lut ? { lut: Array.from(c.lut), lutShift: c.lutShift, lutOffset: c.lutOffset } : {}),
+      },
+    };
+    parts.push(bias, padded);
+    offset += bias.length + padded.length;
+    return entry;
+  });
+  const payload = Buffer.concat(parts);
+  const layersJson = canonicalJson(layers);
+  const avg = averageBits(qnet);
+  const manifest = {
+    format: 'zeroq-weight-set',
+    formatVersion: ZQW_VERSION,
+    arithmetic: ARITHMETIC_VERSION,
+    id: meta.id ?? defaultId(qnet, layersJson, payload),
+    created: meta.created ?? new Date().toISOString(),
+    source: meta.source,
+    architecture: architectureHash(net),
+    network: net,
+    input: { width: net.input.w, height: net.input.h, channels: net.input.c, pixels: 'uint8', frac: 8 },
+    ...(meta.classes ? { classes: [...meta.classes] } : {}),
+    quantization: { ...meta.quantization, weights: avg.weights, avgBitsPerWeight: avg.bits },
+    ...(meta.calibration ? { calibration: meta.calibration } : {}),
+    layers,
+    payloadBytes: payload.length,
+  };
+  const json = Buffer.from(JSON.stringify(manifest), 'utf8');
+  const deflate = meta.deflate ?? true;
+  const stored = deflate ? deflateRawSync(json, { level: 9 }) : json;
+  const storedPayload = deflate ? deflateRawSync(payload, { level: 9 }) : payload;
+  const header = Buffer.alloc(HEADER);
+  ZQW_MAGIC.copy(header, 0);
+  header.writeUInt16LE(ZQW_VERSION, 8);
+  header.writeUInt16LE(deflate ? FLAG_MANIFEST_DEFLATED | FLAG_PAYLOAD_DEFLATED : 0, 10);
+  header.writeUInt32LE(stored.length, 12);
+  header.writeUInt32LE(storedPayload.length, 16);
+  const pad = Buffer.alloc(align4(HEADER + stored.length) - HEADER - stored.length);
+  const body = Buffer.concat([header, stored, pad, storedPayload]);
+  const digest = createHash('sha256').update(body).digest();
+  const sigLen = Buffer.alloc(4);
+  return Buffer.concat([body, digest, sigLen]);
+}
+
+/** The Ed25519 key id: sha256 of the raw 32-byte public key, hex. */
+export function keyId(publicKey: KeyObject): string {
+  const jwk = publicKey.export({ format: 'jwk' });
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') {
+    throw new ZeroqError('zqw-signature', 'the key is not an Ed25519 key');
+  }
+  return createHash('sha256').update(Buffer.from(jwk.x, 'base64url')).digest('hex');
+}
+
+/** A signature block (length + block) for a file's digest. */
+export function signatureBlock(digest: Uint8Array, privateKey: KeyObject): Buffer {
+  const pub = createPublicKey(privateKey);
+  const block = Buffer.alloc(4 + SIG_BYTES);
+  block.writeUInt32LE(SIG_BYTES, 0);
+  block[4] = SIG_ED25519;
+  Buffer.from(keyId(pub), 'hex').copy(block, 5);
+  edSign(null, digest, privateKey).copy(block, 37);
+  return block;
+}
+
+/** Where the digest of a well-formed file ends (its signature block follows). */
+function bodyEnd(buf: Uint8Array): number {
+  const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return align4(HEADER + view.readUInt32LE(12)) + view.readUInt32LE(16) + DIGEST;
+}
+
+/** The file with an embedded signature (replacing any), after checking it reads. */
+export function signZqw(buf: Uint8Array, privateKey: KeyObject): Buffer {
+  parseZqw(buf);
+  const end = bodyEnd(buf);
+  return Buffer.concat([Buffer.from(buf.subarray(0, end)), signatureBlock(buf.subarray(end - DIGEST, end), privateKey)]);
+}
+
+/** The detached signature (.zqw.sig contents) of a file. */
+export function detachedSignature(buf: Uint8Array, privateKey: KeyObject): Buffer {
+  parseZqw(buf);
+  const end = bodyEnd(buf);
+  return signatureBlock(buf.subarray(end - DIGEST, end), privateKey);
+}
+
+function parseSignature(block: Buffer, where: string): ZqwSignature {
+  if (block.length !== SIG_BYTES || block[0] !== SIG_ED25519) {
+    throw err('zqw-signature', `unknown signature block (${block.length} bytes, algorithm ${block[0]})`, where);
+  }
+  return { algorithm: 'ed25519', keyId: block.subarray(1, 33).toString('hex'), signature: Buffer.from(block.subarray(33)) };
+}
+
+function checkNetwork(net: Network, where: string): void {
+  const bad = (layer: Layer, msg: string): ZeroqError => err('zqw-network', `layer ${layer.index} (${layer.kind}): ${msg}`, where);
+  const shapeOf = (i: number): Shape => (i === -1 ? net.input : net.layers[i].out);
+  const same = (a: Shape, b: Shape): boolean => a.c === b.c && a.h === b.h && a.w === b.w;
+  net.layers.forEach((l, i) => {
+    if (l.index !== i) throw bad(l, `index ${l.index} at position ${i}`);
+    for (const j of l.inputs) if (j < -1 || j >= i) throw bad(l, `reads layer ${j}, which is not an earlier layer`);
+    let want: Shape;
+    switch (l.kind) {
+      case 'conv': {
+        const s = shapeOf(l.inputs[0]);
+        if (s.c % l.groups !== 0 || l.filters % l.groups !== 0) throw bad(l, `groups ${l.groups} do not divide ${s.c} inputs and ${l.filters} filters`);
+        want = convOutShape(s, l.filters, l.size, l.stride, l.pad);
+        break;
+      }
+      case 'maxpool':
+        want = maxPoolOutShape(shapeOf(l.inputs[0]), l.size, l.stride, l.padding);
+        break;
+      case 'route':
+        want = routeOutShape(l.inputs.map(shapeOf), l.groups);
+        break;
+      case 'upsample':
+        want = upsampleOutShape(shapeOf(l.inputs[0]), l.stride);
+        break;
+      default:
+        want = shapeOf(l.inputs[0]);
+    }
+    if (!same(want, l.out) || l.out.h < 1 || l.out.w < 1) {
+      throw bad(l, `output ${l.out.c}x${l.out.h}x${l.out.w}, its inputs give ${want.c}x${want.h}x${want.w}`);
+    }
+  });
+  for (const h of net.heads) {
+    if (h < 0 || h >= net.layers.length || net.layers[h].kind !== 'yolo') throw err('zqw-network', `head ${h} is not a yolo layer`, where);
+  }
+}
+
+function readInt32(payload: Buffer, offset: number, n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = payload.readInt32LE(offset + i * 4);
+  return out;
+}
+
+/** Parses and checks a weight set held in memory. */
+export function parseZqw(input: Uint8Array, opts: ReadZqwOptions = {}): ZqwFile {
+  const where = opts.name ?? 'weight set';
+  const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  if (buf.length < HEADER) throw err('zqw-truncated', `${buf.length} bytes, shorter than the ${HEADER}-byte header`, where);
+  if (!buf.subarray(0, 8).equals(ZQW_MAGIC)) throw err('zqw-magic', 'not a zeroq weight set (bad magic)', where);
+  const version = buf.readUInt16LE(8);
+  if (version !== ZQW_VERSION) throw err('zqw-version', `format version ${version}; this zeroq reads version ${ZQW_VERSION}`, where);
+  const flags = buf.readUInt16LE(10);
+  if ((flags & ~(FLAG_MANIFEST_DEFLATED | FLAG_PAYLOAD_DEFLATED)) !== 0 || buf.readUInt32LE(20) !== 0) throw err('zqw-header', `unknown header flags 0x${flags.toString(16)} or reserved field set`, where);
+  const ml = buf.readUInt32LE(12);
+  const pl = buf.readUInt32LE(16);
+  const p = align4(HEADER + ml);
+  const digestAt = p + pl;
+  const need = digestAt + DIGEST + 4;
+  if (buf.length < need) throw err('zqw-truncated', `${buf.length} bytes, the header announces at least ${need}`, where);
+  const sl = buf.readUInt32LE(digestAt + DIGEST);
+  const total = need + sl;
+  if (buf.length < total) throw err('zqw-truncated', `${buf.length} bytes, the header and signature length announce ${total}`, where);
+  if (buf.length > total) throw err('zqw-trailing', `${buf.length - total} bytes after the end of the weight set`, where);
+  const digest = createHash('sha256').update(buf.subarray(0, digestAt)).digest();
+  if (!digest.equals(buf.subarray(digestAt, digestAt + DIGEST))) throw err('zqw-digest', 'digest mismatch: the file is corrupted', where);
+
+  let signature: ZqwSignature | undefined;
+  if (sl > 0) signature = parseSignature(buf.subarray(need, total), where);
+  else if (opts.detachedSignature) {
+    const d = Buffer.from(opts.detachedSignature);
+    if (d.length < 4 || d.readUInt32LE(0) !== d.length - 4) throw err('zqw-signature', 'malformed detached signature', where);
+    signature = parseSignature(d.subarray(4), where);
+  }
+  if (opts.publicKey) {
+    if (!signature) throw err('zqw-signature', 'the weight set is not signed', where);
+    if (signature.keyId !== keyId(opts.publicKey)) throw err('zqw-signature', `signed by key ${signature.keyId.slice(0, 16)}…, not the given key`, where);
+    if (!edVerify(null, digest, opts.publicKey, signature.signature)) throw err('zqw-signature', 'signature does not verify', where);
+  }
+
+  let text: Buffer = buf.subarray(HEADER, HEADER + ml);
+  if (flags & FLAG_MANIFEST_DEFLATED) {
+    try {
+      text = inflateRawSync(text, { maxOutputLength: MAX_MANIFEST });
+    } catch (e) {
+      throw err('zqw-manifest', `manifest does not inflate: ${(e as Error).message}`, where);
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text.toString('utf8'));
+  } catch (e) {
+    throw err('zqw-manifest', `manifest is not JSON: ${(e as Error).message}`, where);
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw err('zqw-manifest', `manifest.${issue.path.join('.')}: ${issue.message}`, where);
+  }
+  const manifest = parsed.data;
+  if (manifest.formatVersion !== version) throw err('zqw-version', `manifest says version ${manifest.formatVersion}, header ${version}`, where);
+  if (manifest.arithmetic !== ARITHMETIC_VERSION) {
+    throw err('zqw-version', `arithmetic version ${manifest.arithmetic}; this zeroq implements ${ARITHMETIC_VERSION}`, where);
+  }
+  const net = manifest.network as Network;
+  const arch = architectureHash(net);
+  if (arch !== manifest.architecture) throw err('zqw-arch', `the network description hashes to ${arch}, the manifest says ${manifest.architecture}`, where);
+  if (opts.expectArch !== undefined && arch !== opts.expectArch) {
+    throw err('zqw-arch', `weight set for architecture ${arch}, expected ${opts.expectArch}`, where);
+  }
+  checkNetwork(net, where);
+
+  // Build the QNet.
+  let payload: Buffer = buf.subarray(p, p + pl);
+  if (flags & FLAG_PAYLOAD_DEFLATED) {
+    try {
+      payload = inflateRawSync(payload, { maxOutputLength: Math.min(MAX_PAYLOAD, Math.max(1, manifest.payloadBytes)) });
+    } catch (e) {
+      throw err('zqw-payload', `payload does not inflate to the ${manifest.payloadBytes} bytes the manifest announces: ${(e as Error).message}`, where);
+    }
+  }
+  if (payload.length !== manifest.payloadBytes) {
+    throw err('zqw-payload', `payload of ${payload.length} bytes, the manifest announces ${manifest.payloadBytes}`, where);
+  }
+  const size = payload.length;
+  if (manifest.layers.length !== net.layers.length) {
+    throw err('zqw-payload', `${manifest.layers.length} layer entries for ${net.layers.length} layers`, where);
+  }
+  const formats: TensorFormat[] = [];
+  const convs: (QConv | undefined)[] = [];
+  const inside = (s: { offset: number; bytes: number }, what: string, l: number): void => {
+    if (s.offset % 4 !== 0 || s.offset + s.bytes > size) throw err('zqw-payload', `layer ${l}: ${what} at ${s.offset}+${s.bytes} is outside the ${size}-byte payload`, where);
+  };
+  manifest.layers.forEach((entry, i) => {
+    const layer = net.layers[i];
+    if (entry.index !== i) throw err('zqw-payload', `layer entry ${i} has index ${entry.index}`, where);
+    formats.push({ bits: entry.format.bits, frac: entry.format.frac });
+    if (layer.kind !== 'conv') {
+      if (entry.conv) throw err('zqw-payload', `layer ${i} (${layer.kind}) has conv parameters`, where);
+      convs.push(undefined);
+      return;
+    }
+    const c = entry.conv;
+    if (!c) throw err('zqw-payload', `conv layer ${i} has no parameters`, where);
+    const O = layer.filters;
+    for (const [name, a] of [['fw', c.fw], ['m', c.m], ['fm', c.fm]] as const) {
+      if (a.length !== O) throw err('zqw-payload', `layer ${i}: ${name} has ${a.length} entries for ${O} filters`, where);
+    }
+    const count = convWeightCount(net, layer);
+    if (c.bias.bytes !== O * 4) throw err('zqw-payload', `layer ${i}: ${c.bias.bytes} bias bytes for ${O} filters`, where);
+    if (c.weights.bytes !== packedBytes(count, c.wbits)) {
+      throw err('zqw-payload', `layer ${i}: ${c.weights.bytes} weight bytes, ${count} ${c.wbits}-bit weights take ${packedBytes(count, c.wbits)}`, where);
+    }
+    inside(c.bias, 'bias', i);
+    inside(c.weights, 'weights', i);
+    convs.push({
+      wbits: c.wbits,
+      perChannel: c.perChannel,
+      zeroCentered: c.zeroCentered,
+      q: unpackWeights(payload.subarray(c.weights.offset, c.weights.offset + c.weights.bytes), count, c.wbits, `layer ${i}`),
+      fw: Int32Array.from(c.fw),
+      m: Int32Array.from(c.m),
+      fm: Int32Array.from(c.fm),
+      bias: readInt32(payload, c.bias.offset, O),
+      ...(c.lut ? { lut: Int32Array.from(c.lut), lutShift: c.lutShift, lutOffset: c.lutOffset } : {}),
+    });
+  });
+  const qnet: QNet = { net, formats, convs };
+  validateQNet(qnet);
+  return { qnet, manifest, digest: digest.toString('hex'), signature };
+}
+
+/** Reads a weight set from a file (or bytes) and checks it; see parseZqw. */
+export async function readZqw(src: Uint8Array | string, opts: ReadZqwOptions = {}): Promise<ZqwFile> {
+  if (typeof src !== 'string') return parseZqw(src, opts);
+  let data: Buffer;
+  try {
+    data = await readFile(src);
+  } catch (e) {
+    throw new ZeroqError('zqw-read', `cannot read the weight set: ${(e as Error).message}`, src, { cause: e });
+  }
+  return parseZqw(data, { ...opts, name: opts.name ?? src });
+}
