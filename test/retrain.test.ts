@@ -132,3 +132,30 @@ t.test('a validation list overlapping the training list is refused', async (t) =
   });
   await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
 });
+
+t.test('the written weight set, run by the integer reference, gives the heads the trainer computed', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const imgs = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 2);
+  const list = path.join(dir, 'l.txt');
+  writeFileSync(list, imgs.join('\n'));
+  const { runRetrain } = await import('../src/retrain/run.js');
+  const { readZqw } = await import('../src/quant/zqw.js');
+  const { runReference } = await import('../src/engine/int-reference.js');
+  const { fromQNet } = await import('../src/retrain/formats.js');
+  const out = path.join(dir, 'o.zqw');
+  const args = parseRetrainFlags(CFG, {
+    wbits: '5', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.0001', iterations: '1',
+    headBits: '16', calibration: 'mse', calibImages: '2', threads: '2', output: out,
+  });
+  const report = await runRetrain({ ...args, size: { width: 64, height: 64 } });
+  t.equal(report.out, out);
+  const { qnet } = await readZqw(out);
+  const net = qnet.net;
+  const frames = await loadFrames(net, imgs.slice(0, 1));
+  const tape = quantForward(net, fromQNet(qnet), { n: 1, rgb: frames.rgb }, 1);
+  const ref = runReference(qnet, { rgb: frames.rgb, width: 64, height: 64 });
+  net.heads.forEach((h, k) => {
+    t.same(Array.from(ref.heads[k].raw!), Array.from(tape.outs[net.layers[h].inputs[0]]), `head ${k}: same integers`);
+  });
+});

@@ -5,10 +5,10 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadDarknet } from '../model/darknet.js';
 import { validateQNet } from '../engine/int/validate.js';
 import type { QNet } from '../quant/qnet.js';
+import { writeZqw, type ZqwMeta } from '../quant/zqw.js';
 import { ZeroqError } from '../util/errors.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { loadFrames, readGroundTruth, readImageList, readLabels } from './data.js';
@@ -35,35 +35,17 @@ export interface RetrainArgs {
 
 export interface RetrainReport {
   out: string;
-  qnetFile?: string;
   history: IterationRecord[];
   stoppedByBudget: boolean;
   elapsedMs: number;
 }
 
-/**
- * Writes a QNet with the weight-set writer of src/quant (loaded at run time: it and this module are
- * developed side by side), or as JSON beside `out` when that writer is not there.
- */
-async function writeWeightSet(qnet: QNet, out: string, meta: Record<string, unknown>, log: (m: string) => void): Promise<string> {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const writer = ['zqw.js', 'zqw.ts'].map((f) => path.join(here, '..', 'quant', f)).find((f) => existsSync(f));
-  if (writer) {
-    type Writer = (q: QNet, m: Record<string, unknown>) => Uint8Array;
-    const mod = (await import(pathToFileURL(writer).href)) as { writeZqw?: Writer };
-    if (typeof mod.writeZqw === 'function') {
-      const buf = mod.writeZqw(qnet, meta);
-      const tmp = `${out}.tmp-${process.pid}`;
-      await writeFile(tmp, buf);
-      await rename(tmp, out);
-      return out;
-    }
-  }
-  const file = `${out}.qnet.json`;
-  const plain = JSON.stringify(qnet, (_k, v: unknown) => (ArrayBuffer.isView(v) ? Array.from(v as Int32Array) : v));
-  await writeFile(file, plain);
-  log(`no .zqw writer available: wrote the integer network as ${file}`);
-  return file;
+/** Writes the weight set atomically (temporary file, then rename). */
+async function writeWeightSet(qnet: QNet, out: string, meta: ZqwMeta): Promise<string> {
+  const tmp = `${out}.tmp-${process.pid}`;
+  await writeFile(tmp, writeZqw(qnet, meta));
+  await rename(tmp, out);
+  return out;
 }
 
 export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
@@ -114,16 +96,16 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   });
   validateQNet(result.qnet);
   const last = result.state.history[result.state.history.length - 1];
-  const meta = {
+  const meta: ZqwMeta = {
     source: { model: net.name, cfg: path.resolve(a.cfg), ...(a.weights ? { weights: path.resolve(a.weights) } : {}) },
     quantization: {
       method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, iterations: result.state.history.length,
       epochs: a.train.epochs, seed: a.train.seed, ...(last?.ap50 !== undefined ? { validationAP: last.ap, validationAP50: last.ap50 } : {}),
     },
   };
-  const written = await writeWeightSet(result.qnet, a.out, meta, log);
+  const written = await writeWeightSet(result.qnet, a.out, meta);
   return {
-    out: written, qnetFile: written.endsWith('.json') ? written : undefined, history: result.state.history,
+    out: written, history: result.state.history,
     stoppedByBudget: result.stoppedByBudget, elapsedMs: result.state.elapsedMs,
   };
 }
