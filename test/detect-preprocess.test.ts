@@ -24,6 +24,7 @@ t.test('darknet resize on hand-checked images', async (t) => {
   const a = resizeImage(image([[0, 100, 200], [50, 150, 250]]), 2, 3);
   t.same(redRows(a), [[0, 200], [25, 225], [50, 250]]);
   t.same([a.data[1], a.data[2]], [255, 7], 'other channels follow');
+  t.ok(Math.abs(a.planar[2] - 25 / 255) < 1e-7 && Math.abs(a.planar[6 + 2] - 230 / 255) < 1e-7, 'float result kept, planar, in [0, 1]');
   // 4x1 → 3x1: w_scale 1.5: src0, 0.5·src1 + 0.5·src2, src3 (last column copied)
   t.same(redRows(resizeImage(image([[10, 20, 44, 90]]), 3, 1)), [[10, 32, 90]]);
   // 2x2 → 3x3: the middle is the mean of four
@@ -82,6 +83,10 @@ t.test('prepareFrame gives the network-size frame and the original size', async 
   t.same([p.width, p.height, p.frame.width, p.frame.height, p.frame.rgb.length], [768, 576, 320, 320, 320 * 320 * 3]);
   const full = await loadImage(dataPath('reference', 'samples', 'dog.jpg'));
   t.same(p.frame.rgb, resizeImage(full, 320, 320).data);
+  const planar = p.frame.planar!;
+  let off = 0;
+  for (let i = 0; i < 320 * 320; i++) for (let k = 0; k < 3; k++) off = Math.max(off, Math.abs(planar[k * 320 * 320 + i] * 255 - p.frame.rgb[i * 3 + k]));
+  t.ok(off <= 0.5 + 1e-4, `the 8-bit frame is its float image rounded (worst ${off.toFixed(4)})`);
   const boxed = await prepareFrame(dataPath('reference', 'samples', 'dog.jpg'), { ...net, letterbox: true });
   t.same([...boxed.frame.rgb.subarray(0, 3)], [128, 128, 128], 'letterboxed frame starts in the padding');
 });

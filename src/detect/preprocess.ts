@@ -34,19 +34,48 @@ export async function loadImage(path: string): Promise<RgbImage> {
 
 const f32 = Math.fround;
 
+/** darknet's pixel value: (float)p/255. */
+const UNIT = Float32Array.from({ length: 256 }, (_, p) => p / 255);
+
+/** A resized image: 8-bit RGB (HWC) and the float result it was rounded from (CHW, [0, 1]). */
+export interface ResizedImage extends RgbImage {
+  planar: Float32Array;
+}
+
+/** Rounds planar [0, 1] values to interleaved 8-bit RGB. */
+function toRgb(planar: Float32Array, w: number, h: number): Uint8Array {
+  const plane = w * h;
+  const out = new Uint8ClampedArray(plane * 3); // stores round to nearest and clamp
+  for (let i = 0, o = 0; i < plane; i++, o += 3) {
+    out[o] = planar[i] * 255;
+    out[o + 1] = planar[plane + i] * 255;
+    out[o + 2] = planar[2 * plane + i] * 255;
+  }
+  return new Uint8Array(out.buffer);
+}
+
 /**
- * darknet's resize_image on 8-bit pixels: a horizontal pass (scale (im.w-1)/(w-1), last column
- * copied from the source's last column) then a vertical one (scale (im.h-1)/(h-1); the last row takes
- * only the (1-dy) share of its source row, which darknet does even when float rounding puts that row
- * one short of the bottom). Arithmetic in float32 like darknet; results rounded to 8 bits.
+ * darknet's resize_image, in float32 on P/255 as darknet computes it: a horizontal pass (scale
+ * (im.w-1)/(w-1), last column copied from the source's last column), then a vertical one (scale
+ * (im.h-1)/(h-1); the last row takes only the (1-dy) share of its source row, which darknet does
+ * even when float rounding puts that row one short of the bottom, leaving it nearly black).
  */
-export function resizeImage(img: RgbImage, w: number, h: number): RgbImage {
+export function resizeImage(img: RgbImage, w: number, h: number): ResizedImage {
   const { width: iw, height: ih, data: src } = img;
   if (!(w >= 1 && h >= 1 && iw >= 1 && ih >= 1)) {
     throw new ZeroqError('image-size', `cannot resize ${iw}x${ih} to ${w}x${h}`);
   }
   if (src.length !== iw * ih * 3) throw new ZeroqError('image-size', `RGB buffer of ${src.length} bytes for ${iw}x${ih}`);
-  if (iw === w && ih === h) return { data: src.slice(), width: w, height: h };
+  const plane = w * h;
+  const planar = new Float32Array(3 * plane);
+  if (iw === w && ih === h) {
+    for (let i = 0, s = 0; i < plane; i++, s += 3) {
+      planar[i] = UNIT[src[s]];
+      planar[plane + i] = UNIT[src[s + 1]];
+      planar[2 * plane + i] = UNIT[src[s + 2]];
+    }
+    return { data: src.slice(), width: w, height: h, planar };
+  }
 
   const wScale = f32((iw - 1) / (w - 1));
   const hScale = h > 1 ? f32((ih - 1) / (h - 1)) : 0;
@@ -76,6 +105,7 @@ export function resizeImage(img: RgbImage, w: number, h: number): RgbImage {
     }
   }
 
+  // Horizontal pass, interleaved rows of w pixels.
   const part = new Float32Array(ih * rowLen);
   for (let r = 0; r < ih; r++) {
     if (!needed[r]) continue;
@@ -85,34 +115,37 @@ export function resizeImage(img: RgbImage, w: number, h: number): RgbImage {
       const o = d + c * 3;
       if (ix[c] < 0) {
         const last = s + (iw - 1) * 3;
-        part[o] = src[last];
-        part[o + 1] = src[last + 1];
-        part[o + 2] = src[last + 2];
+        part[o] = UNIT[src[last]];
+        part[o + 1] = UNIT[src[last + 1]];
+        part[o + 2] = UNIT[src[last + 2]];
       } else {
         const a = s + ix[c] * 3;
         const t = dx[c];
         const u = f32(1 - t);
-        part[o] = f32(u * src[a]) + f32(t * src[a + 3]);
-        part[o + 1] = f32(u * src[a + 1]) + f32(t * src[a + 4]);
-        part[o + 2] = f32(u * src[a + 2]) + f32(t * src[a + 5]);
+        part[o] = f32(u * UNIT[src[a]]) + f32(t * UNIT[src[a + 3]]);
+        part[o + 1] = f32(u * UNIT[src[a + 1]]) + f32(t * UNIT[src[a + 4]]);
+        part[o + 2] = f32(u * UNIT[src[a + 2]]) + f32(t * UNIT[src[a + 5]]);
       }
     }
   }
 
-  const out = new Uint8ClampedArray(h * rowLen); // stores round to nearest and clamp
+  // Vertical pass into planar output.
   for (let r = 0; r < h; r++) {
     const a = iy[r] * rowLen;
-    const d = r * rowLen;
+    const b = a + rowLen;
     const t = dy[r];
     const u = f32(1 - t);
-    if (r === h - 1 || ih === 1) {
-      for (let i = 0; i < rowLen; i++) out[d + i] = f32(u * part[a + i]);
-    } else {
-      const b = a + rowLen;
-      for (let i = 0; i < rowLen; i++) out[d + i] = f32(u * part[a + i]) + f32(t * part[b + i]);
+    const lastRow = r === h - 1 || ih === 1;
+    for (let k = 0; k < 3; k++) {
+      const o = k * plane + r * w;
+      if (lastRow) {
+        for (let c = 0, i = k; c < w; c++, i += 3) planar[o + c] = u * part[a + i];
+      } else {
+        for (let c = 0, i = k; c < w; c++, i += 3) planar[o + c] = f32(u * part[a + i]) + f32(t * part[b + i]);
+      }
     }
   }
-  return { data: new Uint8Array(out.buffer), width: w, height: h };
+  return { data: toRgb(planar, w, h), width: w, height: h, planar };
 }
 
 /** darknet's letterbox geometry: the size the image is resized to inside the network input. */
@@ -121,24 +154,27 @@ export function letterboxSize(imgW: number, imgH: number, netW: number, netH: nu
   return { w: Math.trunc((imgW * netH) / imgH), h: netH };
 }
 
-/** darknet's letterbox_image: resize keeping the aspect ratio, centred on grey (0.5 → 128). */
-export function letterboxImage(img: RgbImage, netW: number, netH: number): RgbImage {
+/** darknet's letterbox_image: resize keeping the aspect ratio, centred on grey 0.5 (8 bits: 128). */
+export function letterboxImage(img: RgbImage, netW: number, netH: number): ResizedImage {
   const size = letterboxSize(img.width, img.height, netW, netH);
   const resized = resizeImage(img, size.w, size.h);
-  const out = new Uint8Array(netW * netH * 3).fill(128);
+  const planar = new Float32Array(3 * netW * netH).fill(0.5);
   const ox = Math.trunc((netW - size.w) / 2);
   const oy = Math.trunc((netH - size.h) / 2);
-  for (let y = 0; y < size.h; y++) {
-    out.set(resized.data.subarray(y * size.w * 3, (y + 1) * size.w * 3), ((oy + y) * netW + ox) * 3);
+  for (let k = 0; k < 3; k++) {
+    for (let y = 0; y < size.h; y++) {
+      const from = (k * size.h + y) * size.w;
+      planar.set(resized.planar.subarray(from, from + size.w), (k * netH + oy + y) * netW + ox);
+    }
   }
-  return { data: out, width: netW, height: netH };
+  return { data: toRgb(planar, netW, netH), width: netW, height: netH, planar };
 }
 
 /** The network input for an image: darknet's resize (or letterbox when the cfg says letter_box=1). */
 export function resizeForNet(img: RgbImage, net: Network): Frame {
   const { w, h } = net.input;
   const r = net.letterbox ? letterboxImage(img, w, h) : resizeImage(img, w, h);
-  return { rgb: r.data, width: r.width, height: r.height };
+  return { rgb: r.data, width: r.width, height: r.height, planar: r.planar };
 }
 
 /** Loads an image file and prepares its frame; width/height are the original image's. */

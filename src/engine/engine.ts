@@ -32,6 +32,12 @@ export interface Frame {
   rgb: Uint8Array;
   width: number;
   height: number;
+  /**
+   * Optional: the same image before rounding to 8 bits, planar CHW in [0, 1], as darknet's float
+   * resize leaves it (detect/preprocess fills it). The float engine uses it when present: the
+   * small Yolo-Fastest models move by a few hundredths of probability on that rounding alone.
+   */
+  planar?: Float32Array;
 }
 
 export interface Engine {
@@ -47,4 +53,6 @@ export interface Engine {
 export interface EngineOptions {
   /** Threads the engine may use (intra-op); default 1. */
   threads?: number;
+  /** Float engine: darknet .weights file (default: the cfg path with a .weights extension). */
+  weights?: string;
 }

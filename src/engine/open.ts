@@ -1,0 +1,26 @@
+/**
+ * One entry point to get an engine of a given kind from a model path.
+ */
+import { ZeroqError } from '../util/errors.js';
+import type { Engine, EngineKind, EngineOptions } from './engine.js';
+
+/** float: `model` is a darknet .cfg (weights beside it with .weights, or opts.weights). */
+async function openFloat(model: string, opts: EngineOptions): Promise<Engine> {
+  const { loadDarknet } = await import('../model/darknet.js');
+  const { FloatEngine } = await import('./float.js');
+  const loaded = await loadDarknet(model, opts.weights);
+  return FloatEngine.create(loaded, { ...opts, modelId: loaded.net.name });
+}
+
+export async function openEngine(kind: EngineKind, model: string, opts: EngineOptions = {}): Promise<Engine> {
+  switch (kind) {
+    case 'float':
+      return openFloat(model, opts);
+    case 'int':
+      throw new ZeroqError('engine-unavailable', 'int engine not available', model);
+    case 'fpga':
+      throw new ZeroqError('engine-unavailable', 'fpga engine not available', model);
+    default:
+      throw new ZeroqError('engine-unavailable', `unknown engine kind "${String(kind)}"`, model);
+  }
+}
