@@ -87,6 +87,9 @@ t.test('prepareFrame gives the network-size frame and the original size', async 
   let off = 0;
   for (let i = 0; i < 320 * 320; i++) for (let k = 0; k < 3; k++) off = Math.max(off, Math.abs(planar[k * 320 * 320 + i] * 255 - p.frame.rgb[i * 3 + k]));
   t.ok(off <= 0.5 + 1e-4, `the 8-bit frame is its float image rounded (worst ${off.toFixed(4)})`);
+  const slim = await prepareFrame(dataPath('reference', 'samples', 'dog.jpg'), net, { keepFloat: false });
+  t.equal(slim.frame.planar, undefined, 'float image dropped on request');
+  t.ok(slim.frame.rgb.every((v, i) => v === p.frame.rgb[i]), 'same 8-bit frame');
   const boxed = await prepareFrame(dataPath('reference', 'samples', 'dog.jpg'), { ...net, letterbox: true });
   t.same([...boxed.frame.rgb.subarray(0, 3)], [128, 128, 128], 'letterboxed frame starts in the padding');
 });

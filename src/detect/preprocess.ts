@@ -170,15 +170,30 @@ export function letterboxImage(img: RgbImage, netW: number, netH: number): Resiz
   return { data: toRgb(planar, netW, netH), width: netW, height: netH, planar };
 }
 
+export interface FrameOptions {
+  /**
+   * Keep the float image (Frame.planar, 4 bytes per value) beside the 8-bit one (default true): the
+   * float engine then sees exactly darknet's input. Callers holding many frames for integer engines,
+   * which read only the 8-bit pixels, can drop it to save memory.
+   */
+  keepFloat?: boolean;
+}
+
 /** The network input for an image: darknet's resize (or letterbox when the cfg says letter_box=1). */
-export function resizeForNet(img: RgbImage, net: Network): Frame {
+export function resizeForNet(img: RgbImage, net: Network, opts: FrameOptions = {}): Frame {
   const { w, h } = net.input;
   const r = net.letterbox ? letterboxImage(img, w, h) : resizeImage(img, w, h);
-  return { rgb: r.data, width: r.width, height: r.height, planar: r.planar };
+  const frame: Frame = { rgb: r.data, width: r.width, height: r.height };
+  if (opts.keepFloat ?? true) frame.planar = r.planar;
+  return frame;
 }
 
 /** Loads an image file and prepares its frame; width/height are the original image's. */
-export async function prepareFrame(imagePath: string, net: Network): Promise<{ frame: Frame; width: number; height: number }> {
+export async function prepareFrame(
+  imagePath: string,
+  net: Network,
+  opts: FrameOptions = {},
+): Promise<{ frame: Frame; width: number; height: number }> {
   const img = await loadImage(imagePath);
-  return { frame: resizeForNet(img, net), width: img.width, height: img.height };
+  return { frame: resizeForNet(img, net, opts), width: img.width, height: img.height };
 }
