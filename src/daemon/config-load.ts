@@ -1,0 +1,196 @@
+/**
+ * Builds the configuration from its three layers — the file (YAML or JSON), ZEROQ_* environment
+ * variables, command-line flags; later layers win — and validates it. Every error names where the
+ * bad value came from: the file and line with the key path, the variable or the flag.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { z } from 'zod';
+import { ZeroqError } from '../util/errors.js';
+import { configSchema, type Config } from './config.js';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Obj = { [k: string]: Json };
+
+/** Environment variables read by `zeroq run`, and the key each one sets. */
+export const ENV_KEYS: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> = {
+  ZEROQ_DEVICE_ID: { path: ['device_id'], type: 'string' },
+  ZEROQ_SOURCE: { path: ['source', 'url'], type: 'string' },
+  ZEROQ_MODEL: { path: ['model', 'path'], type: 'string' },
+  ZEROQ_ENGINE: { path: ['model', 'engine'], type: 'string' },
+  ZEROQ_THREADS: { path: ['model', 'threads'], type: 'int' },
+  ZEROQ_MQTT_URL: { path: ['mqtt', 'url'], type: 'string' },
+  ZEROQ_MQTT_PREFIX: { path: ['mqtt', 'prefix'], type: 'string' },
+  ZEROQ_MQTT_USERNAME: { path: ['mqtt', 'username'], type: 'string' },
+  ZEROQ_MQTT_PASSWORD: { path: ['mqtt', 'password'], type: 'string' },
+  ZEROQ_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
+};
+
+/** Command-line flags of `zeroq run` that map onto config keys. */
+export interface RunFlags {
+  source?: string;
+  model?: string;
+  engine?: string;
+  threads?: number | string;
+  mqttUrl?: string;
+  deviceId?: string;
+  maxFrames?: number | string;
+  print?: boolean;
+  httpPort?: number | string;
+}
+
+const FLAG_KEYS: { flag: keyof RunFlags; name: string; path: string[]; type: 'string' | 'int' | 'bool' }[] = [
+  { flag: 'source', name: '--source', path: ['source', 'url'], type: 'string' },
+  { flag: 'model', name: '--model', path: ['model', 'path'], type: 'string' },
+  { flag: 'engine', name: '--engine', path: ['model', 'engine'], type: 'string' },
+  { flag: 'threads', name: '--threads', path: ['model', 'threads'], type: 'int' },
+  { flag: 'mqttUrl', name: '--mqtt-url', path: ['mqtt', 'url'], type: 'string' },
+  { flag: 'deviceId', name: '--device-id', path: ['device_id'], type: 'string' },
+  { flag: 'maxFrames', name: '--max-frames', path: ['max_frames'], type: 'int' },
+  { flag: 'print', name: '--print', path: ['print'], type: 'bool' },
+  { flag: 'httpPort', name: '--http-port', path: ['http', 'port'], type: 'int' },
+];
+
+export interface LoadOptions {
+  /** Config file (YAML or JSON); none: defaults plus environment and flags. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  flags?: RunFlags;
+}
+
+/** A value as given (strings from env/flags are converted when they parse, else left for zod to reject). */
+function convert(raw: string | number | boolean, type: 'string' | 'int' | 'bool'): Json {
+  if (typeof raw !== 'string') return raw;
+  if (type === 'int' && /^-?\d+$/.test(raw.trim())) return Number(raw.trim());
+  if (type === 'bool') {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+  }
+  return raw;
+}
+
+function setPath(obj: Obj, path: string[], value: Json): void {
+  let o = obj;
+  for (const k of path.slice(0, -1)) {
+    const next = o[k];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) o[k] = {};
+    o = o[k] as Obj;
+  }
+  o[path[path.length - 1]] = value;
+}
+
+interface FileLayer {
+  data: Obj;
+  /** 1-based line of a key path in the file, when known. */
+  lineOf(path: PropertyKey[]): number | undefined;
+}
+
+function readFile(file: string): FileLayer {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ZeroqError('config', `cannot read config file: ${(err as Error).message}`, file, { cause: err });
+  }
+  const lc = new LineCounter();
+  const doc: Document = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = lc.linePos(e.pos[0]).line;
+    throw new ZeroqError('config', `not valid YAML/JSON: ${e.message.split('\n')[0]}`, `${file}:${line}`);
+  }
+  const data = (doc.toJS() ?? {}) as Json;
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ZeroqError('config', 'expected a mapping of keys at the top level', file);
+  }
+  return {
+    data,
+    lineOf(path) {
+      // The deepest node of the path that exists: an unknown key is reported at its parent's line
+      // unless the key itself is found.
+      for (let n = path.length; n >= 0; n--) {
+        const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
+        if (isNode(node) && node.range) {
+          // getIn returns the value node; a key's line is the line of its value for scalars.
+          return lc.linePos(node.range[0]).line;
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message: string }[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => ({ path: [...issue.path, k], message: 'unknown key' }));
+  }
+  return [{ path: issue.path, message: issue.message }];
+}
+
+function pathText(path: PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+}
+
+/**
+ * Merges file, environment and flags and validates the result. Throws ZeroqError('config') listing
+ * every problem, each with where it came from.
+ */
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const file = opts.file ? readFile(opts.file) : undefined;
+  const merged: Obj = file ? structuredClone(file.data) : {};
+  /** dotted key path → the env variable or flag that set it. */
+  const origin = new Map<string, string>();
+
+  for (const [name, spec] of Object.entries(ENV_KEYS)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    setPath(merged, spec.path, convert(v, spec.type));
+    origin.set(spec.path.join('.'), name);
+  }
+  for (const f of FLAG_KEYS) {
+    const v = opts.flags?.[f.flag];
+    if (v === undefined) continue;
+    setPath(merged, f.path, convert(v, f.type));
+    origin.set(f.path.join('.'), f.name);
+  }
+
+  const res = configSchema.safeParse(merged);
+  if (!res.success) {
+    const lines: string[] = [];
+    for (const issue of res.error.issues) {
+      for (const { path, message } of describeIssue(issue)) {
+        const key = pathText(path) || '(top level)';
+        const from = origin.get(path.map(String).join('.'));
+        let where: string;
+        if (from) where = from;
+        else if (file && opts.file) {
+          const line = file.lineOf(path);
+          where = line ? `${opts.file}:${line}` : opts.file;
+        } else where = 'defaults';
+        lines.push(`${where}: ${key}: ${message}`);
+      }
+    }
+    const head = lines.length === 1 ? 'invalid configuration' : `invalid configuration (${lines.length} problems)`;
+    const err = new ZeroqError('config', `${head}\n  ${lines.join('\n  ')}`);
+    throw err;
+  }
+  const cfg = res.data;
+  if (!cfg.device_id) cfg.device_id = defaultDeviceId();
+  const rc = cfg.mqtt.reconnect;
+  if (rc.max_ms < rc.min_ms) throw new ZeroqError('config', `max_ms (${rc.max_ms}) is below min_ms (${rc.min_ms})`, 'mqtt.reconnect');
+  const rs = cfg.source.restart;
+  if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, 'source.restart');
+  const t = cfg.mqtt.tls;
+  if (t && (t.cert === undefined) !== (t.key === undefined)) {
+    throw new ZeroqError('config', 'a client certificate needs both cert and key', 'mqtt.tls');
+  }
+  return cfg;
+}
+
+/** The host name reduced to the characters allowed in a device id. */
+export function defaultDeviceId(): string {
+  const h = os.hostname().split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-');
+  return h.length > 0 ? h : 'zeroq';
+}
