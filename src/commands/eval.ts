@@ -112,7 +112,7 @@ async function scoreResults(flags: EvalFlags): Promise<void> {
   let out = `${resultsFile}: ${ev.images} images, ${ev.detections} detections scored against ${gtSource}`;
   if (ev.droppedOtherImages) out += ` (${ev.droppedOtherImages} on other images left out)`;
   if (ev.droppedUnknownCategory) out += ` (${ev.droppedUnknownCategory} of categories not in the ground truth left out)`;
-  out += '\n' + formatSummary(ev);
+  out += '; fractions, as pycocotools prints them\n' + formatSummary(ev);
   if (flags.perClass) out += perClassTable(ev);
   process.stdout.write(out);
 }
@@ -186,6 +186,7 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   let out = `${engine.modelId} (${kind}, ${threads} thread${threads > 1 ? 's' : ''}) on ${set.images.length} images of ${flags.data}\n`;
   out += `ground truth: ${set.gtSource}${set.missingLabels ? ` (${set.missingLabels} images without a label file)` : ''}; ${ev.detections} detections\n`;
   out += `time: ${ms.toFixed(2)} ms per image (median, network + decode/NMS), ${(run.wallMs / 1000).toFixed(2)} s wall\n`;
+  out += 'COCO bbox figures (fractions, as pycocotools prints them):\n';
   out += formatSummary(ev);
   if (flags.perClass) out += perClassTable(ev);
   process.stdout.write(out);
