@@ -89,8 +89,8 @@ for (const model of MODELS) {
           Math.abs(d.box.x + d.box.w - Math.min(ref.width, r.x2)),
           Math.abs(d.box.y + d.box.h - Math.min(ref.height, r.y2)),
         );
-        t.ok(Math.abs(d.score - r.prob) < 0.02, `${image} ${d.className}: p ${d.score.toFixed(4)} vs darknet ${r.prob}`);
-        t.ok(corner < 3, `${image} ${d.className}: corners within ${corner.toFixed(2)} px`);
+        t.ok(Math.abs(d.score - r.prob) < 0.01, `${image} ${d.className}: p ${d.score.toFixed(4)} vs darknet ${r.prob}`);
+        t.ok(corner < 2, `${image} ${d.className}: corners within ${corner.toFixed(2)} px`);
       }
     }
   });
