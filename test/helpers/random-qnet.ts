@@ -135,12 +135,12 @@ export function randomQNet(net: Network, r: Rng, opts: RandomQNetOptions = {}): 
       fmt = { bits, frac: randInt(r, -2, bits === 16 ? 12 : 9) };
     }
     formats.push(fmt);
-    convs.push(l.kind === 'conv' ? randomConv(net, l, inFmt(l.inputs[0]), l.inputs[0] === -1, r, opts) : undefined);
+    convs.push(l.kind === 'conv' ? randomConv(net, l, fmt.bits, l.inputs[0] === -1, r, opts) : undefined);
   }
   return { net, formats, convs };
 }
 
-function randomConv(net: Network, l: ConvLayer, _in: TensorFormat, fromInput: boolean, r: Rng, opts: RandomQNetOptions): QConv {
+function randomConv(net: Network, l: ConvLayer, outBits: number, fromInput: boolean, r: Rng, opts: RandomQNetOptions): QConv {
   const inC = l.inputs[0] === -1 ? net.input.c : net.layers[l.inputs[0]].out.c;
   const O = l.filters;
   const K = (inC / l.groups) * l.size * l.size;
@@ -179,7 +179,16 @@ function randomConv(net: Network, l: ConvLayer, _in: TensorFormat, fromInput: bo
     while (bound() >= 2 ** 31 && m[o] !== 0) m[o] = Math.trunc(m[o] / 2);
     while (bound() >= 2 ** 31) bias[o] = Math.trunc(bias[o] / 2);
   }
-  return { wbits, perChannel, zeroCentered, q, fw, m, fm, bias };
+  const qc: QConv = { wbits, perChannel, zeroCentered, q, fw, m, fm, bias };
+  if (l.activation === 'mish' || l.activation === 'swish' || l.activation === 'logistic') {
+    // Any table in the output range exercises the arithmetic; the quantizer fills real ones.
+    const n = randInt(r, 16, 512);
+    const bits = outBits;
+    qc.lut = Int32Array.from({ length: n }, () => randInt(r, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1));
+    qc.lutShift = randInt(r, -2, 10);
+    qc.lutOffset = randInt(r, 0, n);
+  }
+  return qc;
 }
 
 /** A random frame of the network's input size. */

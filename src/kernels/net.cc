@@ -1,0 +1,451 @@
+#include "net.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#include "finish.h"
+
+namespace zqint {
+
+namespace {
+
+int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// sat_bits(rshr(x, r)) for an 8-bit input value x (route and shortcut alignment).
+inline int32_t align(int32_t x, int r, int lo, int hi) {
+  int64_t v = r >= 0 ? rshr64(x, r > 32 ? 32 : r) : (int64_t)x * ((int64_t)1 << (-r > 24 ? 24 : -r));
+  return clampi(v, lo, hi);
+}
+
+inline int32_t leaky32(int32_t v) { return v >= 0 ? v : (int32_t)rshr64((int64_t)v * 3277, 15); }
+
+}  // namespace
+
+void* Net::alloc(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 64, bytes + 256) != 0 || !p) throw Error{"out of memory"};
+  memset(p, 0, bytes + 256);
+  mem_.push_back(p);
+  return p;
+}
+
+Net::~Net() {
+  for (void* p : mem_) free(p);
+}
+
+Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads)
+    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW) {
+  const int n = (int)layers.size();
+  layers_.resize(n);
+  Buf input;
+  input.c = inC;
+  input.h = inH;
+  input.w = inW;
+  input.zero = 0;
+  bufs_.push_back(input);
+  fracOf_.push_back(8);
+  std::vector<bool> raw(1, false);
+  for (int i = 0; i < n; i++) {
+    L& l = layers_[i];
+    l.d = layers[i].desc;
+    const int nin = l.d[F_NIN];
+    for (int j = 0; j < nin; j++) {
+      int src = l.d[F_INPUTS + j];
+      if (src < -1 || src >= i) throw Error{"layer " + std::to_string(i) + ": bad input " + std::to_string(src)};
+      l.in.push_back(src == -1 ? 0 : layers_[src].buf);
+    }
+    const int kind = l.d[F_KIND];
+    if (kind == K_DROPOUT || kind == K_YOLO) {
+      l.buf = l.in[0];
+      continue;
+    }
+    Buf b;
+    b.c = l.d[F_C];
+    b.h = l.d[F_H];
+    b.w = l.d[F_W];
+    l.buf = (int)bufs_.size();
+    bufs_.push_back(b);
+    fracOf_.push_back(l.d[F_FRAC]);
+    raw.push_back(l.d[F_BITS] != 8);
+  }
+  // Borders: the largest padding of the convolutions reading each buffer.
+  for (auto& l : layers_)
+    if (l.d[F_KIND] == K_CONV) bufs_[l.in[0]].b = std::max(bufs_[l.in[0]].b, l.d[F_PAD]);
+  for (size_t i = 0; i < bufs_.size(); i++) {
+    Buf& b = bufs_[i];
+    b.cb = (b.c + 3) / 4;
+    b.rowStride = b.w + 2 * b.b;
+    b.planeStride = roundUp((int64_t)(b.h + 2 * b.b) * b.rowStride, 16);
+    if (raw[i]) {
+      b.raw = (int32_t*)alloc(sizeof(int32_t) * (size_t)b.c * b.h * b.w);
+    } else {
+      size_t bytes = sizeof(uint32_t) * (size_t)(b.cb * b.planeStride);
+      b.words = (uint32_t*)alloc(bytes);
+      memset(b.words, b.zero, bytes);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    L& l = layers_[i];
+    if (l.d[F_KIND] == K_CONV) planConv(l, layers[i].conv, i);
+    if (l.d[F_KIND] == K_MAXPOOL) scratchWords_ = std::max(scratchWords_, (size_t)bufs_[l.in[0]].h * l.d[F_W] + 16);
+  }
+  scratch_.resize(pool_.size());
+  for (auto& s : scratch_) s = (uint32_t*)alloc(sizeof(uint32_t) * std::max<size_t>(scratchWords_, 64));
+  layerNs.assign(n, 0.0);
+}
+
+void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
+  const Buf& in = bufs_[l.in[0]];
+  const Buf& out = bufs_[l.buf];
+  ConvPlan& p = l.conv;
+  const std::string where = "layer " + std::to_string(index);
+  p.C = in.c;
+  p.O = l.d[F_C];
+  p.G = l.d[F_GROUPS];
+  p.k = l.d[F_SIZE];
+  p.stride = l.d[F_STRIDE];
+  p.pad = l.d[F_PAD];
+  p.taps = p.k * p.k;
+  p.Ho = out.h;
+  p.Wo = out.w;
+  p.P = p.Ho * p.Wo;
+  if (p.G < 1 || p.C % p.G || p.O % p.G) throw Error{where + ": channels not divisible by groups"};
+  p.Cg = p.C / p.G;
+  p.Og = p.O / p.G;
+  const int K = p.Cg * p.taps;
+  if (cp.qLen != (size_t)p.O * K) throw Error{where + ": weight count"};
+  p.act = l.d[F_ACT];
+  p.outBits = l.d[F_BITS];
+  p.lo = -(1 << (p.outBits - 1));
+  p.hi = (1 << (p.outBits - 1)) - 1;
+  p.inZero = in.zero;
+  const int faIn = fracOf_[l.in[0]];
+  const int faOut = l.d[F_FRAC];
+  const int64_t xmax = in.zero == 0 ? 255 : 128;
+  if (p.G == p.C && p.G == p.O) p.kind = CONV_DW;
+  else if (p.G == 1 || (p.Cg % 4 == 0 && p.Og % 4 == 0)) p.kind = CONV_GEMM;
+  else p.kind = CONV_GENERIC;
+
+  int np;  // padded channel count; chanOf(pc) -> oc or -1
+  if (p.kind == CONV_GEMM) {
+    p.cbg = p.G == 1 ? in.cb : p.Cg / 4;
+    p.ntiles = (p.Og + TILE_O - 1) / TILE_O;
+    p.chunks = p.taps * p.cbg;
+    np = p.G * p.ntiles * TILE_O;
+  } else if (p.kind == CONV_DW) {
+    np = ((p.C + 3) / 4) * 4;
+  } else {
+    np = p.O;
+  }
+  auto chanOf = [&](int pc) -> int {
+    if (p.kind != CONV_GEMM) return pc < p.O ? pc : -1;
+    int g = pc / (p.ntiles * TILE_O), r = pc % (p.ntiles * TILE_O);
+    return r < p.Og ? g * p.Og + r : -1;
+  };
+  p.bias = (int32_t*)alloc(4 * np);
+  p.mul = (int32_t*)alloc(4 * np);
+  p.tsh = (int32_t*)alloc(4 * np);
+  p.rsh = (int32_t*)alloc(4 * np);
+  p.lsh = (int32_t*)alloc(4 * np);
+  p.lutsh = (int32_t*)alloc(4 * np);
+  const int64_t smax = (int64_t)K * xmax;
+  for (int pc = 0; pc < np; pc++) {
+    int oc = chanOf(pc);
+    if (oc < 0) continue;
+    int64_t sumq = 0;
+    for (int j = 0; j < K; j++) sumq += cp.q[(size_t)oc * K + j];
+    p.bias[pc] = (int32_t)(cp.bias[oc] - (int64_t)in.zero * sumq);
+    const int fw = cp.fw[oc];
+    const int r = cp.fm[oc] - fw;
+    if (cp.m[oc] != 0) {
+      p.needS = true;
+      int64_t mul = r >= 0 ? cp.m[oc] : (int64_t)cp.m[oc] * ((int64_t)1 << std::min(-r, 40));
+      if (mul > INT32_MAX || mul < INT32_MIN) throw Error{where + ": M overflows after the left shift"};
+      p.mul[pc] = (int32_t)mul;
+      p.tsh[pc] = r >= 0 ? std::min(r, 63) : 0;
+      if ((mul < 0 ? -mul : mul) * smax >= ((int64_t)1 << 31)) p.m32 = false;
+    }
+    const int sh = fw + faIn - faOut;
+    p.rsh[pc] = sh >= 0 ? std::min(sh, 32) : 0;
+    p.lsh[pc] = sh < 0 ? std::min(-sh, 16) : 0;
+    if (p.lsh[pc]) p.anyLeft = true;
+    const int lr = fw + faIn - l.d[F_LUTSHIFT];
+    p.lutsh[pc] = std::max(-32, std::min(lr, 32));
+  }
+  if (p.act == A_LUT) {
+    if (!cp.lut || cp.lutLen == 0) throw Error{where + ": activation table missing"};
+    int32_t* t = (int32_t*)alloc(4 * cp.lutLen);
+    memcpy(t, cp.lut, 4 * cp.lutLen);
+    p.lut = t;
+    p.lutN = (int)cp.lutLen;
+    p.lutZ = l.d[F_LUTOFFSET];
+  }
+
+  if (p.kind == CONV_GEMM) {
+    p.sOff = in.zero * p.chunks * 4;
+    uint32_t* w = (uint32_t*)alloc(sizeof(uint32_t) * (size_t)p.G * p.ntiles * p.chunks * TILE_O);
+    p.wgemm = (int8_t*)w;
+    for (int g = 0; g < p.G; g++)
+      for (int t = 0; t < p.ntiles; t++)
+        for (int tap = 0; tap < p.taps; tap++)
+          for (int b = 0; b < p.cbg; b++)
+            for (int o = 0; o < TILE_O; o++) {
+              const int og = t * TILE_O + o;
+              uint32_t word = 0;
+              if (og < p.Og)
+                for (int j = 0; j < 4; j++) {
+                  const int ic = 4 * b + j;
+                  if (ic < p.Cg)
+                    word |= (uint32_t)(uint8_t)cp.q[((size_t)(g * p.Og + og) * p.Cg + ic) * p.taps + tap] << (8 * j);
+                }
+              w[(((size_t)(g * p.ntiles + t) * p.chunks) + tap * p.cbg + b) * TILE_O + o] = word;
+            }
+    p.direct = p.k == 1 && p.stride == 1 && in.b == 0 && p.pad == 0;
+    p.nvec = (p.P + VL - 1) / VL;
+    p.pidx = (int32_t*)alloc(4 * (size_t)p.nvec * VL);
+    for (int pos = 0; pos < p.P; pos++) {
+      int y = pos / p.Wo, x = pos % p.Wo;
+      p.pidx[pos] = (y * p.stride - p.pad + in.b) * in.rowStride + (x * p.stride - p.pad + in.b);
+    }
+    std::vector<Seg> segs;
+    p.segStart = (int32_t*)alloc(4 * (size_t)(p.nvec + 1));
+    for (int v = 0; v < p.nvec; v++) {
+      p.segStart[v] = (int32_t)segs.size();
+      for (int lane = 0; lane < VL && v * VL + lane < p.P; lane++) {
+        int pos = v * VL + lane, y = pos / p.Wo, x = pos % p.Wo;
+        int64_t off = (int64_t)(y + out.b) * out.rowStride + (x + out.b);
+        if (!segs.empty() && (int)segs.size() > p.segStart[v] && segs.back().off + segs.back().count == off) segs.back().count++;
+        else segs.push_back({lane, 1, off});
+      }
+    }
+    p.segStart[p.nvec] = (int32_t)segs.size();
+    p.segs = (Seg*)alloc(sizeof(Seg) * std::max<size_t>(segs.size(), 1));
+    std::copy(segs.begin(), segs.end(), p.segs);
+    scratchWords_ = std::max(scratchWords_, gemmScratchWords(p));
+  } else if (p.kind == CONV_DW) {
+    const int cb = (p.C + 3) / 4;
+    p.sOff = in.zero * p.taps;
+    p.wdw = (int32_t*)alloc(4 * (size_t)cb * p.taps * 4);
+    for (int c = 0; c < p.C; c++)
+      for (int tap = 0; tap < p.taps; tap++) p.wdw[((size_t)(c / 4) * p.taps + tap) * 4 + c % 4] = cp.q[(size_t)c * p.taps + tap];
+    int32_t** vs[6] = {&p.vbias, &p.vmul, &p.vtsh, &p.vrsh, &p.vlsh, &p.vlutsh};
+    const int32_t* src[6] = {p.bias, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh};
+    for (int a = 0; a < 6; a++) {
+      *vs[a] = (int32_t*)alloc(4 * (size_t)cb * VL);
+      for (int b = 0; b < cb; b++)
+        for (int lane = 0; lane < VL; lane++) (*vs[a])[b * VL + lane] = src[a][b * 4 + lane % 4];
+    }
+  } else {
+    p.sOff = in.zero * p.taps * p.Cg;
+    int8_t* q = (int8_t*)alloc(cp.qLen);
+    memcpy(q, cp.q, cp.qLen);
+    p.q = q;
+  }
+}
+
+void Net::run(const uint8_t* rgb) {
+  Buf& in = bufs_[0];
+  for (int y = 0; y < inH_; y++) {
+    uint32_t* row = in.at(0, y, 0);
+    const uint8_t* s = rgb + (size_t)y * inW_ * 3;
+    for (int x = 0; x < inW_; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
+  }
+  for (int i = 0; i < (int)layers_.size(); i++) {
+    if (!profile) {
+      runLayer(i);
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    runLayer(i);
+    layerNs[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  }
+}
+
+void Net::runLayer(int i) {
+  L& l = layers_[i];
+  switch (l.d[F_KIND]) {
+    case K_CONV: runConv(l); break;
+    case K_MAXPOOL: runMaxpool(l); break;
+    case K_ROUTE: runRoute(l); break;
+    case K_SHORTCUT: runShortcut(l); break;
+    case K_UPSAMPLE: runUpsample(l); break;
+    default: break;  // dropout, yolo: aliases
+  }
+}
+
+// Keeps padded channels of the last block at the zero value (a table may map 0 elsewhere).
+static void clearPaddedChannels(const Buf& out) {
+  if (out.raw || out.c % 4 == 0) return;
+  const int blk = out.cb - 1;
+  uint32_t keep = 0;
+  for (int j = 0; j < out.c % 4; j++) keep |= 0xffu << (8 * j);
+  const uint32_t fill = 0x80808080u & ~keep;
+  for (int y = 0; y < out.h; y++) {
+    uint32_t* row = out.at(blk, y, 0);
+    for (int x = 0; x < out.w; x++) row[x] = (row[x] & keep) | fill;
+  }
+}
+
+void Net::runConv(L& l) {
+  const ConvPlan& p = l.conv;
+  const Buf& in = bufs_[l.in[0]];
+  const Buf& out = bufs_[l.buf];
+  if (p.kind == CONV_GEMM) {
+    pool_.run(p.nvec, [&](int b, int e, int t) { kernels_->gemm(p, in, out, b, e, scratch_[t]); });
+  } else if (p.kind == CONV_DW) {
+    pool_.run(p.Ho, [&](int b, int e, int) { kernels_->dw(p, in, out, b, e); });
+  } else {
+    pool_.run(p.O, [&](int b, int e, int) {
+      for (int o = b; o < e; o++) {
+        const int g = o / p.Og;
+        for (int y = 0; y < p.Ho; y++)
+          for (int x = 0; x < p.Wo; x++) {
+            int32_t acc = 0, s = 0;
+            for (int c = 0; c < p.Cg; c++) {
+              const int ic = g * p.Cg + c;
+              for (int ky = 0; ky < p.k; ky++)
+                for (int kx = 0; kx < p.k; kx++) {
+                  uint32_t w = *in.at(ic / 4, y * p.stride + ky - p.pad, x * p.stride + kx - p.pad);
+                  int32_t v = (w >> (8 * (ic % 4))) & 0xff;
+                  acc += v * p.q[(((size_t)o * p.Cg + c) * p.k + ky) * p.k + kx];
+                  s += v;
+                }
+            }
+            int32_t r = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, o, acc + p.bias[o], s - p.sOff);
+            if (out.raw) out.raw[((int64_t)o * p.Ho + y) * p.Wo + x] = r;
+            else ((uint8_t*)out.at(o / 4, y, x))[o % 4] = (uint8_t)(r + 128);
+          }
+      }
+    });
+  }
+  if (p.act == A_LUT) clearPaddedChannels(out);
+}
+
+void Net::runMaxpool(L& l) {
+  const Buf& in = bufs_[l.in[0]];
+  const Buf& out = bufs_[l.buf];
+  const int size = l.d[F_SIZE], stride = l.d[F_STRIDE], off = l.d[F_PAD] / 2;  // F_PAD holds darknet's padding
+  const int Ho = out.h, Wo = out.w;
+  pool_.run(in.cb, [&](int b0, int b1, int t) {
+    uint8_t* tmp = (uint8_t*)scratch_[t];
+    for (int blk = b0; blk < b1; blk++) {
+      // Horizontal pass: tmp[iy][x] = max over the valid kx of row iy.
+      for (int iy = 0; iy < in.h; iy++) {
+        const uint8_t* src = (const uint8_t*)in.at(blk, iy, 0);
+        uint8_t* dst = tmp + (size_t)iy * Wo * 4;
+        memset(dst, 0, (size_t)Wo * 4);
+        for (int kx = 0; kx < size; kx++) {
+          // x such that 0 <= x*stride - off + kx < in.w
+          int xlo = std::max(0, (off - kx + stride - 1) / stride);
+          if (in.w - 1 + off - kx < 0) continue;
+          int xhi = std::min(Wo - 1, (in.w - 1 + off - kx) / stride);
+          for (int x = xlo; x <= xhi; x++) {
+            const uint8_t* s = src + (size_t)(x * stride - off + kx) * 4;
+            uint8_t* d = dst + (size_t)x * 4;
+            for (int c = 0; c < 4; c++) d[c] = std::max(d[c], s[c]);
+          }
+        }
+      }
+      for (int y = 0; y < Ho; y++) {
+        uint8_t* d = (uint8_t*)out.at(blk, y, 0);
+        memset(d, 0, (size_t)Wo * 4);
+        for (int ky = 0; ky < size; ky++) {
+          int iy = y * stride - off + ky;
+          if (iy < 0 || iy >= in.h) continue;
+          const uint8_t* s = tmp + (size_t)iy * Wo * 4;
+          for (int i = 0; i < Wo * 4; i++) d[i] = std::max(d[i], s[i]);
+        }
+      }
+    }
+  });
+}
+
+void Net::runRoute(L& l) {
+  const Buf& out = bufs_[l.buf];
+  const int groups = l.d[F_GROUPS], gid = l.d[F_GROUPID];
+  const int lo = out.raw ? -(1 << (l.d[F_BITS] - 1)) : -128, hi = -lo - 1;
+  const int fo = l.d[F_FRAC];
+  int oc = 0;
+  for (int inb : l.in) {
+    const Buf& in = bufs_[inb];
+    const int cs = in.c / groups, c0 = cs * gid, r = fracOf_[inb] - fo;
+    const bool copyBlocks = !out.raw && r == 0 && c0 % 4 == 0 && oc % 4 == 0 && (cs % 4 == 0);
+    if (copyBlocks) {
+      for (int j = 0; j < cs / 4; j++)
+        for (int y = 0; y < in.h; y++) memcpy(out.at(oc / 4 + j, y, 0), in.at(c0 / 4 + j, y, 0), 4 * (size_t)in.w);
+      oc += cs;
+      continue;
+    }
+    for (int c = 0; c < cs; c++, oc++) {
+      const int ic = c0 + c;
+      for (int y = 0; y < in.h; y++) {
+        const uint8_t* s = (const uint8_t*)in.at(ic / 4, y, 0) + ic % 4;
+        if (out.raw) {
+          int32_t* d = out.raw + ((int64_t)oc * out.h + y) * out.w;
+          for (int x = 0; x < in.w; x++) d[x] = align((int32_t)s[4 * x] - 128, r, lo, hi);
+        } else {
+          uint8_t* d = (uint8_t*)out.at(oc / 4, y, 0) + oc % 4;
+          for (int x = 0; x < in.w; x++) d[4 * x] = (uint8_t)(align((int32_t)s[4 * x] - 128, r, lo, hi) + 128);
+        }
+      }
+    }
+  }
+}
+
+void Net::runShortcut(L& l) {
+  const Buf& out = bufs_[l.buf];
+  const int bits = l.d[F_BITS];
+  const int lo = -(1 << (bits - 1)), hi = -lo - 1;
+  const int act = l.d[F_ACT], fo = l.d[F_FRAC];
+  const int nin = (int)l.in.size();
+  for (int c = 0; c < out.c; c++)
+    for (int y = 0; y < out.h; y++)
+      for (int x = 0; x < out.w; x++) {
+        int32_t v = 0;
+        for (int j = 0; j < nin; j++) {
+          const Buf& in = bufs_[l.in[j]];
+          int32_t xv = (int32_t)((const uint8_t*)in.at(c / 4, y, x))[c % 4] - 128;
+          v += align(xv, fracOf_[l.in[j]] - fo, lo, hi);
+        }
+        v = clampi(v, lo, hi);
+        if (act == A_LEAKY) v = leaky32(v);
+        else if (act == A_RELU) v = v < 0 ? 0 : v;
+        if (out.raw) out.raw[((int64_t)c * out.h + y) * out.w + x] = v;
+        else ((uint8_t*)out.at(c / 4, y, x))[c % 4] = (uint8_t)(v + 128);
+      }
+}
+
+void Net::runUpsample(L& l) {
+  const Buf& in = bufs_[l.in[0]];
+  const Buf& out = bufs_[l.buf];
+  const int s = l.d[F_STRIDE];
+  for (int b = 0; b < out.cb; b++)
+    for (int y = 0; y < out.h; y++) {
+      const uint32_t* src = in.at(b, y / s, 0);
+      uint32_t* dst = out.at(b, y, 0);
+      for (int x = 0; x < out.w; x++) dst[x] = src[x / s];
+    }
+}
+
+size_t Net::count(int layer) const {
+  const Buf& b = bufs_[layers_.at(layer).buf];
+  return (size_t)b.c * b.h * b.w;
+}
+
+void Net::read(int layer, int32_t* dst) const {
+  const Buf& b = bufs_[layers_.at(layer).buf];
+  if (b.raw) {
+    memcpy(dst, b.raw, sizeof(int32_t) * count(layer));
+    return;
+  }
+  for (int c = 0; c < b.c; c++)
+    for (int y = 0; y < b.h; y++) {
+      const uint8_t* s = (const uint8_t*)b.at(c / 4, y, 0) + c % 4;
+      int32_t* d = dst + ((size_t)c * b.h + y) * b.w;
+      for (int x = 0; x < b.w; x++) d[x] = (int32_t)s[4 * x] - b.zero;
+    }
+}
+
+}  // namespace zqint

@@ -1,0 +1,72 @@
+// A planned integer network: buffers, conv plans and the per-frame run.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+#include "plan.h"
+#include "pool.h"
+
+namespace zqint {
+
+struct ConvParamsIn {
+  const int8_t* q = nullptr;
+  size_t qLen = 0;
+  const int32_t *fw = nullptr, *m = nullptr, *fm = nullptr, *bias = nullptr;
+  const int32_t* lut = nullptr;
+  size_t lutLen = 0;
+};
+
+struct LayerIn {
+  std::vector<int32_t> desc;
+  ConvParamsIn conv;
+};
+
+struct Error {
+  std::string msg;
+};
+
+class Net {
+ public:
+  // Plans the network; throws Error. kernels: the instruction set's kernels.
+  Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads);
+  ~Net();
+  // Runs one frame (interleaved RGB, inH x inW); afterwards every head's integers are readable.
+  void run(const uint8_t* rgb);
+  // Copies a layer's output (CHW int32) into dst (c*h*w values).
+  void read(int layer, int32_t* dst) const;
+  size_t count(int layer) const;
+  const char* isa() const { return kernels_->name; }
+  int threads() const { return pool_.size(); }
+  // Nanoseconds spent per layer since the last reset (when profiling).
+  std::vector<double> layerNs;
+  bool profile = false;
+
+ private:
+  struct L {
+    std::vector<int32_t> d;
+    int buf = -1;  // index into bufs_ of this layer's output
+    ConvPlan conv;
+    std::vector<int> in;  // buffer indices of the inputs
+  };
+  void planConv(L& l, const ConvParamsIn& cp, int index);
+  void runLayer(int i);
+  void runConv(L& l);
+  void runMaxpool(L& l);
+  void runRoute(L& l);
+  void runShortcut(L& l);
+  void runUpsample(L& l);
+  void* alloc(size_t bytes);
+
+  const Kernels* kernels_;
+  Pool pool_;
+  std::vector<L> layers_;
+  std::vector<Buf> bufs_;  // bufs_[0]: the network input
+  std::vector<int> fracOf_;  // per buffer
+  std::vector<void*> mem_;
+  std::vector<uint32_t*> scratch_;  // per thread
+  size_t scratchWords_ = 0;
+  int inC_, inH_, inW_;
+};
+
+}  // namespace zqint

@@ -1,0 +1,108 @@
+// The planned network of the integer engine: buffers allocated once, weights packed per kernel.
+// Arithmetic: docs/formats/fixed-point.md. Layout and kernels: docs/decisions/int-kernels.md.
+#pragma once
+#include <cstdint>
+#include <cstddef>
+
+namespace zqint {
+
+// Layer descriptor fields (an Int32Array per layer, built by src/engine/int/native.ts).
+enum Field {
+  F_KIND, F_C, F_H, F_W, F_BITS, F_FRAC, F_ACT, F_SIZE, F_STRIDE, F_PAD, F_GROUPS, F_GROUPID,
+  F_LUTSHIFT, F_LUTOFFSET, F_HEAD, F_NIN, F_INPUTS
+};
+enum Kind { K_CONV = 0, K_MAXPOOL, K_ROUTE, K_SHORTCUT, K_UPSAMPLE, K_DROPOUT, K_YOLO };
+enum Act { A_LINEAR = 0, A_LEAKY, A_RELU, A_LUT };
+
+// Lanes of a position vector (output positions processed together by the conv kernels).
+constexpr int VL = 16;
+// Output channels of one gemm tile (two blocks of four).
+constexpr int TILE_O = 8;
+
+// An 8-bit activation tensor, channel-blocked: block j holds channels 4j..4j+3 interleaved, one
+// 32-bit word per pixel, every byte x+128 (the network input: the pixel value itself). A border of
+// b pixels around each plane holds the zero value, so convolutions read padding without checks.
+// Channels past c (up to 4*cb) also hold the zero value.
+struct Buf {
+  int c = 0, h = 0, w = 0, b = 0;
+  int cb = 0;               // channel blocks
+  int rowStride = 0;        // words per row (w + 2b)
+  int64_t planeStride = 0;  // words per block plane
+  uint8_t zero = 128;       // stored value of 0 (0 for the uint8 input)
+  uint32_t* words = nullptr;
+  // 16-bit tensors (read only by yolo heads) live here instead: int32 CHW.
+  int32_t* raw = nullptr;
+  uint32_t* at(int blk, int y, int x) const {
+    return words + blk * planeStride + (int64_t)(y + b) * rowStride + (x + b);
+  }
+};
+
+enum ConvKind { CONV_GEMM = 0, CONV_DW, CONV_GENERIC };
+
+// One run of a gemm output vector that is contiguous in the output buffer.
+struct Seg {
+  int lane0, count;
+  int64_t off;  // word offset of lane0 within a block plane
+};
+
+struct ConvPlan {
+  int kind = CONV_GENERIC;
+  int C = 0, O = 0, G = 1, Cg = 0, Og = 0;
+  int k = 1, stride = 1, pad = 0, taps = 1;
+  int Ho = 0, Wo = 0, P = 0;  // output size, positions
+  int act = A_LINEAR;
+  int lo = 0, hi = 0;         // output range
+  int outBits = 8;
+  bool needS = false;         // some M != 0
+  bool m32 = true;            // M*S + rounding fits 32 bits for every channel
+  bool anyLeft = false;       // some channel shifts left
+  uint8_t inZero = 128;
+  // Per output channel, padded to the kernel's channel count (zeros past O):
+  int32_t* bias = nullptr;    // B - inZero * sum(Q): absorbs the input offset
+  int32_t* mul = nullptr;     // M, pre-shifted left when fm < fw
+  int32_t* tsh = nullptr;     // right shift of M*S (>= 0)
+  int32_t* rsh = nullptr;     // right shift of the output (0..32)
+  int32_t* lsh = nullptr;     // left shift of the output (0..16)
+  int32_t* lutsh = nullptr;   // LUT: right shift of Y to the table's fraction (clamped to 0..32 or left)
+  int32_t sOff = 0;           // inZero * (number of input bytes in a window, padded channels included)
+  const int32_t* lut = nullptr;
+  int lutN = 0, lutZ = 0;
+  // gemm: weights [g][tile][chunk][TILE_O][4] with chunk = tap * cbg + block, cbg blocks per group
+  int cbg = 0, ntiles = 0, chunks = 0;
+  int8_t* wgemm = nullptr;
+  bool direct = false;        // 1x1 stride 1 over a borderless input: lanes read consecutive words
+  int nvec = 0;               // position vectors
+  int32_t* pidx = nullptr;    // panel: per position, word offset of its window origin in the input plane
+  int32_t* segStart = nullptr;  // per vector, first Seg (nvec + 1 entries)
+  Seg* segs = nullptr;
+  // depthwise: weights [cb][tap][4] as int32 (16-bit values) repeated for VL/4 pixels
+  int32_t* wdw = nullptr;
+  // generic: the original OIHW weights
+  const int8_t* q = nullptr;
+  int32_t* wsum = nullptr;
+  // parameters repeated per lane for depthwise: [cb][VL] each
+  int32_t *vbias = nullptr, *vmul = nullptr, *vtsh = nullptr, *vrsh = nullptr, *vlsh = nullptr, *vlutsh = nullptr;
+};
+
+// The fast kernels one instruction set provides.
+struct Kernels {
+  const char* name;
+  // Position vectors [v0, v1) of a gemm conv (all groups and tiles).
+  void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
+  // Output rows [y0, y1) of a depthwise conv (all channel blocks).
+  void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
+};
+
+// Scratch words a gemm call needs (the panel of one vector).
+inline size_t gemmScratchWords(const ConvPlan& p) { return (size_t)p.chunks * VL + 64; }
+
+extern const Kernels kScalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const Kernels kAvx2;
+extern const Kernels kAvx512;
+#endif
+#if defined(__aarch64__)
+extern const Kernels kDotprod;
+#endif
+
+}  // namespace zqint
