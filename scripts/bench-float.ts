@@ -5,7 +5,8 @@
  *
  * Network time: engine.infer only (input conversion + onnxruntime run), frames already prepared.
  * The engines (both models × 1 and 2 threads) run round-robin so that load changes on a shared
- * machine hit all of them alike; medians are printed. Also: image decode + darknet resize, and
+ * machine hit all of them alike; medians of wall time are printed, with the process CPU time beside
+ * them (on a loaded machine wall time includes waiting for a core). Also: image decode + darknet resize, and
  * decode + NMS at detector-test (0.25) and detector-valid (0.001, NMS 0.6) settings.
  */
 import { parseArgs } from 'node:util';
@@ -42,17 +43,24 @@ async function time(fn: () => unknown): Promise<number> {
 const models = ['yolo-fastest-1.1', 'yolo-fastest-1.1-xl'];
 const threads = [1, 2];
 const img = await loadImage(imagePath);
-const cases: { label: string; engine: Engine; frame: ReturnType<typeof resizeForNet>; ms: number[] }[] = [];
+const cases: { label: string; engine: Engine; frame: ReturnType<typeof resizeForNet>; ms: number[]; cpu: number[] }[] = [];
 for (const m of models) {
   const model = await loadDarknet(dataPath('models', 'yolo-fastest', `${m}.cfg`));
   for (const n of threads) {
     const engine = await FloatEngine.create(model, { threads: n });
-    cases.push({ label: `${m}, ${n} thread${n > 1 ? 's' : ''}`, engine, frame: resizeForNet(img, engine.net), ms: [] });
+    cases.push({ label: `${m}, ${n} thread${n > 1 ? 's' : ''}`, engine, frame: resizeForNet(img, engine.net), ms: [], cpu: [] });
   }
 }
 
 for (let i = 0; i < warmup; i++) for (const c of cases) await c.engine.infer(c.frame);
-for (let i = 0; i < runs; i++) for (const c of cases) c.ms.push(await time(() => c.engine.infer(c.frame)));
+for (let i = 0; i < runs; i++) {
+  for (const c of cases) {
+    const cpu0 = process.cpuUsage();
+    c.ms.push(await time(() => c.engine.infer(c.frame)));
+    const cpu = process.cpuUsage(cpu0);
+    c.cpu.push((cpu.user + cpu.system) / 1000);
+  }
+}
 
 const net = cases[0].engine.net;
 const prep: number[] = [];
@@ -76,7 +84,9 @@ for (const c of cases) await c.engine.close();
 
 const out: string[] = [];
 out.push(`float engine, ${values.image}.jpg (${img.width}x${img.height}), ${runs} runs after ${warmup} warm-up, medians`);
-for (const c of cases) out.push(`  network ${c.label.padEnd(32)} ${median(c.ms).toFixed(2).padStart(7)} ms`);
+for (const c of cases) {
+  out.push(`  network ${c.label.padEnd(32)} ${median(c.ms).toFixed(2).padStart(7)} ms  (CPU time ${median(c.cpu).toFixed(2)} ms, all threads)`);
+}
 out.push(`  decode JPEG + darknet resize to ${net.input.w}x${net.input.h}    ${median(prep).toFixed(2).padStart(7)} ms`);
 out.push(`  darknet resize only                        ${median(resize).toFixed(2).padStart(7)} ms`);
 out.push(`  decode + NMS, threshold 0.25 (last: ${counts.test} dets)   ${median(decodeMs.test).toFixed(3).padStart(7)} ms`);
