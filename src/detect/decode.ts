@@ -127,7 +127,7 @@ export function decodeHeads(
   if (opts.nms > 0 && n > 1) {
     const first = net.layers[heads[0].layer] as YoloLayer;
     const kind = opts.nmsKind ?? first.nmsKind;
-    // cornersnms is not reproduced; it suppresses as plain IoU does.
+    // darknet's cornersnms suppresses on plain IoU (its box merging is commented out).
     const test: NmsTest = kind === 'greedynms' || kind === 'diounms' ? kind : 'default';
     nmsPerClass(cand, probs, n, classes, test, opts.nms, first.betaNms);
   }

@@ -28,7 +28,9 @@ export async function loadImage(path: string): Promise<RgbImage> {
     throw new ZeroqError('image-read', `cannot decode image: ${(err as Error).message}`, path, { cause: err });
   }
   const { width, height, channels } = out.info;
-  if (channels !== 3) throw new ZeroqError('image-read', `decoded to ${channels} channels, expected 3`, path);
+  if (channels !== 3 || out.data.length !== width * height * 3) {
+    throw new ZeroqError('image-read', `decoded to ${channels} channels of ${out.info.depth}, expected 8-bit RGB`, path);
+  }
   return { data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength), width, height };
 }
 
