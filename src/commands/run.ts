@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+
+interface RunOptions {
+  config?: string;
+  source?: string;
+  model?: string;
+  engine?: string;
+  threads?: string;
+  mqttUrl?: string;
+  deviceId?: string;
+  maxFrames?: string;
+  httpPort?: string;
+  print?: boolean;
+}
+
+/** `zeroq run`: the daemon — frames in, detections out over MQTT (docs/config.md, docs/mqtt.md). */
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run the detector on a camera, stream, video file or image folder and publish detections over MQTT')
+    .option('--config <file>', 'YAML or JSON configuration file (default: $ZEROQ_CONFIG)')
+    .option('--source <s>', '/dev/videoN, rtsp://..., a video file, an image folder, lavfi:<graph>, or demo')
+    .option('--model <path>', 'darknet .cfg (float engine) or .zqw weight set (int engine)')
+    .option('--engine <kind>', 'float or int')
+    .option('--threads <n>', 'threads for the engine')
+    .option('--mqtt-url <url>', 'broker URL (default: an embedded broker on 127.0.0.1)')
+    .option('--device-id <id>', 'device id used in the MQTT topics (default: the host name)')
+    .option('--max-frames <n>', 'stop cleanly after this many processed frames')
+    .option('--http-port <port>', 'health and metrics port (0: off)')
+    .option('--print', 'print every message published, one line each, on stdout')
+    .action(async (o: RunOptions) => {
+      const [{ Daemon }, { log }, { readFileSync }, path, { repoRoot }] = await Promise.all([
+        import('../daemon/daemon.js'),
+        import('../util/log.js'),
+        import('node:fs'),
+        import('node:path'),
+        import('../util/paths.js'),
+      ]);
+      const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+      const file = o.config ?? (process.env.ZEROQ_CONFIG || undefined);
+      const daemon = await Daemon.start({
+        load: {
+          file,
+          env: process.env,
+          flags: {
+            source: o.source,
+            model: o.model,
+            engine: o.engine,
+            threads: o.threads,
+            mqttUrl: o.mqttUrl,
+            deviceId: o.deviceId,
+            maxFrames: o.maxFrames,
+            httpPort: o.httpPort,
+            print: o.print,
+          },
+        },
+        out: process.stdout,
+        log,
+        version,
+      });
+      let signals = 0;
+      const onStop = (sig: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          log.warn({ signal: sig }, 'second signal: exiting now');
+          process.exit(1);
+        }
+        log.info({ signal: sig }, 'signal received');
+        void daemon.stop(0);
+      };
+      process.on('SIGTERM', onStop);
+      process.on('SIGINT', onStop);
+      process.on('SIGHUP', () => {
+        log.info('SIGHUP: reloading the configuration');
+        void daemon.reload();
+      });
+      const code = await daemon.done;
+      process.exitCode = code;
+      // Everything was closed; should a library still hold the event loop, do not hang the unit.
+      setTimeout(() => process.exit(code), 5000).unref();
+    });
+}

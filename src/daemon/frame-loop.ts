@@ -1,0 +1,126 @@
+/**
+ * The scheduler: takes the newest frame from the mailbox, runs the engine, decodes the heads and
+ * hands the result on. One frame at a time; what arrives meanwhile replaces the waiting frame
+ * (counted as skipped by the mailbox). The engine and decode settings can be swapped between frames.
+ */
+import type { Logger } from 'pino';
+import { decodeHeads } from '../detect/decode.js';
+import { resizeForNet } from '../detect/preprocess.js';
+import type { DecodeOptions, Detection } from '../detect/types.js';
+import type { Engine, Frame } from '../engine/engine.js';
+import { ZeroqError } from '../util/errors.js';
+import type { CapturedFrame } from './capture/supervisor.js';
+import type { Mailbox } from './mailbox.js';
+
+export interface DetectSettings {
+  decode: DecodeOptions;
+  /** Keep only these class names (empty: all). */
+  classes: ReadonlySet<string>;
+}
+
+export interface ProcessedFrame {
+  frame: CapturedFrame;
+  detections: Detection[];
+  inferenceMs: number;
+  /** Capture to the end of decoding, ms. */
+  latencyMs: number;
+  engine: Engine;
+}
+
+export type LoopEnd = 'ended' | 'max-frames' | 'stopped';
+
+/** Engine errors in a row after which the daemon gives up (and systemd restarts it). */
+const MAX_ENGINE_ERRORS = 10;
+
+export class FrameLoop {
+  private engine: Engine;
+  private settings: DetectSettings;
+  private stopping = false;
+  private busySince = 0;
+  private idle?: () => void;
+  private engineErrors = 0;
+  processed = 0;
+  maxFrames: number;
+
+  constructor(
+    engine: Engine,
+    settings: DetectSettings,
+    maxFrames: number,
+    private readonly onFrame: (r: ProcessedFrame) => void,
+    private readonly log: Logger,
+  ) {
+    this.engine = engine;
+    this.settings = settings;
+    this.maxFrames = maxFrames;
+  }
+
+  get currentEngine(): Engine {
+    return this.engine;
+  }
+
+  /** ms the current frame has been in the engine (0 when idle). */
+  busyMs(): number {
+    return this.busySince === 0 ? 0 : performance.now() - this.busySince;
+  }
+
+  setSettings(s: DetectSettings): void {
+    this.settings = s;
+  }
+
+  /** Uses `next` from the next frame on; resolves with the previous engine once no frame uses it. */
+  async swapEngine(next: Engine): Promise<Engine> {
+    const prev = this.engine;
+    this.engine = next;
+    if (this.busySince !== 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    return prev;
+  }
+
+  /** Asks the loop to return after the frame in progress. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  async run(mailbox: Mailbox<CapturedFrame>): Promise<LoopEnd> {
+    for (;;) {
+      if (this.stopping) return 'stopped';
+      const f = await mailbox.take();
+      if (this.stopping) return 'stopped';
+      if (!f) return 'ended';
+      this.busySince = performance.now();
+      try {
+        const r = await this.process(f);
+        this.engineErrors = 0;
+        this.onFrame(r);
+      } catch (err) {
+        this.engineErrors++;
+        this.log.error({ err: (err as Error).message, frame: f.seq, inARow: this.engineErrors }, 'frame failed');
+        if (this.engineErrors >= MAX_ENGINE_ERRORS) {
+          throw new ZeroqError('engine-failed', `${this.engineErrors} frames in a row failed; last: ${(err as Error).message}`, this.engine.modelId, { cause: err });
+        }
+      } finally {
+        this.busySince = 0;
+        const idle = this.idle;
+        this.idle = undefined;
+        idle?.();
+      }
+      this.processed++;
+      if (this.maxFrames > 0 && this.processed >= this.maxFrames) return 'max-frames';
+    }
+  }
+
+  private async process(f: CapturedFrame): Promise<ProcessedFrame> {
+    const engine = this.engine;
+    const net = engine.net;
+    const { decode, classes } = this.settings;
+    const input: Frame =
+      f.width === net.input.w && f.height === net.input.h && !net.letterbox
+        ? { rgb: f.rgb, width: f.width, height: f.height }
+        : resizeForNet({ data: f.rgb, width: f.width, height: f.height }, net);
+    const t0 = performance.now();
+    const heads = await engine.infer(input);
+    const inferenceMs = performance.now() - t0;
+    let detections = decodeHeads(heads, net, f.srcWidth, f.srcHeight, decode);
+    if (classes.size > 0) detections = detections.filter((d) => classes.has(d.className));
+    return { frame: f, detections, inferenceMs, latencyMs: Date.now() - f.time, engine };
+  }
+}

@@ -1,0 +1,61 @@
+/** The JSON payloads of interface version 1 (docs/mqtt.md), built from daemon state. */
+import type { Detection } from '../../detect/types.js';
+import { round } from '../telemetry.js';
+import { PAYLOAD_VERSION } from './topics.js';
+
+export interface EngineInfo {
+  kind: string;
+  /** Network name, e.g. yolo-fastest-1.1. */
+  model: string;
+  /** Weight-set id (int) or model name (float). */
+  weights: string;
+  threads: number;
+}
+
+export interface FrameResult {
+  seq: number;
+  /** Capture time, ms since the epoch. */
+  time: number;
+  width: number;
+  height: number;
+  inferenceMs: number;
+  /** Capture to the end of decoding. */
+  latencyMs: number;
+  detections: Detection[];
+}
+
+export function detectionsPayload(device: string, r: FrameResult, engine: EngineInfo, classIds: (d: Detection) => number): string {
+  return JSON.stringify({
+    v: PAYLOAD_VERSION,
+    device,
+    frame: r.seq,
+    time: new Date(r.time).toISOString(),
+    ts: r.time,
+    model: engine.model,
+    weights: engine.weights,
+    engine: engine.kind,
+    width: r.width,
+    height: r.height,
+    inference_ms: round(r.inferenceMs, 2),
+    latency_ms: round(r.latencyMs, 2),
+    detections: r.detections.map((d) => ({
+      class: d.className,
+      class_id: classIds(d),
+      score: round(d.score, 4),
+      box: { x: round(d.box.x, 1), y: round(d.box.y, 1), w: round(d.box.w, 1), h: round(d.box.h, 1) },
+    })),
+  });
+}
+
+/** Objects per class: the classes always listed (0 when absent) plus every class seen. */
+export function countClasses(dets: readonly Detection[], always: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of always) out[c] = 0;
+  for (const d of dets) out[d.className] = (out[d.className] ?? 0) + 1;
+  return out;
+}
+
+export function countsPayload(frame: number, time: number, counts: Record<string, number>): string {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  return JSON.stringify({ v: PAYLOAD_VERSION, frame, time: new Date(time).toISOString(), total, counts });
+}

@@ -1,0 +1,173 @@
+/**
+ * The daemon's counters, kept twice from the same events: as plain numbers for the stats topic and
+ * /healthz, and as Prometheus metrics (prom-client, a registry of our own) for /metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency samples kept for the percentiles of the stats topic. */
+const WINDOW = 512;
+
+class Window {
+  private readonly buf = new Float64Array(WINDOW);
+  private n = 0;
+  add(v: number): void {
+    this.buf[this.n % WINDOW] = v;
+    this.n++;
+  }
+  percentiles(): { p50: number; p90: number; p99: number } | null {
+    const k = Math.min(this.n, WINDOW);
+    if (k === 0) return null;
+    const s = Array.from(this.buf.subarray(0, k)).sort((a, b) => a - b);
+    const at = (p: number) => round(s[Math.min(k - 1, Math.ceil((p / 100) * k) - 1)], 2);
+    return { p50: at(50), p90: at(90), p99: at(99) };
+  }
+}
+
+export function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+export interface Counts {
+  captured: number;
+  processed: number;
+  skipped: number;
+  badFrames: number;
+  sourceRestarts: number;
+  detections: number;
+  mqttReconnects: number;
+  mqttDropped: number;
+}
+
+export class Telemetry {
+  readonly registry = new Registry();
+  readonly counts: Counts = {
+    captured: 0,
+    processed: 0,
+    skipped: 0,
+    badFrames: 0,
+    sourceRestarts: 0,
+    detections: 0,
+    mqttReconnects: 0,
+    mqttDropped: 0,
+  };
+  readonly startedAt = Date.now();
+  /** ms since the epoch of the last processed frame (0: none yet). */
+  lastProcessedAt = 0;
+  private readonly inference = new Window();
+  private readonly latency = new Window();
+  private last = { at: performance.now(), captured: 0, processed: 0 };
+
+  private readonly m;
+
+  constructor() {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'zeroq_' });
+    const registers = [r];
+    this.m = {
+      captured: new Counter({ name: 'zeroq_frames_captured_total', help: 'Frames received from the source', registers }),
+      processed: new Counter({ name: 'zeroq_frames_processed_total', help: 'Frames run through the detector', registers }),
+      skipped: new Counter({ name: 'zeroq_frames_skipped_total', help: 'Frames replaced by a newer one before the detector took them', registers }),
+      bad: new Counter({ name: 'zeroq_frames_bad_total', help: 'Malformed frames or undecodable images from the source', registers }),
+      restarts: new Counter({ name: 'zeroq_source_restarts_total', help: 'Source restarts by the watchdog', registers }),
+      sourceUp: new Gauge({ name: 'zeroq_source_up', help: '1 while the source delivers frames', registers }),
+      detections: new Counter({ name: 'zeroq_detections_total', help: 'Objects detected, by class', labelNames: ['class'] as const, registers }),
+      inference: new Histogram({
+        name: 'zeroq_inference_seconds',
+        help: 'Engine time per frame (network only)',
+        buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
+        registers,
+      }),
+      latency: new Histogram({
+        name: 'zeroq_frame_latency_seconds',
+        help: 'From capture to the detections message handed to MQTT',
+        buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+        registers,
+      }),
+      mqttUp: new Gauge({ name: 'zeroq_mqtt_connected', help: '1 while connected to the broker', registers }),
+      reconnects: new Counter({ name: 'zeroq_mqtt_reconnects_total', help: 'Connections to the broker after the first', registers }),
+      buffered: new Gauge({ name: 'zeroq_mqtt_buffered_messages', help: 'Messages waiting for the broker', registers }),
+      dropped: new Counter({ name: 'zeroq_mqtt_dropped_total', help: 'Messages dropped from the full offline buffer', registers }),
+      engine: new Gauge({
+        name: 'zeroq_engine_info',
+        help: 'The engine in use (value 1)',
+        labelNames: ['kind', 'model', 'weights', 'threads'] as const,
+        registers,
+      }),
+    };
+  }
+
+  captured(): void {
+    this.counts.captured++;
+    this.m.captured.inc();
+  }
+
+  skipped(): void {
+    this.counts.skipped++;
+    this.m.skipped.inc();
+  }
+
+  badFrame(): void {
+    this.counts.badFrames++;
+    this.m.bad.inc();
+  }
+
+  sourceRestart(): void {
+    this.counts.sourceRestarts++;
+    this.m.restarts.inc();
+  }
+
+  sourceUp(up: boolean): void {
+    this.m.sourceUp.set(up ? 1 : 0);
+  }
+
+  processed(inferenceMs: number, latencyMs: number, classes: readonly string[]): void {
+    this.counts.processed++;
+    this.counts.detections += classes.length;
+    this.lastProcessedAt = Date.now();
+    this.m.processed.inc();
+    this.inference.add(inferenceMs);
+    this.latency.add(latencyMs);
+    this.m.inference.observe(inferenceMs / 1000);
+    this.m.latency.observe(latencyMs / 1000);
+    for (const c of classes) this.m.detections.inc({ class: c });
+  }
+
+  mqttConnected(up: boolean): void {
+    this.m.mqttUp.set(up ? 1 : 0);
+  }
+
+  mqttReconnect(): void {
+    this.counts.mqttReconnects++;
+    this.m.reconnects.inc();
+  }
+
+  mqttBuffered(n: number): void {
+    this.m.buffered.set(n);
+  }
+
+  mqttDropped(n: number): void {
+    this.counts.mqttDropped += n;
+    this.m.dropped.inc(n);
+  }
+
+  engine(kind: string, model: string, weights: string, threads: number): void {
+    this.m.engine.reset();
+    this.m.engine.set({ kind, model, weights, threads: String(threads) }, 1);
+  }
+
+  /** Frame rates since the previous call, and latency percentiles over the last frames. */
+  window(): { cameraFps: number; processedFps: number; inferenceMs: ReturnType<Window['percentiles']>; latencyMs: ReturnType<Window['percentiles']> } {
+    const now = performance.now();
+    const dt = (now - this.last.at) / 1000;
+    const cameraFps = dt > 0 ? (this.counts.captured - this.last.captured) / dt : 0;
+    const processedFps = dt > 0 ? (this.counts.processed - this.last.processed) / dt : 0;
+    this.last = { at: now, captured: this.counts.captured, processed: this.counts.processed };
+    return {
+      cameraFps: round(cameraFps, 2),
+      processedFps: round(processedFps, 2),
+      inferenceMs: this.inference.percentiles(),
+      latencyMs: this.latency.percentiles(),
+    };
+  }
+}
