@@ -29,7 +29,7 @@ export async function loadImage(path: string): Promise<RgbImage> {
   }
   const { width, height, channels } = out.info;
   if (channels !== 3 || out.data.length !== width * height * 3) {
-    throw new ZeroqError('image-read', `decoded to ${channels} channels of ${out.info.depth}, expected 8-bit RGB`, path);
+    throw new ZeroqError('image-read', `decoded to ${channels} channels in ${out.data.length} bytes for ${width}x${height}, expected 8-bit RGB`, path);
   }
   return { data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength), width, height };
 }
