@@ -19,6 +19,11 @@ export interface ConvQuantOptions {
   wbits: number;
   perChannel: boolean;
   zeroCenter: boolean;
+  /**
+   * Mean of each input channel (real values) over the calibration images: when given, each bias
+   * absorbs the mean error the weight rounding causes, Σ (w − ŵ)·E[x] (bias correction).
+   */
+  inputMean?: Float64Array;
 }
 
 /** What the report shows about one conv layer. */
@@ -38,6 +43,8 @@ export interface ConvStats {
   sqnr: number;
   sqnrCentered: number;
   sqnrPlain: number;
+  /** Largest bias correction applied, relative to the largest |bias| of the layer (0 without it). */
+  biasCorrection: number;
   /** Channels whose fw was lowered to keep Y within 32 bits. */
   loweredChannels: number;
   /** Worst |Y| bound and the bits of headroom below 2^31. */
@@ -49,7 +56,7 @@ function where(layer: ConvLayer): string {
   return layer.source ? `layer ${layer.index} (${layer.source})` : `layer ${layer.index} (conv)`;
 }
 
-export function quantizeBias(bias: Float32Array, fw: Int32Array, faIn: number): Int32Array {
+export function quantizeBias(bias: ArrayLike<number>, fw: Int32Array, faIn: number): Int32Array {
   const out = new Int32Array(bias.length);
   for (let o = 0; o < bias.length; o++) {
     const v = roundHalfAway(bias[o] * 2 ** (fw[o] + faIn));
@@ -62,6 +69,37 @@ export function quantizeBias(bias: Float32Array, fw: Int32Array, faIn: number): 
 /** The factor folded into a layer's weights: 256/255 for a layer reading the uint8 network input. */
 export function inputScaleFor(layer: ConvLayer): number {
   return layer.inputs[0] === -1 ? 256 / 255 : 1;
+}
+
+/** bias + Σ (w − ŵ)·E[x] per output channel: the mean output error of the rounded weights, removed. */
+function correctedBias(
+  params: ConvParams,
+  wq: { q: Int8Array; fw: Int32Array; m: Int32Array; fm: Int32Array },
+  layer: ConvLayer,
+  scale: number,
+  mean: Float64Array,
+  w: string,
+): Float64Array {
+  const O = layer.filters;
+  const per = params.weight.length / O;
+  const kk = layer.size * layer.size;
+  const cg = per / kk;
+  if (mean.length !== cg * layer.groups) throw new ZeroqError('quant-calib', `${mean.length} input means for ${cg * layer.groups} input channels`, w);
+  const approx = dequantizeWeights(wq, O);
+  const out = Float64Array.from(params.bias);
+  for (let o = 0; o < O; o++) {
+    const g = Math.floor(o / (O / layer.groups));
+    let d = 0;
+    for (let c = 0; c < cg; c++) {
+      const xm = mean[g * cg + c];
+      for (let k = 0; k < kk; k++) {
+        const i = o * per + c * kk + k;
+        d += (params.weight[i] * scale - approx[i]) * xm;
+      }
+    }
+    out[o] += d;
+  }
+  return out;
 }
 
 export function quantizeConv(
@@ -90,13 +128,14 @@ export function quantizeConv(
 
   for (;;) {
     const wq = quantizeWeights(params.weight, layer.filters, { ...opts, inputScale: scale, fwCap: cap }, w);
-    const bias = quantizeBias(params.bias, wq.fw, input.frac);
+    const realBias = opts.inputMean ? correctedBias(params, wq, layer, scale, opts.inputMean, w) : params.bias;
+    const bias = quantizeBias(realBias, wq.fw, input.frac);
     let again = false;
     for (let o = 0; o < layer.filters; o++) {
-      const b = channelBound(terms, opts.wbits, input, wq.m[o], wq.fm[o], wq.fw[o], roundHalfAway(params.bias[o] * 2 ** (wq.fw[o] + input.frac)));
+      const b = channelBound(terms, opts.wbits, input, wq.m[o], wq.fm[o], wq.fw[o], roundHalfAway(realBias[o] * 2 ** (wq.fw[o] + input.frac)));
       if (b.total > INT32_MAX) {
         if (wq.fw[o] <= FW_MIN) {
-          throw new ZeroqError('quant-overflow', `channel ${o}: bias ${params.bias[o]} cannot be represented with Y in 32 bits`, w);
+          throw new ZeroqError('quant-overflow', `channel ${o}: bias ${realBias[o]} cannot be represented with Y in 32 bits`, w);
         }
         // Per-layer formats share one fw: lower it for every channel.
         const targets = opts.perChannel ? [o] : Array.from({ length: layer.filters }, (_, k) => k);
@@ -134,6 +173,12 @@ export function quantizeConv(
       if (v < wMin) wMin = v;
       if (v > wMax) wMax = v;
     }
+    let biasMax = 0;
+    let shiftMax = 0;
+    for (let o = 0; o < layer.filters; o++) {
+      biasMax = Math.max(biasMax, Math.abs(params.bias[o]));
+      shiftMax = Math.max(shiftMax, Math.abs(realBias[o] - params.bias[o]));
+    }
     let muMin = Infinity;
     let muMax = -Infinity;
     let fwMin = Infinity;
@@ -158,6 +203,7 @@ export function quantizeConv(
       sqnr,
       sqnrCentered: opts.zeroCenter ? sqnr : sqnrOther,
       sqnrPlain: opts.zeroCenter ? sqnrOther : sqnr,
+      biasCorrection: biasMax > 0 ? shiftMax / biasMax : shiftMax,
       loweredChannels: lowered.size,
       bound,
       headroomBits: Math.log2((INT32_MAX + 1) / Math.max(1, bound.total)),

@@ -29,6 +29,8 @@ export interface QuantizeOptions {
   actCalib: ActCalibMethod;
   /** For 'percentile': the percentile of |x| kept unclipped. */
   percentile?: number;
+  /** Correct conv biases for the mean error of the rounded weights (search only for now). */
+  biasCorrection?: boolean;
   /** For 'search': how many of the frames it runs (default all). */
   searchImages?: number;
   /** onnxruntime threads for the float passes. */
@@ -118,11 +120,20 @@ export function quantizeConvs(
   return { convs, stats };
 }
 
+/** What several quantizations of one model on the same frames can share. */
+export interface QuantizeShared {
+  /** A float engine created with allOutputs (left open). */
+  engine?: FloatEngine;
+  /** Statistics of the same frames. */
+  stats?: ActivationStats;
+}
+
 export async function quantizeModel(
   model: FloatModel,
   frames: Frame[],
   opts: QuantizeOptions,
   progress?: (phase: ProgressPhase, done: number, total: number) => void,
+  shared: QuantizeShared = {},
 ): Promise<QuantizeResult> {
   checkOptions(opts);
   const { net } = model;
@@ -130,9 +141,9 @@ export async function quantizeModel(
   const bits = outputBits(net, opts.abits, opts.headAbits);
   const heads = feedsOnlyHeads(net);
   const convOptions = convOptionsFor(opts, heads);
-  const engine = await FloatEngine.create(model, { allOutputs: true, threads: opts.threads ?? 1 });
+  const engine = shared.engine ?? (await FloatEngine.create(model, { allOutputs: true, threads: opts.threads ?? 1 }));
   try {
-    const stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
+    const stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length)));
     let formats: TensorFormat[];
     let convs: (QConv | undefined)[];
     let convStats: (ConvStats | undefined)[];
@@ -144,6 +155,7 @@ export async function quantizeModel(
         bits,
         convOptions,
         stats,
+        biasCorrection: opts.biasCorrection ?? false,
         onLayer: (d, t) => progress?.('search', d, t),
       });
       ({ formats, convs, convStats, sqnr } = r);
@@ -175,6 +187,6 @@ export async function quantizeModel(
       },
     };
   } finally {
-    await engine.close();
+    if (!shared.engine) await engine.close();
   }
 }

@@ -25,6 +25,8 @@ export interface SearchOptions {
   bits: (8 | 16)[];
   /** Weight options of each conv layer. */
   convOptions: (layer: ConvLayer) => ConvQuantOptions;
+  /** Correct each conv bias for the mean error of its rounded weights, using the inputs' means. */
+  biasCorrection?: boolean;
   /** Float statistics (min/max) of the same images: the candidates are centred on the min/max frac. */
   stats: ActivationStats;
   /** Candidates from (min/max frac − below) to (min/max frac + above). */
@@ -95,6 +97,23 @@ function where(layer: Layer): string {
 function candidates(center: number, below: number, above: number): number[] {
   const out: number[] = [];
   for (let f = Math.max(FA_MIN, center - below); f <= Math.min(FA_MAX, center + above); f++) out.push(f);
+  return out;
+}
+
+/** Mean real value of every channel of integer tensors (one per image) with `frac` fraction bits. */
+function channelMeans(xs: ITensor[], frac: number): Float64Array {
+  const { c, h, w } = xs[0];
+  const plane = h * w;
+  const out = new Float64Array(c);
+  for (const x of xs) {
+    for (let ch = 0; ch < c; ch++) {
+      let s = 0;
+      for (let i = ch * plane; i < (ch + 1) * plane; i++) s += x.data[i];
+      out[ch] += s;
+    }
+  }
+  const scale = 2 ** -frac / (plane * xs.length);
+  for (let ch = 0; ch < c; ch++) out[ch] *= scale;
   return out;
 }
 
@@ -176,7 +195,9 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
       if (layer.kind === 'conv') {
         const src = layer.inputs[0];
         const inFmt = formatOf(formats, src);
-        const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, opts.convOptions(layer), src === -1 ? networkInput() : tensorInput(inFmt));
+        const copts = opts.convOptions(layer);
+        if (opts.biasCorrection) copts.inputMean = channelMeans(frames.map((_, k) => get(k, src)), inFmt.frac);
+        const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, copts, src === -1 ? networkInput() : tensorInput(inFmt));
         convs[L] = qconv;
         convStats[L] = stats;
         const act = frames.map((_, k) => convActivated(layer, qconv, get(k, src)));
