@@ -117,7 +117,6 @@ export class FfmpegSource implements CaptureSource {
     let cur: Buffer | undefined;
     let filled = 0;
     const pendingChunks: Buffer[] = [];
-    let waiting = false;
 
     const headerComplete = () => {
       if (headerDone) return;
@@ -139,22 +138,26 @@ export class FfmpegSource implements CaptureSource {
       for (const c of pendingChunks.splice(0)) onData(c);
     };
 
-    const onData = (chunk: Buffer) => {
-      if (!headerDone) {
-        pendingChunks.push(chunk);
-        return;
-      }
-      let off = 0;
-      while (off < chunk.length && !finished) {
-        if (!cur) {
-          cur = Buffer.allocUnsafe(frameBytes);
-          filled = 0;
-        }
-        const n = Math.min(frameBytes - filled, chunk.length - off);
-        chunk.copy(cur, filled, off, off + n);
-        filled += n;
-        off += n;
-        if (filled === frameBytes) {
+    // Chunks are cut into frames in order; for a source that is not live, the cutting pauses (and
+    // stdout with it: pipe back-pressure holds ffmpeg) until the consumer took the frame.
+    const chunks: Buffer[] = [];
+    let pumping: Promise<void> = Promise.resolve();
+    let pumpActive = false;
+    const pump = async () => {
+      pumpActive = true;
+      while (chunks.length > 0 && !finished) {
+        const chunk = chunks.shift()!;
+        let off = 0;
+        while (off < chunk.length && !finished) {
+          if (!cur) {
+            cur = Buffer.allocUnsafe(frameBytes);
+            filled = 0;
+          }
+          const n = Math.min(frameBytes - filled, chunk.length - off);
+          chunk.copy(cur, filled, off, off + n);
+          filled += n;
+          off += n;
+          if (filled < frameBytes) continue;
           const f: RawFrame = {
             rgb: new Uint8Array(cur.buffer, cur.byteOffset, frameBytes),
             width: size!.width,
@@ -164,18 +167,24 @@ export class FfmpegSource implements CaptureSource {
             time: Date.now(),
           };
           cur = undefined;
+          filled = 0;
           const wait = sink.frame(f);
           if (wait && !this.live) {
-            // Not a camera: hold ffmpeg back (pipe back-pressure) until the frame is taken.
             child.stdout.pause();
-            waiting = true;
-            void wait.then(() => {
-              waiting = false;
-              if (!this.stopping) child.stdout.resume();
-            });
+            await wait;
+            if (!this.stopping) child.stdout.resume();
           }
         }
       }
+      pumpActive = false;
+    };
+    const onData = (chunk: Buffer) => {
+      if (!headerDone) {
+        pendingChunks.push(chunk);
+        return;
+      }
+      chunks.push(chunk);
+      if (!pumpActive) pumping = pump();
     };
 
     let stderrTail = '';
@@ -199,8 +208,9 @@ export class FfmpegSource implements CaptureSource {
 
     child.stdout.on('data', onData);
     this.exited = new Promise<void>((resolve) => {
-      child.on('close', (code, signal) => {
+      child.on('close', async (code, signal) => {
         resolve();
+        await pumping; // deliver every complete frame before reporting the end
         if (this.stopping) {
           finish(() => sink.end());
           return;
@@ -220,7 +230,6 @@ export class FfmpegSource implements CaptureSource {
       // spawn failure (ffmpeg missing): 'close' follows with code -2 on Node 20; report the cause.
       finish(() => sink.fail(new Error(`cannot run ${o.ffmpeg}: ${err.message}`)));
     });
-    void waiting;
   }
 
   async stop(): Promise<void> {
