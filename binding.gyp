@@ -38,7 +38,7 @@
           "target_name": "zeroq_int_avx512",
           "type": "static_library",
           "sources": ["src/kernels/kernels_avx512.cc"],
-          "cflags_cc": ["<@(zq_int_cflags)", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx2", "-mfma", "-mbmi2"],
+          "cflags_cc": ["<@(zq_int_cflags)", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx2", "-mfma", "-mbmi2", "-Wno-maybe-uninitialized"],
           "cflags_cc!": ["-O2"]
         }
       ]

@@ -1,5 +1,247 @@
-// Placeholder: the portable kernels compiled for AVX-512 VNNI.
+// AVX-512 VNNI kernels (compiled with -mavx512f/bw/vl/dq/vnni; selected at run time).
+// gemm: 16 output positions per vector; vpdpbusd multiplies the stored bytes (x+128, unsigned)
+// by the signed weights, four input channels per 32-bit lane; the +128 is absorbed by the bias
+// (plan time). depthwise: 4 pixels x 4 channels per vector, vpdpwssd per tap.
+// The epilogue is finishOne (finish.h) in vector form.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "finish.h"
 #include "plan.h"
-#define KERNELS_NAME kAvx512
-#define KERNELS_LABEL "avx512-vnni"
-#include "kernels_portable.inc"
+
+namespace {
+
+using namespace zqint;
+
+struct VP {
+  __m512i bias, mul, tsh, rsh, lsh;
+};
+
+// rshr for per-lane shifts 0..63 on 32-bit lanes: counts above 31 fill with the sign, which gives
+// the exact result for |v| < 2^31 (0).
+inline __m512i rshrv(__m512i v, __m512i r) {
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i rm1 = _mm512_max_epi32(_mm512_sub_epi32(r, one), _mm512_setzero_si512());
+  return _mm512_add_epi32(_mm512_srav_epi32(v, r), _mm512_and_si512(_mm512_srav_epi32(v, rm1), _mm512_min_epi32(r, one)));
+}
+
+inline __m512i rshr64v(__m512i v, __m512i r) {
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i rm1 = _mm512_max_epi64(_mm512_sub_epi64(r, one), _mm512_setzero_si512());
+  return _mm512_add_epi64(_mm512_srav_epi64(v, r), _mm512_and_si512(_mm512_srav_epi64(v, rm1), _mm512_min_epi64(r, one)));
+}
+
+// rshr(M*S, tsh) with the product in 64 bits; the result fits 32 bits (validation).
+inline __m512i t64(__m512i S, __m512i mul, __m512i tsh) {
+  const __m512i lo = _mm512_set1_epi64(0xffffffffLL);
+  __m512i ev = _mm512_mul_epi32(S, mul);
+  __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(S, 32), _mm512_srli_epi64(mul, 32));
+  ev = rshr64v(ev, _mm512_and_si512(tsh, lo));
+  od = rshr64v(od, _mm512_srli_epi64(tsh, 32));
+  return _mm512_mask_blend_epi32(0xAAAA, ev, _mm512_slli_epi64(od, 32));
+}
+
+// acc: ACC + offset correction, S: real window sums. Returns the output values (lo..hi).
+inline __m512i epilogue(const ConvPlan& p, const VP& v, __m512i acc, __m512i S) {
+  __m512i y = _mm512_add_epi32(acc, v.bias);
+  if (p.needS) {
+    __m512i t = p.m32 ? rshrv(_mm512_mullo_epi32(S, v.mul), v.tsh) : t64(S, v.mul, v.tsh);
+    y = _mm512_add_epi32(y, t);
+  }
+  if (p.act == A_LEAKY) {
+    const __mmask16 neg = _mm512_cmplt_epi32_mask(y, _mm512_setzero_si512());
+    if (neg) {
+      const __m512i k = _mm512_set1_epi32(3277);
+      __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y, 15), k);
+      __m512i lo = _mm512_srai_epi32(
+          _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(y, _mm512_set1_epi32(0x7fff)), k), _mm512_set1_epi32(16384)), 15);
+      y = _mm512_mask_mov_epi32(y, neg, _mm512_add_epi32(hi, lo));
+    }
+  } else if (p.act == A_RELU) {
+    y = _mm512_max_epi32(y, _mm512_setzero_si512());
+  }
+  const __m512i vlo = _mm512_set1_epi32(p.lo), vhi = _mm512_set1_epi32(p.hi);
+  __m512i r = _mm512_min_epi32(_mm512_max_epi32(rshrv(y, v.rsh), vlo), vhi);
+  if (p.anyLeft) r = _mm512_min_epi32(_mm512_max_epi32(_mm512_sllv_epi32(r, v.lsh), vlo), vhi);
+  return r;
+}
+
+inline __m512i bcast(const int32_t* a, int i) { return _mm512_set1_epi32(a[i]); }
+
+// Four channels' outputs (each -128..127) as stored words: byte j = value j + 128.
+inline __m512i pack4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+  const __m512i off = _mm512_set1_epi32(128);
+  __m512i w = _mm512_add_epi32(r0, off);
+  w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_add_epi32(r1, off), 8));
+  w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_add_epi32(r2, off), 16));
+  return _mm512_or_si512(w, _mm512_slli_epi32(_mm512_add_epi32(r3, off), 24));
+}
+
+void gemmAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch) {
+  uint32_t* panel = (uint32_t*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  const __m512i ones = _mm512_set1_epi8(1);
+  const bool lut = p.act == A_LUT;
+  for (int v = v0; v < v1; v++) {
+    const int pos0 = v * VL;
+    const int lanes = p.P - pos0 < VL ? p.P - pos0 : VL;
+    const __mmask16 lm = (__mmask16)((1u << lanes) - 1);
+    for (int g = 0; g < p.G; g++) {
+      const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
+      __m512i S = _mm512_setzero_si512();
+      const uint32_t* rows;  // chunk c at rows + c * rstride
+      int64_t rstride;
+      if (p.direct) {
+        rows = base + pos0;
+        rstride = in.planeStride;
+        if (p.needS)
+          for (int c = 0; c < p.chunks; c++) S = _mm512_dpbusd_epi32(S, _mm512_loadu_si512(rows + c * rstride), ones);
+      } else {
+        const __m512i idx = _mm512_loadu_si512(p.pidx + pos0);
+        for (int t = 0; t < p.taps; t++) {
+          const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
+          for (int b = 0; b < p.cbg; b++) {
+            __m512i x = _mm512_i32gather_epi32(idx, base + b * in.planeStride + toff, 4);
+            _mm512_store_si512(panel + (size_t)(t * p.cbg + b) * VL, x);
+            S = _mm512_dpbusd_epi32(S, x, ones);
+          }
+        }
+        rows = panel;
+        rstride = VL;
+      }
+      S = _mm512_sub_epi32(S, _mm512_set1_epi32(p.sOff));
+      for (int tile = 0; tile < p.ntiles; tile++) {
+        const int32_t* w = (const int32_t*)p.wgemm + ((size_t)(g * p.ntiles + tile) * p.chunks) * TILE_O;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        const uint32_t* x = rows;
+        for (int c = 0; c < p.chunks; c++, w += TILE_O, x += rstride) {
+          const __m512i xv = _mm512_loadu_si512(x);
+          a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_set1_epi32(w[0]));
+          a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_set1_epi32(w[1]));
+          a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_set1_epi32(w[2]));
+          a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_set1_epi32(w[3]));
+          a4 = _mm512_dpbusd_epi32(a4, xv, _mm512_set1_epi32(w[4]));
+          a5 = _mm512_dpbusd_epi32(a5, xv, _mm512_set1_epi32(w[5]));
+          a6 = _mm512_dpbusd_epi32(a6, xv, _mm512_set1_epi32(w[6]));
+          a7 = _mm512_dpbusd_epi32(a7, xv, _mm512_set1_epi32(w[7]));
+        }
+        __m512i acc[TILE_O] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        const int pc0 = (g * p.ntiles + tile) * TILE_O;
+        __m512i res[TILE_O];
+        if (lut) {
+          alignas(64) int32_t av[VL], sv[VL], rv[VL];
+          _mm512_store_si512(sv, S);
+          for (int o = 0; o < TILE_O; o++) {
+            _mm512_store_si512(av, acc[o]);
+            for (int l = 0; l < VL; l++)
+              rv[l] = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, pc0 + o, av[l] + p.bias[pc0 + o], sv[l]);
+            res[o] = _mm512_load_si512(rv);
+          }
+        } else {
+          for (int o = 0; o < TILE_O; o++) {
+            const int c = pc0 + o;
+            VP vp{bcast(p.bias, c), bcast(p.mul, c), bcast(p.tsh, c), bcast(p.rsh, c), bcast(p.lsh, c)};
+            res[o] = epilogue(p, vp, acc[o], S);
+          }
+        }
+        const int oc0 = g * p.Og + tile * TILE_O;
+        if (out.raw) {
+          for (int o = 0; o < TILE_O && tile * TILE_O + o < p.Og; o++)
+            _mm512_mask_storeu_epi32(out.raw + (int64_t)(oc0 + o) * p.P + pos0, lm, res[o]);
+          continue;
+        }
+        for (int j = 0; j < TILE_O / 4; j++) {
+          if (tile * TILE_O + 4 * j >= p.Og) break;
+          const __m512i word = pack4(res[4 * j], res[4 * j + 1], res[4 * j + 2], res[4 * j + 3]);
+          uint32_t* plane = out.words + (int64_t)((oc0 >> 2) + j) * out.planeStride;
+          for (int s = p.segStart[v]; s < p.segStart[v + 1]; s++) {
+            const Seg& sg = p.segs[s];
+            const __mmask16 m = (__mmask16)(((1u << sg.count) - 1) << sg.lane0);
+            _mm512_mask_storeu_epi32(plane + sg.off - sg.lane0, m, word);
+          }
+        }
+      }
+    }
+  }
+}
+
+void dwAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
+  const int cb = (p.C + 3) / 4;
+  const bool slow = p.act == A_LUT || out.raw;
+  const int s = p.stride;
+  for (int b = 0; b < cb; b++) {
+    const uint8_t* ip = (const uint8_t*)(in.words + b * in.planeStride);
+    const __m512i* w = (const __m512i*)nullptr;
+    (void)w;
+    alignas(64) int32_t wv[64][VL];  // taps <= 64 handled here; larger kernels use the portable loop
+    const int taps = p.taps <= 64 ? p.taps : 0;
+    for (int t = 0; t < taps; t++)
+      for (int l = 0; l < VL; l++) wv[t][l] = p.wdw[((size_t)b * p.taps + t) * 4 + (l & 3)] & 0xffff;
+    VP vp{_mm512_loadu_si512(p.vbias + b * VL), _mm512_loadu_si512(p.vmul + b * VL), _mm512_loadu_si512(p.vtsh + b * VL),
+          _mm512_loadu_si512(p.vrsh + b * VL), _mm512_loadu_si512(p.vlsh + b * VL)};
+    const __m512i soff = _mm512_set1_epi32(p.sOff);
+    for (int y = y0; y < y1; y++) {
+      const int iy0 = y * s - p.pad + in.b;
+      for (int x0 = 0; x0 < p.Wo; x0 += 4) {
+        const int npix = p.Wo - x0 < 4 ? p.Wo - x0 : 4;
+        __m512i acc = _mm512_setzero_si512(), S = acc;
+        if (taps) {
+          for (int ky = 0; ky < p.k; ky++) {
+            const uint8_t* row = ip + ((int64_t)(iy0 + ky) * in.rowStride + (x0 * s - p.pad + in.b)) * 4;
+            for (int kx = 0; kx < p.k; kx++) {
+              __m128i px;
+              if (s == 1) px = _mm_loadu_si128((const __m128i*)(row + kx * 4));
+              else if (s == 2) px = _mm256_cvtepi64_epi32(_mm256_loadu_si256((const __m256i*)(row + kx * 4)));
+              else px = _mm_set_epi32(*(const int32_t*)(row + (kx + 3 * s) * 4), *(const int32_t*)(row + (kx + 2 * s) * 4),
+                                      *(const int32_t*)(row + (kx + s) * 4), *(const int32_t*)(row + kx * 4));
+              const __m512i xv = _mm512_cvtepu8_epi32(px);
+              acc = _mm512_dpwssd_epi32(acc, xv, _mm512_load_si512(wv[ky * p.k + kx]));
+              S = _mm512_add_epi32(S, xv);
+            }
+          }
+        } else {
+          alignas(64) int32_t av[VL], sv[VL];
+          for (int l = 0; l < VL; l++) {
+            int px = l >> 2, c = l & 3, a = 0, sum = 0;
+            for (int ky = 0; ky < p.k; ky++)
+              for (int kx = 0; kx < p.k; kx++) {
+                int xv = ip[((int64_t)(iy0 + ky) * in.rowStride + ((x0 + px) * s - p.pad + in.b + kx)) * 4 + c];
+                a += xv * p.wdw[((size_t)b * p.taps + ky * p.k + kx) * 4 + c];
+                sum += xv;
+              }
+            av[l] = a;
+            sv[l] = sum;
+          }
+          acc = _mm512_load_si512(av);
+          S = _mm512_load_si512(sv);
+        }
+        S = _mm512_sub_epi32(S, soff);
+        if (slow) {
+          alignas(64) int32_t av[VL], sv[VL];
+          _mm512_store_si512(av, acc);
+          _mm512_store_si512(sv, S);
+          for (int l = 0; l < 4 * npix; l++) {
+            const int ch = b * 4 + (l & 3), x = x0 + (l >> 2);
+            int32_t r = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, ch, av[l] + p.bias[ch], sv[l]);
+            if (out.raw) {
+              if (ch < p.O) out.raw[(int64_t)ch * p.P + y * p.Wo + x] = r;
+            } else {
+              ((uint8_t*)out.at(b, y, x))[l & 3] = (uint8_t)(r + 128);
+            }
+          }
+          continue;
+        }
+        const __m512i r = _mm512_add_epi32(epilogue(p, vp, acc, S), _mm512_set1_epi32(128));
+        const __m128i bytes = _mm512_cvtepi32_epi8(r);
+        _mm_mask_storeu_epi8(out.at(b, y, x0), (__mmask16)((1u << (4 * npix)) - 1), bytes);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+namespace zqint {
+extern const Kernels kAvx512;
+const Kernels kAvx512 = {"avx512-vnni", gemmAvx512, dwAvx512};
+}  // namespace zqint

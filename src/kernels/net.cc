@@ -19,7 +19,6 @@ inline int32_t align(int32_t x, int r, int lo, int hi) {
   return clampi(v, lo, hi);
 }
 
-inline int32_t leaky32(int32_t v) { return v >= 0 ? v : (int32_t)rshr64((int64_t)v * 3277, 15); }
 
 }  // namespace
 
@@ -89,6 +88,7 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
   for (int i = 0; i < n; i++) {
     L& l = layers_[i];
     if (l.d[F_KIND] == K_CONV) planConv(l, layers[i].conv, i);
+    if (l.d[F_KIND] == K_SHORTCUT) scratchWords_ = std::max(scratchWords_, (size_t)4 * l.d[F_W] + 16);
     if (l.d[F_KIND] == K_MAXPOOL) scratchWords_ = std::max(scratchWords_, (size_t)bufs_[l.in[0]].h * l.d[F_W] + 16);
   }
   scratch_.resize(pool_.size());
@@ -400,21 +400,44 @@ void Net::runShortcut(L& l) {
   const int lo = -(1 << (bits - 1)), hi = -lo - 1;
   const int act = l.d[F_ACT], fo = l.d[F_FRAC];
   const int nin = (int)l.in.size();
-  for (int c = 0; c < out.c; c++)
-    for (int y = 0; y < out.h; y++)
-      for (int x = 0; x < out.w; x++) {
-        int32_t v = 0;
+  std::vector<int> shifts(nin);
+  for (int j = 0; j < nin; j++) shifts[j] = std::max(-24, std::min(fracOf_[l.in[j]] - fo, 30));
+  pool_.run(out.cb, [&](int b0, int b1, int t) {
+    // Rows of 4*w bytes (every channel of a block), summed input by input in 32-bit lanes.
+    int32_t* sum = (int32_t*)scratch_[t];
+    for (int blk = b0; blk < b1; blk++)
+      for (int y = 0; y < out.h; y++) {
+        const int n = 4 * out.w;
+        for (int i = 0; i < n; i++) sum[i] = 0;
         for (int j = 0; j < nin; j++) {
-          const Buf& in = bufs_[l.in[j]];
-          int32_t xv = (int32_t)((const uint8_t*)in.at(c / 4, y, x))[c % 4] - 128;
-          v += align(xv, fracOf_[l.in[j]] - fo, lo, hi);
+          const uint8_t* s = (const uint8_t*)bufs_[l.in[j]].at(blk, y, 0);
+          const int r = shifts[j];
+          if (r == 0) {
+            for (int i = 0; i < n; i++) sum[i] += std::min(std::max((int32_t)s[i] - 128, lo), hi);
+          } else if (r > 0) {
+            const int32_t half = 1 << (r - 1);
+            for (int i = 0; i < n; i++) sum[i] += ((int32_t)s[i] - 128 + half) >> r;
+          } else {
+            for (int i = 0; i < n; i++) sum[i] += std::min(std::max(((int32_t)s[i] - 128) * (1 << -r), lo), hi);
+          }
         }
-        v = clampi(v, lo, hi);
-        if (act == A_LEAKY) v = leaky32(v);
-        else if (act == A_RELU) v = v < 0 ? 0 : v;
-        if (out.raw) out.raw[((int64_t)c * out.h + y) * out.w + x] = v;
-        else ((uint8_t*)out.at(c / 4, y, x))[c % 4] = (uint8_t)(v + 128);
+        for (int i = 0; i < n; i++) {
+          int32_t v = std::min(std::max(sum[i], lo), hi);
+          if (act == A_LEAKY) v = v >= 0 ? v : (v * 3277 + 16384) >> 15;
+          else if (act == A_RELU) v = v < 0 ? 0 : v;
+          sum[i] = v;
+        }
+        if (out.raw) {
+          for (int i = 0; i < n; i++) {
+            const int c = 4 * blk + (i & 3);
+            if (c < out.c) out.raw[((int64_t)c * out.h + y) * out.w + (i >> 2)] = sum[i];
+          }
+        } else {
+          uint8_t* d = (uint8_t*)out.at(blk, y, 0);
+          for (int i = 0; i < n; i++) d[i] = (uint8_t)(sum[i] + 128);
+        }
       }
+  });
 }
 
 void Net::runUpsample(L& l) {
