@@ -73,6 +73,10 @@ export class ActivationStats {
   /** Per layer: counts of |x| by log2 bin (zeros not counted), and the number of values. */
   readonly hist: (Float64Array | undefined)[];
   readonly count: Float64Array;
+  /** Per layer: sum of every channel's values (for the channel means bias correction uses). */
+  readonly channelSum: Float64Array[];
+  /** The same for the network input, in the integer engine's units (P/256). */
+  readonly inputSum: Float64Array;
   images = 0;
 
   constructor(readonly net: Network) {
@@ -81,6 +85,22 @@ export class ActivationStats {
     this.max = new Float64Array(n).fill(-Infinity);
     this.count = new Float64Array(n);
     this.hist = net.layers.map((l) => (ownsFormat(l) ? new Float64Array(BINS) : undefined));
+    this.channelSum = net.layers.map((l) => new Float64Array(l.out.c));
+    this.inputSum = new Float64Array(net.input.c);
+  }
+
+  /** Adds one frame (HWC uint8) to the input channel sums. */
+  addInput(rgb: Uint8Array): void {
+    const c = this.net.input.c;
+    for (let i = 0; i < rgb.length; i++) this.inputSum[i % c] += rgb[i] / 256;
+  }
+
+  /** Mean of every channel of layer i's output (-1: the network input as P/256). */
+  channelMean(i: number): Float64Array {
+    const s = i === -1 ? this.inputSum : this.channelSum[i];
+    const shape = i === -1 ? this.net.input : this.net.layers[i].out;
+    const n = this.images * shape.h * shape.w;
+    return s.map((v) => (n > 0 ? v / n : 0));
   }
 
   /** Adds one image's output of layer i. */
@@ -88,6 +108,13 @@ export class ActivationStats {
     let mn = this.min[i];
     let mx = this.max[i];
     const h = this.hist[i];
+    const sums = this.channelSum[i];
+    const plane = data.length / sums.length;
+    for (let ch = 0; ch < sums.length; ch++) {
+      let s = 0;
+      for (let k = ch * plane; k < (ch + 1) * plane; k++) s += data[k];
+      sums[ch] += s;
+    }
     for (let k = 0; k < data.length; k++) {
       const v = data[k];
       if (v < mn) mn = v;

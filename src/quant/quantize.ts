@@ -29,7 +29,10 @@ export interface QuantizeOptions {
   actCalib: ActCalibMethod;
   /** For 'percentile': the percentile of |x| kept unclipped. */
   percentile?: number;
-  /** Correct conv biases for the mean error of the rounded weights (search only for now). */
+  /**
+   * Correct conv biases for the mean error of the rounded weights: Σ (w − ŵ)·E[x] with the input
+   * means of the integer pipeline (search) or of the float model (minmax, percentile).
+   */
   biasCorrection?: boolean;
   /** For 'search': how many of the frames it runs (default all). */
   searchImages?: number;
@@ -89,6 +92,7 @@ function checkOptions(opts: QuantizeOptions): void {
 export async function collectStats(engine: FloatEngine, model: FloatModel, frames: Frame[], onImage?: (done: number) => void): Promise<ActivationStats> {
   const stats = new ActivationStats(model.net);
   for (let k = 0; k < frames.length; k++) {
+    stats.addInput(frames[k].rgb);
     for (const out of await engine.inferLayers(frames[k])) stats.add(out.layer, out.data);
     stats.images++;
     onImage?.(k + 1);
@@ -96,11 +100,15 @@ export async function collectStats(engine: FloatEngine, model: FloatModel, frame
   return stats;
 }
 
-/** Conv parameters of every conv layer for given activation formats. */
+/**
+ * Conv parameters of every conv layer for given activation formats; with `means` (float statistics)
+ * the biases are corrected for the mean error of the rounded weights.
+ */
 export function quantizeConvs(
   model: FloatModel,
   formats: TensorFormat[],
   convOptions: (layer: ConvLayer) => ConvQuantOptions,
+  means?: ActivationStats,
 ): { convs: (QConv | undefined)[]; stats: (ConvStats | undefined)[] } {
   const convs: (QConv | undefined)[] = [];
   const stats: (ConvStats | undefined)[] = [];
@@ -113,7 +121,9 @@ export function quantizeConvs(
     const p = model.params[l.index];
     if (!p) throw new ZeroqError('quant-params', 'conv layer without parameters', l.source ?? `layer ${l.index}`);
     const src = l.inputs[0];
-    const r = quantizeConv(model.net, l, p, convOptions(l), src === -1 ? networkInput() : tensorInput(formats[src]));
+    const o = convOptions(l);
+    if (means) o.inputMean = means.channelMean(src);
+    const r = quantizeConv(model.net, l, p, o, src === -1 ? networkInput() : tensorInput(formats[src]));
     convs.push(r.qconv);
     stats.push(r.stats);
   }
@@ -161,7 +171,7 @@ export async function quantizeModel(
       ({ formats, convs, convStats, sqnr } = r);
     } else {
       formats = formatsFromStats(net, stats, bits, opts.actCalib, opts.percentile);
-      ({ convs, stats: convStats } = quantizeConvs(model, formats, convOptions));
+      ({ convs, stats: convStats } = quantizeConvs(model, formats, convOptions, opts.biasCorrection ? stats : undefined));
       progress?.('weights', 1, 1);
     }
     const qnet: QNet = { net, formats, convs };

@@ -4,7 +4,8 @@
  */
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const fmt = (v: number): string => (Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2));
+const fmt = (v: number): string =>
+  Number.isInteger(v) || Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2);
 
 interface Frame {
   x0: number;
@@ -70,18 +71,20 @@ function histogram(values: ArrayLike<number>, lo: number, hi: number, bins: numb
 
 export interface WeightHistogramInput {
   title: string;
-  /** The layer's float weights (as the integer layer sees them, input scaling included). */
+  /** The weights (as the integer layer sees them, input scaling included). */
   weights: ArrayLike<number>;
-  /** The value subtracted by zero-centering (one layer-wide value for the picture). */
+  /** The value zero-centering subtracts. */
   mu: number;
-  /** Grid step 2^-fw and the Nw-bit limits, for the centered weights. */
-  step: number;
+  /** Grid steps 2^-fw of the plain format (weights as they are) and of the zero-centered one. */
+  stepPlain: number;
+  stepCentered: number;
   wbits: number;
 }
 
 /**
- * Two panels: the weights as they are (with the grid a plain Nw-bit format would use) and after
- * subtracting mu (with the zero-centered grid). Grid lines are drawn when there are few enough.
+ * Two panels: the weights as they are with the grid of the plain Nw-bit format, and after
+ * subtracting mu with the zero-centered grid (grid lines drawn when there are at most 64 levels,
+ * else only the two ends of the range).
  */
 export function weightHistogramSvg(inp: WeightHistogramInput): string {
   const W = 760;
@@ -96,42 +99,31 @@ export function weightHistogramSvg(inp: WeightHistogramInput): string {
     lo = Math.min(lo, v, centered[i]);
     hi = Math.max(hi, v, centered[i]);
   }
-  const bins = 80;
-  const panels: string[] = [];
+  const bins = Math.max(20, Math.min(100, Math.round(Math.sqrt(n) * 2)));
   const qmax = 2 ** (inp.wbits - 1) - 1;
-  // The plain format of the same width: the grid that covers max |w| without centering.
-  let plainAbs = 0;
-  for (let i = 0; i < n; i++) plainAbs = Math.max(plainAbs, Math.abs(inp.weights[i]));
-  const plainStep = 2 ** -Math.floor(Math.log2(qmax / (plainAbs || 1)));
-  const sets: [string, ArrayLike<number>, number, number][] = [
-    ['before centering (plain grid)', inp.weights, plainStep, 0],
-    [`after centering (mu = ${fmt(inp.mu)})`, centered, inp.step, 0],
+  const panels: string[] = [];
+  const sets: [string, ArrayLike<number>, number][] = [
+    ['as they are, plain grid', inp.weights, inp.stepPlain],
+    [`minus mu = ${fmt(inp.mu)}, zero-centered grid`, centered, inp.stepCentered],
   ];
   sets.forEach(([label, vals, step], k) => {
     const counts = histogram(vals, lo, hi, bins);
     const cmax = Math.max(...counts, 1);
-    const x0 = k * (W / 2);
     const f = frame(W / 2, H, lo, hi, 0, cmax, { l: 50, r: 12, t: 40, b: 40 });
-    const shift = (s: string) => `<g transform="translate(${x0} 0)">${s}</g>`;
     const bw = (f.x1 - f.x0) / bins;
     const bars = counts
       .map((c, b) => `<rect x="${(f.x0 + b * bw).toFixed(1)}" y="${f.py(c).toFixed(1)}" width="${Math.max(0.5, bw - 0.5).toFixed(1)}" height="${(f.y0 - f.py(c)).toFixed(1)}" fill="#4a78b5"/>`)
       .join('');
     const grid: string[] = [];
-    const levels = 2 * qmax + 1;
-    if (levels <= 64) {
-      for (let q = -qmax; q <= qmax; q++) {
-        const v = q * step;
-        if (v < lo || v > hi) continue;
-        grid.push(`<line x1="${f.px(v).toFixed(1)}" y1="${f.y1}" x2="${f.px(v).toFixed(1)}" y2="${f.y0}" stroke="#d55" stroke-width="0.5" opacity="0.6"/>`);
-      }
+    const line = (v: number, dash: string) =>
+      `<line x1="${f.px(v).toFixed(1)}" y1="${f.y1}" x2="${f.px(v).toFixed(1)}" y2="${f.y0}" stroke="#d55" stroke-width="0.6"${dash} opacity="0.7"/>`;
+    if (2 * qmax + 1 <= 64) {
+      for (let q = -qmax; q <= qmax; q++) if (q * step >= lo && q * step <= hi) grid.push(line(q * step, ''));
     } else {
-      for (const v of [-qmax * step, qmax * step]) {
-        if (v >= lo && v <= hi) grid.push(`<line x1="${f.px(v).toFixed(1)}" y1="${f.y1}" x2="${f.px(v).toFixed(1)}" y2="${f.y0}" stroke="#d55" stroke-dasharray="3 2"/>`);
-      }
+      for (const v of [-qmax * step, qmax * step]) if (v >= lo && v <= hi) grid.push(line(v, ' stroke-dasharray="3 2"'));
     }
-    const cap = `<text x="${(f.x0 + f.x1) / 2}" y="${f.y1 - 8}" text-anchor="middle">${esc(label)}, step ${fmt(step)}</text>`;
-    panels.push(shift(bars + grid.join('') + axes(f, ticks(lo, hi, 4), ticks(0, cmax, 4), 'weight', 'count') + cap));
+    const cap = `<text x="${(f.x0 + f.x1) / 2}" y="${f.y1 - 8}" text-anchor="middle">${esc(label)} (step ${fmt(step)})</text>`;
+    panels.push(`<g transform="translate(${k * (W / 2)} 0)">${bars}${grid.join('')}${axes(f, ticks(lo, hi, 4), ticks(0, cmax, 4), 'weight', 'count')}${cap}</g>`);
   });
   return svg(W, H, inp.title, panels.join(''));
 }
@@ -154,7 +146,7 @@ export function lineChartSvg(title: string, xlabel: string, ylabel: string, seri
   const xmax = Math.max(...xs);
   const ymax = Math.max(...ys) * 1.08;
   const f = frame(W - 170, H, xmin - 0.25, xmax + 0.25, 0, ymax);
-  const parts: string[] = [axes(f, ticks(xmin, xmax, xmax - xmin || 1), ticks(0, ymax, 6), xlabel, ylabel)];
+  const parts: string[] = [axes(f, ticks(xmin, xmax, Math.min(10, xmax - xmin || 1)), ticks(0, ymax, 6), xlabel, ylabel)];
   refs.forEach((r) => {
     const y = f.py(r.y).toFixed(1);
     parts.push(`<line x1="${f.x0}" y1="${y}" x2="${f.x1}" y2="${y}" stroke="#777" stroke-dasharray="6 3"/><text x="${f.x1 - 4}" y="${Number(y) - 4}" text-anchor="end" fill="#555">${esc(r.label)}</text>`);

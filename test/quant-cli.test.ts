@@ -1,0 +1,81 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { readZqw } from '../src/quant/zqw.js';
+import { architectureHash } from '../src/quant/arch.js';
+import { parseCfgFile } from '../src/model/darknet.js';
+import { dataPath, repoRoot } from '../src/util/paths.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(path.join(tmpdir(), 'zeroq-quantize-cli-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
+const CALIB = dataPath('coco-val', 'calib.txt');
+
+async function zeroq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'quantize', ...args], {
+      cwd: repoRoot,
+      maxBuffer: 64 * 2 ** 20,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+t.test('quantize W6 per layer: a .zqw that reads back, the JSON report, pictures', async (t) => {
+  const out = path.join(dir, 'w6.zqw');
+  const report = path.join(dir, 'report');
+  const r = await zeroq(CFG, '--wbits', '6', '--per-layer', '--calib', CALIB, '--calib-images', '2', '--act-calib', 'minmax', '-o', out, '--json', '--report-dir', report);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as {
+    id: string;
+    totals: { avgBitsPerWeight: number; bytes: number; ratioToDarknet: number; weights: number };
+    layers: { index: number; kind: string; conv?: { wbits: number; sqnrCentered: number; sqnrPlain: number } }[];
+    report: string[];
+  };
+  t.equal(j.totals.avgBitsPerWeight, 6);
+  t.equal(j.totals.bytes, readFileSync(out).length);
+  t.ok(j.totals.ratioToDarknet < 0.22);
+  t.equal(j.layers.filter((l) => l.conv).length, 84, 'every conv layer reported');
+  t.ok(j.layers.every((l) => !l.conv || (l.conv.wbits === 6 && l.conv.sqnrCentered > 0 && l.conv.sqnrPlain > 0)));
+  const zqw = await readZqw(out, { expectArch: architectureHash(parseCfgFile(CFG)) });
+  t.equal(zqw.manifest.id, j.id);
+  t.equal(zqw.manifest.quantization.perChannel, false);
+  t.same((zqw.manifest.calibration as { imageIds: number[] }).imageIds.length, 2);
+  t.ok(zqw.qnet.convs.every((c) => !c || (!c.perChannel && c.fw.every((f) => f === c.fw[0]))), 'per-layer formats');
+  for (const f of j.report) {
+    t.ok(existsSync(f), `${path.basename(f)} written`);
+    if (f.endsWith('.svg')) t.match(readFileSync(f, 'utf8'), /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  }
+  t.ok(j.report.some((f) => /weights-layer\d+\.svg$/.test(f)), 'the weight histogram');
+});
+
+t.test('the text report: a row per layer and the totals', async (t) => {
+  const out = path.join(dir, 'w8.zqw');
+  const r = await zeroq(CFG, '--wbits', '8', '--first-bits', '8', '--head-bits', '8', '--calib', CALIB, '--calib-images', '1', '--act-calib', 'percentile', '-o', out);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^\s+#\s+kind\s+output\s+Nw\s+mu/m);
+  t.match(r.stdout, /^\s*129\s+conv\s+255x20x20\s+8 .* 16\/\d+/m, 'the head conv is 16-bit');
+  t.match(r.stdout, /84 conv layers, 319024 weights, 8\.00 bits per weight/);
+  t.match(r.stdout, /% of the darknet weights file \(1384268\)/);
+});
+
+t.test('bad arguments are refused with a clear message', async (t) => {
+  const out = path.join(dir, 'bad.zqw');
+  const a = await zeroq(CFG, '--wbits', '9', '--calib', CALIB, '-o', out);
+  t.not(a.code, 0);
+  t.match(a.stderr, /--wbits must be an integer from 2 to 8/);
+  const b = await zeroq(CFG, '--wbits', '8', '--calib', path.join(dir, 'missing.txt'), '-o', out);
+  t.not(b.code, 0);
+  t.match(b.stderr, /cannot read image list/);
+  const c = await zeroq(CFG, '--wbits', '8', '--head-abits', '12', '--calib', CALIB, '--calib-images', '1', '-o', out);
+  t.not(c.code, 0);
+  t.match(c.stderr, /head activation width must be 8 or 16/);
+  t.notOk(existsSync(out), 'nothing written');
+});
