@@ -25,9 +25,15 @@ Pool::~Pool() {
   for (auto& t : threads_) t.join();
 }
 
-static inline void range(int items, int parts, int id, int& b, int& e) {
-  b = (int)((long long)items * id / parts);
-  e = (int)((long long)items * (id + 1) / parts);
+// Takes chunks until none is left.
+void Pool::work(Job& j, int id) {
+  for (;;) {
+    const int c = (int)j.next.fetch_add(1);
+    if (c >= j.chunks) return;
+    const int b = (int)((long long)j.items * c / j.chunks), e = (int)((long long)j.items * (c + 1) / j.chunks);
+    if (b < e) (*j.fn)(b, e, id);
+    j.done.fetch_add(1, std::memory_order_release);
+  }
 }
 
 void Pool::run(int n, const std::function<void(int, int, int)>& fn) {
@@ -35,25 +41,31 @@ void Pool::run(int n, const std::function<void(int, int, int)>& fn) {
     fn(0, n, 0);
     return;
   }
-  fn_ = &fn;
-  items_ = n;
-  pending_.store(n_ - 1, std::memory_order_relaxed);
+  const unsigned gen = gen_.load(std::memory_order_relaxed) + 1;
+  Job& j = jobs_[gen & 1];
+  j.gen.store(0);                         // invalidate before waiting: a worker arriving later skips it
+  while (j.users.load() > 0) cpuRelax();  // a worker of generation gen-2 still inside
+  j.fn = &fn;
+  j.items = n;
+  j.chunks = n < 4 * n_ ? n : 4 * n_;
+  j.next.store(0);
+  j.done.store(0);
+  j.gen.store(gen);
+  cur_.store(&j);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    gen_.fetch_add(1, std::memory_order_release);
+    gen_.store(gen);
   }
   if (sleepers_.load() > 0) cv_.notify_all();
-  int b, e;
-  range(n, n_, 0, b, e);
-  fn(b, e, 0);
-  while (pending_.load(std::memory_order_acquire) > 0) cpuRelax();
+  work(j, 0);
+  while (j.done.load(std::memory_order_acquire) < j.chunks) cpuRelax();
 }
 
 void Pool::worker(int id) {
   unsigned seen = 0;  // the generation at construction: a job posted before this thread starts is not missed
   for (;;) {
     int spins = 0;
-    while (gen_.load(std::memory_order_acquire) == seen && spins < 200000) {
+    while (gen_.load(std::memory_order_acquire) == seen && spins < 100000) {
       cpuRelax();
       spins++;
     }
@@ -63,12 +75,12 @@ void Pool::worker(int id) {
       cv_.wait(lock, [&] { return gen_.load() != seen; });
       sleepers_.fetch_sub(1);
     }
-    seen = gen_.load(std::memory_order_acquire);
+    seen = gen_.load();
     if (stop_) return;
-    int b, e;
-    range(items_, n_, id, b, e);
-    if (b < e) (*fn_)(b, e, id);
-    pending_.fetch_sub(1, std::memory_order_release);
+    Job* j = cur_.load();
+    j->users.fetch_add(1);
+    if (j->gen.load() == seen) work(*j, id);
+    j->users.fetch_sub(1);
   }
 }
 

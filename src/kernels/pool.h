@@ -1,9 +1,11 @@
-// A small persistent thread pool: parallel_for over [0, n) split into one contiguous range per
-// thread, the calling thread taking the first. Workers spin briefly between layers (a frame is a
-// burst of ~100 short jobs), then sleep on a condition variable.
+// A small persistent thread pool. run(n, fn) cuts [0, n) into a few chunks per thread that every
+// participant (the caller included) takes from one atomic counter: when a worker is late (the
+// machine is busy), the caller simply does more chunks instead of waiting for it. Workers spin
+// briefly between jobs (a frame is a burst of ~100 short layers), then sleep.
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -16,21 +18,31 @@ class Pool {
   explicit Pool(int threads);
   ~Pool();
   int size() const { return n_; }
-  // fn(begin, end, thread) for contiguous ranges covering [0, n).
+  // fn(begin, end, thread) for contiguous ranges covering [0, n); `thread` < size() indexes scratch.
   void run(int n, const std::function<void(int, int, int)>& fn);
 
  private:
+  using Fn = std::function<void(int, int, int)>;
+  // One job; two slots alternate so a late worker never sees a slot being rewritten (users).
+  struct Job {
+    std::atomic<unsigned> gen{0};
+    std::atomic<uint64_t> next{0};
+    std::atomic<int> done{0};
+    std::atomic<int> users{0};
+    const Fn* fn = nullptr;
+    int items = 0, chunks = 0;
+  };
   void worker(int id);
+  void work(Job& j, int id);
   int n_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<unsigned> gen_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<Job*> cur_{nullptr};
+  Job jobs_[2];
   std::atomic<int> sleepers_{0};
   bool stop_ = false;
-  const std::function<void(int, int, int)>* fn_ = nullptr;
-  int items_ = 0;
 };
 
 }  // namespace zqint
