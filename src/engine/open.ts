@@ -12,12 +12,20 @@ async function openFloat(model: string, opts: EngineOptions): Promise<Engine> {
   return FloatEngine.create(loaded, { ...opts, modelId: loaded.net.name });
 }
 
+/** int: `model` is a .zqw weight set, run by the native integer kernels (or the JS reference). */
+async function openInt(model: string, opts: EngineOptions): Promise<Engine> {
+  const { readZqw } = await import('../quant/zqw.js');
+  const { openIntEngine } = await import('./int.js');
+  const { qnet, manifest } = await readZqw(model);
+  return openIntEngine(qnet, { ...opts, modelId: manifest.id });
+}
+
 export async function openEngine(kind: EngineKind, model: string, opts: EngineOptions = {}): Promise<Engine> {
   switch (kind) {
     case 'float':
       return openFloat(model, opts);
     case 'int':
-      throw new ZeroqError('engine-unavailable', 'int engine not available', model);
+      return openInt(model, opts);
     case 'fpga':
       throw new ZeroqError('engine-unavailable', 'fpga engine not available', model);
     default:
