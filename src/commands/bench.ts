@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { ZeroqError } from '../util/errors.js';
+
+interface BenchFlags {
+  engine?: string;
+  threads: string;
+  frames: string;
+  warmup: string;
+  compare?: boolean;
+  json?: boolean;
+  image?: string;
+  float?: string;
+  isa?: string;
+  profile?: boolean;
+}
+
+function intFlag(value: string, flag: string, min: number): number {
+  const v = Number(value);
+  if (!Number.isInteger(v) || v < min) throw new ZeroqError('bad-option', `"${value}" is not an integer >= ${min}`, flag);
+  return v;
+}
+
+/** `zeroq bench`: speed of the float and int engines on one model. */
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .description('median ms per frame (network only and end to end), frames/s and peak RSS of an engine')
+    .argument('<model>', 'darknet .cfg (float; int runs random weights of its shapes) or .zqw weight set')
+    .option('--engine <kind>', 'float or int (default: float for a .cfg, int for a .zqw)')
+    .option('--threads <n>', 'threads per engine', '1')
+    .option('--frames <n>', 'measured frames', '200')
+    .option('--warmup <n>', 'frames run before measuring', '20')
+    .option('--compare', 'run float and int alternately in one process and print int/float')
+    .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
+    .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
+    .option('--isa <name>', 'integer instruction set: avx512-vnni, avx2, neon-dotprod, scalar (default: best)')
+    .option('--profile', 'int: time per layer kind')
+    .option('--json', 'print the result as JSON')
+    .action(async (model: string, flags: BenchFlags) => {
+      const engine = flags.engine ?? (/\.cfg$/i.test(model) ? 'float' : 'int');
+      if (engine !== 'float' && engine !== 'int') throw new ZeroqError('bad-option', `unknown engine "${engine}" (float or int)`, '--engine');
+      const { runBench, formatBench } = await import('../eval/bench.js');
+      const result = await runBench({
+        model,
+        engine,
+        compare: flags.compare,
+        threads: intFlag(flags.threads, '--threads', 1),
+        frames: intFlag(flags.frames, '--frames', 1),
+        warmup: intFlag(flags.warmup, '--warmup', 0),
+        image: flags.image,
+        floatModel: flags.float,
+        isa: flags.isa,
+        profile: flags.profile,
+      });
+      process.stdout.write(flags.json ? JSON.stringify(result, null, 2) + '\n' : formatBench(result));
+    });
+}

@@ -1,0 +1,268 @@
+/**
+ * Benchmark harness: median milliseconds per frame of the network alone and end to end (decode and
+ * resize a real image, network, YOLO decode + NMS), frames per second, peak RSS; optionally float
+ * and int interleaved frame by frame in one process, so that both see the same machine load.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Network } from '../model/ir.js';
+import type { QNet } from '../quant/qnet.js';
+import type { Engine, Frame } from '../engine/engine.js';
+import { ZeroqError } from '../util/errors.js';
+import { dataPath } from '../util/paths.js';
+
+export type BenchEngine = 'float' | 'int';
+
+export interface BenchOptions {
+  /** A darknet .cfg (float: weights beside it; int: a random QNet of it) or a .zqw weight set. */
+  model: string;
+  engine: BenchEngine;
+  /** Run float and int alternately and report int/float. */
+  compare?: boolean;
+  threads?: number;
+  frames?: number;
+  warmup?: number;
+  /** The image of the end-to-end measurement (default: the data folder's dog.jpg). */
+  image?: string;
+  /** Float model for a .zqw (default: the weight set's source model when that file exists). */
+  floatModel?: string;
+  /** Integer instruction set (default: the best available). */
+  isa?: string;
+  /** Per-layer-kind breakdown of the int engine. */
+  profile?: boolean;
+}
+
+export interface Stats {
+  median: number;
+  p10: number;
+  p90: number;
+  min: number;
+}
+
+export interface EngineBench {
+  engine: BenchEngine;
+  modelId: string;
+  threads: number;
+  /** Integer instruction set, or "js-reference" when the native kernels are missing. */
+  isa?: string;
+  /** True when the int engine ran random weights (a cfg was given, not a .zqw). */
+  randomWeights?: boolean;
+  networkMs: Stats;
+  preMs: Stats;
+  postMs: Stats;
+  endToEndMs: Stats;
+  /** Frames per second, network only and end to end (1000 / median). */
+  fps: { network: number; endToEnd: number };
+  /** int: median ms per frame by layer kind (conv split into 1x1, depthwise, kxk). */
+  layerKinds?: Record<string, number>;
+}
+
+export interface BenchResult {
+  model: string;
+  network: string;
+  input: { width: number; height: number };
+  image: string;
+  frames: number;
+  warmup: number;
+  engines: EngineBench[];
+  /** int / float median ratios (compare mode). */
+  ratio?: { network: number; endToEnd: number };
+  peakRssMb: number;
+}
+
+function stats(v: number[]): Stats {
+  const s = [...v].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { median: at(0.5), p10: at(0.1), p90: at(0.9), min: s[0] };
+}
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+interface Opened {
+  kind: BenchEngine;
+  engine: Engine;
+  isa?: string;
+  randomWeights?: boolean;
+  profile?: (on: boolean) => Float64Array;
+}
+
+async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: Opened; net: Network; source?: string }> {
+  const { openIntEngine, IntEngine } = await import('../engine/int.js');
+  let qnet: QNet;
+  let modelId: string;
+  let source: string | undefined;
+  let randomWeights = false;
+  if (/\.zqw$/i.test(opts.model)) {
+    const { readZqw } = await import('../quant/zqw.js');
+    const f = await readZqw(opts.model);
+    qnet = f.qnet;
+    modelId = f.manifest.id;
+    source = f.manifest.source.model;
+  } else {
+    const { parseCfgFile } = await import('../model/darknet.js');
+    const { randomQNet, rng } = await import('../engine/int/random-qnet.js');
+    const net = parseCfgFile(opts.model);
+    qnet = randomQNet(net, rng(1), { wbits: [8, 8] });
+    modelId = `${net.name} (random int weights)`;
+    randomWeights = true;
+  }
+  const engine = openIntEngine(qnet, { threads, isa: opts.isa, modelId });
+  const opened: Opened = { kind: 'int', engine, randomWeights };
+  if (engine instanceof IntEngine) {
+    opened.isa = engine.isa;
+    opened.profile = (on) => engine.profile(on);
+  } else {
+    opened.isa = 'js-reference';
+  }
+  return { opened, net: qnet.net, source };
+}
+
+async function openFloat(cfg: string, threads: number): Promise<Opened> {
+  const { openEngine } = await import('../engine/open.js');
+  return { kind: 'float', engine: await openEngine('float', cfg, { threads }) };
+}
+
+function floatCfgFor(opts: BenchOptions, source?: string): string {
+  if (/\.cfg$/i.test(opts.model)) return opts.model;
+  const candidates = [opts.floatModel, source, source ? dataPath('models', 'yolo-fastest', path.basename(source)) : undefined];
+  const found = candidates.find((c) => c !== undefined && /\.cfg$/i.test(c) && existsSync(c));
+  if (!found) {
+    throw new ZeroqError('bench-float-model', `the float engine needs the darknet cfg of ${opts.model} (give it with --float <cfg>)`, opts.model);
+  }
+  return found;
+}
+
+/** Runs the benchmark; progress (done, total) is reported per measured frame. */
+export async function runBench(opts: BenchOptions, progress?: (done: number, total: number) => void): Promise<BenchResult> {
+  const threads = Math.max(1, opts.threads ?? 1);
+  const frames = Math.max(1, opts.frames ?? 200);
+  const warmup = Math.max(0, opts.warmup ?? 20);
+  const kinds: BenchEngine[] = opts.compare ? ['float', 'int'] : [opts.engine];
+  const opened: Opened[] = [];
+  let net: Network | undefined;
+  try {
+    let source: string | undefined;
+    if (kinds.includes('int')) {
+      const r = await openInt(opts, threads);
+      opened.push(r.opened);
+      net = r.net;
+      source = r.source;
+    }
+    if (kinds.includes('float')) {
+      const f = await openFloat(floatCfgFor(opts, source), threads);
+      opened.unshift(f);
+      net ??= f.engine.net;
+    }
+    const n = net!;
+    const { loadImage, resizeForNet } = await import('../detect/preprocess.js');
+    const { decodeHeads, DEFAULT_DECODE } = await import('../detect/decode.js');
+    const image = opts.image ?? dataPath('reference', 'samples', 'dog.jpg');
+    if (!existsSync(image)) throw new ZeroqError('bench-image', 'image not found (give one with --image)', image);
+
+    // One frame per engine measurement: decode + resize (pre), network, decode + NMS (post).
+    const once = async (o: Opened) => {
+      const t0 = now();
+      const img = await loadImage(image);
+      const frame: Frame = resizeForNet(img, n);
+      const t1 = now();
+      const heads = await o.engine.infer(frame);
+      const t2 = now();
+      decodeHeads(heads, n, img.width, img.height, DEFAULT_DECODE);
+      const t3 = now();
+      return [t1 - t0, t2 - t1, t3 - t2];
+    };
+    // Network-only timing on a frame prepared once.
+    const frame = resizeForNet(await loadImage(image), n);
+    for (const o of opened) {
+      for (let i = 0; i < warmup; i++) await o.engine.infer(frame);
+      await once(o);
+    }
+    const times = opened.map(() => ({ net: [] as number[], pre: [] as number[], post: [] as number[], e2e: [] as number[] }));
+    for (let i = 0; i < frames; i++) {
+      // Alternate the order so neither engine always runs first.
+      const order = i % 2 === 0 ? opened.map((_, j) => j) : opened.map((_, j) => opened.length - 1 - j);
+      for (const j of order) {
+        const o = opened[j];
+        const t0 = now();
+        await o.engine.infer(frame);
+        times[j].net.push(now() - t0);
+        const [pre, mid, post] = await once(o);
+        times[j].pre.push(pre);
+        times[j].post.push(post);
+        times[j].e2e.push(pre + mid + post);
+      }
+      progress?.(i + 1, frames);
+    }
+    const engines: EngineBench[] = [];
+    for (let j = 0; j < opened.length; j++) {
+      const o = opened[j];
+      const networkMs = stats(times[j].net);
+      const endToEndMs = stats(times[j].e2e);
+      const b: EngineBench = {
+        engine: o.kind,
+        modelId: o.engine.modelId,
+        threads,
+        ...(o.isa ? { isa: o.isa } : {}),
+        ...(o.randomWeights ? { randomWeights: true } : {}),
+        networkMs,
+        preMs: stats(times[j].pre),
+        postMs: stats(times[j].post),
+        endToEndMs,
+        fps: { network: 1000 / networkMs.median, endToEnd: 1000 / endToEndMs.median },
+      };
+      if (opts.profile && o.profile) b.layerKinds = await layerKinds(o, n, Math.min(frames, 100), frame);
+      engines.push(b);
+    }
+    const f = engines.find((e) => e.engine === 'float');
+    const q = engines.find((e) => e.engine === 'int');
+    return {
+      model: opts.model,
+      network: n.name,
+      input: { width: n.input.w, height: n.input.h },
+      image,
+      frames,
+      warmup,
+      engines,
+      ...(f && q ? { ratio: { network: q.networkMs.median / f.networkMs.median, endToEnd: q.endToEndMs.median / f.endToEndMs.median } } : {}),
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+    };
+  } finally {
+    for (const o of opened) await o.engine.close();
+  }
+}
+
+/** Mean ms per frame by layer kind, from the native per-layer timers. */
+async function layerKinds(o: Opened, net: Network, frames: number, frame: Frame): Promise<Record<string, number>> {
+  o.profile!(true);
+  for (let i = 0; i < frames; i++) await o.engine.infer(frame);
+  const ns = o.profile!(false);
+  const out: Record<string, number> = {};
+  for (const l of net.layers) {
+    const key =
+      l.kind === 'conv' ? (l.groups > 1 && l.groups === l.filters ? 'conv depthwise' : l.size === 1 ? 'conv 1x1' : `conv ${l.size}x${l.size}`) : l.kind;
+    out[key] = (out[key] ?? 0) + ns[l.index] / frames / 1e6;
+  }
+  return out;
+}
+
+/** The human-readable report. */
+export function formatBench(r: BenchResult): string {
+  const f2 = (v: number) => v.toFixed(2);
+  const lines = [
+    `${r.network} ${r.input.width}x${r.input.height}: ${r.frames} frames after ${r.warmup} warm-up, end to end on ${path.basename(r.image)}`,
+    `${'engine'.padEnd(7)}${'threads'.padStart(8)}  ${'isa'.padEnd(13)}${'network ms'.padStart(11)}${'p10-p90'.padStart(14)}${'pre ms'.padStart(9)}${'post ms'.padStart(9)}${'e2e ms'.padStart(9)}${'net fps'.padStart(9)}${'e2e fps'.padStart(9)}`,
+  ];
+  for (const e of r.engines) {
+    lines.push(
+      `${e.engine.padEnd(7)}${String(e.threads).padStart(8)}  ${(e.isa ?? '-').padEnd(13)}${f2(e.networkMs.median).padStart(11)}${`${f2(e.networkMs.p10)}-${f2(e.networkMs.p90)}`.padStart(14)}` +
+        `${f2(e.preMs.median).padStart(9)}${f2(e.postMs.median).padStart(9)}${f2(e.endToEndMs.median).padStart(9)}${e.fps.network.toFixed(0).padStart(9)}${e.fps.endToEnd.toFixed(0).padStart(9)}`,
+    );
+    if (e.randomWeights) lines.push(`        (int ran random weights of the cfg's shapes: speed only)`);
+    if (e.layerKinds) {
+      for (const [k, v] of Object.entries(e.layerKinds).sort((a, b) => b[1] - a[1])) if (v >= 0.005) lines.push(`        ${k.padEnd(16)} ${f2(v)} ms`);
+    }
+  }
+  if (r.ratio) lines.push(`int/float: network ${r.ratio.network.toFixed(3)}, end to end ${r.ratio.endToEnd.toFixed(3)}`);
+  lines.push(`peak RSS ${r.peakRssMb.toFixed(0)} MB`);
+  return lines.join('\n') + '\n';
+}
