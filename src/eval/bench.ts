@@ -97,7 +97,8 @@ async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: O
     const f = await readZqw(opts.model);
     qnet = f.qnet;
     modelId = f.manifest.id;
-    source = f.manifest.source.model;
+    const cfgName = (f.manifest.source as { cfg?: unknown }).cfg;
+    source = typeof cfgName === 'string' ? cfgName : `${f.manifest.source.model}.cfg`;
   } else {
     const { parseCfgFile } = await import('../model/darknet.js');
     const { randomQNet, rng } = await import('../engine/int/random-qnet.js');
@@ -124,7 +125,12 @@ async function openFloat(cfg: string, threads: number): Promise<Opened> {
 
 function floatCfgFor(opts: BenchOptions, source?: string): string {
   if (/\.cfg$/i.test(opts.model)) return opts.model;
-  const candidates = [opts.floatModel, source, source ? dataPath('models', 'yolo-fastest', path.basename(source)) : undefined];
+  // The weight set records its source cfg by name: look beside the .zqw, then in the data folder.
+  const candidates = opts.floatModel
+    ? [opts.floatModel]
+    : source
+      ? [source, path.join(path.dirname(opts.model), path.basename(source)), dataPath('models', 'yolo-fastest', path.basename(source))]
+      : [];
   const found = candidates.find((c) => c !== undefined && /\.cfg$/i.test(c) && existsSync(c));
   if (!found) {
     throw new ZeroqError('bench-float-model', `the float engine needs the darknet cfg of ${opts.model} (give it with --float <cfg>)`, opts.model);
