@@ -14,16 +14,30 @@ namespace {
 
 using namespace zqint;
 
+// A right shift by r per lane, with r-1 (or 0) and the rounding bit (r > 0) precomputed.
+struct Shift {
+  __m512i r, rm1, bit;
+};
+
+inline Shift shiftOf(__m512i r) {
+  const __m512i one = _mm512_set1_epi32(1);
+  return {r, _mm512_max_epi32(_mm512_sub_epi32(r, one), _mm512_setzero_si512()), _mm512_min_epi32(r, one)};
+}
+
+inline Shift shiftOf(int32_t r) {
+  return {_mm512_set1_epi32(r), _mm512_set1_epi32(r > 0 ? r - 1 : 0), _mm512_set1_epi32(r > 0 ? 1 : 0)};
+}
+
 struct VP {
-  __m512i bias, mul, tsh, rsh, lsh;
+  __m512i bias, mul;
+  Shift tsh, rsh;
+  __m512i lsh, trnd, rrnd;
 };
 
 // rshr for per-lane shifts 0..63 on 32-bit lanes: counts above 31 fill with the sign, which gives
 // the exact result for |v| < 2^31 (0).
-inline __m512i rshrv(__m512i v, __m512i r) {
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m512i rm1 = _mm512_max_epi32(_mm512_sub_epi32(r, one), _mm512_setzero_si512());
-  return _mm512_add_epi32(_mm512_srav_epi32(v, r), _mm512_and_si512(_mm512_srav_epi32(v, rm1), _mm512_min_epi32(r, one)));
+inline __m512i rshrv(__m512i v, const Shift& s) {
+  return _mm512_add_epi32(_mm512_srav_epi32(v, s.r), _mm512_and_si512(_mm512_srav_epi32(v, s.rm1), s.bit));
 }
 
 inline __m512i rshr64v(__m512i v, __m512i r) {
@@ -46,23 +60,29 @@ inline __m512i t64(__m512i S, __m512i mul, __m512i tsh) {
 inline __m512i epilogue(const ConvPlan& p, const VP& v, __m512i acc, __m512i S) {
   __m512i y = _mm512_add_epi32(acc, v.bias);
   if (p.needS) {
-    __m512i t = p.m32 ? rshrv(_mm512_mullo_epi32(S, v.mul), v.tsh) : t64(S, v.mul, v.tsh);
+    __m512i t = p.tAdd  ? _mm512_srav_epi32(_mm512_add_epi32(_mm512_mullo_epi32(S, v.mul), v.trnd), v.tsh.r)
+                : p.m32 ? rshrv(_mm512_mullo_epi32(S, v.mul), v.tsh)
+                        : t64(S, v.mul, v.tsh.r);
     y = _mm512_add_epi32(y, t);
   }
-  if (p.act == A_LEAKY) {
+  if (p.act == A_LEAKY && p.leaky32) {
     const __mmask16 neg = _mm512_cmplt_epi32_mask(y, _mm512_setzero_si512());
-    if (neg) {
-      const __m512i k = _mm512_set1_epi32(3277);
-      __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y, 15), k);
-      __m512i lo = _mm512_srai_epi32(
-          _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(y, _mm512_set1_epi32(0x7fff)), k), _mm512_set1_epi32(16384)), 15);
-      y = _mm512_mask_mov_epi32(y, neg, _mm512_add_epi32(hi, lo));
-    }
+    const __m512i l = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, _mm512_set1_epi32(3277)), _mm512_set1_epi32(16384)), 15);
+    y = _mm512_mask_mov_epi32(y, neg, l);
+  } else if (p.act == A_LEAKY) {
+    // Branch-free: the sign of a vector of outputs is not predictable.
+    const __mmask16 neg = _mm512_cmplt_epi32_mask(y, _mm512_setzero_si512());
+    const __m512i k = _mm512_set1_epi32(3277);
+    __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y, 15), k);
+    __m512i lo = _mm512_srai_epi32(
+        _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(y, _mm512_set1_epi32(0x7fff)), k), _mm512_set1_epi32(16384)), 15);
+    y = _mm512_mask_mov_epi32(y, neg, _mm512_add_epi32(hi, lo));
   } else if (p.act == A_RELU) {
     y = _mm512_max_epi32(y, _mm512_setzero_si512());
   }
   const __m512i vlo = _mm512_set1_epi32(p.lo), vhi = _mm512_set1_epi32(p.hi);
-  __m512i r = _mm512_min_epi32(_mm512_max_epi32(rshrv(y, v.rsh), vlo), vhi);
+  const __m512i q = p.rAdd ? _mm512_srav_epi32(_mm512_add_epi32(y, v.rrnd), v.rsh.r) : rshrv(y, v.rsh);
+  __m512i r = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
   if (p.anyLeft) r = _mm512_min_epi32(_mm512_max_epi32(_mm512_sllv_epi32(r, v.lsh), vlo), vhi);
   return r;
 }
@@ -140,7 +160,7 @@ void gemmAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1
         } else {
           for (int o = 0; o < TILE_O; o++) {
             const int c = pc0 + o;
-            VP vp{bcast(p.bias, c), bcast(p.mul, c), bcast(p.tsh, c), bcast(p.rsh, c), bcast(p.lsh, c)};
+            VP vp{bcast(p.bias, c), bcast(p.mul, c), shiftOf(p.tsh[c]), shiftOf(p.rsh[c]), bcast(p.lsh, c), bcast(p.trnd, c), bcast(p.rrnd, c)};
             res[o] = epilogue(p, vp, acc[o], S);
           }
         }
@@ -165,75 +185,82 @@ void gemmAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1
   }
 }
 
+// NV vectors of 4 pixels x 4 channels of one output row: independent accumulators hide the
+// latency of vpdpwssd (a single chain over 9 taps would wait on it).
+template <int NV>
+inline void dwPixels(const ConvPlan& p, const Buf& in, const uint8_t* ip, const int32_t (*wv)[VL], int iy0, int x0,
+                     __m512i* acc, __m512i* S) {
+  const int s = p.stride;
+  for (int v = 0; v < NV; v++) acc[v] = S[v] = _mm512_setzero_si512();
+  for (int ky = 0; ky < p.k; ky++) {
+    const uint8_t* row = ip + ((int64_t)(iy0 + ky) * in.rowStride + (x0 * s - p.pad + in.b)) * 4;
+    for (int kx = 0; kx < p.k; kx++) {
+      const __m512i w = _mm512_load_si512(wv[ky * p.k + kx]);
+      for (int v = 0; v < NV; v++) {
+        const uint8_t* q = row + (kx + 4 * v * s) * 4;
+        __m128i px;
+        if (s == 1) px = _mm_loadu_si128((const __m128i*)q);
+        else if (s == 2) px = _mm256_cvtepi64_epi32(_mm256_loadu_si256((const __m256i*)q));
+        else px = _mm_set_epi32(*(const int32_t*)(q + 3 * s * 4), *(const int32_t*)(q + 2 * s * 4), *(const int32_t*)(q + s * 4), *(const int32_t*)q);
+        const __m512i xv = _mm512_cvtepu8_epi32(px);
+        acc[v] = _mm512_dpwssd_epi32(acc[v], xv, w);
+        if (p.needS) S[v] = _mm512_add_epi32(S[v], xv);
+      }
+    }
+  }
+}
+
 void dwAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
+  if (p.taps > 64) {
+    zqint::kScalar.dw(p, in, out, y0, y1);
+    return;
+  }
   const int cb = (p.C + 3) / 4;
   const bool slow = p.act == A_LUT || out.raw;
-  const int s = p.stride;
+  alignas(64) int32_t wv[64][VL];
   for (int b = 0; b < cb; b++) {
     const uint8_t* ip = (const uint8_t*)(in.words + b * in.planeStride);
-    const __m512i* w = (const __m512i*)nullptr;
-    (void)w;
-    alignas(64) int32_t wv[64][VL];  // taps <= 64 handled here; larger kernels use the portable loop
-    const int taps = p.taps <= 64 ? p.taps : 0;
-    for (int t = 0; t < taps; t++)
+    for (int t = 0; t < p.taps; t++)
       for (int l = 0; l < VL; l++) wv[t][l] = p.wdw[((size_t)b * p.taps + t) * 4 + (l & 3)] & 0xffff;
-    VP vp{_mm512_loadu_si512(p.vbias + b * VL), _mm512_loadu_si512(p.vmul + b * VL), _mm512_loadu_si512(p.vtsh + b * VL),
-          _mm512_loadu_si512(p.vrsh + b * VL), _mm512_loadu_si512(p.vlsh + b * VL)};
+    VP vp{_mm512_loadu_si512(p.vbias + b * VL), _mm512_loadu_si512(p.vmul + b * VL), shiftOf(_mm512_loadu_si512(p.vtsh + b * VL)),
+          shiftOf(_mm512_loadu_si512(p.vrsh + b * VL)), _mm512_loadu_si512(p.vlsh + b * VL), _mm512_loadu_si512(p.vtrnd + b * VL),
+          _mm512_loadu_si512(p.vrrnd + b * VL)};
     const __m512i soff = _mm512_set1_epi32(p.sOff);
+    const __m512i off = _mm512_set1_epi32(128);
     for (int y = y0; y < y1; y++) {
-      const int iy0 = y * s - p.pad + in.b;
-      for (int x0 = 0; x0 < p.Wo; x0 += 4) {
-        const int npix = p.Wo - x0 < 4 ? p.Wo - x0 : 4;
-        __m512i acc = _mm512_setzero_si512(), S = acc;
-        if (taps) {
-          for (int ky = 0; ky < p.k; ky++) {
-            const uint8_t* row = ip + ((int64_t)(iy0 + ky) * in.rowStride + (x0 * s - p.pad + in.b)) * 4;
-            for (int kx = 0; kx < p.k; kx++) {
-              __m128i px;
-              if (s == 1) px = _mm_loadu_si128((const __m128i*)(row + kx * 4));
-              else if (s == 2) px = _mm256_cvtepi64_epi32(_mm256_loadu_si256((const __m256i*)(row + kx * 4)));
-              else px = _mm_set_epi32(*(const int32_t*)(row + (kx + 3 * s) * 4), *(const int32_t*)(row + (kx + 2 * s) * 4),
-                                      *(const int32_t*)(row + (kx + s) * 4), *(const int32_t*)(row + kx * 4));
-              const __m512i xv = _mm512_cvtepu8_epi32(px);
-              acc = _mm512_dpwssd_epi32(acc, xv, _mm512_load_si512(wv[ky * p.k + kx]));
-              S = _mm512_add_epi32(S, xv);
-            }
-          }
-        } else {
-          alignas(64) int32_t av[VL], sv[VL];
-          for (int l = 0; l < VL; l++) {
-            int px = l >> 2, c = l & 3, a = 0, sum = 0;
-            for (int ky = 0; ky < p.k; ky++)
-              for (int kx = 0; kx < p.k; kx++) {
-                int xv = ip[((int64_t)(iy0 + ky) * in.rowStride + ((x0 + px) * s - p.pad + in.b + kx)) * 4 + c];
-                a += xv * p.wdw[((size_t)b * p.taps + ky * p.k + kx) * 4 + c];
-                sum += xv;
-              }
-            av[l] = a;
-            sv[l] = sum;
-          }
-          acc = _mm512_load_si512(av);
-          S = _mm512_load_si512(sv);
-        }
+      const int iy0 = y * p.stride - p.pad + in.b;
+      int x0 = 0;
+      auto emit = [&](__m512i acc, __m512i S, int x, int npix) {
         S = _mm512_sub_epi32(S, soff);
         if (slow) {
           alignas(64) int32_t av[VL], sv[VL];
           _mm512_store_si512(av, acc);
           _mm512_store_si512(sv, S);
           for (int l = 0; l < 4 * npix; l++) {
-            const int ch = b * 4 + (l & 3), x = x0 + (l >> 2);
+            const int ch = b * 4 + (l & 3), xx = x + (l >> 2);
             int32_t r = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, ch, av[l] + p.bias[ch], sv[l]);
             if (out.raw) {
-              if (ch < p.O) out.raw[(int64_t)ch * p.P + y * p.Wo + x] = r;
+              if (ch < p.O) out.raw[(int64_t)ch * p.P + y * p.Wo + xx] = r;
             } else {
-              ((uint8_t*)out.at(b, y, x))[l & 3] = (uint8_t)(r + 128);
+              ((uint8_t*)out.at(b, y, xx))[l & 3] = (uint8_t)(r + 128);
             }
           }
-          continue;
+          return;
         }
-        const __m512i r = _mm512_add_epi32(epilogue(p, vp, acc, S), _mm512_set1_epi32(128));
-        const __m128i bytes = _mm512_cvtepi32_epi8(r);
-        _mm_mask_storeu_epi8(out.at(b, y, x0), (__mmask16)((1u << (4 * npix)) - 1), bytes);
+        __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(epilogue(p, vp, acc, S), off));
+        // Keep vpmovdb in registers: its memory form is very slow on some cores (Zen 4).
+        asm("" : "+v"(bytes));
+        if (npix == 4) _mm_storeu_si128((__m128i*)out.at(b, y, x), bytes);
+        else _mm_mask_storeu_epi8(out.at(b, y, x), (__mmask16)((1u << (4 * npix)) - 1), bytes);
+      };
+      __m512i acc[4], S[4];
+      for (; x0 + 16 <= p.Wo; x0 += 16) {
+        dwPixels<4>(p, in, ip, wv, iy0, x0, acc, S);
+        for (int v = 0; v < 4; v++) emit(acc[v], S[v], x0 + 4 * v, 4);
+      }
+      for (; x0 < p.Wo; x0 += 4) {
+        dwPixels<1>(p, in, ip, wv, iy0, x0, acc, S);
+        emit(acc[0], S[0], x0, p.Wo - x0 < 4 ? p.Wo - x0 : 4);
       }
     }
   }

@@ -150,7 +150,11 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
   p.rsh = (int32_t*)alloc(4 * np);
   p.lsh = (int32_t*)alloc(4 * np);
   p.lutsh = (int32_t*)alloc(4 * np);
+  p.trnd = (int32_t*)alloc(4 * np);
+  p.rrnd = (int32_t*)alloc(4 * np);
   const int64_t smax = (int64_t)K * xmax;
+  const int64_t two31 = (int64_t)1 << 31;
+  p.leaky32 = p.tAdd = p.rAdd = true;
   for (int pc = 0; pc < np; pc++) {
     int oc = chanOf(pc);
     if (oc < 0) continue;
@@ -171,6 +175,23 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     p.rsh[pc] = sh >= 0 ? std::min(sh, 32) : 0;
     p.lsh[pc] = sh < 0 ? std::min(-sh, 16) : 0;
     if (p.lsh[pc]) p.anyLeft = true;
+    // |Y| bound of this channel, as in validation: the cheaper exact forms hold below it.
+    int64_t sumAbs = 0;
+    for (int j = 0; j < K; j++) sumAbs += std::abs((int)cp.q[(size_t)oc * K + j]);
+    const int64_t tmul = std::abs((int64_t)p.mul[pc]) * smax;
+    const int64_t tmax = p.mul[pc] == 0 ? 0 : (tmul >> std::min(p.tsh[pc], 62)) + 1;
+    const int64_t ybound = sumAbs * xmax + tmax + std::abs((int64_t)cp.bias[oc]);
+    if (ybound * 3277 >= two31) p.leaky32 = false;
+    if (p.mul[pc] != 0) {
+      const int64_t rnd = p.tsh[pc] > 0 ? (int64_t)1 << (p.tsh[pc] - 1) : 0;
+      if (p.tsh[pc] > 31 || tmul + rnd >= two31) p.tAdd = false;
+      else p.trnd[pc] = (int32_t)rnd;
+    }
+    {
+      const int64_t rnd = p.rsh[pc] > 0 ? (int64_t)1 << (p.rsh[pc] - 1) : 0;
+      if (p.rsh[pc] > 31 || ybound + rnd >= two31) p.rAdd = false;
+      else p.rrnd[pc] = (int32_t)rnd;
+    }
     const int lr = fw + faIn - l.d[F_LUTSHIFT];
     p.lutsh[pc] = std::max(-32, std::min(lr, 32));
   }
@@ -230,9 +251,9 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     p.wdw = (int32_t*)alloc(4 * (size_t)cb * p.taps * 4);
     for (int c = 0; c < p.C; c++)
       for (int tap = 0; tap < p.taps; tap++) p.wdw[((size_t)(c / 4) * p.taps + tap) * 4 + c % 4] = cp.q[(size_t)c * p.taps + tap];
-    int32_t** vs[6] = {&p.vbias, &p.vmul, &p.vtsh, &p.vrsh, &p.vlsh, &p.vlutsh};
-    const int32_t* src[6] = {p.bias, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh};
-    for (int a = 0; a < 6; a++) {
+    int32_t** vs[8] = {&p.vbias, &p.vmul, &p.vtsh, &p.vrsh, &p.vlsh, &p.vlutsh, &p.vtrnd, &p.vrrnd};
+    const int32_t* src[8] = {p.bias, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, p.trnd, p.rrnd};
+    for (int a = 0; a < 8; a++) {
       *vs[a] = (int32_t*)alloc(4 * (size_t)cb * VL);
       for (int b = 0; b < cb; b++)
         for (int lane = 0; lane < VL; lane++) (*vs[a])[b * VL + lane] = src[a][b * 4 + lane % 4];
@@ -394,6 +415,38 @@ void Net::runRoute(L& l) {
   }
 }
 
+// The elementwise loops below take plain locals and restrict pointers so that they vectorize.
+static void addAligned(int32_t* __restrict sum, const uint8_t* __restrict s, int n, int r, int lo, int hi) {
+  if (r == 0) {
+    for (int i = 0; i < n; i++) sum[i] += std::min(std::max((int32_t)s[i] - 128, lo), hi);
+  } else if (r > 0) {
+    const int32_t half = 1 << (r - 1);
+    for (int i = 0; i < n; i++) sum[i] += ((int32_t)s[i] - 128 + half) >> r;
+  } else {
+    const int32_t mul = 1 << -r;
+    for (int i = 0; i < n; i++) sum[i] += std::min(std::max(((int32_t)s[i] - 128) * mul, lo), hi);
+  }
+}
+
+static void finishSum(int32_t* __restrict sum, uint8_t* __restrict d, int n, int act, int lo, int hi) {
+  for (int i = 0; i < n; i++) {
+    int32_t v = std::min(std::max(sum[i], lo), hi);
+    if (act == A_LEAKY) v = v >= 0 ? v : (v * 3277 + 16384) >> 15;
+    else if (act == A_RELU) v = v < 0 ? 0 : v;
+    sum[i] = v;
+    if (d) d[i] = (uint8_t)(v + 128);
+  }
+}
+
+static void addBytes(const uint8_t* __restrict a, const uint8_t* __restrict c, uint8_t* __restrict d, int n, bool relu) {
+  for (int i = 0; i < n; i++) {
+    int v = (int)a[i] + (int)c[i] - 256;
+    v = v < -128 ? -128 : v > 127 ? 127 : v;
+    if (relu) v = v < 0 ? 0 : v;
+    d[i] = (uint8_t)(v + 128);
+  }
+}
+
 void Net::runShortcut(L& l) {
   const Buf& out = bufs_[l.buf];
   const int bits = l.d[F_BITS];
@@ -402,39 +455,26 @@ void Net::runShortcut(L& l) {
   const int nin = (int)l.in.size();
   std::vector<int> shifts(nin);
   for (int j = 0; j < nin; j++) shifts[j] = std::max(-24, std::min(fracOf_[l.in[j]] - fo, 30));
+  const bool fast = !out.raw && nin == 2 && shifts[0] == 0 && shifts[1] == 0 && act != A_LEAKY;
   pool_.run(out.cb, [&](int b0, int b1, int t) {
-    // Rows of 4*w bytes (every channel of a block), summed input by input in 32-bit lanes.
     int32_t* sum = (int32_t*)scratch_[t];
+    const int n = 4 * out.w;
     for (int blk = b0; blk < b1; blk++)
       for (int y = 0; y < out.h; y++) {
-        const int n = 4 * out.w;
-        for (int i = 0; i < n; i++) sum[i] = 0;
-        for (int j = 0; j < nin; j++) {
-          const uint8_t* s = (const uint8_t*)bufs_[l.in[j]].at(blk, y, 0);
-          const int r = shifts[j];
-          if (r == 0) {
-            for (int i = 0; i < n; i++) sum[i] += std::min(std::max((int32_t)s[i] - 128, lo), hi);
-          } else if (r > 0) {
-            const int32_t half = 1 << (r - 1);
-            for (int i = 0; i < n; i++) sum[i] += ((int32_t)s[i] - 128 + half) >> r;
-          } else {
-            for (int i = 0; i < n; i++) sum[i] += std::min(std::max(((int32_t)s[i] - 128) * (1 << -r), lo), hi);
-          }
+        // Rows of 4*w bytes (every channel of a block).
+        uint8_t* d = out.raw ? nullptr : (uint8_t*)out.at(blk, y, 0);
+        if (fast) {
+          addBytes((const uint8_t*)bufs_[l.in[0]].at(blk, y, 0), (const uint8_t*)bufs_[l.in[1]].at(blk, y, 0), d, n, act == A_RELU);
+          continue;
         }
-        for (int i = 0; i < n; i++) {
-          int32_t v = std::min(std::max(sum[i], lo), hi);
-          if (act == A_LEAKY) v = v >= 0 ? v : (v * 3277 + 16384) >> 15;
-          else if (act == A_RELU) v = v < 0 ? 0 : v;
-          sum[i] = v;
-        }
+        std::fill(sum, sum + n, 0);
+        for (int j = 0; j < nin; j++) addAligned(sum, (const uint8_t*)bufs_[l.in[j]].at(blk, y, 0), n, shifts[j], lo, hi);
+        finishSum(sum, d, n, act, lo, hi);
         if (out.raw) {
           for (int i = 0; i < n; i++) {
             const int c = 4 * blk + (i & 3);
             if (c < out.c) out.raw[((int64_t)c * out.h + y) * out.w + (i >> 2)] = sum[i];
           }
-        } else {
-          uint8_t* d = (uint8_t*)out.at(blk, y, 0);
-          for (int i = 0; i < n; i++) d[i] = (uint8_t)(sum[i] + 128);
         }
       }
   });

@@ -56,6 +56,10 @@ struct ConvPlan {
   bool needS = false;         // some M != 0
   bool m32 = true;            // M*S + rounding fits 32 bits for every channel
   bool anyLeft = false;       // some channel shifts left
+  // From the per-channel bound on |Y| (plan time), cheaper exact forms are safe:
+  bool leaky32 = false;       // Y*3277 fits 32 bits
+  bool tAdd = false;          // M*S + 2^(tsh-1) fits 32 bits: T = (M*S + rnd) >> tsh
+  bool rAdd = false;          // |A(Y)| + 2^(rsh-1) fits 32 bits: rshr = (A + rnd) >> rsh
   uint8_t inZero = 128;
   // Per output channel, padded to the kernel's channel count (zeros past O):
   int32_t* bias = nullptr;    // B - inZero * sum(Q): absorbs the input offset
@@ -63,6 +67,8 @@ struct ConvPlan {
   int32_t* tsh = nullptr;     // right shift of M*S (>= 0)
   int32_t* rsh = nullptr;     // right shift of the output (0..32)
   int32_t* lsh = nullptr;     // left shift of the output (0..16)
+  int32_t* trnd = nullptr;    // 2^(tsh-1) or 0 (tAdd)
+  int32_t* rrnd = nullptr;    // 2^(rsh-1) or 0 (rAdd)
   int32_t* lutsh = nullptr;   // LUT: right shift of Y to the table's fraction (clamped to 0..32 or left)
   int32_t sOff = 0;           // inZero * (number of input bytes in a window, padded channels included)
   const int32_t* lut = nullptr;
@@ -82,6 +88,7 @@ struct ConvPlan {
   int32_t* wsum = nullptr;
   // parameters repeated per lane for depthwise: [cb][VL] each
   int32_t *vbias = nullptr, *vmul = nullptr, *vtsh = nullptr, *vrsh = nullptr, *vlsh = nullptr, *vlutsh = nullptr;
+  int32_t *vtrnd = nullptr, *vrrnd = nullptr;
 };
 
 // The fast kernels one instruction set provides.
