@@ -29,8 +29,10 @@ std::vector<const zqint::Kernels*> available() {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512vnni"))
+      __builtin_cpu_supports("avx512vnni")) {
+    if (__builtin_cpu_supports("avx512vbmi")) v.push_back(&zqint::kAvx512Vbmi);
     v.push_back(&zqint::kAvx512);
+  }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v.push_back(&zqint::kAvx2);
 #endif
 #if defined(__aarch64__) && defined(__linux__)

@@ -56,8 +56,17 @@ inline __m512i t64(__m512i S, __m512i mul, __m512i tsh) {
   return _mm512_mask_blend_epi32(0xAAAA, ev, _mm512_slli_epi64(od, 32));
 }
 
+// The epilogue's configuration, copied out of the plan into locals: the kernels store through byte
+// pointers, which may alias the plan, and would otherwise reload every flag after every store.
+struct Epi {
+  bool needS, tAdd, m32, leaky32, rAdd, anyLeft;
+  int act, lo, hi;
+  explicit Epi(const ConvPlan& p)
+      : needS(p.needS), tAdd(p.tAdd), m32(p.m32), leaky32(p.leaky32), rAdd(p.rAdd), anyLeft(p.anyLeft), act(p.act), lo(p.lo), hi(p.hi) {}
+};
+
 // acc: ACC + offset correction, S: real window sums. Returns the output values (lo..hi).
-inline __m512i epilogue(const ConvPlan& p, const VP& v, __m512i acc, __m512i S) {
+inline __m512i epilogue(const Epi& p, const VP& v, __m512i acc, __m512i S) {
   __m512i y = _mm512_add_epi32(acc, v.bias);
   if (p.needS) {
     __m512i t = p.tAdd  ? _mm512_srav_epi32(_mm512_add_epi32(_mm512_mullo_epi32(S, v.mul), v.trnd), v.tsh.r)
@@ -98,7 +107,11 @@ inline __m512i pack4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
   return _mm512_or_si512(w, _mm512_slli_epi32(_mm512_add_epi32(r3, off), 24));
 }
 
-void gemmAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch) {
+void gemmAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
+  // Local copies: stores through byte pointers may alias the plan, which would force reloads.
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
+  const Epi e(p);
   uint32_t* panel = (uint32_t*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
   const __m512i ones = _mm512_set1_epi8(1);
   const bool lut = p.act == A_LUT;
@@ -161,7 +174,7 @@ void gemmAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1
           for (int o = 0; o < TILE_O; o++) {
             const int c = pc0 + o;
             VP vp{bcast(p.bias, c), bcast(p.mul, c), shiftOf(p.tsh[c]), shiftOf(p.rsh[c]), bcast(p.lsh, c), bcast(p.trnd, c), bcast(p.rrnd, c)};
-            res[o] = epilogue(p, vp, acc[o], S);
+            res[o] = epilogue(e, vp, acc[o], S);
           }
         }
         const int oc0 = g * p.Og + tile * TILE_O;
@@ -210,11 +223,101 @@ inline void dwPixels(const ConvPlan& p, const Buf& in, const uint8_t* ip, const 
   }
 }
 
-void dwAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
+// Depthwise with byte permutes (AVX-512 VBMI): each channel's row is made planar, vpermb builds
+// for 16 output pixels the dword of 4 horizontally consecutive taps, and vpdpbusd applies 4 taps at
+// once; the lanes are pixels of one channel, so the epilogue is the gemm's (uniform parameters).
+__attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
+  // Local copies: stores through byte pointers may alias the plan, which would force reloads.
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
+  const Epi e(p);
+  const int s = p.stride, k = p.k, ng = p.ng;
+  const int cb = (p.C + 3) / 4;
+  const bool slow = p.act == A_LUT || out.raw;
+  const int rowWords = in.rowStride;
+  // Planar rows: [ky][channel][bytes], each padded so a 64-byte load past the end stays inside.
+  const int rowBytes = ((rowWords + 63) / 64) * 64 + 128;
+  alignas(64) uint8_t planar[16 * 4 * 512];  // k <= 16 rows of up to 384 pixels
+  __m512i idx[4], ones[4];
+  for (int g = 0; g < ng; g++) {
+    alignas(64) uint8_t ib[64], ob[64];
+    for (int i = 0; i < 16; i++)
+      for (int j = 0; j < 4; j++) {
+        ib[4 * i + j] = (uint8_t)(i * s + 4 * g + j);
+        ob[4 * i + j] = 4 * g + j < k ? 1 : 0;
+      }
+    idx[g] = _mm512_load_si512(ib);
+    ones[g] = _mm512_load_si512(ob);
+  }
+  // Deinterleave 16 pixels x 4 channels into 4 x 16 bytes (per 128-bit lane, then across lanes).
+  const __m512i deint = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
+  const __m512i lanes = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  for (int b = 0; b < cb; b++) {
+    const uint32_t* plane = in.words + b * in.planeStride;
+    const int pc0 = 4 * b;
+    for (int y = y0; y < y1; y++) {
+      const int iy0 = y * s - p.pad + in.b;
+      for (int ky = 0; ky < k; ky++) {
+        const uint32_t* src = plane + (int64_t)(iy0 + ky) * rowWords;
+        uint8_t* dst = planar + (size_t)ky * 4 * rowBytes;
+        for (int x = 0; x < rowWords; x += 16) {
+          __m512i v = _mm512_loadu_si512(src + x);  // may read past the row: those bytes are never used
+          v = _mm512_permutexvar_epi32(lanes, _mm512_shuffle_epi8(v, deint));
+          _mm_storeu_si128((__m128i*)(dst + x), _mm512_castsi512_si128(v));
+          _mm_storeu_si128((__m128i*)(dst + rowBytes + x), _mm512_extracti32x4_epi32(v, 1));
+          _mm_storeu_si128((__m128i*)(dst + 2 * rowBytes + x), _mm512_extracti32x4_epi32(v, 2));
+          _mm_storeu_si128((__m128i*)(dst + 3 * rowBytes + x), _mm512_extracti32x4_epi32(v, 3));
+        }
+      }
+      for (int x0 = 0; x0 < p.Wo; x0 += 16) {
+        const int lanesN = p.Wo - x0 < 16 ? p.Wo - x0 : 16;
+        __m512i res[4];
+        for (int c = 0; c < 4; c++) {
+          __m512i acc = _mm512_setzero_si512(), S = acc;
+          const int32_t* w = p.wdwRow + (size_t)(pc0 + c) * k * ng;
+          for (int ky = 0; ky < k; ky++) {
+            const __m512i row = _mm512_loadu_si512(planar + ((size_t)ky * 4 + c) * rowBytes + (x0 * s - p.pad + in.b));
+            for (int g = 0; g < ng; g++) {
+              const __m512i win = _mm512_permutexvar_epi8(idx[g], row);
+              acc = _mm512_dpbusd_epi32(acc, win, _mm512_set1_epi32(w[ky * ng + g]));
+              if (e.needS) S = _mm512_dpbusd_epi32(S, win, ones[g]);
+            }
+          }
+          S = _mm512_sub_epi32(S, _mm512_set1_epi32(p.sOff));
+          const int ch = pc0 + c;
+          if (slow) {
+            alignas(64) int32_t av[VL], sv[VL];
+            _mm512_store_si512(av, acc);
+            _mm512_store_si512(sv, S);
+            for (int l = 0; l < lanesN; l++) {
+              int32_t r = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, ch, av[l] + p.bias[ch], sv[l]);
+              if (out.raw) {
+                if (ch < p.O) out.raw[(int64_t)ch * p.P + y * p.Wo + x0 + l] = r;
+              } else {
+                ((uint8_t*)out.at(b, y, x0 + l))[c] = (uint8_t)(r + 128);
+              }
+            }
+            continue;
+          }
+          VP vp{bcast(p.bias, ch), bcast(p.mul, ch), shiftOf(p.tsh[ch]), shiftOf(p.rsh[ch]), bcast(p.lsh, ch), bcast(p.trnd, ch), bcast(p.rrnd, ch)};
+          res[c] = epilogue(e, vp, acc, S);
+        }
+        if (slow) continue;
+        _mm512_mask_storeu_epi32(out.at(b, y, x0), (__mmask16)((1u << lanesN) - 1), pack4(res[0], res[1], res[2], res[3]));
+      }
+    }
+  }
+}
+
+void dwAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
+  // Local copies: stores through byte pointers may alias the plan, which would force reloads.
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
   if (p.taps > 64) {
-    zqint::kScalar.dw(p, in, out, y0, y1);
+    zqint::kScalar.dw(plan, inBuf, outBuf, y0, y1);
     return;
   }
+  const Epi e(p);
   const int cb = (p.C + 3) / 4;
   const bool slow = p.act == A_LUT || out.raw;
   alignas(64) int32_t wv[64][VL];
@@ -247,7 +350,7 @@ void dwAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) 
           }
           return;
         }
-        __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(epilogue(p, vp, acc, S), off));
+        __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(epilogue(e, vp, acc, S), off));
         // Keep vpmovdb in registers: its memory form is very slow on some cores (Zen 4).
         asm("" : "+v"(bytes));
         if (npix == 4) _mm_storeu_si128((__m128i*)out.at(b, y, x), bytes);
@@ -268,7 +371,15 @@ void dwAvx512(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) 
 
 }  // namespace
 
+namespace {
+void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
+  if (p.k <= 16 && p.stride <= 2 && p.ng <= 4 && in.rowStride <= 384 && 15 * p.stride + p.k <= 64) dwVbmi(p, in, out, y0, y1);
+  else dwAvx512(p, in, out, y0, y1);
+}
+}  // namespace
+
 namespace zqint {
-extern const Kernels kAvx512;
+extern const Kernels kAvx512, kAvx512Vbmi;
 const Kernels kAvx512 = {"avx512-vnni", gemmAvx512, dwAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", gemmAvx512, dwAvx512Vbmi};
 }  // namespace zqint

@@ -251,6 +251,14 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     p.wdw = (int32_t*)alloc(4 * (size_t)cb * p.taps * 4);
     for (int c = 0; c < p.C; c++)
       for (int tap = 0; tap < p.taps; tap++) p.wdw[((size_t)(c / 4) * p.taps + tap) * 4 + c % 4] = cp.q[(size_t)c * p.taps + tap];
+    p.ng = (p.k + 3) / 4;
+    p.wdwRow = (int32_t*)alloc(4 * (size_t)cb * 4 * p.k * p.ng);
+    for (int c = 0; c < p.C; c++)
+      for (int ky = 0; ky < p.k; ky++)
+        for (int kx = 0; kx < p.k; kx++) {
+          uint32_t& w = ((uint32_t*)p.wdwRow)[((size_t)c * p.k + ky) * p.ng + kx / 4];
+          w |= (uint32_t)(uint8_t)cp.q[(size_t)c * p.taps + ky * p.k + kx] << (8 * (kx % 4));
+        }
     int32_t** vs[8] = {&p.vbias, &p.vmul, &p.vtsh, &p.vrsh, &p.vlsh, &p.vlutsh, &p.vtrnd, &p.vrrnd};
     const int32_t* src[8] = {p.bias, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, p.trnd, p.rrnd};
     for (int a = 0; a < 8; a++) {

@@ -83,6 +83,9 @@ struct ConvPlan {
   Seg* segs = nullptr;
   // depthwise: weights [cb][tap][4] as int32 (16-bit values) repeated for VL/4 pixels
   int32_t* wdw = nullptr;
+  // depthwise, by rows of taps: [C padded to 4][k][ng] words of 4 consecutive kx weights (ng = ceil(k/4))
+  int32_t* wdwRow = nullptr;
+  int ng = 0;
   // generic: the original OIHW weights
   const int8_t* q = nullptr;
   int32_t* wsum = nullptr;
@@ -107,6 +110,7 @@ extern const Kernels kScalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const Kernels kAvx2;
 extern const Kernels kAvx512;
+extern const Kernels kAvx512Vbmi;  // kAvx512 with the VBMI depthwise
 #endif
 #if defined(__aarch64__)
 extern const Kernels kDotprod;
