@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 #include "finish.h"
@@ -195,6 +196,9 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     const int lr = fw + faIn - l.d[F_LUTSHIFT];
     p.lutsh[pc] = std::max(-32, std::min(lr, 32));
   }
+  if (getenv("ZEROQ_INT_DEBUG"))
+    fprintf(stderr, "%s: kind %d needS %d m32 %d tAdd %d leaky32 %d rAdd %d anyLeft %d\n", where.c_str(), p.kind, p.needS, p.m32, p.tAdd, p.leaky32, p.rAdd,
+            p.anyLeft);
   if (p.act == A_LUT) {
     if (!cp.lut || cp.lutLen == 0) throw Error{where + ": activation table missing"};
     int32_t* t = (int32_t*)alloc(4 * cp.lutLen);
