@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { connectAsync } from 'mqtt';
 
 export function mosquittoBinary(): string | undefined {
   for (const p of ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto']) if (existsSync(p)) return p;
@@ -79,7 +80,14 @@ export async function startMosquitto(): Promise<Mosquitto> {
       c.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) before running:\n${log}`)));
     });
 
-  await start();
+  // "running" is logged just before the main loop starts; a signal in between is lost. A CONNACK
+  // proves the loop runs.
+  const started = async () => {
+    await start();
+    const c = await connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000 });
+    await c.endAsync();
+  };
+  await started();
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
@@ -89,10 +97,26 @@ export async function startMosquitto(): Promise<Mosquitto> {
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child && child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
+        if (signal !== 'SIGKILL') {
+          // mosquitto blocks signals outside its event wait and can sleep with one pending; a
+          // connection attempt wakes it, and the signal is repeated until it exits.
+          let gone = false;
+          void exited.then(() => (gone = true));
+          while (!gone) {
+            await new Promise<void>((resolve) => {
+              const sock = net.connect(port, '127.0.0.1');
+              sock.once('connect', () => sock.destroy());
+              sock.once('close', () => resolve());
+              sock.once('error', () => resolve());
+            });
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]);
+            if (!gone) child.kill(signal);
+          }
+        }
         await exited;
       }
     },
-    start,
+    start: started,
     async dispose() {
       await this.stop('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -242,8 +242,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const flushed = await this.flush(timeoutMs);
       const acked = await new Promise<boolean>((resolve) => {
         if (!this.connected) return resolve(false);
+        const t = setTimeout(() => resolve(false), timeoutMs);
         // The final state, QoS 1: wait for its acknowledgement (mqtt.js keeps order per connection).
-        client.publish(finalTopic, finalPayload, { qos: 1, retain: true }, (err) => resolve(!err));
+        client.publish(finalTopic, finalPayload, { qos: 1, retain: true }, (err) => {
+          clearTimeout(t);
+          resolve(!err);
+        });
       });
       if (!flushed || !acked) this.o.log.warn({ buffered: this.buffer.length, inflight: this.inflight }, 'mqtt: not everything was acknowledged before closing');
     } else if (this.buffer.length > 0) {
