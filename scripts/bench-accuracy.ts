@@ -10,7 +10,8 @@
  *   npx tsx scripts/bench-accuracy.ts compare --configs <spec,...> [--models ...] [--data <list>] [--skip N] [--limit N]
  *     Scores configurations on a list; with the calib list and --skip 400 this scores on calib images
  *     the calibration never saw (the calibration takes the first --calib-images of calib.txt).
- *     A spec is `float` or `w<N>[-pc|-pl][-zc|-plain][:minmax|:search|:p<percentile>][:h8|:h16][:n<images>][:f<first bits>][:e<head bits>]`,
+ *     A spec is `float` or `w<N>[-pc|-pl][-zc|-plain][:minmax|:search|:p<percentile>][:h8|:h16][:n<images>][:f<first bits>][:e<head bits>]
+ *     [:bc|:nobc][:oexact|:ofloat]` (bias correction; the search objective),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
  *
  * Common: --threads N (float passes and the int engine), --cache file.json (results already there
@@ -77,6 +78,12 @@ function parseSpec(spec: string): QuantizeOptions | 'float' {
   for (const t of rest) {
     if (t === 'minmax' || t === 'search') o.actCalib = t;
     else if (t === 'bc') o.biasCorrection = true;
+    else if (t === 'noeq') o.equalize = false;
+    else if (t.startsWith('eq')) {
+      const [dw, other] = t.slice(2).split('/').map(Number);
+      o.equalize = { depthwise: Number.isFinite(dw) ? dw : 1, other: Number.isFinite(other) ? other : 0.5 };
+    }
+    else if (t === 'ofloat' || t === 'oexact') o.searchObjective = t === 'ofloat' ? 'float' : 'exact';
     else if (t === 'nobc') o.biasCorrection = false;
     else if (t.startsWith('p')) {
       o.actCalib = 'percentile';

@@ -75,6 +75,8 @@ export class ActivationStats {
   readonly count: Float64Array;
   /** Per layer: sum of every channel's values (for the channel means bias correction uses). */
   readonly channelSum: Float64Array[];
+  /** Per layer: largest |x| of every channel (for equalization). */
+  readonly channelMax: Float64Array[];
   /** The same for the network input, in the integer engine's units (P/256). */
   readonly inputSum: Float64Array;
   images = 0;
@@ -86,6 +88,7 @@ export class ActivationStats {
     this.count = new Float64Array(n);
     this.hist = net.layers.map((l) => (ownsFormat(l) ? new Float64Array(BINS) : undefined));
     this.channelSum = net.layers.map((l) => new Float64Array(l.out.c));
+    this.channelMax = net.layers.map((l) => new Float64Array(l.out.c));
     this.inputSum = new Float64Array(net.input.c);
   }
 
@@ -109,11 +112,18 @@ export class ActivationStats {
     let mx = this.max[i];
     const h = this.hist[i];
     const sums = this.channelSum[i];
+    const maxs = this.channelMax[i];
     const plane = data.length / sums.length;
     for (let ch = 0; ch < sums.length; ch++) {
       let s = 0;
-      for (let k = ch * plane; k < (ch + 1) * plane; k++) s += data[k];
+      let m = maxs[ch];
+      for (let k = ch * plane; k < (ch + 1) * plane; k++) {
+        s += data[k];
+        const a = Math.abs(data[k]);
+        if (a > m) m = a;
+      }
       sums[ch] += s;
+      maxs[ch] = m;
     }
     for (let k = 0; k < data.length; k++) {
       const v = data[k];

@@ -131,7 +131,7 @@ function mostCentered(res: QuantizeResult): number {
   return best;
 }
 
-async function writeReport(dir: string, model: FloatModel, res: QuantizeResult, summary: Record<string, unknown>, layer?: number): Promise<string[]> {
+async function writeReport(dir: string, res: QuantizeResult, summary: Record<string, unknown>, layer?: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const written: string[] = [];
   const put = async (name: string, text: string): Promise<void> => {
@@ -140,6 +140,7 @@ async function writeReport(dir: string, model: FloatModel, res: QuantizeResult, 
     written.push(p);
   };
   await put('report.json', JSON.stringify(summary, null, 2) + '\n');
+  const model = res.model;
 
   const idx = layer ?? mostCentered(res);
   const l = model.net.layers[idx];
@@ -266,7 +267,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
     layers: res.layers,
   };
   let pictures: string[] = [];
-  if (cmd.reportDir) pictures = await writeReport(cmd.reportDir, model, res, summary, cmd.histogramLayer);
+  if (cmd.reportDir) pictures = await writeReport(cmd.reportDir, res, summary, cmd.histogramLayer);
   if (cmd.json) {
     process.stdout.write(JSON.stringify({ ...summary, ...(pictures.length ? { report: pictures } : {}) }, (_k, v) => (v === Infinity ? 'inf' : v)) + '\n');
     return;

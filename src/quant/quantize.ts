@@ -13,6 +13,7 @@ import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from './overflow.js';
 import { searchFormats } from './search.js';
 import { checkWbits } from './weights.js';
+import { equalizeModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
 export interface QuantizeOptions {
@@ -34,6 +35,13 @@ export interface QuantizeOptions {
    * means of the integer pipeline (search) or of the float model (minmax, percentile).
    */
   biasCorrection?: boolean;
+  /**
+   * Equalize activation ranges across conv pairs first (equalize.ts): exponents for pairs ending in
+   * a depthwise conv and for the others; undefined or false: off. Per-channel weight formats only.
+   */
+  equalize?: EqualizeOptions | false;
+  /** For 'search': the error each candidate format is judged by (see SearchOptions.objective). */
+  searchObjective?: 'exact' | 'float';
   /** For 'search': how many of the frames it runs (default all). */
   searchImages?: number;
   /** onnxruntime threads for the float passes. */
@@ -59,6 +67,9 @@ export interface LayerReport {
 
 export interface QuantizeResult {
   qnet: QNet;
+  /** The float model the QNet was made from (the equalized one when equalization is on). */
+  model: FloatModel;
+  equalized?: EqualizedPair[];
   layers: LayerReport[];
   calibration: { method: ActCalibMethod; percentile?: number; images: number; searchImages?: number };
 }
@@ -139,21 +150,39 @@ export interface QuantizeShared {
 }
 
 export async function quantizeModel(
-  model: FloatModel,
+  model0: FloatModel,
   frames: Frame[],
   opts: QuantizeOptions,
   progress?: (phase: ProgressPhase, done: number, total: number) => void,
   shared: QuantizeShared = {},
 ): Promise<QuantizeResult> {
   checkOptions(opts);
-  const { net } = model;
+  const { net } = model0;
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
+  if (opts.equalize && !opts.perChannel) {
+    throw new ZeroqError('quant-options', 'equalization needs per-channel weight formats', '--equalize');
+  }
   const bits = outputBits(net, opts.abits, opts.headAbits);
   const heads = feedsOnlyHeads(net);
   const convOptions = convOptionsFor(opts, heads);
-  const engine = shared.engine ?? (await FloatEngine.create(model, { allOutputs: true, threads: opts.threads ?? 1 }));
+  const engines: FloatEngine[] = [];
+  const floatEngine = async (m: FloatModel): Promise<FloatEngine> => {
+    const e = await FloatEngine.create(m, { allOutputs: true, threads: opts.threads ?? 1 });
+    engines.push(e);
+    return e;
+  };
   try {
-    const stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length)));
+    let model = model0;
+    let engine = shared.engine ?? (await floatEngine(model));
+    let stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length)));
+    let equalized: EqualizedPair[] | undefined;
+    if (opts.equalize) {
+      const eq = equalizeModel(model, stats.channelMax, opts.equalize);
+      model = eq.model;
+      equalized = eq.pairs;
+      engine = await floatEngine(model);
+      stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
+    }
     let formats: TensorFormat[];
     let convs: (QConv | undefined)[];
     let convStats: (ConvStats | undefined)[];
@@ -166,6 +195,7 @@ export async function quantizeModel(
         convOptions,
         stats,
         biasCorrection: opts.biasCorrection ?? false,
+        objective: opts.searchObjective ?? 'exact',
         onLayer: (d, t) => progress?.('search', d, t),
       });
       ({ formats, convs, convStats, sqnr } = r);
@@ -188,6 +218,8 @@ export async function quantizeModel(
     }));
     return {
       qnet,
+      model,
+      ...(equalized ? { equalized } : {}),
       layers,
       calibration: {
         method: opts.actCalib,
@@ -197,6 +229,6 @@ export async function quantizeModel(
       },
     };
   } finally {
-    if (!shared.engine) await engine.close();
+    for (const e of engines) await e.close();
   }
 }

@@ -27,6 +27,13 @@ export interface SearchOptions {
   convOptions: (layer: ConvLayer) => ConvQuantOptions;
   /** Correct each conv bias for the mean error of its rounded weights, using the inputs' means. */
   biasCorrection?: boolean;
+  /**
+   * What each candidate format is compared with: 'exact', the values the layer computes from its
+   * (integer) inputs before its own output rounding — the error this format adds; or 'float', the
+   * float model's output — which also counts the error arriving from earlier layers, and then
+   * favours formats that shrink (clip) a noisy tensor.
+   */
+  objective?: 'exact' | 'float';
   /** Float statistics (min/max) of the same images: the candidates are centred on the min/max frac. */
   stats: ActivationStats;
   /** Candidates from (min/max frac − below) to (min/max frac + above). */
@@ -41,7 +48,7 @@ export interface SearchResult {
   formats: TensorFormat[];
   convs: (QConv | undefined)[];
   convStats: (ConvStats | undefined)[];
-  /** Per calibrated layer: signal-to-error ratio (dB) of its integer output against the float model. */
+  /** Per calibrated layer: signal-to-error ratio (dB) of its integer output against the float model's. */
   sqnr: (number | undefined)[];
 }
 
@@ -97,6 +104,33 @@ function where(layer: Layer): string {
 function candidates(center: number, below: number, above: number): number[] {
   const out: number[] = [];
   for (let f = Math.max(FA_MIN, center - below); f <= Math.min(FA_MAX, center + above); f++) out.push(f);
+  return out;
+}
+
+/** The real values a shortcut or route computes from its integer inputs, before rounding to its format. */
+function exactMerge(layer: Layer, xs: ITensor[], fracs: number[]): Float32Array {
+  if (layer.kind === 'shortcut') {
+    const out = new Float32Array(xs[0].data.length);
+    xs.forEach((x, k) => {
+      const s = 2 ** -fracs[k];
+      for (let i = 0; i < out.length; i++) out[i] += x.data[i] * s;
+    });
+    if (layer.activation === 'leaky') for (let i = 0; i < out.length; i++) out[i] = out[i] < 0 ? out[i] * (3277 / 32768) : out[i];
+    if (layer.activation === 'relu') for (let i = 0; i < out.length; i++) out[i] = Math.max(0, out[i]);
+    return out;
+  }
+  if (layer.kind !== 'route') throw new ZeroqError('quant-layer', `no merge for ${layer.kind}`, where(layer));
+  const { c, h, w } = layer.out;
+  const plane = h * w;
+  const out = new Float32Array(c * plane);
+  let oc = 0;
+  xs.forEach((x, k) => {
+    const cs = x.c / layer.groups;
+    const s = 2 ** -fracs[k];
+    const from = cs * layer.groupId * plane;
+    for (let i = 0; i < cs * plane; i++) out[oc * plane + i] = x.data[from + i] * s;
+    oc += cs;
+  });
   return out;
 }
 
@@ -192,6 +226,7 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
       const cands = candidates(center, below, above);
       const { c, h, w } = layer.out;
       let produce: (k: number, frac: number) => Int32Array;
+      let exact: (k: number) => Float32Array;
       if (layer.kind === 'conv') {
         const src = layer.inputs[0];
         const inFmt = formatOf(formats, src);
@@ -203,6 +238,15 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
         const act = frames.map((_, k) => convActivated(layer, qconv, get(k, src)));
         const buf = new Int32Array(c * h * w);
         produce = (k, frac) => requantize(act[k], qconv, h * w, inFmt.frac, frac, bits, buf);
+        exact = (k) => {
+          const out = new Float32Array(act[k].length);
+          const plane = h * w;
+          for (let o = 0; o < c; o++) {
+            const s = 2 ** -(qconv.fw[o] + inFmt.frac);
+            for (let p = o * plane; p < (o + 1) * plane; p++) out[p] = act[k][p] * s;
+          }
+          return out;
+        };
       } else {
         const inFracs = layer.inputs.map((i) => formatOf(formats, i).frac);
         produce = (k, frac) => {
@@ -211,15 +255,22 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
             ? shortcutInt(layer, xs, inFracs, frac, bits)
             : routeInt(layer as Extract<Layer, { kind: 'route' }>, xs, inFracs, frac, bits);
         };
+        exact = (k) => exactMerge(layer, layer.inputs.map((i) => get(k, i)), inFracs);
       }
+      const ref = (opts.objective ?? 'exact') === 'exact' ? frames.map((_, k) => exact(k)) : tgt;
       const best = pick(cands, (frac) => {
         let e = 0;
-        for (let k = 0; k < frames.length; k++) e += squaredError(produce(k, frac), frac, tgt[k]);
+        for (let k = 0; k < frames.length; k++) e += squaredError(produce(k, frac), frac, ref[k]);
         return e;
       });
       formats.push({ bits, frac: best.frac });
-      for (let k = 0; k < frames.length; k++) outs[k][L] = { c, h, w, data: produce(k, best.frac).slice() };
-      sqnr[L] = best.err === 0 ? Infinity : 10 * Math.log10(energy(tgt) / best.err);
+      let err = 0;
+      for (let k = 0; k < frames.length; k++) {
+        const data = produce(k, best.frac).slice();
+        outs[k][L] = { c, h, w, data };
+        err += squaredError(data, best.frac, tgt[k]);
+      }
+      sqnr[L] = err === 0 ? Infinity : 10 * Math.log10(energy(tgt) / err);
     }
     for (const i of layer.inputs) {
       if (lastReader[i + 1] === L && i >= 0) for (const o of outs) o[i] = undefined;

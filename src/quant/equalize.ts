@@ -1,0 +1,93 @@
+/**
+ * Activation equalization across a pair of conv layers (after "cross-layer equalization", Nagel et
+ * al., Data-Free Quantization, 2019): for conv A whose output only conv B reads, and an activation
+ * with act(s·x) = s·act(x) for s > 0 (linear, leaky, relu), scaling A's output channel c by s_c
+ * (its weights and bias) and B's weights reading channel c by 1/s_c leaves the float network's
+ * function unchanged. One fraction-bit count per tensor then serves channels whose ranges differed
+ * by orders of magnitude: with s_c = (R / r_c)^α (r_c the channel's largest |x| on the calibration
+ * images, R the largest of the tensor), small channels are spread over the tensor's range.
+ *
+ * With per-channel weight formats, a depthwise B takes 1/s_c in its own channel's format: the
+ * scaling is free (α = 1). For other B, the factors change the spread inside each of B's output
+ * channels, so a compromise α (default 0.5) is used.
+ */
+import type { ConvLayer, FloatModel, Network } from '../model/ir.js';
+import { readersOf } from './calibrate.js';
+
+export interface EqualizeOptions {
+  /** Exponent for pairs whose second layer is depthwise (default 1). */
+  depthwise?: number;
+  /** Exponent for other pairs (default 0.5; 0 leaves them alone). */
+  other?: number;
+  /** s_c never exceeds this (channels that are (nearly) always 0). */
+  maxScale?: number;
+}
+
+export interface EqualizedPair {
+  a: number;
+  b: number;
+  depthwise: boolean;
+  /** Largest factor applied. */
+  maxScale: number;
+}
+
+const HOMOGENEOUS = new Set(['linear', 'leaky', 'relu']);
+
+function isDepthwise(net: Network, b: ConvLayer): boolean {
+  const inC = net.layers[b.inputs[0]].out.c;
+  return b.groups === inC && b.filters === inC;
+}
+
+/** Pairs (A, B) of conv layers where B is the only reader of A and A's activation is homogeneous. */
+export function equalizablePairs(net: Network): { a: number; b: number; depthwise: boolean }[] {
+  const readers = readersOf(net);
+  const pairs: { a: number; b: number; depthwise: boolean }[] = [];
+  for (const l of net.layers) {
+    if (l.kind !== 'conv' || !HOMOGENEOUS.has(l.activation)) continue;
+    const r = readers[l.index];
+    if (r.length !== 1 || r[0].kind !== 'conv') continue;
+    pairs.push({ a: l.index, b: r[0].index, depthwise: isDepthwise(net, r[0] as ConvLayer) });
+  }
+  return pairs;
+}
+
+/**
+ * A function-preserving copy of the model with A's output channels scaled per the statistics
+ * (`channelMax[a]`: largest |x| of every channel of A's output).
+ */
+export function equalizeModel(model: FloatModel, channelMax: Float64Array[], opts: EqualizeOptions = {}): { model: FloatModel; pairs: EqualizedPair[] } {
+  const { net } = model;
+  const params = model.params.map((p) => (p ? { weight: p.weight.slice(), bias: p.bias.slice() } : undefined));
+  const done: EqualizedPair[] = [];
+  const cap = opts.maxScale ?? 1024;
+  for (const { a, b, depthwise } of equalizablePairs(net)) {
+    const alpha = depthwise ? (opts.depthwise ?? 1) : (opts.other ?? 0.5);
+    if (alpha <= 0) continue;
+    const A = net.layers[a] as ConvLayer;
+    const B = net.layers[b] as ConvLayer;
+    const pa = params[a]!;
+    const pb = params[b]!;
+    const r = channelMax[a];
+    const R = Math.max(...r);
+    if (!(R > 0)) continue;
+    const s = Array.from(r, (v) => Math.min(cap, (R / Math.max(v, R / cap)) ** alpha));
+    const perA = pa.weight.length / A.filters;
+    for (let c = 0; c < A.filters; c++) {
+      for (let i = c * perA; i < (c + 1) * perA; i++) pa.weight[i] *= s[c];
+      pa.bias[c] *= s[c];
+    }
+    const cg = A.filters / B.groups;
+    const kk = B.size * B.size;
+    const og = B.filters / B.groups;
+    for (let o = 0; o < B.filters; o++) {
+      const g = Math.floor(o / og);
+      for (let cl = 0; cl < cg; cl++) {
+        const inv = 1 / s[g * cg + cl];
+        const base = (o * cg + cl) * kk;
+        for (let k = 0; k < kk; k++) pb.weight[base + k] *= inv;
+      }
+    }
+    done.push({ a, b, depthwise, maxScale: Math.max(...s) });
+  }
+  return { model: { net, params }, pairs: done };
+}

@@ -1,0 +1,68 @@
+import t from 'tap';
+import { equalizablePairs, equalizeModel } from '../src/quant/equalize.js';
+import { handModel, referenceForward, rng } from './helpers/float-reference.js';
+import type { FloatModel } from '../src/model/ir.js';
+
+/** expand 1x1 (leaky) → depthwise 3x3 (leaky) → project 1x1 (linear) → shortcut, channels of very different gains. */
+function block(): FloatModel {
+  const m = handModel({ c: 4, h: 9, w: 7 }, [
+    { kind: 'conv', filters: 4, size: 3, activation: 'leaky' }, // 0
+    { kind: 'conv', filters: 6, size: 1, pad: 0, activation: 'leaky' }, // 1 expand
+    { kind: 'conv', filters: 6, size: 3, groups: 6, activation: 'leaky' }, // 2 depthwise
+    { kind: 'conv', filters: 4, size: 1, pad: 0, activation: 'linear' }, // 3 project
+    { kind: 'shortcut', from: 0 }, // 4
+    { kind: 'conv', filters: 5, size: 1, pad: 0, activation: 'mish' }, // 5 not homogeneous
+    { kind: 'conv', filters: 3, size: 1, pad: 0, activation: 'linear' }, // 6
+  ]);
+  const gains = [
+    [0.05, 1, 10, 0.1, 3, 0.5],
+    [4, 0.2, 1, 10, 0.05, 1],
+  ];
+  [1, 2].forEach((l, k) => {
+    const p = m.params[l]!;
+    const per = p.weight.length / 6;
+    for (let c = 0; c < 6; c++) {
+      for (let i = c * per; i < (c + 1) * per; i++) p.weight[i] *= gains[k][c];
+      p.bias[c] *= gains[k][c];
+    }
+  });
+  return m;
+}
+
+function channelMax(data: Float64Array, c: number): Float64Array {
+  const plane = data.length / c;
+  const out = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) for (let i = ch * plane; i < (ch + 1) * plane; i++) out[ch] = Math.max(out[ch], Math.abs(data[i]));
+  return out;
+}
+
+t.test('pairs: a conv read only by a conv, with a homogeneous activation', async (t) => {
+  const m = block();
+  // Layer 0 is read by the expand conv and the shortcut; 3 by the shortcut; 5 is mish.
+  t.same(equalizablePairs(m.net), [
+    { a: 1, b: 2, depthwise: true },
+    { a: 2, b: 3, depthwise: false },
+  ]);
+});
+
+t.test('equalization keeps the function and spreads the channels of the tensor', async (t) => {
+  const m = block();
+  const r = rng(3);
+  const input = Float32Array.from({ length: 4 * 9 * 7 }, () => r() * 2 - 1);
+  const before = referenceForward(m, input);
+  const maxes = before.map((o) => channelMax(o.data, o.shape.c));
+  const { model: eq, pairs } = equalizeModel(m, maxes, { depthwise: 1, other: 0.5 });
+  t.same(pairs.map((p) => [p.a, p.b]), [[1, 2], [2, 3]]);
+  const after = referenceForward(eq, input);
+  for (const i of [0, 3, 4, 5, 6]) {
+    let worst = 0;
+    for (let k = 0; k < before[i].data.length; k++) worst = Math.max(worst, Math.abs(after[i].data[k] - before[i].data[k]) / (1 + Math.abs(before[i].data[k])));
+    t.ok(worst < 1e-5, `layer ${i} unchanged (${worst.toExponential(1)})`);
+  }
+  const m1 = channelMax(after[1].data, 6);
+  const R = Math.max(...maxes[1]);
+  for (let c = 0; c < 6; c++) t.ok(Math.abs(m1[c] - R) < 1e-4 * R, `expand channel ${c}: ${m1[c].toFixed(4)} = R ${R.toFixed(4)} (free before a depthwise)`);
+  const spread = (a: Float64Array) => Math.max(...a) / Math.min(...a);
+  t.ok(spread(channelMax(after[2].data, 6)) < Math.sqrt(spread(maxes[2])) * 1.001, 'the depthwise output is half-way equalized (exponent 0.5)');
+  t.notOk(m.params[1]!.weight === eq.params[1]!.weight, 'the original model is not modified');
+});
