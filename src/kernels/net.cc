@@ -12,6 +12,9 @@ namespace zqint {
 
 namespace {
 
+// Below this many multiply-adds a layer runs on one thread (a few tens of microseconds).
+constexpr int64_t kParallelMacs = 1 << 20;
+
 int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // sat_bits(rshr(x, r)) for an 8-bit input value x (route and shortcut alignment).
@@ -326,9 +329,18 @@ void Net::runConv(L& l) {
   const Buf& in = bufs_[l.in[0]];
   const Buf& out = bufs_[l.buf];
   if (p.kind == CONV_GEMM) {
-    pool_.run(p.nvec, [&](int b, int e, int t) { kernels_->gemm(p, in, out, b, e, scratch_[t]); });
+    // Small layers stay on the calling thread: waking and waiting for a worker costs more.
+    const int64_t macs = (int64_t)p.P * p.O * p.Cg * p.taps;
+    pool_.run(macs < kParallelMacs ? 1 : p.nvec, [&](int b, int e, int t) {
+      if (macs < kParallelMacs) e = p.nvec;
+      kernels_->gemm(p, in, out, b, e, scratch_[t]);
+    });
   } else if (p.kind == CONV_DW) {
-    pool_.run(p.Ho, [&](int b, int e, int) { kernels_->dw(p, in, out, b, e); });
+    const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
+    pool_.run(macs < kParallelMacs ? 1 : p.Ho, [&](int b, int e, int) {
+      if (macs < kParallelMacs) e = p.Ho;
+      kernels_->dw(p, in, out, b, e);
+    });
   } else {
     pool_.run(p.O, [&](int b, int e, int) {
       for (int o = b; o < e; o++) {
