@@ -8,6 +8,8 @@ import { IntEngine, availableIsas } from '../src/engine/int.js';
 import { loadNativeKernels } from '../src/engine/int/native.js';
 import { NetBuilder, randomFrame, randomQNet, rng, type RandomQNetOptions } from './helpers/random-qnet.js';
 
+// Split every layer between threads, however small, so that 2 threads exercise the range splits.
+process.env.ZEROQ_INT_PARALLEL_MIN = '0';
 const native = loadNativeKernels();
 const isas = availableIsas();
 

@@ -12,8 +12,12 @@ namespace zqint {
 
 namespace {
 
-// Below this many multiply-adds a layer runs on one thread (a few tens of microseconds).
-constexpr int64_t kParallelMacs = 1 << 20;
+// Below this many multiply-adds a layer runs on one thread (a few tens of microseconds);
+// ZEROQ_INT_PARALLEL_MIN overrides it (tests set 0 to split even tiny layers).
+int64_t parallelMacs() {
+  const char* e = getenv("ZEROQ_INT_PARALLEL_MIN");
+  return e && *e ? atoll(e) : (int64_t)1 << 20;
+}
 
 int64_t roundUp(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -39,7 +43,7 @@ Net::~Net() {
 }
 
 Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads)
-    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW) {
+    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()) {
   const int n = (int)layers.size();
   layers_.resize(n);
   Buf input;
@@ -331,14 +335,14 @@ void Net::runConv(L& l) {
   if (p.kind == CONV_GEMM) {
     // Small layers stay on the calling thread: waking and waiting for a worker costs more.
     const int64_t macs = (int64_t)p.P * p.O * p.Cg * p.taps;
-    pool_.run(macs < kParallelMacs ? 1 : p.nvec, [&](int b, int e, int t) {
-      if (macs < kParallelMacs) e = p.nvec;
+    pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
+      if (macs < parMin_) e = p.nvec;
       kernels_->gemm(p, in, out, b, e, scratch_[t]);
     });
   } else if (p.kind == CONV_DW) {
     const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
-    pool_.run(macs < kParallelMacs ? 1 : p.Ho, [&](int b, int e, int) {
-      if (macs < kParallelMacs) e = p.Ho;
+    pool_.run(macs < parMin_ ? 1 : p.Ho, [&](int b, int e, int) {
+      if (macs < parMin_) e = p.Ho;
       kernels_->dw(p, in, out, b, e);
     });
   } else {

@@ -67,6 +67,7 @@ class Net {
   std::vector<uint32_t*> scratch_;  // per thread
   size_t scratchWords_ = 0;
   int inC_, inH_, inW_;
+  int64_t parMin_;
 };
 
 }  // namespace zqint
