@@ -95,3 +95,16 @@ t.test('instruction set by option and by ZEROQ_INT_ISA', async (t) => {
   process.env.ZEROQ_INT_ISA = 'no-such-isa';
   t.equal(code(() => openIntEngine(q)), 'INT_PLAN', 'an unknown instruction set is refused');
 });
+
+t.test('the reference engine (the fallback without the addon) gives the native heads', async (t) => {
+  const native = loadNativeKernels();
+  if (!native.kernels) return t.fail(native.error ?? 'no native kernels');
+  const { IntReferenceEngine } = await import('../src/engine/int-reference.js');
+  const { randomFrame } = await import('./helpers/random-qnet.js');
+  const q = randomQNet(smallNet(), rng(11));
+  const frame = randomFrame(q.net, rng(12));
+  const ref = await new IntReferenceEngine(q).infer(frame);
+  const fast = await new IntEngine(q, native.kernels).infer(frame);
+  t.same(fast.map((h) => [h.layer, h.frac, Array.from(h.raw!)]), ref.map((h) => [h.layer, h.frac, Array.from(h.raw!)]));
+  t.same(Array.from(fast[0].data), Array.from(ref[0].data), 'data = raw * 2^-frac');
+});

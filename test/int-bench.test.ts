@@ -1,0 +1,44 @@
+// zeroq bench on the data folder's yolo-fastest-1.1: the harness measures what it says (a few
+// frames only: speed itself is measured by the bench, never asserted by a test).
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { runBench, formatBench } from '../src/eval/bench.js';
+import { dataPath } from '../src/util/paths.js';
+
+const cfg = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
+
+t.test('bench --compare runs float and int alternately and reports the ratio', { skip: !existsSync(cfg) && 'no cfg' }, async (t) => {
+  const r = await runBench({ model: cfg, engine: 'int', compare: true, frames: 4, warmup: 1, profile: true });
+  t.same(r.engines.map((e) => e.engine), ['float', 'int']);
+  t.equal(r.network, 'yolo-fastest-1.1');
+  t.same(r.input, { width: 320, height: 320 });
+  for (const e of r.engines) {
+    t.ok(e.networkMs.median > 0 && e.endToEndMs.median >= e.networkMs.min, `${e.engine}: network and end-to-end times`);
+    t.ok(e.preMs.median > 0, `${e.engine}: pre-processing of the real image timed`);
+    t.equal(e.fps.network, 1000 / e.networkMs.median);
+  }
+  const int = r.engines[1];
+  t.equal(int.randomWeights, true, 'a cfg gives the int engine random weights of its shapes');
+  t.ok(int.layerKinds && int.layerKinds['conv 1x1'] > 0 && int.layerKinds['conv depthwise'] > 0, 'per-layer-kind profile');
+  t.ok(r.ratio && Math.abs(r.ratio.network - int.networkMs.median / r.engines[0].networkMs.median) < 1e-12, 'ratio int/float');
+  t.ok(r.peakRssMb > 10, 'peak RSS');
+  t.match(formatBench(r), /int\/float: network/);
+});
+
+t.test('bench on a .zqw: int runs its weights; --compare without the float cfg is refused clearly', { skip: !existsSync(cfg) && 'no cfg' }, async (t) => {
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { parseCfgFile } = await import('../src/model/darknet.js');
+  const { writeZqw } = await import('../src/quant/zqw.js');
+  const { randomQNet, rng } = await import('./helpers/random-qnet.js');
+  const dir = mkdtempSync(path.join(tmpdir(), 'zeroq-bench-'));
+  t.teardown(async () => (await import('node:fs')).rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'set.zqw');
+  const qnet = randomQNet(parseCfgFile(cfg), rng(9), { wbits: [8, 8] });
+  writeFileSync(file, writeZqw(qnet, { id: 'bench-test', source: { model: 'no-such-model', cfg: 'no-such-model.cfg' } }));
+  const r = await runBench({ model: file, engine: 'int', frames: 2, warmup: 0 });
+  t.equal(r.engines[0].modelId, 'bench-test', 'the weight set id');
+  t.notOk(r.engines[0].randomWeights);
+  await t.rejects(runBench({ model: file, engine: 'int', compare: true, frames: 1 }), { code: 'bench-float-model' });
+});
