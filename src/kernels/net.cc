@@ -159,6 +159,7 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
   p.lsh = (int32_t*)alloc(4 * np);
   p.lutsh = (int32_t*)alloc(4 * np);
   p.trnd = (int32_t*)alloc(4 * np);
+  p.qsum = (int32_t*)alloc(4 * np);
   p.rrnd = (int32_t*)alloc(4 * np);
   const int64_t smax = (int64_t)K * xmax;
   const int64_t two31 = (int64_t)1 << 31;
@@ -169,6 +170,7 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     int64_t sumq = 0;
     for (int j = 0; j < K; j++) sumq += cp.q[(size_t)oc * K + j];
     p.bias[pc] = (int32_t)(cp.bias[oc] - (int64_t)in.zero * sumq);
+    p.qsum[pc] = (int32_t)sumq;
     const int fw = cp.fw[oc];
     const int r = cp.fm[oc] - fw;
     if (cp.m[oc] != 0) {

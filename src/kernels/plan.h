@@ -67,6 +67,7 @@ struct ConvPlan {
   int32_t* tsh = nullptr;     // right shift of M*S (>= 0)
   int32_t* rsh = nullptr;     // right shift of the output (0..32)
   int32_t* lsh = nullptr;     // left shift of the output (0..16)
+  int32_t* qsum = nullptr;    // sum of the channel's weights (kernels that add the input offset back)
   int32_t* trnd = nullptr;    // 2^(tsh-1) or 0 (tAdd)
   int32_t* rrnd = nullptr;    // 2^(rsh-1) or 0 (rAdd)
   int32_t* lutsh = nullptr;   // LUT: right shift of Y to the table's fraction (clamped to 0..32 or left)
@@ -113,7 +114,7 @@ extern const Kernels kAvx512;
 extern const Kernels kAvx512Vbmi;  // kAvx512 with the VBMI depthwise
 #endif
 #if defined(__aarch64__)
-extern const Kernels kDotprod;
+extern const Kernels kDotprod;  // NEON with sdot/udot (ARMv8.2 dot product)
 #endif
 
 }  // namespace zqint
