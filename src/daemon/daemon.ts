@@ -440,12 +440,15 @@ export class Daemon {
       return;
     }
     const changed: string[] = [];
+    let inputChanged = false;
     try {
       if (!same(old.model, cfg.model)) {
         const next = await this.openEngine(cfg);
+        const prevNet = this.loop.currentEngine.net;
         const prev = await this.loop.swapEngine(next);
         await prev.close();
         this.engine = next;
+        inputChanged = !same([prevNet.input, prevNet.letterbox], [next.net.input, next.net.letterbox]);
         changed.push('model');
       }
       this.cfg = cfg;
@@ -455,7 +458,8 @@ export class Daemon {
         changed.push('detect');
       }
       this.loop.maxFrames = cfg.max_frames;
-      if (!same(old.source, cfg.source) || changed.includes('model')) {
+      // ffmpeg scales to the network input: a new input size needs a new source.
+      if (!same(old.source, cfg.source) || inputChanged) {
         const prev = this.supervisor;
         await prev?.stop();
         this.mailbox.reopen();

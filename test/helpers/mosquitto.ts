@@ -88,37 +88,38 @@ export async function startMosquitto(): Promise<Mosquitto> {
     await c.endAsync();
   };
   await started();
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const c = child;
+    c.kill(signal);
+    if (signal !== 'SIGKILL') {
+      // mosquitto blocks signals outside its event wait and can sleep with one pending; a
+      // connection attempt wakes it, and the signal is repeated until it exits.
+      let gone = false;
+      void exited.then(() => (gone = true));
+      while (!gone) {
+        await new Promise<void>((resolve) => {
+          const sock = net.connect(port, '127.0.0.1');
+          sock.once('connect', () => sock.destroy());
+          sock.once('close', () => resolve());
+          sock.once('error', () => resolve());
+        });
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]);
+        if (!gone) c.kill(signal);
+      }
+    }
+    await exited;
+  };
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
     get pid() {
       return child?.pid;
     },
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        child.kill(signal);
-        if (signal !== 'SIGKILL') {
-          // mosquitto blocks signals outside its event wait and can sleep with one pending; a
-          // connection attempt wakes it, and the signal is repeated until it exits.
-          let gone = false;
-          void exited.then(() => (gone = true));
-          while (!gone) {
-            await new Promise<void>((resolve) => {
-              const sock = net.connect(port, '127.0.0.1');
-              sock.once('connect', () => sock.destroy());
-              sock.once('close', () => resolve());
-              sock.once('error', () => resolve());
-            });
-            await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]);
-            if (!gone) child.kill(signal);
-          }
-        }
-        await exited;
-      }
-    },
+    stop,
     start: started,
     async dispose() {
-      await this.stop('SIGKILL');
+      await stop('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     },
   };
