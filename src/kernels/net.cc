@@ -236,6 +236,9 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
                 }
               w[(((size_t)(g * p.ntiles + t) * p.chunks) + tap * p.cbg + b) * TILE_O + o] = word;
             }
+    const size_t nw = (size_t)p.G * p.ntiles * p.chunks * TILE_O * 4;
+    p.wgemm16 = (int16_t*)alloc(2 * nw);
+    for (size_t j = 0; j < nw; j++) p.wgemm16[j] = p.wgemm[j];
     p.direct = p.k == 1 && p.stride == 1 && in.b == 0 && p.pad == 0;
     p.nvec = (p.P + VL - 1) / VL;
     p.pidx = (int32_t*)alloc(4 * (size_t)p.nvec * VL);

@@ -77,6 +77,7 @@ struct ConvPlan {
   // gemm: weights [g][tile][chunk][TILE_O][4] with chunk = tap * cbg + block, cbg blocks per group
   int cbg = 0, ntiles = 0, chunks = 0;
   int8_t* wgemm = nullptr;
+  int16_t* wgemm16 = nullptr;  // the same weights widened to 16 bits (AVX2 vpmaddwd)
   bool direct = false;        // 1x1 stride 1 over a borderless input: lanes read consecutive words
   int nvec = 0;               // position vectors
   int32_t* pidx = nullptr;    // panel: per position, word offset of its window origin in the input plane
@@ -104,8 +105,8 @@ struct Kernels {
   void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
 };
 
-// Scratch words a gemm call needs (the panel of one vector).
-inline size_t gemmScratchWords(const ConvPlan& p) { return (size_t)p.chunks * VL + 64; }
+// Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
+inline size_t gemmScratchWords(const ConvPlan& p) { return (size_t)p.chunks * VL * 2 + 64; }
 
 extern const Kernels kScalar;
 #if defined(__x86_64__) || defined(_M_X64)
