@@ -1,18 +1,19 @@
-// Per-layer-kind timing of the native integer engine on a cfg with a random QNet:
-//   npx tsx scripts/bench-int.ts [cfg] [frames] [threads] [isa]
+// Per-layer-kind timing of the native integer engine on a .zqw, or on a cfg with a random QNet:
+//   npx tsx scripts/bench-int.ts [cfg|zqw] [frames] [threads] [isa]   (TOP=n: the n slowest layers)
 import { parseCfgFile } from '../src/model/darknet.js';
 import { IntEngine } from '../src/engine/int.js';
 import { loadNativeKernels } from '../src/engine/int/native.js';
 import { dataPath } from '../src/util/paths.js';
-import { randomFrame, randomQNet, rng } from '../test/helpers/random-qnet.js';
+import { readZqw } from '../src/quant/zqw.js';
+import { randomFrame, randomQNet, rng } from '../src/engine/int/random-qnet.js';
 
 const cfg = process.argv[2] || dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 const frames = Number(process.argv[3] ?? 200);
 const threads = Number(process.argv[4] ?? 1);
 const isa = process.argv[5] ?? 'auto';
-const net = parseCfgFile(cfg);
 const r = rng(1);
-const qnet = randomQNet(net, r, { wbits: [8, 8] });
+const qnet = cfg.endsWith('.zqw') ? (await readZqw(cfg)).qnet : randomQNet(parseCfgFile(cfg), r, { wbits: [8, 8] });
+const net = qnet.net;
 const frame = randomFrame(net, r);
 const eng = new IntEngine(qnet, loadNativeKernels().kernels!, { threads, isa });
 for (let i = 0; i < 20; i++) eng.inferSync(frame);

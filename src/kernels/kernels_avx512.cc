@@ -107,92 +107,112 @@ inline __m512i pack4(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
   return _mm512_or_si512(w, _mm512_slli_epi32(_mm512_add_epi32(r3, off), 24));
 }
 
+inline VP channelVP(const ConvPlan& p, int c) {
+  return {bcast(p.bias, c), bcast(p.mul, c), shiftOf(p.tsh[c]), shiftOf(p.rsh[c]), bcast(p.lsh, c), bcast(p.trnd, c), bcast(p.rrnd, c)};
+}
+
+// One tile (8 output channels) at one position vector: accumulate over the chunks (chunk c at
+// rows + c * rstride), finish and store.
+inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* vp, int g, int tile, int v, const uint32_t* rows,
+                     int64_t rstride, __m512i S) {
+  const int pos0 = v * VL;
+  const int lanes = p.P - pos0 < VL ? p.P - pos0 : VL;
+  const __mmask16 lm = (__mmask16)((1u << lanes) - 1);
+  const int32_t* w = (const int32_t*)p.wgemm + ((size_t)(g * p.ntiles + tile) * p.chunks) * TILE_O;
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  const uint32_t* x = rows;
+  for (int c = 0; c < p.chunks; c++, w += TILE_O, x += rstride) {
+    const __m512i xv = _mm512_loadu_si512(x);
+    a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_set1_epi32(w[0]));
+    a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_set1_epi32(w[1]));
+    a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_set1_epi32(w[2]));
+    a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_set1_epi32(w[3]));
+    a4 = _mm512_dpbusd_epi32(a4, xv, _mm512_set1_epi32(w[4]));
+    a5 = _mm512_dpbusd_epi32(a5, xv, _mm512_set1_epi32(w[5]));
+    a6 = _mm512_dpbusd_epi32(a6, xv, _mm512_set1_epi32(w[6]));
+    a7 = _mm512_dpbusd_epi32(a7, xv, _mm512_set1_epi32(w[7]));
+  }
+  __m512i acc[TILE_O] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  const int pc0 = (g * p.ntiles + tile) * TILE_O;
+  __m512i res[TILE_O];
+  if (p.act == A_LUT) {
+    alignas(64) int32_t av[VL], sv[VL], rv[VL];
+    _mm512_store_si512(sv, S);
+    for (int o = 0; o < TILE_O; o++) {
+      _mm512_store_si512(av, acc[o]);
+      for (int l = 0; l < VL; l++) rv[l] = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, pc0 + o, av[l] + p.bias[pc0 + o], sv[l]);
+      res[o] = _mm512_load_si512(rv);
+    }
+  } else {
+    for (int o = 0; o < TILE_O; o++) res[o] = epilogue(e, vp[o], acc[o], S);
+  }
+  const int oc0 = g * p.Og + tile * TILE_O;
+  if (out.raw) {
+    for (int o = 0; o < TILE_O && tile * TILE_O + o < p.Og; o++) _mm512_mask_storeu_epi32(out.raw + (int64_t)(oc0 + o) * p.P + pos0, lm, res[o]);
+    return;
+  }
+  for (int j = 0; j < TILE_O / 4; j++) {
+    if (tile * TILE_O + 4 * j >= p.Og) break;
+    const __m512i word = pack4(res[4 * j], res[4 * j + 1], res[4 * j + 2], res[4 * j + 3]);
+    uint32_t* plane = out.words + (int64_t)((oc0 >> 2) + j) * out.planeStride;
+    const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
+    if (s1 - s0 == 1 && p.segs[s0].count == VL) {
+      _mm512_storeu_si512(plane + p.segs[s0].off, word);
+      continue;
+    }
+    for (int s = s0; s < s1; s++) {
+      const Seg& sg = p.segs[s];
+      const __mmask16 m = (__mmask16)(((1u << sg.count) - 1) << sg.lane0);
+      _mm512_mask_storeu_epi32(plane + sg.off - sg.lane0, m, word);
+    }
+  }
+}
+
 void gemmAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
   const Epi e(p);
   uint32_t* panel = (uint32_t*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-  const __m512i ones = _mm512_set1_epi8(1);
-  const bool lut = p.act == A_LUT;
+  const __m512i ones = _mm512_set1_epi8(1), soff = _mm512_set1_epi32(p.sOff);
+  VP vp[TILE_O];
+  if (p.direct) {
+    // Activations read in place: tiles outside, vectors inside, so each tile's parameters are
+    // set up once; the window sums of all vectors first (the panel scratch holds them).
+    __m512i* S = (__m512i*)panel;
+    for (int g = 0; g < p.G; g++) {
+      const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
+      for (int v = v0; v < v1; v++) {
+        __m512i s = _mm512_setzero_si512();
+        if (e.needS)
+          for (int c = 0; c < p.chunks; c++) s = _mm512_dpbusd_epi32(s, _mm512_loadu_si512(base + v * VL + c * in.planeStride), ones);
+        S[v - v0] = _mm512_sub_epi32(s, soff);
+      }
+      for (int tile = 0; tile < p.ntiles; tile++) {
+        for (int o = 0; o < TILE_O; o++) vp[o] = channelVP(p, (g * p.ntiles + tile) * TILE_O + o);
+        for (int v = v0; v < v1; v++) gemmTile(p, e, out, vp, g, tile, v, base + v * VL, in.planeStride, S[v - v0]);
+      }
+    }
+    return;
+  }
   for (int v = v0; v < v1; v++) {
     const int pos0 = v * VL;
-    const int lanes = p.P - pos0 < VL ? p.P - pos0 : VL;
-    const __mmask16 lm = (__mmask16)((1u << lanes) - 1);
     for (int g = 0; g < p.G; g++) {
       const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
       __m512i S = _mm512_setzero_si512();
-      const uint32_t* rows;  // chunk c at rows + c * rstride
-      int64_t rstride;
-      if (p.direct) {
-        rows = base + pos0;
-        rstride = in.planeStride;
-        if (p.needS)
-          for (int c = 0; c < p.chunks; c++) S = _mm512_dpbusd_epi32(S, _mm512_loadu_si512(rows + c * rstride), ones);
-      } else {
-        const __m512i idx = _mm512_loadu_si512(p.pidx + pos0);
-        for (int t = 0; t < p.taps; t++) {
-          const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
-          for (int b = 0; b < p.cbg; b++) {
-            __m512i x = _mm512_i32gather_epi32(idx, base + b * in.planeStride + toff, 4);
-            _mm512_store_si512(panel + (size_t)(t * p.cbg + b) * VL, x);
-            S = _mm512_dpbusd_epi32(S, x, ones);
-          }
+      const __m512i idx = _mm512_loadu_si512(p.pidx + pos0);
+      for (int t = 0; t < p.taps; t++) {
+        const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
+        for (int b = 0; b < p.cbg; b++) {
+          __m512i x = _mm512_i32gather_epi32(idx, base + b * in.planeStride + toff, 4);
+          _mm512_store_si512(panel + (size_t)(t * p.cbg + b) * VL, x);
+          S = _mm512_dpbusd_epi32(S, x, ones);
         }
-        rows = panel;
-        rstride = VL;
       }
-      S = _mm512_sub_epi32(S, _mm512_set1_epi32(p.sOff));
+      S = _mm512_sub_epi32(S, soff);
       for (int tile = 0; tile < p.ntiles; tile++) {
-        const int32_t* w = (const int32_t*)p.wgemm + ((size_t)(g * p.ntiles + tile) * p.chunks) * TILE_O;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        const uint32_t* x = rows;
-        for (int c = 0; c < p.chunks; c++, w += TILE_O, x += rstride) {
-          const __m512i xv = _mm512_loadu_si512(x);
-          a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_set1_epi32(w[0]));
-          a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_set1_epi32(w[1]));
-          a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_set1_epi32(w[2]));
-          a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_set1_epi32(w[3]));
-          a4 = _mm512_dpbusd_epi32(a4, xv, _mm512_set1_epi32(w[4]));
-          a5 = _mm512_dpbusd_epi32(a5, xv, _mm512_set1_epi32(w[5]));
-          a6 = _mm512_dpbusd_epi32(a6, xv, _mm512_set1_epi32(w[6]));
-          a7 = _mm512_dpbusd_epi32(a7, xv, _mm512_set1_epi32(w[7]));
-        }
-        __m512i acc[TILE_O] = {a0, a1, a2, a3, a4, a5, a6, a7};
-        const int pc0 = (g * p.ntiles + tile) * TILE_O;
-        __m512i res[TILE_O];
-        if (lut) {
-          alignas(64) int32_t av[VL], sv[VL], rv[VL];
-          _mm512_store_si512(sv, S);
-          for (int o = 0; o < TILE_O; o++) {
-            _mm512_store_si512(av, acc[o]);
-            for (int l = 0; l < VL; l++)
-              rv[l] = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, pc0 + o, av[l] + p.bias[pc0 + o], sv[l]);
-            res[o] = _mm512_load_si512(rv);
-          }
-        } else {
-          for (int o = 0; o < TILE_O; o++) {
-            const int c = pc0 + o;
-            VP vp{bcast(p.bias, c), bcast(p.mul, c), shiftOf(p.tsh[c]), shiftOf(p.rsh[c]), bcast(p.lsh, c), bcast(p.trnd, c), bcast(p.rrnd, c)};
-            res[o] = epilogue(e, vp, acc[o], S);
-          }
-        }
-        const int oc0 = g * p.Og + tile * TILE_O;
-        if (out.raw) {
-          for (int o = 0; o < TILE_O && tile * TILE_O + o < p.Og; o++)
-            _mm512_mask_storeu_epi32(out.raw + (int64_t)(oc0 + o) * p.P + pos0, lm, res[o]);
-          continue;
-        }
-        for (int j = 0; j < TILE_O / 4; j++) {
-          if (tile * TILE_O + 4 * j >= p.Og) break;
-          const __m512i word = pack4(res[4 * j], res[4 * j + 1], res[4 * j + 2], res[4 * j + 3]);
-          uint32_t* plane = out.words + (int64_t)((oc0 >> 2) + j) * out.planeStride;
-          for (int s = p.segStart[v]; s < p.segStart[v + 1]; s++) {
-            const Seg& sg = p.segs[s];
-            const __mmask16 m = (__mmask16)(((1u << sg.count) - 1) << sg.lane0);
-            _mm512_mask_storeu_epi32(plane + sg.off - sg.lane0, m, word);
-          }
-        }
+        for (int o = 0; o < TILE_O; o++) vp[o] = channelVP(p, (g * p.ntiles + tile) * TILE_O + o);
+        gemmTile(p, e, out, vp, g, tile, v, panel, VL, S);
       }
     }
   }
@@ -255,6 +275,8 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
   for (int b = 0; b < cb; b++) {
     const uint32_t* plane = in.words + b * in.planeStride;
     const int pc0 = 4 * b;
+    VP vps[4];
+    for (int c = 0; c < 4; c++) vps[c] = channelVP(p, pc0 + c);
     for (int y = y0; y < y1; y++) {
       const int iy0 = y * s - p.pad + in.b;
       for (int ky = 0; ky < k; ky++) {
@@ -299,8 +321,7 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
             }
             continue;
           }
-          VP vp{bcast(p.bias, ch), bcast(p.mul, ch), shiftOf(p.tsh[ch]), shiftOf(p.rsh[ch]), bcast(p.lsh, ch), bcast(p.trnd, ch), bcast(p.rrnd, ch)};
-          res[c] = epilogue(e, vp, acc, S);
+          res[c] = epilogue(e, vps[c], acc, S);
         }
         if (slow) continue;
         _mm512_mask_storeu_epi32(out.at(b, y, x0), (__mmask16)((1u << lanesN) - 1), pack4(res[0], res[1], res[2], res[3]));

@@ -261,6 +261,7 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     p.segs = (Seg*)alloc(sizeof(Seg) * std::max<size_t>(segs.size(), 1));
     std::copy(segs.begin(), segs.end(), p.segs);
     scratchWords_ = std::max(scratchWords_, gemmScratchWords(p));
+    if (p.direct) scratchWords_ = std::max(scratchWords_, (size_t)p.nvec * VL + 64);  // window sums of every vector
   } else if (p.kind == CONV_DW) {
     const int cb = (p.C + 3) / 4;
     p.sOff = in.zero * p.taps;
