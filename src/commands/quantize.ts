@@ -22,6 +22,8 @@ interface QuantizeFlags {
   actCalib: string;
   percentile: string;
   biasCorrection: boolean;
+  equalize?: boolean;
+  searchObjective: string;
   output: string;
   id?: string;
   json?: boolean;
@@ -56,7 +58,10 @@ export function register(program: Command): void {
     .addOption(new Option('--per-layer', 'one weight format per layer').conflicts('perChannel'))
     .addOption(new Option('--act-calib <method>', 'activation fraction bits by').choices(['minmax', 'percentile', 'search']).default('search'))
     .option('--percentile <p>', 'for --act-calib percentile: the percentile of |x| kept unclipped', '99.99')
-    .option('--bias-correction', 'correct conv biases for the mean error of the rounded weights (with search)', false)
+    .option('--no-bias-correction', 'keep the float biases (default: each absorbs the mean error of its rounded weights)')
+    .option('--equalize', 'equalize activation ranges across conv pairs (default with per-channel formats)')
+    .option('--no-equalize', 'do not equalize')
+    .addOption(new Option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model').choices(['exact', 'float']).default('exact'))
     .requiredOption('-o, --output <file>', 'the .zqw to write')
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
     .option('--json', 'print one JSON object (report and totals) instead of the table')
@@ -79,6 +84,8 @@ export function register(program: Command): void {
           actCalib: flags.actCalib as 'minmax' | 'percentile' | 'search',
           percentile: Number(flags.percentile),
           biasCorrection: flags.biasCorrection,
+          equalize: flags.equalize,
+          searchObjective: flags.searchObjective as 'exact' | 'float',
           searchImages: intOption(flags.searchImages, '--search-images', 1, 1e6),
           threads: intOption(flags.threads, '--threads', 1, 256)!,
         },

@@ -246,6 +246,8 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       perChannel: cmd.quant.perChannel,
       zeroCentered: cmd.quant.zeroCenter,
       biasCorrection: cmd.quant.biasCorrection ?? false,
+      equalized: res.equalized?.length ?? 0,
+      ...(res.calibration.method === 'search' ? { searchObjective: cmd.quant.searchObjective ?? 'exact' } : {}),
     },
     calibration: { ...res.calibration, list: path.basename(cmd.calib), imageIds: list.map((im) => im.id) },
   });

@@ -36,10 +36,10 @@ export interface QuantizeOptions {
    */
   biasCorrection?: boolean;
   /**
-   * Equalize activation ranges across conv pairs first (equalize.ts): exponents for pairs ending in
-   * a depthwise conv and for the others; undefined or false: off. Per-channel weight formats only.
+   * Equalize activation ranges across conv pairs first (equalize.ts), with these exponents (true:
+   * the defaults). It needs per-channel weight formats; undefined: on exactly when they are used.
    */
-  equalize?: EqualizeOptions | false;
+  equalize?: EqualizeOptions | boolean;
   /** For 'search': the error each candidate format is judged by (see SearchOptions.objective). */
   searchObjective?: 'exact' | 'float';
   /** For 'search': how many of the frames it runs (default all). */
@@ -75,7 +75,7 @@ export interface QuantizeResult {
 }
 
 export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
-  return { perChannel: true, zeroCenter: true, abits: 8, headAbits: 16, actCalib: 'search', percentile: 99.99 };
+  return { perChannel: true, zeroCenter: true, abits: 8, headAbits: 16, actCalib: 'search', percentile: 99.99, biasCorrection: true, searchObjective: 'exact' };
 }
 
 /** The weight options of a conv layer: --first-bits / --head-bits override Nw where given. */
@@ -162,6 +162,7 @@ export async function quantizeModel(
   if (opts.equalize && !opts.perChannel) {
     throw new ZeroqError('quant-options', 'equalization needs per-channel weight formats', '--equalize');
   }
+  const equalize = opts.equalize ?? opts.perChannel;
   const bits = outputBits(net, opts.abits, opts.headAbits);
   const heads = feedsOnlyHeads(net);
   const convOptions = convOptionsFor(opts, heads);
@@ -176,8 +177,8 @@ export async function quantizeModel(
     let engine = shared.engine ?? (await floatEngine(model));
     let stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length)));
     let equalized: EqualizedPair[] | undefined;
-    if (opts.equalize) {
-      const eq = equalizeModel(model, stats.channelMax, opts.equalize);
+    if (equalize) {
+      const eq = equalizeModel(model, stats.channelMax, equalize === true ? {} : equalize);
       model = eq.model;
       equalized = eq.pairs;
       engine = await floatEngine(model);
