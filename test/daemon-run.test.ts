@@ -16,7 +16,7 @@ import { prepareFrame } from '../src/detect/preprocess.js';
 import { openEngine } from '../src/engine/open.js';
 import { dataPath } from '../src/util/paths.js';
 import { DaemonProcess, Watcher, type LogLine } from './helpers/daemon.js';
-import { freePort, mosquittoBinary, startMosquitto } from './helpers/mosquitto.js';
+import { freePort, makeCertificates, mosquittoBinary, startMosquitto } from './helpers/mosquitto.js';
 
 const cfgPath = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 const haveModel = existsSync(cfgPath);
@@ -299,4 +299,69 @@ t.test('bad configuration: exit code 2 and a message naming file, line and key',
   const f = DaemonProcess.start(['--source', '/nonexistent/cam.mp4', '--http-port', '0']);
   t.equal((await f.exit).code, 2);
   t.match(f.stderrText, 'source.url "/nonexistent/cam.mp4": no such file, folder or device');
+});
+
+t.test('TLS with a client certificate and a password file, in process: Daemon.start to done', { timeout: 60_000, skip: (!mosquittoBinary() && 'no mosquitto') || (!haveModel && 'no model') || (!existsSync('/usr/bin/openssl') && 'no openssl') }, async (t) => {
+  const dir = tmpdir(t);
+  const certs = makeCertificates(dir);
+  const broker = await startMosquitto({ tls: { ca: certs.ca, cert: certs.serverCert, key: certs.serverKey, clientCert: certs.clientCert, clientKey: certs.clientKey }, user: { name: 'cam', password: 's3cret' } });
+  t.teardown(() => broker.dispose());
+  const { readFileSync } = await import('node:fs');
+  const w = await Watcher.connect(broker.url, ['zeroq/tls/#'], {
+    client: { ca: readFileSync(certs.ca), cert: readFileSync(certs.clientCert), key: readFileSync(certs.clientKey), username: 'cam', password: 's3cret' },
+  });
+  t.teardown(() => w.close());
+  const folder = path.join(dir, 'images');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(folder);
+  for (const n of ['000000000139.jpg', '000000000785.jpg']) symlinkSync(dataPath('coco-val', 'images', n), path.join(folder, n));
+  const pw = path.join(dir, 'password');
+  writeFileSync(pw, 's3cret\n');
+  const config = path.join(dir, 'zeroq.yaml');
+  writeFileSync(
+    config,
+    [
+      'device_id: tls',
+      `source: { url: ${folder} }`,
+      'mqtt:',
+      `  url: ${broker.url}`,
+      '  username: cam',
+      `  password_file: ${pw}`,
+      `  tls: { ca: ${certs.ca}, cert: ${certs.clientCert}, key: ${certs.clientKey} }`,
+      'http: { port: 0 }',
+    ].join('\n') + '\n',
+  );
+  const { Daemon } = await import('../src/daemon/daemon.js');
+  const { pino } = await import('pino');
+  const { PassThrough } = await import('node:stream');
+  const daemon = await Daemon.start({ load: { file: config, env: {} }, out: new PassThrough(), log: pino({ level: 'silent' }), version: 'test' });
+  t.equal(await daemon.done, 0, 'a folder without loop ends the run cleanly');
+  await w.waitFor((m) => m.topic === 'zeroq/tls/availability' && m.text === 'stopped', 'stopped');
+  t.same(
+    w.messages.filter((m) => m.topic === 'zeroq/tls/detections').map((m) => m.json.frame),
+    [1, 2],
+  );
+
+  // A wrong password is refused by the broker: the daemon keeps trying and buffers, it does not die.
+  writeFileSync(pw, 'wrong\n');
+  writeFileSync(config, readFileSync(config, 'utf8').replace('mqtt:\n', 'mqtt:\n  flush_timeout_s: 0.5\n'));
+  const lines: string[] = [];
+  const sink = new PassThrough();
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  sink.on('data', (b: Buffer) => {
+    lines.push(...b.toString().trim().split('\n'));
+    for (const w of [...waiters]) if (lines.some((l) => w.re.test(l))) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+  });
+  const logged = (re: RegExp) => new Promise<void>((resolve) => (lines.some((l) => re.test(l)) ? resolve() : waiters.push({ re, resolve })));
+  const refused = await Daemon.start({
+    load: { file: config, env: {}, flags: { source: dataPath('coco-val', 'images') } },
+    out: new PassThrough(),
+    log: pino({ level: 'warn' }, sink),
+    version: 'test',
+  });
+  await logged(/Not authorized|Bad username or password/i);
+  t.pass('the refusal is logged');
+  t.equal(await refused.stop(0), 0, 'the daemon stopped cleanly');
+  await logged(/broker unreachable at exit; buffered messages lost/);
+  t.pass('what could not be sent is reported');
 });

@@ -111,6 +111,8 @@ const mqtt = z
         max_bytes: z.number().int().min(0).default(4 * 1024 * 1024),
       })
       .prefault({}),
+    /** On stop: how long to wait for the broker to take what is buffered and in flight. */
+    flush_timeout_s: z.number().min(0).max(60).default(5),
     /** QoS 1/2 messages handed to the client and not yet acknowledged, at most. */
     max_inflight: z.number().int().positive().default(100),
     embedded: z

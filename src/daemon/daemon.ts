@@ -499,7 +499,7 @@ export class Daemon {
   }
 
   private async closeMqtt(m: MqttPart): Promise<void> {
-    await m.publisher.close(m.topics.availability, AVAILABILITY.stopped, 5000);
+    await m.publisher.close(m.topics.availability, AVAILABILITY.stopped, this.cfg.mqtt.flush_timeout_s * 1000);
     if (m.printer) {
       await m.printer.waitFor(m.topics.availability, AVAILABILITY.stopped, 2000);
       await m.printer.close();

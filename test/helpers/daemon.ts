@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -29,8 +29,13 @@ export class Watcher {
   private constructor(readonly client: MqttClient) {}
 
   /** Subscribes (QoS 1) to the filters; with a clientId and clean=false the session survives broker restarts. */
-  static async connect(url: string, filters: string[], opts: { clientId?: string; clean?: boolean } = {}): Promise<Watcher> {
-    const client = connect(url, { clientId: opts.clientId ?? `watch-${process.pid}-${Math.random().toString(16).slice(2)}`, clean: opts.clean ?? true, reconnectPeriod: 200 });
+  static async connect(url: string, filters: string[], opts: { clientId?: string; clean?: boolean; client?: IClientOptions } = {}): Promise<Watcher> {
+    const client = connect(url, {
+      clientId: opts.clientId ?? `watch-${process.pid}-${Math.random().toString(16).slice(2)}`,
+      clean: opts.clean ?? true,
+      reconnectPeriod: 200,
+      ...opts.client,
+    });
     const w = new Watcher(client);
     client.on('message', (topic, payload, packet) => {
       const text = payload.toString();

@@ -3,8 +3,8 @@
  * folder (so that a broker stopped with SIGTERM and started again keeps sessions and retained
  * messages, like a broker restarted by its service manager).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,15 +38,31 @@ export interface Mosquitto {
   dispose(): Promise<void>;
 }
 
-export async function startMosquitto(): Promise<Mosquitto> {
+export interface MosquittoOptions {
+  /**
+   * Serve TLS with these PEM files and require a client certificate signed by ca; the helper's
+   * own readiness check connects with clientCert/clientKey.
+   */
+  tls?: { ca: string; cert: string; key: string; clientCert: string; clientKey: string };
+  /** Require this user name and password. */
+  user?: { name: string; password: string };
+}
+
+export async function startMosquitto(o: MosquittoOptions = {}): Promise<Mosquitto> {
   const bin = mosquittoBinary();
   if (!bin) throw new Error('mosquitto is not installed (test/ensure-deps.sh installs it)');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-mosquitto-'));
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
-  const lines = [
-    `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+  const lines = [`listener ${port} 127.0.0.1`];
+  if (o.tls) lines.push(`cafile ${o.tls.ca}`, `certfile ${o.tls.cert}`, `keyfile ${o.tls.key}`, 'require_certificate true');
+  if (o.user) {
+    const pw = path.join(dir, 'passwd');
+    writeFileSync(pw, '');
+    execFileSync('mosquitto_passwd', ['-b', pw, o.user.name, o.user.password]);
+    lines.push(`password_file ${pw}`, 'allow_anonymous false');
+  } else lines.push('allow_anonymous true');
+  lines.push(
     'persistence true',
     `persistence_location ${dir}/`,
     'autosave_interval 0',
@@ -55,7 +71,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
     'log_type warning',
     'log_type notice',
     'log_type information',
-  ];
+  );
   if (process.getuid?.() === 0) lines.push('user root');
   writeFileSync(conf, lines.join('\n') + '\n');
 
@@ -80,14 +96,27 @@ export async function startMosquitto(): Promise<Mosquitto> {
       c.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) before running:\n${log}`)));
     });
 
+  const readyOptions: Record<string, unknown> = {};
+  if (o.tls) Object.assign(readyOptions, { ca: readFileSync(o.tls.ca), cert: readFileSync(o.tls.clientCert), key: readFileSync(o.tls.clientKey) });
+  if (o.user) Object.assign(readyOptions, { username: o.user.name, password: o.user.password });
   // "running" is logged just before the main loop starts; a signal in between is lost. A CONNACK
   // proves the loop runs.
   const started = async () => {
     await start();
-    const c = await connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 5000 });
+    const c = await connectAsync(`${o.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`, {
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...readyOptions,
+    });
     await c.endAsync();
   };
-  await started();
+  try {
+    await started();
+  } catch (err) {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const c = child;
@@ -112,7 +141,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
   };
   return {
     port,
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${o.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     get pid() {
       return child?.pid;
     },
@@ -123,4 +152,22 @@ export async function startMosquitto(): Promise<Mosquitto> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl (EC P-256). */
+export function makeCertificates(dir: string): { ca: string; caKey: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const key = (out: string) => ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', out);
+  key(f('ca.key'));
+  ssl('req', '-x509', '-new', '-key', f('ca.key'), '-subj', '/CN=zeroq test CA', '-days', '2', '-out', f('ca.crt'));
+  const sign = (name: string, cn: string, ext: string) => {
+    key(f(`${name}.key`));
+    ssl('req', '-new', '-key', f(`${name}.key`), '-subj', `/CN=${cn}`, '-out', f(`${name}.csr`));
+    writeFileSync(f(`${name}.ext`), ext);
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
+  };
+  sign('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  sign('client', 'zeroq-device', 'extendedKeyUsage=clientAuth\n');
+  return { ca: f('ca.crt'), caKey: f('ca.key'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }

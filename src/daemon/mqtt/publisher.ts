@@ -231,12 +231,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /**
    * Publishes the final availability (e.g. `stopped`, retained), waits up to timeoutMs for what is
-   * buffered and in flight, and disconnects cleanly (so the broker does not send the will).
+   * buffered and in flight (and as long again for a connection, if messages wait for one), and
+   * disconnects cleanly (so the broker does not send the will).
    */
   async close(finalTopic: string, finalPayload: string, timeoutMs: number): Promise<void> {
     const client = this.client;
     if (!client) return;
     this.closing = true;
+    if (!this.connected && this.buffer.length > 0) {
+      // Still connecting (or reconnecting): give it the same time to deliver what is waiting.
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, timeoutMs);
+        this.once('connect', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
     if (this.connected) {
       this.states.set(finalTopic, { payload: Buffer.from(finalPayload), qos: 1 });
       const flushed = await this.flush(timeoutMs);
