@@ -14,6 +14,9 @@ async function openFloat(model: string, opts: EngineOptions): Promise<Engine> {
 
 /** int: `model` is a .zqw weight set, run by the native integer kernels (or the JS reference). */
 async function openInt(model: string, opts: EngineOptions): Promise<Engine> {
+  if (!/\.zqw$/i.test(model)) {
+    throw new ZeroqError('engine-model', 'the int engine runs a .zqw weight set (make one with: zeroq quantize <cfg>)', model);
+  }
   const { readZqw } = await import('../quant/zqw.js');
   const { openIntEngine } = await import('./int.js');
   const { qnet, manifest } = await readZqw(model);

@@ -58,6 +58,7 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     L& l = layers_[i];
     l.d = layers[i].desc;
     const int nin = l.d[F_NIN];
+    if (l.d[F_KIND] == K_SHORTCUT && nin > 64) throw Error{"layer " + std::to_string(i) + ": shortcut with more than 64 inputs"};
     for (int j = 0; j < nin; j++) {
       int src = l.d[F_INPUTS + j];
       if (src < -1 || src >= i) throw Error{"layer " + std::to_string(i) + ": bad input " + std::to_string(src)};
@@ -487,7 +488,7 @@ void Net::runShortcut(L& l) {
   const int lo = -(1 << (bits - 1)), hi = -lo - 1;
   const int act = l.d[F_ACT], fo = l.d[F_FRAC];
   const int nin = (int)l.in.size();
-  std::vector<int> shifts(nin);
+  int shifts[64];  // the plan refuses shortcuts with more inputs
   for (int j = 0; j < nin; j++) shifts[j] = std::max(-24, std::min(fracOf_[l.in[j]] - fo, 30));
   const bool fast = !out.raw && nin == 2 && shifts[0] == 0 && shifts[1] == 0 && act != A_LEAKY;
   pool_.run(out.cb, [&](int b0, int b1, int t) {

@@ -31,21 +31,21 @@ void Pool::work(Job& j, int id) {
     const int c = (int)j.next.fetch_add(1);
     if (c >= j.chunks) return;
     const int b = (int)((long long)j.items * c / j.chunks), e = (int)((long long)j.items * (c + 1) / j.chunks);
-    if (b < e) (*j.fn)(b, e, id);
+    if (b < e) j.fn.call(j.fn.ctx, b, e, id);
     j.done.fetch_add(1, std::memory_order_release);
   }
 }
 
-void Pool::run(int n, const std::function<void(int, int, int)>& fn) {
+void Pool::runTask(int n, const Task& fn) {
   if (n_ == 1 || n < 2) {
-    fn(0, n, 0);
+    fn.call(fn.ctx, 0, n, 0);
     return;
   }
   const unsigned gen = gen_.load(std::memory_order_relaxed) + 1;
   Job& j = jobs_[gen & 1];
   j.gen.store(0);                         // invalidate before waiting: a worker arriving later skips it
   while (j.users.load() > 0) cpuRelax();  // a worker of generation gen-2 still inside
-  j.fn = &fn;
+  j.fn = fn;
   j.items = n;
   j.chunks = n < 4 * n_ ? n : 4 * n_;
   j.next.store(0);

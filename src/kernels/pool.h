@@ -6,7 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -19,17 +19,26 @@ class Pool {
   ~Pool();
   int size() const { return n_; }
   // fn(begin, end, thread) for contiguous ranges covering [0, n); `thread` < size() indexes scratch.
-  void run(int n, const std::function<void(int, int, int)>& fn);
+  // The callable is borrowed for the duration of the call (no allocation per layer).
+  template <class F>
+  void run(int n, F&& fn) {
+    Task t{[](void* c, int b, int e, int id) { (*static_cast<std::remove_reference_t<F>*>(c))(b, e, id); }, (void*)&fn};
+    runTask(n, t);
+  }
 
  private:
-  using Fn = std::function<void(int, int, int)>;
+  struct Task {
+    void (*call)(void*, int, int, int);
+    void* ctx;
+  };
+  void runTask(int n, const Task& t);
   // One job; two slots alternate so a late worker never sees a slot being rewritten (users).
   struct Job {
     std::atomic<unsigned> gen{0};
     std::atomic<uint64_t> next{0};
     std::atomic<int> done{0};
     std::atomic<int> users{0};
-    const Fn* fn = nullptr;
+    Task fn{nullptr, nullptr};
     int items = 0, chunks = 0;
   };
   void worker(int id);
