@@ -473,6 +473,19 @@ static void finishSum(int32_t* __restrict sum, uint8_t* __restrict d, int n, int
   }
 }
 
+// Two inputs, both shifted right (or not) into the output format: one pass.
+static void add2Right(const uint8_t* __restrict a, const uint8_t* __restrict c, uint8_t* __restrict d, int n, int ra, int rc, int act,
+                      int lo, int hi) {
+  const int32_t ha = ra > 0 ? 1 << (ra - 1) : 0, hc = rc > 0 ? 1 << (rc - 1) : 0;
+  for (int i = 0; i < n; i++) {
+    int32_t v = (((int32_t)a[i] - 128 + ha) >> ra) + (((int32_t)c[i] - 128 + hc) >> rc);
+    v = v < lo ? lo : v > hi ? hi : v;
+    if (act == A_LEAKY) v = v >= 0 ? v : (v * 3277 + 16384) >> 15;
+    else if (act == A_RELU) v = v < 0 ? 0 : v;
+    d[i] = (uint8_t)(v + 128);
+  }
+}
+
 static void addBytes(const uint8_t* __restrict a, const uint8_t* __restrict c, uint8_t* __restrict d, int n, bool relu) {
   for (int i = 0; i < n; i++) {
     int v = (int)a[i] + (int)c[i] - 256;
@@ -491,6 +504,7 @@ void Net::runShortcut(L& l) {
   int shifts[64];  // the plan refuses shortcuts with more inputs
   for (int j = 0; j < nin; j++) shifts[j] = std::max(-24, std::min(fracOf_[l.in[j]] - fo, 30));
   const bool fast = !out.raw && nin == 2 && shifts[0] == 0 && shifts[1] == 0 && act != A_LEAKY;
+  const bool right2 = !fast && !out.raw && nin == 2 && shifts[0] >= 0 && shifts[1] >= 0;
   pool_.run(out.cb, [&](int b0, int b1, int t) {
     int32_t* sum = (int32_t*)scratch_[t];
     const int n = 4 * out.w;
@@ -498,6 +512,11 @@ void Net::runShortcut(L& l) {
       for (int y = 0; y < out.h; y++) {
         // Rows of 4*w bytes (every channel of a block).
         uint8_t* d = out.raw ? nullptr : (uint8_t*)out.at(blk, y, 0);
+        if (right2) {
+          add2Right((const uint8_t*)bufs_[l.in[0]].at(blk, y, 0), (const uint8_t*)bufs_[l.in[1]].at(blk, y, 0), d, n, shifts[0], shifts[1], act,
+                    lo, hi);
+          continue;
+        }
         if (fast) {
           addBytes((const uint8_t*)bufs_[l.in[0]].at(blk, y, 0), (const uint8_t*)bufs_[l.in[1]].at(blk, y, 0), d, n, act == A_RELU);
           continue;
