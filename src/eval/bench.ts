@@ -48,6 +48,8 @@ export interface EngineBench {
   /** True when the int engine ran random weights (a cfg was given, not a .zqw). */
   randomWeights?: boolean;
   networkMs: Stats;
+  /** Process CPU time per network run (all threads): robust to a busy machine's time slicing. */
+  networkCpuMs: Stats;
   preMs: Stats;
   postMs: Stats;
   endToEndMs: Stats;
@@ -66,7 +68,7 @@ export interface BenchResult {
   warmup: number;
   engines: EngineBench[];
   /** int / float median ratios (compare mode). */
-  ratio?: { network: number; endToEnd: number };
+  ratio?: { network: number; networkCpu: number; endToEnd: number };
   peakRssMb: number;
 }
 
@@ -183,15 +185,18 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       for (let i = 0; i < warmup; i++) await o.engine.infer(frame);
       await once(o);
     }
-    const times = opened.map(() => ({ net: [] as number[], pre: [] as number[], post: [] as number[], e2e: [] as number[] }));
+    const times = opened.map(() => ({ net: [] as number[], cpu: [] as number[], pre: [] as number[], post: [] as number[], e2e: [] as number[] }));
     for (let i = 0; i < frames; i++) {
       // Alternate the order so neither engine always runs first.
       const order = i % 2 === 0 ? opened.map((_, j) => j) : opened.map((_, j) => opened.length - 1 - j);
       for (const j of order) {
         const o = opened[j];
+        const c0 = process.cpuUsage();
         const t0 = now();
         await o.engine.infer(frame);
         times[j].net.push(now() - t0);
+        const c = process.cpuUsage(c0);
+        times[j].cpu.push((c.user + c.system) / 1000);
         const [pre, mid, post] = await once(o);
         times[j].pre.push(pre);
         times[j].post.push(post);
@@ -211,6 +216,7 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
         ...(o.isa ? { isa: o.isa } : {}),
         ...(o.randomWeights ? { randomWeights: true } : {}),
         networkMs,
+        networkCpuMs: stats(times[j].cpu),
         preMs: stats(times[j].pre),
         postMs: stats(times[j].post),
         endToEndMs,
@@ -229,7 +235,7 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       frames,
       warmup,
       engines,
-      ...(f && q ? { ratio: { network: q.networkMs.median / f.networkMs.median, endToEnd: q.endToEndMs.median / f.endToEndMs.median } } : {}),
+      ...(f && q ? { ratio: { network: q.networkMs.median / f.networkMs.median, networkCpu: q.networkCpuMs.median / f.networkCpuMs.median, endToEnd: q.endToEndMs.median / f.endToEndMs.median } } : {}),
       peakRssMb: process.resourceUsage().maxRSS / 1024,
     };
   } finally {
@@ -256,11 +262,11 @@ export function formatBench(r: BenchResult): string {
   const f2 = (v: number) => v.toFixed(2);
   const lines = [
     `${r.network} ${r.input.width}x${r.input.height}: ${r.frames} frames after ${r.warmup} warm-up, end to end on ${path.basename(r.image)}`,
-    `${'engine'.padEnd(7)}${'threads'.padStart(8)}  ${'isa'.padEnd(13)}${'network ms'.padStart(11)}${'p10-p90'.padStart(14)}${'pre ms'.padStart(9)}${'post ms'.padStart(9)}${'e2e ms'.padStart(9)}${'net fps'.padStart(9)}${'e2e fps'.padStart(9)}`,
+    `${'engine'.padEnd(7)}${'threads'.padStart(8)}  ${'isa'.padEnd(13)}${'network ms'.padStart(11)}${'p10-p90'.padStart(14)}${'cpu ms'.padStart(8)}${'pre ms'.padStart(9)}${'post ms'.padStart(9)}${'e2e ms'.padStart(9)}${'net fps'.padStart(9)}${'e2e fps'.padStart(9)}`,
   ];
   for (const e of r.engines) {
     lines.push(
-      `${e.engine.padEnd(7)}${String(e.threads).padStart(8)}  ${(e.isa ?? '-').padEnd(13)}${f2(e.networkMs.median).padStart(11)}${`${f2(e.networkMs.p10)}-${f2(e.networkMs.p90)}`.padStart(14)}` +
+      `${e.engine.padEnd(7)}${String(e.threads).padStart(8)}  ${(e.isa ?? '-').padEnd(13)}${f2(e.networkMs.median).padStart(11)}${`${f2(e.networkMs.p10)}-${f2(e.networkMs.p90)}`.padStart(14)}${f2(e.networkCpuMs.median).padStart(8)}` +
         `${f2(e.preMs.median).padStart(9)}${f2(e.postMs.median).padStart(9)}${f2(e.endToEndMs.median).padStart(9)}${e.fps.network.toFixed(0).padStart(9)}${e.fps.endToEnd.toFixed(0).padStart(9)}`,
     );
     if (e.randomWeights) lines.push(`        (int ran random weights of the cfg's shapes: speed only)`);
@@ -268,7 +274,9 @@ export function formatBench(r: BenchResult): string {
       for (const [k, v] of Object.entries(e.layerKinds).sort((a, b) => b[1] - a[1])) if (v >= 0.005) lines.push(`        ${k.padEnd(16)} ${f2(v)} ms`);
     }
   }
-  if (r.ratio) lines.push(`int/float: network ${r.ratio.network.toFixed(3)}, end to end ${r.ratio.endToEnd.toFixed(3)}`);
+  if (r.ratio) {
+    lines.push(`int/float: network ${r.ratio.network.toFixed(3)} (cpu time ${r.ratio.networkCpu.toFixed(3)}), end to end ${r.ratio.endToEnd.toFixed(3)}`);
+  }
   lines.push(`peak RSS ${r.peakRssMb.toFixed(0)} MB`);
   return lines.join('\n') + '\n';
 }
