@@ -55,7 +55,9 @@ export function ffmpegArgs(o: Omit<FfmpegSourceOptions, 'log' | 'ffmpeg'>): stri
   a.push(...o.inputArgs, '-i', o.input, '-an', '-sn', '-dn');
   const filters: string[] = [];
   if (o.fps) filters.push(`fps=${o.fps}`);
-  if (o.outSize) filters.push(`scale=${o.outSize.width}:${o.outSize.height}:flags=bilinear`);
+  // area + exact rounding + full chroma: of ffmpeg's scalers, the closest to darknet's resize
+  // (docs/decisions/daemon-capture.md).
+  if (o.outSize) filters.push(`scale=${o.outSize.width}:${o.outSize.height}:flags=area+accurate_rnd+full_chroma_int`);
   if (filters.length > 0) a.push('-vf', filters.join(','));
   a.push('-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1');
   return a;
