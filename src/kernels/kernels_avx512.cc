@@ -257,7 +257,11 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
   const int rowWords = in.rowStride;
   // Planar rows: [ky][channel][bytes], each padded so a 64-byte load past the end stays inside.
   const int rowBytes = ((rowWords + 63) / 64) * 64 + 128;
-  alignas(64) uint8_t planar[16 * 4 * 512];  // k <= 16 rows of up to 384 pixels
+  // A ring of planar rows (slot = input row mod ring): consecutive output rows share k - stride
+  // input rows, transposed once.
+  const int ring = k + s;
+  alignas(64) uint8_t planar[18 * 4 * 512];  // k + stride <= 18 rows of up to 384 pixels
+  int tags[18];
   __m512i idx[4], ones[4];
   for (int g = 0; g < ng; g++) {
     alignas(64) uint8_t ib[64], ob[64];
@@ -277,11 +281,17 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
     const int pc0 = 4 * b;
     VP vps[4];
     for (int c = 0; c < 4; c++) vps[c] = channelVP(p, pc0 + c);
+    for (int r = 0; r < ring; r++) tags[r] = -1;
     for (int y = y0; y < y1; y++) {
       const int iy0 = y * s - p.pad + in.b;
+      const uint8_t* rows[16];
       for (int ky = 0; ky < k; ky++) {
-        const uint32_t* src = plane + (int64_t)(iy0 + ky) * rowWords;
-        uint8_t* dst = planar + (size_t)ky * 4 * rowBytes;
+        const int iy = iy0 + ky, slot = iy % ring;
+        uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
+        rows[ky] = dst;
+        if (tags[slot] == iy) continue;
+        tags[slot] = iy;
+        const uint32_t* src = plane + (int64_t)iy * rowWords;
         for (int x = 0; x < rowWords; x += 16) {
           __m512i v = _mm512_loadu_si512(src + x);  // may read past the row: those bytes are never used
           v = _mm512_permutexvar_epi32(lanes, _mm512_shuffle_epi8(v, deint));
@@ -298,7 +308,7 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
           __m512i acc = _mm512_setzero_si512(), S = acc;
           const int32_t* w = p.wdwRow + (size_t)(pc0 + c) * k * ng;
           for (int ky = 0; ky < k; ky++) {
-            const __m512i row = _mm512_loadu_si512(planar + ((size_t)ky * 4 + c) * rowBytes + (x0 * s - p.pad + in.b));
+            const __m512i row = _mm512_loadu_si512(rows[ky] + (size_t)c * rowBytes + (x0 * s - p.pad + in.b));
             for (int g = 0; g < ng; g++) {
               const __m512i win = _mm512_permutexvar_epi8(idx[g], row);
               acc = _mm512_dpbusd_epi32(acc, win, _mm512_set1_epi32(w[ky * ng + g]));
