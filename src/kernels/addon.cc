@@ -152,7 +152,7 @@ napi_value Run(napi_env env, napi_callback_info info) {
   zqint::Net* net = netOf(env, argv[0]);
   size_t len, hl;
   uint8_t* rgb = typed<uint8_t>(env, argv[1], napi_uint8_array, &len, "rgb");
-  (void)len;
+  if (len != net->inputBytes()) throw Error{"rgb: " + std::to_string(len) + " bytes, expected " + std::to_string(net->inputBytes())};
   int32_t* heads = typed<int32_t>(env, argv[2], napi_int32_array, &hl, "heads");
   std::vector<std::pair<int32_t*, size_t>> outs(hl);
   for (size_t i = 0; i < hl; i++) {

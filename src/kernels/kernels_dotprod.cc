@@ -72,14 +72,6 @@ inline uint8x16_t bytes16(const int32x4_t* r) {
   return vcombine_u8(vmovn_u16(a), vmovn_u16(b));
 }
 
-#define DOT4(acc, x, w)                          \
-  do {                                           \
-    acc[0] = vdotq_laneq_s32(acc[0], x, w, 0);   \
-    acc[1] = vdotq_laneq_s32(acc[1], x, w, 1);   \
-    acc[2] = vdotq_laneq_s32(acc[2], x, w, 2);   \
-    acc[3] = vdotq_laneq_s32(acc[3], x, w, 3);   \
-  } while (0)
-
 void gemmNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
@@ -130,8 +122,6 @@ void gemmNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0,
           for (int ch = 0; ch < p.chunks; ch++, w += TILE_O, x += VL * 4) {
             const int8x16_t w4 = vld1q_s8((const int8_t*)w);
             const int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16), x2 = vld1q_s8(x + 32), x3 = vld1q_s8(x + 48);
-            int32x4_t* a0 = &acc[0][0];
-            (void)a0;
             acc[0][0] = vdotq_laneq_s32(acc[0][0], x0, w4, 0);
             acc[0][1] = vdotq_laneq_s32(acc[0][1], x1, w4, 0);
             acc[0][2] = vdotq_laneq_s32(acc[0][2], x2, w4, 0);

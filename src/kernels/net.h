@@ -36,6 +36,7 @@ class Net {
   // Copies a layer's output (CHW int32) into dst (c*h*w values).
   void read(int layer, int32_t* dst) const;
   size_t count(int layer) const;
+  size_t inputBytes() const { return (size_t)inC_ * inH_ * inW_; }
   const char* isa() const { return kernels_->name; }
   int threads() const { return pool_.size(); }
   // Nanoseconds spent per layer since the last reset (when profiling).
