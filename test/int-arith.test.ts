@@ -108,3 +108,17 @@ t.test('the reference engine (the fallback without the addon) gives the native h
   t.same(fast.map((h) => [h.layer, h.frac, Array.from(h.raw!)]), ref.map((h) => [h.layer, h.frac, Array.from(h.raw!)]));
   t.same(Array.from(fast[0].data), Array.from(ref[0].data), 'data = raw * 2^-frac');
 });
+
+t.test('close frees the native network; a closed engine refuses to run', async (t) => {
+  const native = loadNativeKernels();
+  if (!native.kernels) return t.fail(native.error ?? 'no native kernels');
+  const { randomFrame } = await import('./helpers/random-qnet.js');
+  const q = randomQNet(smallNet(), rng(13));
+  const eng = new IntEngine(q, native.kernels, { threads: 2 });
+  const frame = randomFrame(q.net, rng(14));
+  eng.inferSync(frame);
+  await eng.close();
+  await eng.close();
+  t.equal(code(() => eng.inferSync(frame)), 'INT_CLOSED');
+  t.throws(() => native.kernels!.run(undefined as unknown, frame.rgb, new Int32Array(0), []), 'the addon refuses a bad handle');
+});

@@ -66,6 +66,7 @@ export class IntEngine implements Engine {
 
   /** Runs a frame synchronously; the returned tensors are reused by the next call. */
   inferSync(frame: Frame): HeadTensor[] {
+    if (this.handle === undefined) throw new ZeroqError('INT_CLOSED', 'the engine is closed', this.modelId);
     const { w, h } = this.net.input;
     if (frame.width !== w || frame.height !== h || frame.rgb.length !== w * h * 3) {
       throw new ZeroqError('FRAME_SIZE', `frame ${frame.width}x${frame.height} does not match the network input ${w}x${h}`, this.net.name);
@@ -100,7 +101,9 @@ export class IntEngine implements Engine {
     return this.native.profile(this.handle, on);
   }
 
+  /** Frees the native network and its threads now; the engine cannot run afterwards. */
   close(): Promise<void> {
+    if (this.handle !== undefined) this.native.destroy(this.handle);
     this.handle = undefined;
     return Promise.resolve();
   }

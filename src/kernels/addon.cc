@@ -4,6 +4,7 @@
 //   run(handle, rgb, heads: Int32Array, outs: Int32Array[])
 //   read(handle, layer, out: Int32Array)
 //   info(handle) -> {isa, threads};  profile(handle, on) -> Float64Array of ns per layer
+//   destroy(handle)                       frees the network now (later calls throw)
 #include <node_api.h>
 
 #include <algorithm>
@@ -73,10 +74,22 @@ bool isNullish(napi_env env, napi_value v) {
   return t == napi_undefined || t == napi_null;
 }
 
-zqint::Net* netOf(napi_env env, napi_value v) {
+// The handle JS holds: destroy() frees the network (and joins its threads) at once; the
+// finalizer frees whatever is left when the handle is collected.
+struct Handle {
+  zqint::Net* net;
+};
+
+Handle* handleOf(napi_env env, napi_value v) {
   void* p = nullptr;
   CHECK(napi_get_value_external(env, v, &p));
-  return static_cast<zqint::Net*>(p);
+  return static_cast<Handle*>(p);
+}
+
+zqint::Net* netOf(napi_env env, napi_value v) {
+  zqint::Net* net = handleOf(env, v)->net;
+  if (!net) throw Error{"the engine is closed"};
+  return net;
 }
 
 napi_value Isas(napi_env env, napi_callback_info) {
@@ -138,10 +151,16 @@ napi_value Create(napi_env env, napi_callback_info info) {
       break;
     }
   if (!k) throw Error{std::string("instruction set '") + isaName + "' is not available on this CPU"};
-  auto* net = new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads < 1 ? 1 : threads);
+  auto* h = new Handle{new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads < 1 ? 1 : threads)};
   napi_value ext;
   CHECK(napi_create_external(
-      env, net, [](napi_env, void* p, void*) { delete static_cast<zqint::Net*>(p); }, nullptr, &ext));
+      env, h,
+      [](napi_env, void* p, void*) {
+        auto* hh = static_cast<Handle*>(p);
+        delete hh->net;
+        delete hh;
+      },
+      nullptr, &ext));
   return ext;
 }
 
@@ -196,6 +215,16 @@ napi_value Info(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+napi_value Destroy(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Handle* h = handleOf(env, argv[0]);
+  delete h->net;
+  h->net = nullptr;
+  return nullptr;
+}
+
 napi_value Profile(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -234,6 +263,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"read", nullptr, Guard<Read>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Guard<Info>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"profile", nullptr, Guard<Profile>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"destroy", nullptr, Guard<Destroy>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

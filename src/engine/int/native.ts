@@ -16,6 +16,7 @@ export interface NativeKernels {
   read(handle: unknown, layer: number, out: Int32Array): void;
   info(handle: unknown): { isa: string; threads: number };
   profile(handle: unknown, on: boolean): Float64Array;
+  destroy(handle: unknown): void;
 }
 
 export interface NativeConv {
