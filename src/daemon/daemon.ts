@@ -212,6 +212,7 @@ export class Daemon {
         this.mailbox.put(f);
         return;
       }
+      this.loop.prepare(f);
       return this.mailbox.putWait(f);
     };
     this.supervisor = s;

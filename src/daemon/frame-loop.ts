@@ -108,14 +108,27 @@ export class FrameLoop {
     }
   }
 
+  /**
+   * Makes the network input of a frame for the current engine. Called ahead of time for sources
+   * that are not live (every frame is processed), so that the resize of the next frame runs on
+   * this thread while the engine computes the current one on its own.
+   */
+  prepare(f: CapturedFrame): void {
+    f.input = this.inputFor(f, this.engine.net);
+  }
+
+  private inputFor(f: CapturedFrame, net: Engine['net']): Frame {
+    if (f.input && f.input.width === net.input.w && f.input.height === net.input.h) return f.input;
+    return f.width === net.input.w && f.height === net.input.h && !net.letterbox
+      ? { rgb: f.rgb, width: f.width, height: f.height }
+      : resizeForNet({ data: f.rgb, width: f.width, height: f.height }, net);
+  }
+
   private async process(f: CapturedFrame): Promise<ProcessedFrame> {
     const engine = this.engine;
     const net = engine.net;
     const { decode, classes } = this.settings;
-    const input: Frame =
-      f.width === net.input.w && f.height === net.input.h && !net.letterbox
-        ? { rgb: f.rgb, width: f.width, height: f.height }
-        : resizeForNet({ data: f.rgb, width: f.width, height: f.height }, net);
+    const input = this.inputFor(f, net);
     const t0 = performance.now();
     const heads = await engine.infer(input);
     const inferenceMs = performance.now() - t0;

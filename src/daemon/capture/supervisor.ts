@@ -5,12 +5,15 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { Frame } from '../../engine/engine.js';
 import { Backoff } from './backoff.js';
 import type { CaptureSource, RawFrame } from './source.js';
 
 export interface CapturedFrame extends RawFrame {
   /** Frame id: counts every frame the daemon received since it started, across source restarts. */
   seq: number;
+  /** The network input made from this frame ahead of time (see FrameLoop.prepare), if any. */
+  input?: Frame;
 }
 
 export type SourceState = 'starting' | 'running' | 'restarting' | 'ended' | 'stopped';
