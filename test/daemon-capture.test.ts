@@ -13,6 +13,8 @@ import type { Network } from '../src/model/ir.js';
 import { loadImage } from '../src/detect/preprocess.js';
 import { dataPath } from '../src/util/paths.js';
 import { makeVideo } from './helpers/ffmpeg.js';
+import { freePort } from './helpers/mosquitto.js';
+import { spawn } from 'node:child_process';
 
 const log = pino({ level: 'silent' });
 const net = { name: 'n', input: { c: 3, h: 320, w: 320 }, letterbox: false, layers: [], heads: [] } as Network;
@@ -204,4 +206,30 @@ t.test('image folder: sorted, each image once, undecodable files counted as bad'
   const second = await loadImage(images[1]);
   t.same([got[1].width, got[1].height], [second.width, second.height], 'file-name order');
   t.ok(Buffer.from(got[1].rgb).equals(Buffer.from(second.data)), 'the image as decoded');
+});
+
+t.test('network stream: MPEG-TS over HTTP from an ffmpeg server; a server that is not up yet is retried', async (t) => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/cam.ts`;
+  // Short probing: ffmpeg otherwise analyses 5 s of a live stream before the first frame.
+  const f = sourceFactory(sourceCfg({ url, input_args: ['-analyzeduration', '300000', '-probesize', '65536'] }), net, log);
+  t.equal(f.resolved.kind, 'stream');
+  const { s, waitState } = supervise(f.create);
+  let first: CapturedFrame | undefined;
+  const got = new Promise<void>((resolve) => {
+    s.deliver = (fr) => {
+      first ??= fr;
+      resolve();
+    };
+  });
+  s.start();
+  // Nothing listens yet: the source fails and waits for its back-off.
+  const failed = await waitState((st) => st.state === 'restarting');
+  t.match(failed.lastError, /ffmpeg exited with code/);
+  const server = spawn('ffmpeg', ['-nostdin', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=352x288:rate=10', '-c:v', 'mpeg2video', '-f', 'mpegts', '-listen', '1', url], { stdio: 'ignore' });
+  t.teardown(() => void server.kill('SIGKILL'));
+  await got;
+  await s.stop();
+  t.same([first!.width, first!.height, first!.srcWidth, first!.srcHeight], [320, 320, 352, 288]);
+  t.ok(s.current.restarts >= 1);
 });
