@@ -87,6 +87,23 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'shortcuts computed in the epilogue of the conv before them (leaky, relu, linear; both shift signs)',
+    build: () => {
+      const b = new NetBuilder({ c: 3, h: 9, w: 7 });
+      const c0 = b.conv({ filters: 8, size: 3 });
+      b.conv({ filters: 8, size: 1, activation: 'linear' });
+      const s1 = b.shortcut(c0, 'leaky');
+      b.conv({ filters: 8, size: 1, activation: 'leaky' });
+      b.dropout();
+      const s2 = b.shortcut(s1, 'relu');
+      b.conv({ filters: 8, size: 1, activation: 'linear' });
+      b.shortcut(s2, 'linear');
+      b.conv({ filters: 6, size: 1, activation: 'linear' });
+      b.yolo();
+      return b.build();
+    },
+  },
+  {
     name: 'look-up table activations (mish, logistic, swish) in gemm, depthwise and grouped convs',
     build: () => {
       const b = new NetBuilder({ c: 3, h: 6, w: 9 });

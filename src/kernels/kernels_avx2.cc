@@ -248,5 +248,5 @@ void dwAvx2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
 
 namespace zqint {
 extern const Kernels kAvx2;
-const Kernels kAvx2 = {"avx2", gemmAvx2, dwAvx2};
+const Kernels kAvx2 = {"avx2", false, gemmAvx2, dwAvx2};
 }  // namespace zqint

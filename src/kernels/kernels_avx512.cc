@@ -111,6 +111,56 @@ inline VP channelVP(const ConvPlan& p, int c) {
   return {bcast(p.bias, c), bcast(p.mul, c), shiftOf(p.tsh[c]), shiftOf(p.rsh[c]), bcast(p.lsh, c), bcast(p.trnd, c), bcast(p.rrnd, c)};
 }
 
+// Stores a vector of 16 position words by its runs of consecutive pixels.
+inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
+  const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
+  if (s1 - s0 == 1 && p.segs[s0].count == VL) {
+    _mm512_storeu_si512(plane + p.segs[s0].off, word);
+    return;
+  }
+  for (int s = s0; s < s1; s++) {
+    const Seg& sg = p.segs[s];
+    const __mmask16 m = (__mmask16)(((1u << sg.count) - 1) << sg.lane0);
+    _mm512_mask_storeu_epi32(plane + sg.off - sg.lane0, m, word);
+  }
+}
+
+// sat8(rshr(x, r)) for |x| <= 128 (route/shortcut alignment): a right shift never leaves 8 bits.
+inline __m512i align8(__m512i x, int r) {
+  if (r >= 0) return _mm512_srai_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(r > 0 ? 1 << (r - 1) : 0)), r);
+  const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+  return _mm512_min_epi32(_mm512_max_epi32(_mm512_sllv_epi32(x, _mm512_set1_epi32(-r)), lo), hi);
+}
+
+// The shortcut fused after this conv: its 4 channels of one block at vector v.
+inline __m512i fusedShortcut(const ConvPlan& p, int v, const uint32_t* addPlane, const __m512i* res) {
+  __m512i bw = _mm512_setzero_si512();
+  const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
+  if (s1 - s0 == 1 && p.segs[s0].count == VL) {
+    bw = _mm512_loadu_si512(addPlane + p.segs[s0].off);
+  } else {
+    for (int s = s0; s < s1; s++) {
+      const Seg& sg = p.segs[s];
+      bw = _mm512_mask_loadu_epi32(bw, (__mmask16)(((1u << sg.count) - 1) << sg.lane0), addPlane + sg.off - sg.lane0);
+    }
+  }
+  const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127), ff = _mm512_set1_epi32(0xff), off = _mm512_set1_epi32(128);
+  __m512i r[4];
+  for (int c = 0; c < 4; c++) {
+    const __m512i b = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(bw, 8 * c), ff), off);
+    __m512i y = _mm512_add_epi32(align8(res[c], p.fuseSa), align8(b, p.fuseSb));
+    y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
+    if (p.fuseAct == A_LEAKY) {
+      const __m512i l = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, _mm512_set1_epi32(3277)), _mm512_set1_epi32(16384)), 15);
+      y = _mm512_mask_mov_epi32(y, _mm512_cmplt_epi32_mask(y, _mm512_setzero_si512()), l);
+    } else if (p.fuseAct == A_RELU) {
+      y = _mm512_max_epi32(y, _mm512_setzero_si512());
+    }
+    r[c] = y;
+  }
+  return pack4(r[0], r[1], r[2], r[3]);
+}
+
 // One tile (8 output channels) at one position vector: accumulate over the chunks (chunk c at
 // rows + c * rstride), finish and store.
 inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* vp, int g, int tile, int v, const uint32_t* rows,
@@ -154,17 +204,9 @@ inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* 
   for (int j = 0; j < TILE_O / 4; j++) {
     if (tile * TILE_O + 4 * j >= p.Og) break;
     const __m512i word = pack4(res[4 * j], res[4 * j + 1], res[4 * j + 2], res[4 * j + 3]);
-    uint32_t* plane = out.words + (int64_t)((oc0 >> 2) + j) * out.planeStride;
-    const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
-    if (s1 - s0 == 1 && p.segs[s0].count == VL) {
-      _mm512_storeu_si512(plane + p.segs[s0].off, word);
-      continue;
-    }
-    for (int s = s0; s < s1; s++) {
-      const Seg& sg = p.segs[s];
-      const __mmask16 m = (__mmask16)(((1u << sg.count) - 1) << sg.lane0);
-      _mm512_mask_storeu_epi32(plane + sg.off - sg.lane0, m, word);
-    }
+    const int64_t poff = (int64_t)((oc0 >> 2) + j) * out.planeStride;
+    storeVector(p, v, out.words + poff, word);
+    if (p.fuseOut) storeVector(p, v, p.fuseOut + poff, fusedShortcut(p, v, p.fuseAdd + poff, &res[4 * j]));
   }
 }
 
@@ -411,6 +453,6 @@ void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int 
 
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
-const Kernels kAvx512 = {"avx512-vnni", gemmAvx512, dwAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", gemmAvx512, dwAvx512Vbmi};
+const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi};
 }  // namespace zqint

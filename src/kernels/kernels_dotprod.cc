@@ -247,5 +247,5 @@ void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
 
 namespace zqint {
 extern const Kernels kDotprod;
-const Kernels kDotprod = {"neon-dotprod", gemmNeon, dwNeon};
+const Kernels kDotprod = {"neon-dotprod", false, gemmNeon, dwNeon};
 }  // namespace zqint

@@ -97,6 +97,7 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
   for (int i = 0; i < n; i++) {
     L& l = layers_[i];
     if (l.d[F_KIND] == K_CONV) planConv(l, layers[i].conv, i);
+    if (l.d[F_KIND] == K_SHORTCUT && kernels_->fusesShortcut) planFusedShortcut(i);
     if (l.d[F_KIND] == K_SHORTCUT) scratchWords_ = std::max(scratchWords_, (size_t)4 * l.d[F_W] + 16);
     if (l.d[F_KIND] == K_MAXPOOL) scratchWords_ = std::max(scratchWords_, (size_t)bufs_[l.in[0]].h * l.d[F_W] + 16);
   }
@@ -310,8 +311,40 @@ void Net::run(const uint8_t* rgb) {
   }
 }
 
+// A shortcut whose first input is an 8-bit gemm conv read by nothing else (dropouts between are
+// aliases), and whose buffers all share one geometry, runs in that conv's epilogue.
+void Net::planFusedShortcut(int i) {
+  L& s = layers_[i];
+  if (s.in.size() != 2 || s.d[F_BITS] != 8) return;
+  int c = s.d[F_INPUTS];
+  while (c >= 0 && layers_[c].d[F_KIND] == K_DROPOUT) c = layers_[c].d[F_INPUTS];
+  if (c < 0 || layers_[c].d[F_KIND] != K_CONV) return;
+  L& conv = layers_[c];
+  ConvPlan& p = conv.conv;
+  if (p.kind != CONV_GEMM || p.G != 1 || p.act == A_LUT || p.outBits != 8 || c + 1 > i) return;
+  int readers = 0;
+  for (const L& l : layers_)
+    if (l.d[F_KIND] != K_DROPOUT)
+      for (int b : l.in) readers += b == conv.buf;
+  if (readers != 1) return;
+  const Buf &co = bufs_[conv.buf], &add = bufs_[s.in[1]], &so = bufs_[s.buf];
+  if (s.in[1] == conv.buf || add.raw || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
+  // The other input must be ready when the conv runs.
+  int other = s.d[F_INPUTS + 1];
+  while (other >= 0 && layers_[other].d[F_KIND] == K_DROPOUT) other = layers_[other].d[F_INPUTS];
+  if (other >= c) return;
+  p.fuseAdd = add.words;
+  p.fuseOut = so.words;
+  p.fuseSa = std::max(-24, std::min(conv.d[F_FRAC] - s.d[F_FRAC], 30));
+  p.fuseSb = std::max(-24, std::min(fracOf_[s.in[1]] - s.d[F_FRAC], 30));
+  p.fuseAct = s.d[F_ACT];
+  s.fused = true;
+  if (getenv("ZEROQ_INT_DEBUG")) fprintf(stderr, "layer %d: shortcut fused into conv %d\n", i, c);
+}
+
 void Net::runLayer(int i) {
   L& l = layers_[i];
+  if (l.fused) return;  // done by the conv before it
   switch (l.d[F_KIND]) {
     case K_CONV: runConv(l); break;
     case K_MAXPOOL: runMaxpool(l); break;

@@ -49,8 +49,10 @@ class Net {
     int buf = -1;  // index into bufs_ of this layer's output
     ConvPlan conv;
     std::vector<int> in;  // buffer indices of the inputs
+    bool fused = false;   // a shortcut computed in the epilogue of the conv before it
   };
   void planConv(L& l, const ConvParamsIn& cp, int index);
+  void planFusedShortcut(int index);
   void runLayer(int i);
   void runConv(L& l);
   void runMaxpool(L& l);

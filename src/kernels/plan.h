@@ -83,6 +83,12 @@ struct ConvPlan {
   int32_t* pidx = nullptr;    // panel: per position, word offset of its window origin in the input plane
   int32_t* segStart = nullptr;  // per vector, first Seg (nvec + 1 entries)
   Seg* segs = nullptr;
+  // A following shortcut done in this conv's epilogue (kernels with fusesShortcut): out2 = the
+  // shortcut's output words, add = the other input's words (same border and size); the conv output
+  // (format -> shortcut format by shift sa) plus the other input (shift sb), saturated, activated.
+  const uint32_t* fuseAdd = nullptr;
+  uint32_t* fuseOut = nullptr;
+  int fuseSa = 0, fuseSb = 0, fuseAct = A_LINEAR;
   // depthwise: weights [cb][tap][4] as int32 (16-bit values) repeated for VL/4 pixels
   int32_t* wdw = nullptr;
   // depthwise, by rows of taps: [C padded to 4][k][ng] words of 4 consecutive kx weights (ng = ceil(k/4))
@@ -99,6 +105,7 @@ struct ConvPlan {
 // The fast kernels one instruction set provides.
 struct Kernels {
   const char* name;
+  bool fusesShortcut;
   // Position vectors [v0, v1) of a gemm conv (all groups and tiles).
   void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
   // Output rows [y0, y1) of a depthwise conv (all channel blocks).
