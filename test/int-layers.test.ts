@@ -87,6 +87,21 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'rows wider than a vector: in-row panel loads (stride 1 and 2), depthwise row ring, 5x5',
+    build: () => {
+      const b = new NetBuilder({ c: 3, h: 11, w: 70 });
+      b.conv({ filters: 13, size: 3, stride: 1 });
+      b.conv({ filters: 8, size: 3, stride: 2 });
+      b.conv({ filters: 8, size: 3, groups: 8 });
+      b.conv({ filters: 8, size: 5, groups: 8 });
+      b.conv({ filters: 8, size: 3, groups: 8, stride: 2 });
+      b.conv({ filters: 16, size: 3, stride: 1 });
+      b.conv({ filters: 7, size: 1 });
+      b.yolo();
+      return b.build();
+    },
+  },
+  {
     name: 'shortcuts computed in the epilogue of the conv before them (leaky, relu, linear; both shift signs)',
     build: () => {
       const b = new NetBuilder({ c: 3, h: 9, w: 7 });

@@ -243,10 +243,17 @@ void gemmAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v
       const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
       __m512i S = _mm512_setzero_si512();
       const __m512i idx = _mm512_loadu_si512(p.pidx + pos0);
+      // One input row: stride 1 is a plain load, stride 2 two loads and a permute; else a gather.
+      const int mode = p.affine[v] ? (p.stride == 1 ? 1 : p.stride == 2 ? 2 : 0) : 0;
+      const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
       for (int t = 0; t < p.taps; t++) {
         const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
         for (int b = 0; b < p.cbg; b++) {
-          __m512i x = _mm512_i32gather_epi32(idx, base + b * in.planeStride + toff, 4);
+          const uint32_t* src = base + b * in.planeStride + toff;
+          __m512i x;
+          if (mode == 1) x = _mm512_loadu_si512(src + p.pidx[pos0]);
+          else if (mode == 2) x = _mm512_permutex2var_epi32(_mm512_loadu_si512(src + p.pidx[pos0]), even, _mm512_loadu_si512(src + p.pidx[pos0] + 16));
+          else x = _mm512_i32gather_epi32(idx, src, 4);
           _mm512_store_si512(panel + (size_t)(t * p.cbg + b) * VL, x);
           S = _mm512_dpbusd_epi32(S, x, ones);
         }

@@ -248,6 +248,12 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
       int y = pos / p.Wo, x = pos % p.Wo;
       p.pidx[pos] = (y * p.stride - p.pad + in.b) * in.rowStride + (x * p.stride - p.pad + in.b);
     }
+    p.affine = (uint8_t*)alloc((size_t)p.nvec);
+    for (int v = 0; v < p.nvec; v++) {
+      bool a = (v + 1) * VL <= p.P;
+      for (int lane = 1; a && lane < VL; lane++) a = p.pidx[v * VL + lane] == p.pidx[v * VL] + lane * p.stride;
+      p.affine[v] = a;
+    }
     std::vector<Seg> segs;
     p.segStart = (int32_t*)alloc(4 * (size_t)(p.nvec + 1));
     for (int v = 0; v < p.nvec; v++) {

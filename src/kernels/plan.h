@@ -81,6 +81,7 @@ struct ConvPlan {
   bool direct = false;        // 1x1 stride 1 over a borderless input: lanes read consecutive words
   int nvec = 0;               // position vectors
   int32_t* pidx = nullptr;    // panel: per position, word offset of its window origin in the input plane
+  uint8_t* affine = nullptr;  // per vector: 16 positions in one row (pidx[pos0 + l] = pidx[pos0] + l * stride)
   int32_t* segStart = nullptr;  // per vector, first Seg (nvec + 1 entries)
   Seg* segs = nullptr;
   // A following shortcut done in this conv's epilogue (kernels with fusesShortcut): out2 = the
