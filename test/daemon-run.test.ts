@@ -15,7 +15,7 @@ import { decodeHeads } from '../src/detect/decode.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
 import { openEngine } from '../src/engine/open.js';
 import { dataPath } from '../src/util/paths.js';
-import { DaemonProcess, Watcher, type LogLine } from './helpers/daemon.js';
+import { DaemonProcess, Watcher, repo, type LogLine } from './helpers/daemon.js';
 import { freePort, makeCertificates, mosquittoBinary, startMosquitto } from './helpers/mosquitto.js';
 
 const cfgPath = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
@@ -85,7 +85,15 @@ t.test('live camera on mosquitto: interface, health, source and broker failures,
   t.teardown(() => broker.dispose());
   const httpPort = await freePort();
   const config = path.join(dir, 'zeroq.yaml');
-  const writeConfig = (device: string, threads: number) =>
+  // A weight set for the int engine, made meanwhile; the reload below swaps the engine to it.
+  const zqw = path.join(dir, 'yf8.zqw');
+  const calib = path.join(dir, 'calib.txt');
+  writeFileSync(calib, ['000000000139.jpg', '000000000785.jpg'].map((n) => dataPath('coco-val', 'images', n)).join('\n') + '\n');
+  const quantized = new Promise<number | null>((resolve) => {
+    const q = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src', 'cli.ts'), 'quantize', cfgPath, '--wbits', '8', '--calib', calib, '--calib-images', '2', '--act-calib', 'minmax', '-o', zqw], { stdio: 'ignore' });
+    q.on('exit', resolve);
+  });
+  const writeConfig = (device: string, threads: number, engine = 'float', modelPath = cfgPath) =>
     writeFileSync(
       config,
       [
@@ -96,6 +104,8 @@ t.test('live camera on mosquitto: interface, health, source and broker failures,
         '  restart: { initial_ms: 1500, max_ms: 3000 }',
         'model:',
         `  threads: ${threads}`,
+        `  engine: ${engine}`,
+        `  path: ${modelPath}`,
         'mqtt:',
         `  url: ${broker.url}`,
         '  prefix: zq',
@@ -197,9 +207,10 @@ t.test('live camera on mosquitto: interface, health, source and broker failures,
   const processedDuring = d.logs.slice(logFrom).filter(isFrame).map((l) => l.frame as number);
   t.same(processedDuring.filter((f) => f <= lastBuffered && !received.has(f)), [], 'no processed frame lost around the outage');
 
-  // --- SIGHUP: device id and engine threads change; the source keeps running
+  // --- SIGHUP: device id and engine (float → int weight set, 2 threads) change; the source keeps running
+  t.equal(await quantized, 0, 'zeroq quantize made the weight set');
   const sourceStarts = d.logs.filter((l) => l.msg === 'capture started').length;
-  writeConfig('cam2', 2);
+  writeConfig('cam2', 2, 'int', zqw);
   n = w.messages.length;
   let mark = d.logs.length;
   d.child.kill('SIGHUP');
@@ -209,7 +220,9 @@ t.test('live camera on mosquitto: interface, health, source and broker failures,
   await w.waitFor((m) => m.topic === 'zq/cam2/availability' && m.text === 'online', 'new device online', 10_000, n);
   const det2 = await w.waitFor((m) => m.topic === 'zq/cam2/detections', 'detections on the new topic', 10_000, n);
   t.ok(det2.json.frame > lastBuffered, 'frame ids continue');
-  await w.waitFor((m) => m.topic === 'zq/cam2/stats' && m.json?.engine.threads === 2, 'new engine in stats', 10_000, n);
+  t.equal(det2.json.engine, 'int');
+  t.match(det2.json.weights, /^yolo-fastest-1\.1-w8/, 'the weight-set id');
+  await w.waitFor((m) => m.topic === 'zq/cam2/stats' && m.json?.engine.threads === 2 && m.json.engine.kind === 'int', 'new engine in stats', 10_000, n);
   t.equal(d.logs.filter((l) => l.msg === 'capture started').length, sourceStarts, 'the source was not restarted');
   if (notify) await notify.waitLine((l) => l.includes('RELOADING=1') && l.includes('MONOTONIC_USEC='));
 
@@ -352,15 +365,21 @@ t.test('TLS with a client certificate and a password file, in process: Daemon.st
     lines.push(...b.toString().trim().split('\n'));
     for (const w of [...waiters]) if (lines.some((l) => w.re.test(l))) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
   });
-  const logged = (re: RegExp) => new Promise<void>((resolve) => (lines.some((l) => re.test(l)) ? resolve() : waiters.push({ re, resolve })));
+  const logged = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      if (lines.some((l) => re.test(l))) return resolve();
+      const timer = setTimeout(() => reject(new Error(`no log line ${re}:\n${lines.join('\n')}`)), 20_000);
+      waiters.push({ re, resolve: () => (clearTimeout(timer), resolve()) });
+    });
   const refused = await Daemon.start({
     load: { file: config, env: {}, flags: { source: dataPath('coco-val', 'images') } },
     out: new PassThrough(),
-    log: pino({ level: 'warn' }, sink),
+    log: pino({ level: 'debug' }, sink),
     version: 'test',
   });
-  await logged(/Not authorized|Bad username or password/i);
-  t.pass('the refusal is logged');
+  await logged(/"level":40.*(Not authorized|Bad username or password)/i);
+  t.pass('the refusal is logged as a warning');
+  await logged(/"mqtt":"buffered","msg":"frame"/);
   t.equal(await refused.stop(0), 0, 'the daemon stopped cleanly');
   await logged(/broker unreachable at exit; buffered messages lost/);
   t.pass('what could not be sent is reported');

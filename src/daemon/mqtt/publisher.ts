@@ -60,6 +60,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly subscriptions = new Set<string>();
   private drainWaiters: (() => void)[] = [];
   private closing = false;
+  private errorReported = false;
   /** Messages dropped from the full buffer since the start. */
   dropped = 0;
   /** Stream messages accepted by the broker (callback without error). */
@@ -106,6 +107,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const reconnect = this.everConnected;
       this.everConnected = true;
       this.wasConnected = true;
+      this.errorReported = false;
       this.nextDelay = o.reconnect.minMs;
       client.options.reconnectPeriod = o.reconnect.minMs;
       o.log.info({ url: o.url, reconnect, buffered: this.buffer.length }, 'mqtt connected');
@@ -126,9 +128,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.nextDelay = Math.min(o.reconnect.maxMs, this.nextDelay * 2);
     });
     client.on('error', (err) => {
-      // Failed attempts repeat with back-off; report the reason at debug level after the first.
-      const level = this.everConnected || this.nextDelay > o.reconnect.minMs ? 'debug' : 'warn';
-      o.log[level]({ url: o.url, err: err.message }, 'mqtt error');
+      // Failed attempts repeat with back-off: the first error after a good connection (or the
+      // start) is a warning, the repeats are debug.
+      o.log[this.errorReported ? 'debug' : 'warn']({ url: o.url, err: err.message }, 'mqtt error');
+      this.errorReported = true;
     });
     client.on('message', (topic, payload) => this.emit('message', topic, payload));
   }
