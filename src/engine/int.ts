@@ -32,6 +32,7 @@ export class IntEngine implements Engine {
   private handle: unknown;
   private readonly headIdx: Int32Array;
   private readonly raws: Int32Array[];
+  private readonly floats: { data: Float32Array; frac: number }[];
   private readonly heads: HeadTensor[];
 
   constructor(private readonly qnet: QNet, private readonly native: NativeKernels, opts: IntEngineOptions = {}) {
@@ -62,6 +63,7 @@ export class IntEngine implements Engine {
       return { layer: hd, c: s.c, h: s.h, w: s.w, raw: new Int32Array(n), data: new Float32Array(n), frac: qnet.formats[src].frac };
     });
     this.raws = this.heads.map((hd) => hd.raw!);
+    this.floats = this.heads.map((hd) => ({ data: hd.data, frac: hd.frac! }));
   }
 
   /** Runs a frame synchronously; the returned tensors are reused by the next call. */
@@ -71,12 +73,7 @@ export class IntEngine implements Engine {
     if (frame.width !== w || frame.height !== h || frame.rgb.length !== w * h * 3) {
       throw new ZeroqError('FRAME_SIZE', `frame ${frame.width}x${frame.height} does not match the network input ${w}x${h}`, this.net.name);
     }
-    this.native.run(this.handle, frame.rgb, this.headIdx, this.raws);
-    for (const hd of this.heads) {
-      const scale = 2 ** -hd.frac!;
-      const raw = hd.raw!;
-      for (let i = 0; i < raw.length; i++) hd.data[i] = raw[i] * scale;
-    }
+    this.native.run(this.handle, frame.rgb, this.headIdx, this.raws, this.floats);
     return this.heads;
   }
 

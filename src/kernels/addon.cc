@@ -1,13 +1,14 @@
 // N-API surface of the integer engine (used by src/engine/int/native.ts):
 //   isas() -> string[]                    instruction sets usable on this CPU, best first
 //   create(descs, convs, input, isa, threads) -> handle
-//   run(handle, rgb, heads: Int32Array, outs: Int32Array[])
+//   run(handle, rgb, heads: Int32Array, outs: Int32Array[], floats?: {data, frac}[])
 //   read(handle, layer, out: Int32Array)
 //   info(handle) -> {isa, threads};  profile(handle, on) -> Float64Array of ns per layer
 //   destroy(handle)                       frees the network now (later calls throw)
 #include <node_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -165,25 +166,47 @@ napi_value Create(napi_env env, napi_callback_info info) {
 }
 
 napi_value Run(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   zqint::Net* net = netOf(env, argv[0]);
   size_t len, hl;
   uint8_t* rgb = typed<uint8_t>(env, argv[1], napi_uint8_array, &len, "rgb");
   if (len != net->inputBytes()) throw Error{"rgb: " + std::to_string(len) + " bytes, expected " + std::to_string(net->inputBytes())};
   int32_t* heads = typed<int32_t>(env, argv[2], napi_int32_array, &hl, "heads");
-  std::vector<std::pair<int32_t*, size_t>> outs(hl);
+  // Optional: Float32Arrays receiving raw * 2^-frac (argv[4]: [frac per head]) beside the integers.
+  const bool floats = argc >= 5;
+  std::vector<int32_t*> outs(hl);
+  std::vector<float*> data(hl, nullptr);
+  std::vector<float> scale(hl, 0.f);
   for (size_t i = 0; i < hl; i++) {
     napi_value o;
     CHECK(napi_get_element(env, argv[3], (uint32_t)i, &o));
     size_t ol;
-    int32_t* p = typed<int32_t>(env, o, napi_int32_array, &ol, "out");
+    outs[i] = typed<int32_t>(env, o, napi_int32_array, &ol, "out");
     if (ol != net->count(heads[i])) throw Error{"head output length"};
-    outs[i] = {p, ol};
+    if (floats) {
+      napi_value d, f;
+      CHECK(napi_get_element(env, argv[4], (uint32_t)i, &d));
+      size_t dl;
+      napi_get_named_property(env, d, "data", &f);
+      data[i] = typed<float>(env, f, napi_float32_array, &dl, "data");
+      if (dl != ol) throw Error{"head data length"};
+      napi_value fr;
+      napi_get_named_property(env, d, "frac", &fr);
+      int32_t frac;
+      CHECK(napi_get_value_int32(env, fr, &frac));
+      scale[i] = std::ldexp(1.0f, -frac);
+    }
   }
   net->run(rgb);
-  for (size_t i = 0; i < hl; i++) net->read(heads[i], outs[i].first);
+  for (size_t i = 0; i < hl; i++) {
+    net->read(heads[i], outs[i]);
+    if (data[i]) {
+      const size_t n = net->count(heads[i]);
+      for (size_t j = 0; j < n; j++) data[i][j] = (float)outs[i][j] * scale[i];
+    }
+  }
   return nullptr;
 }
 

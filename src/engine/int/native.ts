@@ -12,7 +12,8 @@ import { repoRoot } from '../../util/paths.js';
 export interface NativeKernels {
   isas(): string[];
   create(descs: Int32Array[], convs: (NativeConv | null)[], input: Int32Array, isa: string, threads: number): unknown;
-  run(handle: unknown, rgb: Uint8Array, heads: Int32Array, outs: Int32Array[]): void;
+  /** Runs a frame; fills outs (integers) and, when given, floats[i].data with outs[i] * 2^-floats[i].frac. */
+  run(handle: unknown, rgb: Uint8Array, heads: Int32Array, outs: Int32Array[], floats?: { data: Float32Array; frac: number }[]): void;
   read(handle: unknown, layer: number, out: Int32Array): void;
   info(handle: unknown): { isa: string; threads: number };
   profile(handle: unknown, on: boolean): Float64Array;
