@@ -3,7 +3,6 @@ import { dequantizeWeights, FM_SHIFT_MAX, quantizeMean, quantizeWeights, sqnrDb 
 import { quantizeConv } from '../src/quant/conv.js';
 import { networkInput, proveConv, tensorInput } from '../src/quant/overflow.js';
 import { largestFrac, roundHalfAway } from '../src/quant/fixed.js';
-import { ZeroqError } from '../src/util/errors.js';
 import { NetBuilder, rng } from './helpers/random-qnet.js';
 import type { ConvLayer } from '../src/model/ir.js';
 

@@ -1,4 +1,6 @@
 import t from 'tap';
+
+const tap = t;
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +30,7 @@ function smallQNet(seed = 3): QNet {
   return randomQNet(b.build(), rng(seed), { p16: 1 });
 }
 
-function sameQNet(t: Tap.Test, a: QNet, b: QNet): void {
+function sameQNet(t: Pick<typeof tap, 'same' | 'ok' | 'equal'>, a: QNet, b: QNet): void {
   t.same(b.net, a.net, 'network description');
   t.same(b.formats, a.formats, 'formats');
   a.convs.forEach((c, i) => {
@@ -40,11 +42,6 @@ function sameQNet(t: Tap.Test, a: QNet, b: QNet): void {
     }
     t.same([d!.wbits, d!.perChannel, d!.zeroCentered], [c.wbits, c.perChannel, c.zeroCentered]);
   });
-}
-
-// tap's Test type without importing its internals.
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 }
 
 t.test('sub-byte packing round-trips every width 2..8, including the extremes', async (t) => {

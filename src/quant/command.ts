@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadDarknet } from '../model/darknet.js';
-import type { ConvLayer, FloatModel, YoloLayer } from '../model/ir.js';
+import type { ConvLayer, YoloLayer } from '../model/ir.js';
 import { COCO_NAMES } from '../detect/names.js';
 import { readImageList } from '../eval/dataset.js';
 import { ZeroqError } from '../util/errors.js';
