@@ -132,7 +132,8 @@ function defaultId(qnet: QNet, layersJson: string, payload: Buffer): string {
   const wb = new Set(convs.map((c) => c.wbits));
   const ab = new Set(qnet.formats.map((f) => f.bits));
   const w = wb.size === 1 ? `${[...wb][0]}` : `${Math.min(...wb)}-${Math.max(...wb)}`;
-  const a = ab.size === 1 ? `${[...ab][0]}` : `${Math.min(...ab)}-${Math.max(...ab)}`;
+  // Activations: "a8", or "a8h16" when the head tensors are wider.
+  const a = ab.size === 1 ? `${[...ab][0]}` : `${Math.min(...ab)}h${Math.max(...ab)}`;
   const pc = convs.every((c) => c.perChannel) ? '-pc' : convs.some((c) => c.perChannel) ? '-mixed' : '-pl';
   const zc = convs.every((c) => c.zeroCentered) ? '-zc' : '';
   const h = createHash('sha256').update(layersJson).update(payload).digest('hex').slice(0, 12);
