@@ -37,15 +37,16 @@ function accumulateTap(
   }
 }
 
-/** A(Y): the activated pre-activation of every output value, CHW (exact integers in float64). */
-export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Float64Array {
+/** A(Y): the activated pre-activation of every output value, CHW (within 32 bits by the accumulator proof). */
+export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Int32Array {
   const { filters: O, groups: G, size: k, stride, pad } = layer;
   const { h: Ho, w: Wo } = layer.out;
   const { h: H, w: W } = x;
   const Cg = x.c / G;
   const Og = O / G;
   const plane = Ho * Wo;
-  const out = new Float64Array(O * plane);
+  const out = new Int32Array(O * plane);
+  const acc = new Float64Array(plane);
   const sum = new Float64Array(plane);
   const xd = x.data;
   const leaky = layer.activation === 'leaky';
@@ -61,7 +62,7 @@ export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Float64A
       }
     }
     for (let o = g * Og; o < (g + 1) * Og; o++) {
-      const acc = out.subarray(o * plane, (o + 1) * plane);
+      acc.fill(0);
       const wBase = o * Cg * k * k;
       if (k === 1 && stride === 1 && pad === 0) {
         // Pointwise: the bulk of the work, inlined.
@@ -97,7 +98,7 @@ export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Float64A
           if (leaky) y = Math.floor((y * 3277 + 16384) / 32768);
           else if (relu) y = 0;
         }
-        acc[p] = y;
+        out[o * plane + p] = y;
       }
     }
   }
@@ -105,7 +106,7 @@ export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Float64A
 }
 
 /** X_out = sat(rshr(A(Y), fw[o] + faIn − faOut)) for every output value, into `out`. */
-export function requantize(a: Float64Array, qc: QConv, plane: number, faIn: number, faOut: number, bits: number, out: Int32Array): Int32Array {
+export function requantize(a: Int32Array, qc: QConv, plane: number, faIn: number, faOut: number, bits: number, out: Int32Array): Int32Array {
   const hiV = 2 ** (bits - 1) - 1;
   const loV = -hiV - 1;
   const O = qc.fw.length;
