@@ -27,20 +27,17 @@ inline int32_t align(int32_t x, int r, int lo, int hi) {
   return clampi(v, lo, hi);
 }
 
-
 }  // namespace
 
 void* Net::alloc(size_t bytes) {
   void* p = nullptr;
   if (posix_memalign(&p, 64, bytes + 256) != 0 || !p) throw Error{"out of memory"};
+  mem_.emplace_back(p);
   memset(p, 0, bytes + 256);
-  mem_.push_back(p);
   return p;
 }
 
-Net::~Net() {
-  for (void* p : mem_) free(p);
-}
+Net::~Net() = default;
 
 Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads)
     : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()) {

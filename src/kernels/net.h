@@ -66,7 +66,10 @@ class Net {
   std::vector<L> layers_;
   std::vector<Buf> bufs_;  // bufs_[0]: the network input
   std::vector<int> fracOf_;  // per buffer
-  std::vector<void*> mem_;
+  struct Free {
+    void operator()(void* p) const { free(p); }
+  };
+  std::vector<std::unique_ptr<void, Free>> mem_;  // freed even when planning throws
   std::vector<uint32_t*> scratch_;  // per thread
   size_t scratchWords_ = 0;
   int inC_, inH_, inW_;
