@@ -2,6 +2,14 @@
 # Installs the real programs the tests run against (a broker, ffmpeg, a pty bridge) when missing.
 # Needs root and Debian's apt; otherwise says what is missing and fails.
 set -e
+# The tests run real models on real images: without the data folder they cannot say anything.
+data="${ZEROQ_DATA:-$(dirname "$0")/../../shared/data}"
+for f in models/yolo-fastest/yolo-fastest-1.1.weights coco-val/dev.txt coco-val/instances.json reference/README.md; do
+  if [ ! -f "$data/$f" ]; then
+    echo "test/ensure-deps.sh: $data/$f is missing; set ZEROQ_DATA to the shared data folder (models, coco-val, reference)" >&2
+    exit 1
+  fi
+done
 need=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 command -v ffmpeg >/dev/null 2>&1 || need="$need ffmpeg"
