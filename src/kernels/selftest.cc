@@ -41,8 +41,10 @@ struct Builder {
     fw.emplace_back(filters); m.emplace_back(filters); fm.emplace_back(filters); bias.emplace_back(filters);
     for (int o = 0; o < filters; o++) {
       fw.back()[o] = rnd(0, 9);
-      m.back()[o] = rnd(0, 3) ? (wmax == 3 ? rnd(-64, 64) : rnd(-4096, 4096)) : 0;
-      fm.back()[o] = fw.back()[o] + rnd(0, 12);
+      // Long windows (K > 1000) get M large enough that M*S needs 64 bits (shift >= 2 keeps Y in 32).
+      const bool wide = K > 1000;
+      m.back()[o] = rnd(0, 3) ? (wmax == 3 ? rnd(-64, 64) : wide ? rnd(-16000, 16000) : rnd(-4096, 4096)) : 0;
+      fm.back()[o] = fw.back()[o] + (wide ? rnd(2, 12) : rnd(0, 12));
       bias.back()[o] = rnd(-bmax, bmax);
     }
     layers.push_back({d, {}});
@@ -77,6 +79,8 @@ int main() {
     x = b.conv(x, 13, 5, 1, 13, A_LEAKY);
     x = b.conv(x, 16, 3, 1, 1, A_LEAKY);
     x = b.conv(x, 16, 1, 1, 2, A_LEAKY);
+    x = b.conv(x, 128, 1, 1, 1, A_LEAKY);
+    x = b.conv(x, 16, 3, 1, 1, A_LEAKY);  // K = 1152: the 64-bit M*S forms
     x = b.conv(x, 255 % (rnd(0, 1) ? 7 : 255) + 5, 1, 1, 1, A_LINEAR, 16);
     b.finish();
     const int threads = 1 + seed % 2;
