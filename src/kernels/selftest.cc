@@ -64,7 +64,11 @@ struct Builder {
 int main() {
   std::vector<const Kernels*> isas;
 #if defined(__x86_64__)
-  isas = {&kAvx2, &kAvx512};
+  if (__builtin_cpu_supports("avx2")) isas.push_back(&kAvx2);
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+    isas.push_back(&kAvx512);
+    if (__builtin_cpu_supports("avx512vbmi")) isas.push_back(&kAvx512Vbmi);
+  }
 #elif defined(__aarch64__)
   isas = {&kDotprod};
 #endif
