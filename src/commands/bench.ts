@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .option('--compare', 'run float and int alternately in one process and print int/float')
     .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
     .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
-    .option('--isa <name>', 'integer instruction set: avx512-vnni, avx2, neon-dotprod, scalar (default: best)')
+    .option('--isa <name>', 'integer instruction set: avx512-vbmi, avx512-vnni, avx2, neon-dotprod, scalar (default: the best the CPU has)')
     .option('--profile', 'int: time per layer kind')
     .option('--json', 'print the result as JSON')
     .action(async (model: string, flags: BenchFlags) => {
