@@ -6,6 +6,7 @@
 import sharp, { type OutputInfo } from 'sharp';
 import type { Frame } from '../engine/engine.js';
 import type { Network } from '../model/ir.js';
+import { loadNativeKernels } from '../engine/int/native.js';
 import { ZeroqError } from '../util/errors.js';
 
 /** An 8-bit RGB image, interleaved (HWC). */
@@ -56,18 +57,24 @@ function toRgb(planar: Float32Array, w: number, h: number): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
+function checkSizes(img: RgbImage, w: number, h: number): void {
+  const { width: iw, height: ih, data: src } = img;
+  if (!(Number.isInteger(w) && Number.isInteger(h) && w >= 1 && h >= 1 && Number.isInteger(iw) && Number.isInteger(ih) && iw >= 1 && ih >= 1)) {
+    throw new ZeroqError('image-size', `cannot resize ${iw}x${ih} to ${w}x${h}`);
+  }
+  if (src.length !== iw * ih * 3) throw new ZeroqError('image-size', `RGB buffer of ${src.length} bytes for ${iw}x${ih}`);
+}
+
 /**
  * darknet's resize_image, in float32 on P/255 as darknet computes it: a horizontal pass (scale
  * (im.w-1)/(w-1), last column copied from the source's last column), then a vertical one (scale
  * (im.h-1)/(h-1); the last row takes only the (1-dy) share of its source row, which darknet does
  * even when float rounding puts that row one short of the bottom, leaving it nearly black).
+ * The readable reference of the native resize (src/kernels/resize.cc), and its fallback.
  */
-export function resizeImage(img: RgbImage, w: number, h: number): ResizedImage {
+export function resizeImageJs(img: RgbImage, w: number, h: number): ResizedImage {
+  checkSizes(img, w, h);
   const { width: iw, height: ih, data: src } = img;
-  if (!(w >= 1 && h >= 1 && iw >= 1 && ih >= 1)) {
-    throw new ZeroqError('image-size', `cannot resize ${iw}x${ih} to ${w}x${h}`);
-  }
-  if (src.length !== iw * ih * 3) throw new ZeroqError('image-size', `RGB buffer of ${src.length} bytes for ${iw}x${ih}`);
   const plane = w * h;
   const planar = new Float32Array(3 * plane);
   if (iw === w && ih === h) {
@@ -156,37 +163,118 @@ export function letterboxSize(imgW: number, imgH: number, netW: number, netH: nu
   return { w: Math.trunc((imgW * netH) / imgH), h: netH };
 }
 
-/** darknet's letterbox_image: resize keeping the aspect ratio, centred on grey 0.5 (8 bits: 128). */
-export function letterboxImage(img: RgbImage, netW: number, netH: number): ResizedImage {
+/** Where darknet's letterbox puts the resized image inside the network input. */
+function letterboxBox(img: RgbImage, netW: number, netH: number): { w: number; h: number; ox: number; oy: number } {
   const size = letterboxSize(img.width, img.height, netW, netH);
-  const resized = resizeImage(img, size.w, size.h);
+  return { ...size, ox: Math.trunc((netW - size.w) / 2), oy: Math.trunc((netH - size.h) / 2) };
+}
+
+/** darknet's letterbox_image (reference): resize keeping the aspect ratio, centred on grey 0.5 (8 bits: 128). */
+export function letterboxImageJs(img: RgbImage, netW: number, netH: number): ResizedImage {
+  const box = letterboxBox(img, netW, netH);
+  const resized = resizeImageJs(img, box.w, box.h);
   const planar = new Float32Array(3 * netW * netH).fill(0.5);
-  const ox = Math.trunc((netW - size.w) / 2);
-  const oy = Math.trunc((netH - size.h) / 2);
   for (let k = 0; k < 3; k++) {
-    for (let y = 0; y < size.h; y++) {
-      const from = (k * size.h + y) * size.w;
-      planar.set(resized.planar.subarray(from, from + size.w), (k * netH + oy + y) * netW + ox);
+    for (let y = 0; y < box.h; y++) {
+      const from = (k * box.h + y) * box.w;
+      planar.set(resized.planar.subarray(from, from + box.w), (k * netH + box.oy + y) * netW + box.ox);
     }
   }
   return { data: toRgb(planar, netW, netH), width: netW, height: netH, planar };
 }
 
+type NativeResize = (
+  src: Uint8Array, iw: number, ih: number, w: number, h: number,
+  rgb: Uint8Array, dstW: number, dstH: number, ox: number, oy: number, planar: Float32Array | null,
+) => void;
+
+let nativeResize: NativeResize | null | undefined;
+
+/** The addon's resize (src/kernels/resize.cc); null when the addon is missing or ZEROQ_RESIZE=js. */
+function native(): NativeResize | null {
+  if (nativeResize === undefined) {
+    const k = process.env.ZEROQ_RESIZE === 'js' ? undefined : loadNativeKernels().kernels;
+    nativeResize = k?.resize ? k.resize.bind(k) : null;
+  }
+  return nativeResize;
+}
+
+/** Which resize runs: the native one, or the JS reference (no addon, or ZEROQ_RESIZE=js). */
+export function resizeImplementation(): 'native' | 'js' {
+  return native() ? 'native' : 'js';
+}
+
+/**
+ * darknet's resize (or letterbox) of img to dstW x dstH, written into rgb (and planar when given):
+ * the native resize when available, bit-identical with the JS reference otherwise used.
+ */
+function darknetInto(img: RgbImage, letterbox: boolean, dstW: number, dstH: number, rgb: Uint8Array, planar?: Float32Array): void {
+  checkSizes(img, dstW, dstH);
+  const box = letterbox ? letterboxBox(img, dstW, dstH) : { w: dstW, h: dstH, ox: 0, oy: 0 };
+  if (!(box.w >= 1 && box.h >= 1)) throw new ZeroqError('image-size', `cannot letterbox ${img.width}x${img.height} into ${dstW}x${dstH}`);
+  const n = dstW * dstH * 3;
+  if (rgb.length !== n || (planar && planar.length !== n)) {
+    throw new ZeroqError('frame-buffer', `frame buffers of ${rgb.length}/${planar?.length ?? '-'} values for ${dstW}x${dstH}x3`);
+  }
+  const fast = native();
+  if (fast) {
+    fast(img.data, img.width, img.height, box.w, box.h, rgb, dstW, dstH, box.ox, box.oy, planar ?? null);
+    return;
+  }
+  const r = letterbox ? letterboxImageJs(img, dstW, dstH) : resizeImageJs(img, dstW, dstH);
+  rgb.set(r.data);
+  planar?.set(r.planar);
+}
+
+/** darknet's resize_image to w x h (native when available; see resizeImageJs). */
+export function resizeImage(img: RgbImage, w: number, h: number): ResizedImage {
+  checkSizes(img, w, h);
+  const rgb = new Uint8Array(w * h * 3);
+  const planar = new Float32Array(w * h * 3);
+  darknetInto(img, false, w, h, rgb, planar);
+  return { data: rgb, width: w, height: h, planar };
+}
+
+/** darknet's letterbox_image (native when available; see letterboxImageJs). */
+export function letterboxImage(img: RgbImage, netW: number, netH: number): ResizedImage {
+  checkSizes(img, netW, netH);
+  const rgb = new Uint8Array(netW * netH * 3);
+  const planar = new Float32Array(netW * netH * 3);
+  darknetInto(img, true, netW, netH, rgb, planar);
+  return { data: rgb, width: netW, height: netH, planar };
+}
+
+/** Buffers of a network-size frame that a caller reuses from frame to frame. */
+export interface FrameBuffers {
+  rgb: Uint8Array;
+  /** Needed when the float image is kept. */
+  planar?: Float32Array;
+}
+
 export interface FrameOptions {
   /**
    * Keep the float image (Frame.planar, 4 bytes per value) beside the 8-bit one (default true): the
-   * float engine then sees exactly darknet's input. Callers holding many frames for integer engines,
-   * which read only the 8-bit pixels, can drop it to save memory.
+   * float engine then sees exactly darknet's input. Integer engines read only the 8-bit pixels:
+   * without it the native resize does not compute it at all.
    */
   keepFloat?: boolean;
+  /**
+   * Write the frame into these buffers instead of new ones (nothing is allocated per frame). The
+   * returned frame then shares them: it is valid until the buffers are written again.
+   */
+  into?: FrameBuffers;
 }
 
 /** The network input for an image: darknet's resize (or letterbox when the cfg says letter_box=1). */
 export function resizeForNet(img: RgbImage, net: Network, opts: FrameOptions = {}): Frame {
   const { w, h } = net.input;
-  const r = net.letterbox ? letterboxImage(img, w, h) : resizeImage(img, w, h);
-  const frame: Frame = { rgb: r.data, width: r.width, height: r.height };
-  if (opts.keepFloat ?? true) frame.planar = r.planar;
+  const keepFloat = opts.keepFloat ?? true;
+  const n = w * h * 3;
+  const rgb = opts.into?.rgb ?? new Uint8Array(n);
+  const planar = keepFloat ? (opts.into?.planar ?? new Float32Array(n)) : undefined;
+  darknetInto(img, net.letterbox, w, h, rgb, planar);
+  const frame: Frame = { rgb, width: w, height: h };
+  if (planar) frame.planar = planar;
   return frame;
 }
 

@@ -5,6 +5,7 @@
 //   read(handle, layer, out: Int32Array)
 //   info(handle) -> {isa, threads};  profile(handle, on) -> Float64Array of ns per layer
 //   destroy(handle)                       frees the network now (later calls throw)
+//   resize(src, iw, ih, w, h, rgb, dstW, dstH, ox, oy, planar?)   darknet's resize (resize.h)
 #include <node_api.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "net.h"
+#include "resize.h"
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -266,6 +268,44 @@ napi_value Profile(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+int32_t intArg(napi_env env, napi_value v, const char* what) {
+  int32_t x;
+  if (napi_get_value_int32(env, v, &x) != napi_ok) throw Error{std::string(what) + ": expected an integer"};
+  return x;
+}
+
+// resize(src, iw, ih, w, h, rgb, dstW, dstH, ox, oy, planar?): src resized to w x h and placed at
+// (ox, oy) in the dstW x dstH destination, letterbox grey around it.
+napi_value Resize(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 10) throw Error{"resize: 10 or 11 arguments expected"};
+  zqimg::ResizeJob j;
+  size_t srcLen, rgbLen, planarLen = 0;
+  j.src = typed<uint8_t>(env, argv[0], napi_uint8_array, &srcLen, "resize src");
+  j.iw = intArg(env, argv[1], "resize iw");
+  j.ih = intArg(env, argv[2], "resize ih");
+  j.w = intArg(env, argv[3], "resize w");
+  j.h = intArg(env, argv[4], "resize h");
+  j.rgb = typed<uint8_t>(env, argv[5], napi_uint8_array, &rgbLen, "resize rgb");
+  j.dstW = intArg(env, argv[6], "resize dstW");
+  j.dstH = intArg(env, argv[7], "resize dstH");
+  j.ox = intArg(env, argv[8], "resize ox");
+  j.oy = intArg(env, argv[9], "resize oy");
+  j.planar = argc > 10 && !isNullish(env, argv[10]) ? typed<float>(env, argv[10], napi_float32_array, &planarLen, "resize planar") : nullptr;
+  const auto sizes = std::to_string(j.iw) + "x" + std::to_string(j.ih) + " -> " + std::to_string(j.w) + "x" + std::to_string(j.h);
+  if (j.iw < 1 || j.ih < 1 || j.w < 1 || j.h < 1 || j.ox < 0 || j.oy < 0 || j.ox + j.w > j.dstW || j.oy + j.h > j.dstH)
+    throw Error{"resize: bad geometry " + sizes};
+  if (srcLen != (size_t)j.iw * j.ih * 3) throw Error{"resize: source of " + std::to_string(srcLen) + " bytes for " + sizes};
+  const size_t plane = (size_t)j.dstW * j.dstH;
+  if (rgbLen != plane * 3) throw Error{"resize: destination of " + std::to_string(rgbLen) + " bytes, expected " + std::to_string(plane * 3)};
+  if (j.planar && planarLen != plane * 3) throw Error{"resize: planar destination of " + std::to_string(planarLen) + " floats, expected " + std::to_string(plane * 3)};
+  static thread_local zqimg::ResizeScratch scratch;
+  zqimg::resizeDarknet(j, scratch);
+  return nullptr;
+}
+
 template <napi_value (*F)(napi_env, napi_callback_info)>
 napi_value Guard(napi_env env, napi_callback_info info) {
   try {
@@ -287,6 +327,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"info", nullptr, Guard<Info>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"profile", nullptr, Guard<Profile>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"destroy", nullptr, Guard<Destroy>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"resize", nullptr, Guard<Resize>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

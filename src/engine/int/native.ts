@@ -18,6 +18,14 @@ export interface NativeKernels {
   info(handle: unknown): { isa: string; threads: number };
   profile(handle: unknown, on: boolean): Float64Array;
   destroy(handle: unknown): void;
+  /**
+   * darknet's resize of src (iw x ih RGB) to w x h, placed at (ox, oy) in the dstW x dstH RGB
+   * destination (letterbox grey around it) and, when given, its planar floats (src/kernels/resize.cc).
+   */
+  resize?(
+    src: Uint8Array, iw: number, ih: number, w: number, h: number,
+    rgb: Uint8Array, dstW: number, dstH: number, ox: number, oy: number, planar: Float32Array | null,
+  ): void;
 }
 
 export interface NativeConv {
