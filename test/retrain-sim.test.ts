@@ -7,8 +7,8 @@ import { parseCfgFile } from '../src/model/darknet.js';
 import { loadDarknet } from '../src/model/darknet.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
 import { dataPath } from '../src/util/paths.js';
-import { quantForward, floatForward, type Batch } from '../src/retrain/sim.js';
-import { ActivationStats, fromQNet, intNet, tensorFormats, toQNet, weightFormats, type QuantConfig } from '../src/retrain/formats.js';
+import { quantForward, type Batch } from '../src/retrain/sim.js';
+import { defaultQuantConfig, fromQNet, intNet, quantizerFormats, toQNet, type QuantConfig } from '../src/retrain/formats.js';
 import { NetBuilder, randomFrame, randomQNet, rng } from './helpers/random-qnet.js';
 import type { Frame } from '../src/engine/engine.js';
 import type { Network } from '../src/model/ir.js';
@@ -73,23 +73,19 @@ t.test('random QNets on every layer kind: simulation = integer reference', async
   }
 });
 
-t.test('Yolo-Fastest-1.1 with its real weights, formats from calibration: simulation = integer reference', async (t) => {
+t.test('Yolo-Fastest-1.1 with its real weights, formats from the quantizer: simulation = integer reference', async (t) => {
   const cfg = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
   const model = await loadDarknet(cfg, undefined, { width: 128, height: 96 });
   const net = model.net;
   const images = ['000000000785.jpg', '000000001000.jpg'].map((f) => dataPath('coco-val', 'images', f));
   const frames = await Promise.all(images.map(async (p) => (await prepareFrame(p, net)).frame));
-  const batch = batchOf(frames);
-  const outs = floatForward(net, model.params, batch, 2);
-  const stats = new ActivationStats(net.layers.length, 5000, rng(3));
-  outs.forEach((o, i) => stats.add(i, o));
-  for (const cfgQ of [
-    { wbits: 4, perChannel: true, zeroCentered: true, headBits: 16, calibration: 'mse' },
-    { wbits: 8, perChannel: false, zeroCentered: false, headBits: 8, calibration: 'max' },
-  ] as const) {
-    const qc: QuantConfig = { ...cfgQ, abits: 8 };
-    const formats = { tensors: tensorFormats(net, stats, qc), weights: weightFormats(net, model.params, qc) };
-    const qnet = toQNet(net, formats, intNet(net, model.params, formats, qc.wbits), qc);
+  const configs: QuantConfig[] = [
+    defaultQuantConfig(4),
+    { ...defaultQuantConfig(8), perChannel: false, zeroCentered: false, headBits: 8, actCalib: 'minmax', equalize: false },
+  ];
+  for (const qc of configs) {
+    const it = await quantizerFormats(net, model.params, frames, qc, { equalize: qc.equalize, threads: 2 });
+    const qnet = toQNet(net, it.formats, intNet(net, it.params, it.formats, qc.wbits), qc);
     validateQNet(qnet);
     await t.test(`W${qc.wbits} ${qc.perChannel ? 'per-channel' : 'per-layer'}`, async (t) => compare(t, qnet, frames));
   }

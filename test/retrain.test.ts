@@ -8,8 +8,10 @@ import path from 'node:path';
 import { loadDarknet } from '../src/model/darknet.js';
 import { dataPath, repoRoot } from '../src/util/paths.js';
 import { loadFrames, readImageList } from '../src/retrain/data.js';
-import { deriveFormats, initialState, train, trainStep, type TrainConfig, type TrainState } from '../src/retrain/trainer.js';
-import { intNet } from '../src/retrain/formats.js';
+import { initialState, startIteration, train, trainStep, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
+import { defaultQuantConfig, intNet, qnetDifferences, toQNet } from '../src/retrain/formats.js';
+import { quantizeDefaults, quantizeModel } from '../src/quant/quantize.js';
+import { prepareFrame } from '../src/detect/preprocess.js';
 import { floatForward, headValues, quantForward } from '../src/retrain/sim.js';
 import { distillationLoss } from '../src/retrain/loss.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/retrain/checkpoint.js';
@@ -17,19 +19,36 @@ import { flatParams } from '../src/retrain/adam.js';
 import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
 
 const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
-const quant = { abits: 8 as const, headBits: 16 as const, perChannel: true, zeroCentered: true, calibration: 'mse' as const };
+const { wbits: _w, ...quant } = defaultQuantConfig(8);
 
-async function tinySetup(images: number) {
+async function tinySetup(images: number, calibImages = 4) {
   const model = await loadDarknet(CFG, undefined, { width: 64, height: 64 });
   const paths = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, images);
-  return { model, frames: await loadFrames(model.net, paths) };
+  const calib = await Promise.all(paths.slice(0, calibImages).map(async (p) => (await prepareFrame(p, model.net)).frame));
+  return { model, frames: await loadFrames(model.net, paths), calib };
 }
 
-t.test('one training step lowers the distillation loss on its batch', async (t) => {
-  const { model, frames } = await tinySetup(4);
+t.test('each iteration starts from exactly what zeroq quantize gives; the bias correction is replaced, not added', async (t) => {
+  const { model, calib } = await tinySetup(4);
   const net = model.net;
-  const formats = deriveFormats(net, model.params, frames, 4, { ...quant, wbits: 4 }, 2, 1);
   const state = initialState(model.params, 1);
+  const first = await startIteration(net, state, calib, { ...quant, wbits: 5 }, 2);
+  const quantized = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 5, threads: 2 });
+  t.same(qnetDifferences(first.qnet, quantized.qnet), [], 'the quantizer with its defaults (zeroq quantize) gives the same integers');
+  const ours = toQNet(net, first.formats, intNet(net, state.params, first.formats, 5), { ...quant, wbits: 5 });
+  t.same(qnetDifferences(ours, quantized.qnet), [], 'the shadow weights re-rounded in the frozen formats give them too');
+  t.ok(first.formats.weights.some((w) => w && w.biasShift.some((b) => b !== 0)), 'the bias correction is in use');
+  // Without training in between, the next iteration re-derives the same network.
+  state.iteration = 1;
+  const second = await startIteration(net, state, calib, { ...quant, wbits: 5 }, 2);
+  t.same(qnetDifferences(second.qnet, first.qnet), [], 'a second start on unchanged weights changes nothing');
+});
+
+t.test('one training step lowers the distillation loss on its batch', async (t) => {
+  const { model, frames, calib } = await tinySetup(4);
+  const net = model.net;
+  const state = initialState(model.params, 1);
+  const { formats } = await startIteration(net, state, calib, { ...quant, wbits: 4 }, 2);
   const batch = { n: 4, rgb: frames.rgb };
   const lossNow = () => {
     const q = intNet(net, state.params, formats, 4);
@@ -46,13 +65,14 @@ t.test('one training step lowers the distillation loss on its batch', async (t) 
 });
 
 t.test('checkpoint and resume reproduce the uninterrupted run exactly', async (t) => {
-  const { model, frames } = await tinySetup(6);
+  const { model, frames, calib } = await tinySetup(6);
   const net = model.net;
   const cfg: TrainConfig = {
     quant, schedule: [6, 4], iterations: 2, epochs: 2, batch: 2, lr: 1e-4, seed: 7, threads: 2,
-    calibFrames: 4, labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
+    labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
   };
-  const straight = await train(net, model.params, initialState(model.params, cfg.seed), frames, undefined, cfg);
+  const data: TrainData = { frames, calib };
+  const straight = await train(net, model.params, initialState(model.params, cfg.seed), data, cfg);
   t.equal(straight.state.history.length, 2, 'two iterations');
   t.same(straight.state.history.map((h) => h.wbits), [6, 4], 'widths follow the schedule');
 
@@ -64,7 +84,7 @@ t.test('checkpoint and resume reproduce the uninterrupted run exactly', async (t
   let saves = 0;
   const stop = new Error('interrupted');
   await t.rejects(
-    train(net, model.params, initialState(model.params, cfg.seed), frames, undefined, cfg, {
+    train(net, model.params, initialState(model.params, cfg.seed), data, cfg, {
       checkpointEvery: 1,
       onCheckpoint: async (s: TrainState) => {
         await saveCheckpoint(file, settings, s);
@@ -75,7 +95,7 @@ t.test('checkpoint and resume reproduce the uninterrupted run exactly', async (t
   );
   const resumedState = await loadCheckpoint(file, settings);
   t.ok(resumedState.iteration > 0 || resumedState.epoch > 0 || resumedState.step > 0, 'the checkpoint is mid-run');
-  const resumed = await train(net, model.params, resumedState, frames, undefined, cfg);
+  const resumed = await train(net, model.params, resumedState, data, cfg);
   const a = flatParams(straight.state.params);
   const b = flatParams(resumed.state.params);
   t.ok(a.every((x, k) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(b[k].buffer)) === 0), 'same shadow weights, bit for bit');
@@ -89,7 +109,8 @@ t.test('bad arguments are refused with the flag named', async (t) => {
   const list = dataPath('coco-val', 'calib.txt');
   const base: RetrainFlags = {
     wbits: '4', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '8', lr: '0.0001',
-    headBits: '16', calibration: 'mse', calibImages: '64', threads: '2', output: 'out.zqw',
+    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+    calibImages: '32', threads: '2', output: 'out.zqw',
   };
   t.equal(parseRetrainFlags(CFG, base).train.schedule[0], 4, 'valid flags pass');
   const cases: [Partial<RetrainFlags>, RegExp][] = [
@@ -103,8 +124,10 @@ t.test('bad arguments are refused with the flag named', async (t) => {
     [{ epochs: '0' }, /--epochs.*positive integer/],
     [{ lr: '-1' }, /--lr/],
     [{ budgetMinutes: 'soon' }, /--budget-minutes/],
-    [{ headBits: '12' }, /--head-bits/],
-    [{ calibration: 'percentile' }, /--calibration/],
+    [{ headAbits: '12' }, /--head-abits/],
+    [{ actCalib: 'mse' }, /--act-calib/],
+    [{ searchObjective: 'best' }, /--search-objective/],
+    [{ calibImages: '0' }, /--calib-images/],
     [{ output: undefined }, /-o out.zqw/],
     [{ data: '/nonexistent/list.txt' }, /no such image list/],
   ];
@@ -128,7 +151,8 @@ t.test('a validation list overlapping the training list is refused', async (t) =
   const { runRetrain } = await import('../src/retrain/run.js');
   const args = parseRetrainFlags(CFG, {
     wbits: '4', abits: '8', data: list, val: list, epochs: '1', labelWeight: '1', seed: '1', batch: '1', lr: '0.0001',
-    headBits: '16', calibration: 'mse', calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'),
+    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+    calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'),
   });
   await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
 });
@@ -146,7 +170,8 @@ t.test('the written weight set, run by the integer reference, gives the heads th
   const out = path.join(dir, 'o.zqw');
   const args = parseRetrainFlags(CFG, {
     wbits: '5', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.0001', iterations: '1',
-    headBits: '16', calibration: 'mse', calibImages: '2', threads: '2', output: out,
+    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+    calibImages: '2', threads: '2', output: out,
   });
   const report = await runRetrain({ ...args, size: { width: 64, height: 64 } });
   t.equal(report.out, out);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { ZeroqError } from '../util/errors.js';
 import type { RetrainArgs } from '../retrain/run.js';
+import type { ActCalibMethod } from '../quant/calibrate.js';
 
 export interface RetrainFlags {
   wbits?: string;
@@ -22,10 +23,15 @@ export interface RetrainFlags {
   batch: string;
   lr: string;
   perLayer?: boolean;
-  plain?: boolean;
-  headBits: string;
-  calibration: string;
+  zeroCenter: boolean;
+  headAbits: string;
+  actCalib: string;
+  percentile: string;
+  biasCorrection: boolean;
+  equalize: boolean;
+  searchObjective: string;
   calibImages: string;
+  keepIterations?: boolean;
   threads: string;
   maxSteps?: string;
   output?: string;
@@ -65,10 +71,14 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   if (iterations < schedule.length) {
     throw new ZeroqError('bad-option', `${iterations} iterations cannot run the ${schedule.length} widths of the schedule`, '--iterations');
   }
-  const headBits = num(o.headBits, '--head-bits', (x) => x === 8 || x === 16, '8 or 16') as 8 | 16;
-  if (o.calibration !== 'mse' && o.calibration !== 'max') {
-    throw new ZeroqError('bad-option', `"${o.calibration}" is not a calibration method (mse, max)`, '--calibration');
+  const headBits = num(o.headAbits, '--head-abits', (x) => x === 8 || x === 16, '8 or 16') as 8 | 16;
+  if (!['minmax', 'percentile', 'search'].includes(o.actCalib)) {
+    throw new ZeroqError('bad-option', `"${o.actCalib}" is not an activation calibration (minmax, percentile, search)`, '--act-calib');
   }
+  if (o.searchObjective !== 'exact' && o.searchObjective !== 'float') {
+    throw new ZeroqError('bad-option', `"${o.searchObjective}" is not a search objective (exact, float)`, '--search-objective');
+  }
+  const percentile = num(o.percentile, '--percentile', (x) => x > 0 && x <= 100, 'a percentile in (0, 100]');
   const budget = o.budgetMinutes !== undefined ? num(o.budgetMinutes, '--budget-minutes', (x) => x > 0, 'a positive number of minutes') : 0;
   return {
     cfg,
@@ -79,8 +89,13 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     out: o.output,
     checkpoint: o.checkpoint,
     resume: o.resume ?? false,
+    calibImages: posInt(o.calibImages, '--calib-images'),
+    keepIterations: o.keepIterations ?? false,
     train: {
-      quant: { abits: 8, headBits, perChannel: !o.perLayer, zeroCentered: !o.plain, calibration: o.calibration },
+      quant: {
+        abits: 8, headBits, perChannel: !o.perLayer, zeroCentered: o.zeroCenter, actCalib: o.actCalib as ActCalibMethod, percentile,
+        biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer, searchObjective: o.searchObjective as 'exact' | 'float',
+      },
       schedule,
       iterations,
       epochs: posInt(o.epochs, '--epochs'),
@@ -88,7 +103,6 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       lr: num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)'),
       seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       threads: posInt(o.threads, '--threads'),
-      calibFrames: posInt(o.calibImages, '--calib-images'),
       labelWeight: o.labels ? num(o.labelWeight, '--label-weight', (x) => x > 0, 'a positive number') : 0,
       budgetMs: budget * 60_000,
       maxStepsPerEpoch: o.maxSteps !== undefined ? posInt(o.maxSteps, '--max-steps') : 0,
@@ -119,10 +133,15 @@ export function register(program: Command): void {
     .option('--batch <n>', 'images per step', '8')
     .option('--lr <rate>', 'Adam learning rate of the first iteration (halved at each next one)', '0.0001')
     .option('--per-layer', 'one weight format per layer instead of per output channel')
-    .option('--plain', 'plain fixed point (no zero-centering)')
-    .option('--head-bits <n>', 'width of the tensors feeding the yolo heads (8 or 16)', '16')
-    .option('--calibration <method>', 'activation formats: mse (least error) or max (no clipping)', 'mse')
-    .option('--calib-images <n>', 'images used to calibrate activation formats at each iteration', '64')
+    .option('--no-zero-center', 'plain fixed point (mu = 0), the baseline zero-centering is compared with')
+    .option('--head-abits <n>', 'width of the tensors feeding the yolo heads (8 or 16)', '16')
+    .option('--act-calib <method>', 'activation fraction bits by minmax, percentile or search (as zeroq quantize)', 'search')
+    .option('--percentile <p>', 'for --act-calib percentile: the percentile of |x| kept unclipped', '99.99')
+    .option('--no-bias-correction', 'keep the shadow biases at each iteration start (default: the quantizer corrects them)')
+    .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
+    .option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', 'exact')
+    .option('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', '32')
+    .option('--keep-iterations', 'also write the weight set of every iteration (<output>.it<k>.zqw)')
     .option('--threads <n>', 'threads of the training core', '2')
     .option('--max-steps <n>', 'at most this many steps per epoch')
     .option('-o, --output <file>', 'the weight set to write (.zqw)')
@@ -135,6 +154,9 @@ export function register(program: Command): void {
       const report = await runRetrain({ ...args, ...progress, log: (m) => progress.log(m) }).finally(() => progress.stop());
       if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
+        if (report.quantized) {
+          process.stdout.write(`quantized only  AP ${(report.quantized.ap * 100).toFixed(2)}  AP50 ${(report.quantized.ap50 * 100).toFixed(2)}\n`);
+        }
         for (const r of report.history) {
           const ap = r.ap50 !== undefined ? `  AP ${(r.ap! * 100).toFixed(2)}  AP50 ${(r.ap50 * 100).toFixed(2)}` : '';
           process.stdout.write(`iteration ${r.iteration + 1}  W${r.wbits}  loss ${r.meanLoss.toFixed(3)}  ${(r.elapsedMs / 60000).toFixed(1)} min${ap}\n`);

@@ -1,19 +1,24 @@
 /**
- * Fixed-point formats during retraining. Before each iteration the weight formats (mu, fw, M, fm)
- * are derived from the current float shadow weights and the activation formats from float
- * activations on calibration frames; during the iteration they stay fixed and every step only
- * re-rounds the shadow weights into them (quantizeStep). The integers follow
- * docs/formats/fixed-point.md; toQNet turns the result into the QNet that .zqw files carry.
+ * Fixed-point formats during retraining. Before each iteration the quantizer itself
+ * (src/quant/quantize.ts, the options of `zeroq quantize`) quantizes the current float shadow
+ * weights: its activation formats, weight formats (fw, M, fm) and bias-corrected biases start the
+ * iteration, so that the iteration's first integer network is exactly what `zeroq quantize` gives for
+ * those weights. During the iteration the formats stay fixed and every step only re-rounds the shadow
+ * weights into them (quantizeConv). The integers follow docs/formats/fixed-point.md; toQNet turns the
+ * result into the QNet that .zqw files carry.
  */
 import type { ConvLayer, Network } from '../model/ir.js';
-import { largestFrac, roundHalfAway, sat, signedMax } from '../quant/fixed.js';
+import type { Frame } from '../engine/engine.js';
+import { roundHalfAway, sat } from '../quant/fixed.js';
 import { quantizeWeights } from '../quant/weights.js';
+import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
+import type { ActCalibMethod } from '../quant/calibrate.js';
 import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../quant/qnet.js';
 import { ZeroqError } from '../util/errors.js';
 import type { IntConv, IntNet, ParamSet } from './sim.js';
 
 export interface QuantConfig {
-  /** Weight width Nw (2..8). */
+  /** Weight width Nw (2..8) of every conv layer. */
   wbits: number;
   /** Activation width (8). */
   abits: 8;
@@ -21,8 +26,49 @@ export interface QuantConfig {
   headBits: 8 | 16;
   perChannel: boolean;
   zeroCentered: boolean;
-  /** How activation fraction bits are chosen from calibration values. */
-  calibration: 'max' | 'mse';
+  /** The quantizer's activation calibration (`zeroq quantize --act-calib`), and its percentile. */
+  actCalib: ActCalibMethod;
+  percentile?: number;
+  /** The quantizer's bias correction, applied to the shadow biases at the start of every iteration. */
+  biasCorrection: boolean;
+  /** The quantizer's activation equalization, applied once to the float model before the first iteration. */
+  equalize: boolean;
+  searchObjective: 'exact' | 'float';
+}
+
+/** The quantizer's defaults (`zeroq quantize` without options) at a weight width. */
+export function defaultQuantConfig(wbits: number): QuantConfig {
+  const d = quantizeDefaults();
+  return {
+    wbits,
+    abits: 8,
+    headBits: d.headAbits === 8 ? 8 : 16,
+    perChannel: d.perChannel,
+    zeroCentered: d.zeroCenter,
+    actCalib: d.actCalib,
+    percentile: d.percentile,
+    biasCorrection: d.biasCorrection ?? false,
+    equalize: d.perChannel,
+    searchObjective: d.searchObjective ?? 'exact',
+  };
+}
+
+/** The options `zeroq quantize` would run with for this configuration. */
+export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: number): QuantizeOptions {
+  return {
+    ...quantizeDefaults(),
+    wbits: cfg.wbits,
+    perChannel: cfg.perChannel,
+    zeroCenter: cfg.zeroCentered,
+    abits: cfg.abits,
+    headAbits: cfg.headBits,
+    actCalib: cfg.actCalib,
+    ...(cfg.percentile !== undefined ? { percentile: cfg.percentile } : {}),
+    biasCorrection: cfg.biasCorrection,
+    equalize: equalize && cfg.perChannel,
+    searchObjective: cfg.searchObjective,
+    threads,
+  };
 }
 
 /** Weight formats of one conv layer, per output channel. */
@@ -32,6 +78,12 @@ export interface WeightFormat {
   fm: Int32Array;
   /** The float mean the weights are centered on before rounding (0 without zero-centering). */
   mu: Float64Array;
+  /**
+   * The quantizer's bias correction for this iteration's rounding (real units), added to the shadow
+   * bias before rounding it. Kept apart from the shadow bias so that the next iteration's correction
+   * replaces it instead of adding to it.
+   */
+  biasShift: Float64Array;
 }
 
 export interface Formats {
@@ -40,27 +92,73 @@ export interface Formats {
   weights: (WeightFormat | undefined)[];
 }
 
+export interface IterationFormats {
+  formats: Formats;
+  /** The shadow parameters to continue from (equalized when asked). */
+  params: ParamSet;
+  /** What `zeroq quantize` gives for the incoming shadow weights. */
+  qnet: QNet;
+}
+
+/**
+ * Runs the quantizer on the shadow weights and takes its formats. The difference between the real
+ * value of the quantizer's integer bias and the shadow bias (its bias correction) is kept as the
+ * channel's biasShift, so that re-rounding in the frozen formats gives the quantizer's integers back.
+ */
+export async function quantizerFormats(
+  net: Network, params: ParamSet, calib: Frame[], cfg: QuantConfig, opts: { equalize: boolean; threads: number },
+): Promise<IterationFormats> {
+  const res = await quantizeModel({ net, params }, calib, quantizeOptionsOf(cfg, opts.equalize, opts.threads));
+  const out: ParamSet = res.model.params.map((p) => (p ? { weight: Float32Array.from(p.weight), bias: Float32Array.from(p.bias) } : undefined));
+  const weights = net.layers.map((l): WeightFormat | undefined => {
+    if (l.kind !== 'conv') return undefined;
+    const c = res.qnet.convs[l.index];
+    const p = out[l.index];
+    if (!c || !p) throw new ZeroqError('retrain-params', 'conv layer without parameters', l.source ?? `layer ${l.index}`);
+    // mu as the quantizer takes it (it does not depend on fw); fw, M, fm as the quantizer chose them.
+    const { mu } = quantizeWeights(p.weight, l.filters, {
+      wbits: cfg.wbits, perChannel: cfg.perChannel, zeroCenter: cfg.zeroCentered, inputScale: inputScale(l),
+    }, l.source ?? `layer ${l.index}`);
+    const j = l.inputs[0];
+    const faIn = j === -1 ? INPUT_FRAC : res.qnet.formats[j].frac;
+    const biasShift = new Float64Array(l.filters);
+    for (let o = 0; o < l.filters; o++) biasShift[o] = c.bias[o] * 2 ** -(c.fw[o] + faIn) - p.bias[o];
+    return { fw: c.fw.slice(), m: c.m.slice(), fm: c.fm.slice(), mu, biasShift };
+  });
+  return { formats: { tensors: res.qnet.formats.map((t) => ({ ...t })), weights }, params: out, qnet: res.qnet };
+}
+
+/**
+ * Where two QNets of one network differ in their integers (formats, weights, biases): a list of
+ * "layer i: what" lines, empty when they are the same.
+ */
+export function qnetDifferences(a: QNet, b: QNet): string[] {
+  const out: string[] = [];
+  const same = (x: ArrayLike<number>, y: ArrayLike<number>) => x.length === y.length && Array.prototype.every.call(x, (v: number, i: number) => v === y[i]);
+  a.net.layers.forEach((l, i) => {
+    const fa = a.formats[i];
+    const fb = b.formats[i];
+    if (fa.bits !== fb.bits || fa.frac !== fb.frac) out.push(`layer ${i}: format ${fa.bits}/${fa.frac} vs ${fb.bits}/${fb.frac}`);
+    const ca = a.convs[i];
+    const cb = b.convs[i];
+    if (!ca || !cb) {
+      if (ca !== cb) out.push(`layer ${i}: conv parameters on one side only`);
+      return;
+    }
+    for (const k of ['q', 'fw', 'm', 'fm', 'bias'] as const) if (!same(ca[k], cb[k])) out.push(`layer ${i}: ${k}`);
+    if (ca.wbits !== cb.wbits || ca.perChannel !== cb.perChannel || ca.zeroCentered !== cb.zeroCentered) out.push(`layer ${i}: kind of format`);
+  });
+  return out;
+}
+
 /** Factor folded into the weights of layers reading the frame: the engine reads P/256, the model P/255. */
 export function inputScale(layer: ConvLayer): number {
   return layer.inputs[0] === -1 ? 256 / 255 : 1;
 }
 
-const FRAC_CAP = 40;
-
-/** mu, fw, M, fm of one conv layer from its float weights: the quantizer's rule (src/quant/weights.ts). */
-export function weightFormat(layer: ConvLayer, weight: Float32Array, cfg: QuantConfig): WeightFormat {
-  const wq = quantizeWeights(weight, layer.filters, {
-    wbits: cfg.wbits,
-    perChannel: cfg.perChannel,
-    zeroCenter: cfg.zeroCentered,
-    inputScale: inputScale(layer),
-  }, layer.source ?? `layer ${layer.index}`);
-  return { fw: wq.fw, m: wq.m, fm: wq.fm, mu: wq.mu };
-}
-
 /**
  * The integer parameters of one conv layer for the current shadow weights in frozen formats:
- * Q = sat(round((w - mu) * 2^fw)), B = round(bias * 2^(fw + fa_in)) and the real weights
+ * Q = sat(round((w - mu) * 2^fw)), B = round((bias + biasShift) * 2^(fw + fa_in)) and the real weights
  * the integers stand for.
  */
 export function quantizeConv(
@@ -83,102 +181,11 @@ export function quantizeConv(
       q[i] = v;
       weff[i] = v / step + muQ;
     }
-    B[o] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfAway(bias[o] * 2 ** (wf.fw[o] + faIn))));
+    B[o] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfAway((bias[o] + wf.biasShift[o]) * 2 ** (wf.fw[o] + faIn))));
     mShift[o] = wf.fm[o] - wf.fw[o];
     outShift[o] = wf.fw[o] + faIn - faOut;
   }
   return { q, m: wf.m.slice(), mShift, bias: B, outShift, weff };
-}
-
-/** Which tensors only yolo layers read (they may be 16-bit). */
-export function headOnly(net: Network): boolean[] {
-  const readers = net.layers.map(() => [] as string[]);
-  for (const l of net.layers) for (const i of l.inputs) if (i >= 0) readers[i].push(l.kind);
-  return readers.map((r) => r.length > 0 && r.every((k) => k === 'yolo'));
-}
-
-/** Fraction bits of a tensor from sampled real values. */
-export function activationFrac(values: Float32Array, maxAbs: number, bits: number, method: 'max' | 'mse'): number {
-  const hi = signedMax(bits);
-  const fMax = largestFrac(maxAbs, hi, FRAC_CAP);
-  if (method === 'max' || values.length === 0) return fMax;
-  const lo = -hi - 1;
-  let best = fMax;
-  let bestErr = Infinity;
-  for (let f = fMax; f <= fMax + 6 && f <= FRAC_CAP; f++) {
-    const s = 2 ** f;
-    let err = 0;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      const r = Math.min(hi, Math.max(lo, roundHalfAway(v * s))) / s;
-      err += (r - v) * (r - v);
-    }
-    if (err < bestErr) (bestErr = err), (best = f);
-  }
-  return best;
-}
-
-/** Collects, per layer, the largest magnitude and a bounded sample of values of float activations. */
-export class ActivationStats {
-  readonly maxAbs: Float64Array;
-  private readonly samples: number[][];
-  private seen: Float64Array;
-  constructor(
-    private readonly layers: number,
-    private readonly perLayer = 20000,
-    private rand: () => number = Math.random,
-  ) {
-    this.maxAbs = new Float64Array(layers);
-    this.samples = Array.from({ length: layers }, () => []);
-    this.seen = new Float64Array(layers);
-  }
-  add(layer: number, values: Float32Array): void {
-    let m = this.maxAbs[layer];
-    for (let i = 0; i < values.length; i++) {
-      const a = Math.abs(values[i]);
-      if (a > m) m = a;
-    }
-    this.maxAbs[layer] = m;
-    // Reservoir sampling keeps a uniform sample of everything seen.
-    const s = this.samples[layer];
-    const stride = Math.max(1, Math.floor(values.length / this.perLayer));
-    for (let i = 0; i < values.length; i += stride) {
-      const seen = ++this.seen[layer];
-      if (s.length < this.perLayer) s.push(values[i]);
-      else {
-        const j = Math.floor(this.rand() * seen);
-        if (j < this.perLayer) s[j] = values[i];
-      }
-    }
-  }
-  sample(layer: number): Float32Array {
-    return Float32Array.from(this.samples[layer]);
-  }
-}
-
-/** Activation formats from calibration statistics, with the format rules of the integer engine. */
-export function tensorFormats(net: Network, stats: ActivationStats, cfg: QuantConfig): TensorFormat[] {
-  const head = headOnly(net);
-  const out: TensorFormat[] = [];
-  const fracOf = (j: number) => (j === -1 ? INPUT_FRAC : out[j].frac);
-  for (const l of net.layers) {
-    const bits: 8 | 16 = head[l.index] && cfg.headBits === 16 ? 16 : cfg.abits;
-    switch (l.kind) {
-      case 'maxpool':
-      case 'upsample':
-      case 'dropout':
-      case 'yolo':
-        out.push({ bits: l.kind === 'yolo' ? out[l.inputs[0]].bits : bits, frac: fracOf(l.inputs[0]) });
-        break;
-      default:
-        out.push({ bits, frac: activationFrac(stats.sample(l.index), stats.maxAbs[l.index], bits, cfg.calibration) });
-    }
-  }
-  return out;
-}
-
-export function weightFormats(net: Network, params: ParamSet, cfg: QuantConfig): (WeightFormat | undefined)[] {
-  return net.layers.map((l) => (l.kind === 'conv' ? weightFormat(l, params[l.index]!.weight, cfg) : undefined));
 }
 
 /** The integer network for the current shadow parameters in frozen formats. */

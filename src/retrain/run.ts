@@ -4,14 +4,17 @@
  */
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import type { Frame } from '../engine/engine.js';
+import { prepareFrame } from '../detect/preprocess.js';
 import { loadDarknet } from '../model/darknet.js';
 import { validateQNet } from '../engine/int/validate.js';
 import type { QNet } from '../quant/qnet.js';
 import { writeZqw, type ZqwMeta } from '../quant/zqw.js';
 import { ZeroqError } from '../util/errors.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { loadFrames, readGroundTruth, readImageList, readLabels } from './data.js';
+import { imageIdOf, loadFrames, readGroundTruth, readImageList, readLabels } from './data.js';
 import { checkSupported } from './sim.js';
 import { initialState, train, type IterationRecord, type ProgressEvent, type TrainConfig } from './trainer.js';
 import { validationAp } from './validate.js';
@@ -25,6 +28,10 @@ export interface RetrainArgs {
   out: string;
   checkpoint?: string;
   resume: boolean;
+  /** The first n training images calibrate the quantizer at every iteration. */
+  calibImages: number;
+  /** Also write every iteration's weight set (<out>.it<k>.zqw). */
+  keepIterations?: boolean;
   train: TrainConfig;
   /** Network input size override (tests). */
   size?: { width: number; height: number };
@@ -35,7 +42,11 @@ export interface RetrainArgs {
 
 export interface RetrainReport {
   out: string;
+  /** Validation AP of the quantizer's output before retraining (with --val). */
+  quantized?: { ap: number; ap50: number };
   history: IterationRecord[];
+  /** With keepIterations: the weight set of every iteration. */
+  iterations?: string[];
   stoppedByBudget: boolean;
   elapsedMs: number;
 }
@@ -46,6 +57,14 @@ async function writeWeightSet(qnet: QNet, out: string, meta: ZqwMeta): Promise<s
   await writeFile(tmp, writeZqw(qnet, meta));
   await rename(tmp, out);
   return out;
+}
+
+function imageIdOrName(p: string): number | string {
+  try {
+    return imageIdOf(p);
+  } catch {
+    return path.basename(p);
+  }
 }
 
 export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
@@ -65,18 +84,26 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   log(`loading ${trainPaths.length} training images`);
   const frames = await loadFrames(net, trainPaths);
   const labels = a.train.labelWeight > 0 ? await Promise.all(trainPaths.map(readLabels)) : undefined;
+  // The calibration frames as `zeroq quantize` reads them (float planes included).
+  const calib: Frame[] = [];
+  for (const p of trainPaths.slice(0, a.calibImages)) calib.push((await prepareFrame(p, net)).frame);
   let validate: ((q: QNet) => Promise<{ ap: number; ap50: number }>) | undefined;
   if (valPaths) {
     const gtFile = a.gt ?? path.join(path.dirname(a.val!), 'instances.json');
     const gt = await readGroundTruth(gtFile);
     log(`loading ${valPaths.length} validation images`);
     const valFrames = await loadFrames(net, valPaths);
-    validate = (q) => Promise.resolve(validationAp(q, valFrames, gt, a.train.threads));
+    validate = (q) => {
+      const v = validationAp(q, valFrames, gt, a.train.threads);
+      log(`validation AP ${v.ap.toFixed(4)} AP50 ${v.ap50.toFixed(4)}`);
+      return Promise.resolve(v);
+    };
   }
   const ckpt = a.checkpoint ?? `${a.out}.ckpt.json`;
   const settings: Record<string, unknown> = {
     net: net.name, input: net.input, data: path.resolve(a.data), schedule: a.train.schedule, quant: a.train.quant,
     batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, labelWeight: a.train.labelWeight, epochs: a.train.epochs,
+    calibImages: a.calibImages,
   };
   let state = initialState(model.params, a.train.seed);
   if (a.resume) {
@@ -84,28 +111,42 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     state = await loadCheckpoint(ckpt, settings);
     log(`resuming at iteration ${state.iteration + 1}, epoch ${state.epoch + 1}, step ${state.step}`);
   }
-  const result = await train(net, model.params, state, frames, labels, a.train, {
+  const source = {
+    model: net.name, cfg: path.resolve(a.cfg), weights: model.weightsPath,
+    weightsSha256: createHash('sha256').update(await readFile(model.weightsPath)).digest('hex'),
+  };
+  const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
+    method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, seed: a.train.seed,
+    ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
+  });
+  const calibration = { method: a.train.quant.actCalib, images: calib.length, list: path.basename(a.data), imageIds: trainPaths.slice(0, calib.length).map(imageIdOrName) };
+  const iterationFiles: string[] = [];
+  const result = await train(net, model.params, state, { frames, labels, calib }, a.train, {
     onProgress: a.onProgress,
+    onQuantized: (k) => log(`iteration ${k + 1}: formats from the quantizer`),
     onIterationStart: a.onIterationStart,
     checkpointEvery: 50,
     onCheckpoint: (s) => saveCheckpoint(ckpt, settings, s),
     validate,
-    onIterationEnd: (r) =>
-      log(`iteration ${r.iteration + 1}: W${r.wbits}, mean loss ${r.meanLoss.toFixed(3)}` +
-        (r.ap50 !== undefined ? `, validation AP ${r.ap!.toFixed(4)} AP50 ${r.ap50.toFixed(4)}` : '')),
+    onIterationEnd: async (r, qnet) => {
+      log(`iteration ${r.iteration + 1}: W${r.wbits}, mean loss ${r.meanLoss.toFixed(3)}, ${(r.elapsedMs / 60000).toFixed(1)} min` +
+        (r.ap50 !== undefined ? `, validation AP ${r.ap!.toFixed(4)} AP50 ${r.ap50.toFixed(4)}` : ''));
+      if (a.keepIterations) {
+        const file = a.out.replace(/(\.zqw)?$/, `.it${r.iteration + 1}.zqw`);
+        iterationFiles[r.iteration] = await writeWeightSet(qnet, file, { source, quantization: quantization(r.iteration + 1, r), calibration });
+      }
+    },
   });
   validateQNet(result.qnet);
   const last = result.state.history[result.state.history.length - 1];
-  const meta: ZqwMeta = {
-    source: { model: net.name, cfg: path.resolve(a.cfg), ...(a.weights ? { weights: path.resolve(a.weights) } : {}) },
-    quantization: {
-      method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, iterations: result.state.history.length,
-      epochs: a.train.epochs, seed: a.train.seed, ...(last?.ap50 !== undefined ? { validationAP: last.ap, validationAP50: last.ap50 } : {}),
-    },
-  };
+  const meta: ZqwMeta = { source, quantization: quantization(Math.max(1, result.state.history.length), last), calibration };
   const written = await writeWeightSet(result.qnet, a.out, meta);
   return {
-    out: written, history: result.state.history,
+    out: written,
+    ...(result.state.quantized ? { quantized: result.state.quantized } : {}),
+    history: result.state.history,
+    ...(a.keepIterations ? { iterations: iterationFiles } : {}),
     stoppedByBudget: result.stoppedByBudget, elapsedMs: result.state.elapsedMs,
   };
 }

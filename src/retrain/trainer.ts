@@ -9,9 +9,8 @@ import type { Network } from '../model/ir.js';
 import type { QNet } from '../quant/qnet.js';
 import { ZeroqError } from '../util/errors.js';
 import { adamStep, flatParams, newAdam, type AdamState } from './adam.js';
-import {
-  ActivationStats, inputScale, intNet, tensorFormats, toQNet, weightFormats, type Formats, type QuantConfig,
-} from './formats.js';
+import type { Frame } from '../engine/engine.js';
+import { inputScale, intNet, qnetDifferences, quantizerFormats, toQNet, type Formats, type QuantConfig } from './formats.js';
 import { distillationLoss, labelLoss, type LabelBox } from './loss.js';
 import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
 import type { FrameSet } from './data.js';
@@ -27,8 +26,6 @@ export interface TrainConfig {
   lr: number;
   seed: number;
   threads: number;
-  /** Frames used to calibrate activation formats before each iteration. */
-  calibFrames: number;
   /** Weight of the label loss (0: distillation only). */
   labelWeight: number;
   /** Stop (after a finished step, with a checkpoint) once this many ms have been spent; 0: none. */
@@ -38,6 +35,15 @@ export interface TrainConfig {
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
+/** What a run trains on. */
+export interface TrainData {
+  frames: FrameSet;
+  /** Darknet labels of the frames (for the label loss). */
+  labels?: LabelBox[][];
+  /** The quantizer's calibration frames (as detect/preprocess gives them, float planes included). */
+  calib: Frame[];
+}
+
 export interface TrainState {
   iteration: number;
   epoch: number;
@@ -54,6 +60,8 @@ export interface TrainState {
   /** Loss sum and step count of the current iteration. */
   lossSum: number;
   lossCount: number;
+  /** Validation AP of the quantizer's output for the float model (before any retraining). */
+  quantized?: { ap: number; ap50: number };
 }
 
 export interface IterationRecord {
@@ -83,9 +91,11 @@ export interface TrainHooks {
   /** Called with the state after every `checkpointEvery` steps and at the end of each epoch. */
   onCheckpoint?(state: TrainState): Promise<void>;
   checkpointEvery?: number;
-  /** Validation of the integer network after each iteration. */
+  /** Validation of the integer network: of the quantizer's output before training, and after each iteration. */
   validate?(qnet: QNet): Promise<{ ap: number; ap50: number }>;
-  onIterationEnd?(record: IterationRecord): void;
+  /** The quantizer's output for the shadow weights at the start of an iteration. */
+  onQuantized?(iteration: number, qnet: QNet): void;
+  onIterationEnd?(record: IterationRecord, qnet: QNet): void | Promise<void>;
 }
 
 export interface TrainResult {
@@ -135,21 +145,19 @@ function sliceBatch(net: Network, frames: FrameSet, idx: number[]): Batch {
   return { n: idx.length, rgb };
 }
 
-/** Activation and weight formats for the current shadow weights. */
-export function deriveFormats(net: Network, params: ParamSet, frames: FrameSet, count: number, quant: QuantConfig, threads: number, seed: number): Formats {
-  const n = Math.min(count, frames.paths.length);
-  let s = seed >>> 0;
-  const stats = new ActivationStats(net.layers.length, 20000, () => {
-    const [r, next] = nextRandom(s);
-    s = next;
-    return r;
-  });
-  for (let b = 0; b < n; b += 8) {
-    const idx = Array.from({ length: Math.min(8, n - b) }, (_, i) => b + i);
-    const outs = floatForward(net, params, sliceBatch(net, frames, idx), threads);
-    outs.forEach((o, i) => stats.add(i, o));
+/**
+ * Starts an iteration: the quantizer's formats for the current shadow weights (equalized before the
+ * first iteration when asked), checked to give back exactly the quantizer's integers.
+ */
+export async function startIteration(net: Network, state: TrainState, calib: Frame[], quant: QuantConfig, threads: number): Promise<{ formats: Formats; qnet: QNet }> {
+  const it = await quantizerFormats(net, state.params, calib, quant, { equalize: quant.equalize && state.iteration === 0, threads });
+  const ours = toQNet(net, it.formats, intNet(net, it.params, it.formats, quant.wbits), quant);
+  const diff = qnetDifferences(ours, it.qnet);
+  if (diff.length > 0) {
+    throw new ZeroqError('retrain-formats', `the quantizer's integers are not reproduced: ${diff.slice(0, 5).join('; ')}`, net.name);
   }
-  return { tensors: tensorFormats(net, stats, quant), weights: weightFormats(net, params, quant) };
+  state.params = it.params;
+  return { formats: it.formats, qnet: it.qnet };
 }
 
 function newGrads(net: Network, params: ParamSet): Grads {
@@ -198,10 +206,8 @@ export function trainStep(
  * optimiser (from initialState or a checkpoint), where (iteration, epoch, step) is the next step to
  * take. Returns the final integer network.
  */
-export async function train(
-  net: Network, teacher: ParamSet, state: TrainState, frames: FrameSet, labels: LabelBox[][] | undefined,
-  cfg: TrainConfig, hooks: TrainHooks = {},
-): Promise<TrainResult> {
+export async function train(net: Network, teacher: ParamSet, state: TrainState, data: TrainData, cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const { frames, labels } = data;
   if (flatParams(state.params).length !== flatParams(teacher).length) {
     throw new ZeroqError('retrain-state', 'the checkpoint does not belong to this network');
   }
@@ -220,7 +226,13 @@ export async function train(
     const quant: QuantConfig = { ...cfg.quant, wbits };
     // Formats come from the shadow weights at the start of the iteration; the state keeps them so
     // that a resumed run continues with the same ones.
-    state.formats ??= deriveFormats(net, state.params, frames, cfg.calibFrames, quant, cfg.threads, cfg.seed + state.iteration);
+    if (!state.formats) {
+      const start = await startIteration(net, state, data.calib, quant, cfg.threads);
+      state.formats = start.formats;
+      hooks.onQuantized?.(state.iteration, start.qnet);
+      if (state.iteration === 0 && hooks.validate && !state.quantized) state.quantized = await hooks.validate(start.qnet);
+      await hooks.onCheckpoint?.(state);
+    }
     const formats = state.formats;
     last = { formats, wbits };
     const lr = cfg.lr * 0.5 ** state.iteration;
@@ -252,13 +264,14 @@ export async function train(
     const record: IterationRecord = {
       iteration: state.iteration, wbits, meanLoss: state.lossCount ? state.lossSum / state.lossCount : NaN, steps: state.lossCount, elapsedMs: elapsed(),
     };
+    const qnet = toQNet(net, formats, intNet(net, state.params, formats, wbits), quant);
     if (hooks.validate) {
-      const v = await hooks.validate(toQNet(net, formats, intNet(net, state.params, formats, wbits), quant));
+      const v = await hooks.validate(qnet);
       record.ap = v.ap;
       record.ap50 = v.ap50;
     }
     state.history.push(record);
-    hooks.onIterationEnd?.(record);
+    await hooks.onIterationEnd?.(record, qnet);
     state.formats = undefined;
     state.lossSum = 0;
     state.lossCount = 0;
@@ -271,7 +284,7 @@ export async function train(
   const it = Math.min(state.iteration, cfg.iterations - 1);
   const wbits = last?.wbits ?? wbitsOf(cfg, it);
   const quant: QuantConfig = { ...cfg.quant, wbits };
-  const f = last?.formats ?? deriveFormats(net, state.params, frames, cfg.calibFrames, quant, cfg.threads, cfg.seed + it);
+  const f = last?.formats ?? (await startIteration(net, state, data.calib, quant, cfg.threads)).formats;
   const qnet = toQNet(net, f, intNet(net, state.params, f, wbits), quant);
   state.elapsedMs = elapsed();
   await hooks.onCheckpoint?.(state);
