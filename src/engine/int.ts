@@ -34,6 +34,8 @@ export class IntEngine implements Engine {
   private readonly raws: Int32Array[];
   private readonly floats: { data: Float32Array; frac: number }[];
   private readonly heads: HeadTensor[];
+  /** Settles when the frame in flight does (undefined when idle). */
+  private running?: Promise<void>;
 
   constructor(private readonly qnet: QNet, private readonly native: NativeKernels, opts: IntEngineOptions = {}) {
     validateQNet(qnet);
@@ -64,22 +66,48 @@ export class IntEngine implements Engine {
     });
     this.raws = this.heads.map((hd) => hd.raw!);
     this.floats = this.heads.map((hd) => ({ data: hd.data, frac: hd.frac! }));
+    native.bind(this.handle, this.headIdx, this.raws, this.floats);
   }
 
-  /** Runs a frame synchronously; the returned tensors are reused by the next call. */
-  inferSync(frame: Frame): HeadTensor[] {
+  private checkFrame(frame: Frame): void {
     if (this.handle === undefined) throw new ZeroqError('INT_CLOSED', 'the engine is closed', this.modelId);
+    if (this.running) throw new ZeroqError('INT_BUSY', 'a frame is already running: wait for it before the next one', this.modelId);
     const { w, h } = this.net.input;
     if (frame.width !== w || frame.height !== h || frame.rgb.length !== w * h * 3) {
       throw new ZeroqError('FRAME_SIZE', `frame ${frame.width}x${frame.height} does not match the network input ${w}x${h}`, this.net.name);
     }
+  }
+
+  /** Runs a frame on the calling thread; the returned tensors are reused by the next call. */
+  inferSync(frame: Frame): HeadTensor[] {
+    this.checkFrame(frame);
     this.native.run(this.handle, frame.rgb, this.headIdx, this.raws, this.floats);
     return this.heads;
   }
 
+  /**
+   * Runs a frame on a libuv worker thread, leaving the event loop free. The frame is copied into
+   * the network before this returns (its buffer may be reused at once); the returned tensors are
+   * reused by the next call. One frame at a time: a second call before the first settles is refused.
+   */
   infer(frame: Frame): Promise<HeadTensor[]> {
     try {
-      return Promise.resolve(this.inferSync(frame));
+      this.checkFrame(frame);
+      const run = this.native.start(this.handle, frame.rgb).then(
+        () => {
+          this.running = undefined; // before the caller's continuation, which may send the next frame
+          return this.heads;
+        },
+        (e: unknown) => {
+          this.running = undefined;
+          throw new ZeroqError('INT_RUN', (e as Error).message, this.modelId, { cause: e });
+        },
+      );
+      this.running = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      return run;
     } catch (e) {
       return Promise.reject(e);
     }
@@ -98,11 +126,17 @@ export class IntEngine implements Engine {
     return this.native.profile(this.handle, on);
   }
 
-  /** Frees the native network and its threads now; the engine cannot run afterwards. */
-  close(): Promise<void> {
-    if (this.handle !== undefined) this.native.destroy(this.handle);
+  /**
+   * Frees the native network and its threads; the engine refuses frames from now on. A frame in
+   * flight completes first (its promise resolves normally): close resolves after it.
+   */
+  async close(): Promise<void> {
+    const handle = this.handle;
+    if (handle === undefined) return;
     this.handle = undefined;
-    return Promise.resolve();
+    // The addon also defers the free to the frame's completion; waiting here makes close() mean "freed".
+    this.native.destroy(handle);
+    if (this.running) await this.running;
   }
 }
 

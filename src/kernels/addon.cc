@@ -1,10 +1,13 @@
 // N-API surface of the integer engine (used by src/engine/int/native.ts):
 //   isas() -> string[]                    instruction sets usable on this CPU, best first
 //   create(descs, convs, input, isa, threads) -> handle
-//   run(handle, rgb, heads: Int32Array, outs: Int32Array[], floats?: {data, frac}[])
+//   run(handle, rgb, heads: Int32Array, outs: Int32Array[], floats?: {data, frac}[])   on this thread
+//   bind(handle, heads, outs, floats?)    where start() writes the heads (kept alive by the handle)
+//   start(handle, rgb) -> Promise<void>   the frame on a libuv worker, heads into the bound outputs
 //   read(handle, layer, out: Int32Array)
 //   info(handle) -> {isa, threads};  profile(handle, on) -> Float64Array of ns per layer
-//   destroy(handle)                       frees the network now (later calls throw)
+//   destroy(handle)                       frees the network now, or when the frame in flight ends
+//                                         (later calls throw)
 //   resize(src, iw, ih, w, h, rgb, dstW, dstH, ox, oy, planar?)   darknet's resize (resize.h)
 #include <node_api.h>
 
@@ -77,11 +80,46 @@ bool isNullish(napi_env env, napi_value v) {
   return t == napi_undefined || t == napi_null;
 }
 
-// The handle JS holds: destroy() frees the network (and joins its threads) at once; the
-// finalizer frees whatever is left when the handle is collected.
-struct Handle {
-  zqint::Net* net;
+// Where the heads of a frame go: per head, the layer, its int32 output and optionally the float
+// output (raw * 2^-frac).
+struct HeadsOut {
+  std::vector<int32_t> layer;
+  std::vector<int32_t*> raw;
+  std::vector<float*> data;
+  std::vector<float> scale;
+  void write(const zqint::Net& net) const {
+    for (size_t i = 0; i < layer.size(); i++) {
+      net.read(layer[i], raw[i]);
+      if (!data[i]) continue;
+      const size_t n = net.count(layer[i]);
+      for (size_t j = 0; j < n; j++) data[i][j] = (float)raw[i][j] * scale[i];
+    }
+  }
 };
+
+// The handle JS holds. destroy() frees the network (and joins its threads) at once, or, while a
+// frame runs on a libuv worker, when that frame completes; the finalizer frees whatever is left
+// when the handle is collected. `busy` is only read and written on the JS thread.
+struct Handle {
+  zqint::Net* net = nullptr;
+  bool busy = false;     // a frame is running on a worker (start .. its completion)
+  bool closing = false;  // destroy() came while busy
+  bool orphan = false;   // collected while busy: the completion frees the handle
+  HeadsOut bound;        // the outputs of start(), set once by bind()
+  std::vector<napi_ref> refs;  // keep the bound typed arrays (and their memory) alive
+  // The frame in flight.
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  std::string error;
+};
+
+void freeNet(napi_env env, Handle* h) {
+  delete h->net;
+  h->net = nullptr;
+  for (napi_ref r : h->refs) napi_delete_reference(env, r);
+  h->refs.clear();
+  h->bound = HeadsOut{};
+}
 
 Handle* handleOf(napi_env env, napi_value v) {
   void* p = nullptr;
@@ -89,10 +127,12 @@ Handle* handleOf(napi_env env, napi_value v) {
   return static_cast<Handle*>(p);
 }
 
+// The network of a handle that is open and not running a frame.
 zqint::Net* netOf(napi_env env, napi_value v) {
-  zqint::Net* net = handleOf(env, v)->net;
-  if (!net) throw Error{"the engine is closed"};
-  return net;
+  Handle* h = handleOf(env, v);
+  if (!h->net || h->closing) throw Error{"the engine is closed"};
+  if (h->busy) throw Error{"the engine is running a frame (calls must wait for the previous one)"};
+  return h->net;
 }
 
 napi_value Isas(napi_env env, napi_callback_info) {
@@ -154,62 +194,160 @@ napi_value Create(napi_env env, napi_callback_info info) {
       break;
     }
   if (!k) throw Error{std::string("instruction set '") + isaName + "' is not available on this CPU"};
-  auto* h = new Handle{new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads < 1 ? 1 : threads)};
+  auto* h = new Handle;
+  h->net = new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads < 1 ? 1 : threads);
   napi_value ext;
   CHECK(napi_create_external(
       env, h,
-      [](napi_env, void* p, void*) {
+      [](napi_env env, void* p, void*) {
         auto* hh = static_cast<Handle*>(p);
-        delete hh->net;
+        if (hh->busy) {
+          hh->orphan = true;  // the worker still uses the network
+          return;
+        }
+        freeNet(env, hh);
         delete hh;
       },
       nullptr, &ext));
   return ext;
 }
 
+// heads: Int32Array of layers; outs: Int32Array per head; floats (optional): [{data, frac}] per head.
+HeadsOut headsOut(napi_env env, const zqint::Net& net, napi_value headsV, napi_value outsV, napi_value floatsV, std::vector<napi_value>* arrays) {
+  HeadsOut o;
+  size_t hl;
+  int32_t* heads = typed<int32_t>(env, headsV, napi_int32_array, &hl, "heads");
+  const bool floats = floatsV && !isNullish(env, floatsV);
+  for (size_t i = 0; i < hl; i++) {
+    if (heads[i] < 0 || heads[i] >= net.layers()) throw Error{"heads: no layer " + std::to_string(heads[i])};
+    o.layer.push_back(heads[i]);
+    napi_value v;
+    CHECK(napi_get_element(env, outsV, (uint32_t)i, &v));
+    size_t ol;
+    o.raw.push_back(typed<int32_t>(env, v, napi_int32_array, &ol, "out"));
+    if (ol != net.count(heads[i])) throw Error{"head output length"};
+    if (arrays) arrays->push_back(v);
+    o.data.push_back(nullptr);
+    o.scale.push_back(0.f);
+    if (!floats) continue;
+    napi_value d = nullptr, f = nullptr, fr = nullptr;
+    CHECK(napi_get_element(env, floatsV, (uint32_t)i, &d));
+    CHECK(napi_get_named_property(env, d, "data", &f));
+    size_t dl;
+    o.data.back() = typed<float>(env, f, napi_float32_array, &dl, "data");
+    if (dl != ol) throw Error{"head data length"};
+    if (arrays) arrays->push_back(f);
+    CHECK(napi_get_named_property(env, d, "frac", &fr));
+    int32_t frac;
+    CHECK(napi_get_value_int32(env, fr, &frac));
+    o.scale.back() = std::ldexp(1.0f, -frac);
+  }
+  return o;
+}
+
+uint8_t* frameOf(napi_env env, const zqint::Net& net, napi_value v) {
+  size_t len;
+  uint8_t* rgb = typed<uint8_t>(env, v, napi_uint8_array, &len, "rgb");
+  if (len != net.inputBytes()) throw Error{"rgb: " + std::to_string(len) + " bytes, expected " + std::to_string(net.inputBytes())};
+  return rgb;
+}
+
+// run(handle, rgb, heads, outs, floats?): one frame on the calling thread.
 napi_value Run(napi_env env, napi_callback_info info) {
   size_t argc = 5;
-  napi_value argv[5];
+  napi_value argv[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   zqint::Net* net = netOf(env, argv[0]);
-  size_t len, hl;
-  uint8_t* rgb = typed<uint8_t>(env, argv[1], napi_uint8_array, &len, "rgb");
-  if (len != net->inputBytes()) throw Error{"rgb: " + std::to_string(len) + " bytes, expected " + std::to_string(net->inputBytes())};
-  int32_t* heads = typed<int32_t>(env, argv[2], napi_int32_array, &hl, "heads");
-  // Optional: Float32Arrays receiving raw * 2^-frac (argv[4]: [frac per head]) beside the integers.
-  const bool floats = argc >= 5;
-  std::vector<int32_t*> outs(hl);
-  std::vector<float*> data(hl, nullptr);
-  std::vector<float> scale(hl, 0.f);
-  for (size_t i = 0; i < hl; i++) {
-    napi_value o;
-    CHECK(napi_get_element(env, argv[3], (uint32_t)i, &o));
-    size_t ol;
-    outs[i] = typed<int32_t>(env, o, napi_int32_array, &ol, "out");
-    if (ol != net->count(heads[i])) throw Error{"head output length"};
-    if (floats) {
-      napi_value d, f;
-      CHECK(napi_get_element(env, argv[4], (uint32_t)i, &d));
-      size_t dl;
-      napi_get_named_property(env, d, "data", &f);
-      data[i] = typed<float>(env, f, napi_float32_array, &dl, "data");
-      if (dl != ol) throw Error{"head data length"};
-      napi_value fr;
-      napi_get_named_property(env, d, "frac", &fr);
-      int32_t frac;
-      CHECK(napi_get_value_int32(env, fr, &frac));
-      scale[i] = std::ldexp(1.0f, -frac);
-    }
-  }
+  uint8_t* rgb = frameOf(env, *net, argv[1]);
+  HeadsOut out = headsOut(env, *net, argv[2], argv[3], argc >= 5 ? argv[4] : nullptr, nullptr);
   net->run(rgb);
-  for (size_t i = 0; i < hl; i++) {
-    net->read(heads[i], outs[i]);
-    if (data[i]) {
-      const size_t n = net->count(heads[i]);
-      for (size_t j = 0; j < n; j++) data[i][j] = (float)outs[i][j] * scale[i];
-    }
-  }
+  out.write(*net);
   return nullptr;
+}
+
+// bind(handle, heads, outs, floats?): where start() writes the heads of every frame (kept alive).
+napi_value Bind(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4] = {nullptr, nullptr, nullptr, nullptr};
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  zqint::Net* net = netOf(env, argv[0]);
+  Handle* h = handleOf(env, argv[0]);
+  std::vector<napi_value> arrays;
+  HeadsOut out = headsOut(env, *net, argv[1], argv[2], argc >= 4 ? argv[3] : nullptr, &arrays);
+  for (napi_ref r : h->refs) napi_delete_reference(env, r);
+  h->refs.clear();
+  for (napi_value a : arrays) {
+    napi_ref r;
+    CHECK(napi_create_reference(env, a, 1, &r));
+    h->refs.push_back(r);
+  }
+  h->bound = std::move(out);
+  return nullptr;
+}
+
+void startExecute(napi_env, void* data) {
+  Handle* h = static_cast<Handle*>(data);
+  try {
+    h->net->compute();
+    h->bound.write(*h->net);
+  } catch (const Error& e) {
+    h->error = e.msg;
+  } catch (const std::exception& e) {
+    h->error = e.what();
+  }
+}
+
+void startComplete(napi_env env, napi_status status, void* data) {
+  Handle* h = static_cast<Handle*>(data);
+  napi_deferred deferred = h->deferred;
+  napi_delete_async_work(env, h->work);
+  h->work = nullptr;
+  h->deferred = nullptr;
+  h->busy = false;
+  std::string error = status == napi_ok ? h->error : status == napi_cancelled ? "the frame was cancelled" : "the frame failed";
+  h->error.clear();
+  if (h->closing || h->orphan) freeNet(env, h);
+  if (h->orphan) delete h;
+  napi_value v;
+  if (error.empty()) {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, deferred, v);
+  } else {
+    napi_value msg, code;
+    napi_create_string_utf8(env, error.c_str(), NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, "ZQ_NATIVE", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &v);
+    napi_reject_deferred(env, deferred, v);
+  }
+}
+
+// start(handle, rgb) -> Promise<void>: copies the frame into the network (the caller may reuse
+// rgb at once), computes it on a libuv worker and resolves once the bound outputs hold its heads.
+napi_value Start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = {nullptr, nullptr};
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  zqint::Net* net = netOf(env, argv[0]);
+  Handle* h = handleOf(env, argv[0]);
+  uint8_t* rgb = frameOf(env, *net, argv[1]);
+  napi_value name, promise;
+  CHECK(napi_create_string_utf8(env, "zeroq:int-frame", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_promise(env, &h->deferred, &promise));
+  net->load(rgb);
+  if (napi_create_async_work(env, nullptr, name, startExecute, startComplete, h, &h->work) != napi_ok ||
+      napi_queue_async_work(env, h->work) != napi_ok) {
+    if (h->work) napi_delete_async_work(env, h->work);
+    napi_delete_async_work(env, h->work);
+    h->work = nullptr;
+    napi_value msg, err;
+    napi_create_string_utf8(env, "cannot queue the frame", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, nullptr, msg, &err);
+    napi_reject_deferred(env, h->deferred, err);
+    h->deferred = nullptr;
+    return promise;
+  }
+  h->busy = true;
+  return promise;
 }
 
 napi_value Read(napi_env env, napi_callback_info info) {
@@ -245,8 +383,11 @@ napi_value Destroy(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   Handle* h = handleOf(env, argv[0]);
-  delete h->net;
-  h->net = nullptr;
+  if (h->busy) {
+    h->closing = true;  // freed when the frame in flight completes
+    return nullptr;
+  }
+  freeNet(env, h);
   return nullptr;
 }
 
@@ -323,6 +464,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"isas", nullptr, Guard<Isas>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"create", nullptr, Guard<Create>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Guard<Run>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bind", nullptr, Guard<Bind>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"start", nullptr, Guard<Start>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"read", nullptr, Guard<Read>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Guard<Info>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"profile", nullptr, Guard<Profile>, nullptr, nullptr, nullptr, napi_default, nullptr},

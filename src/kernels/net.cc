@@ -296,13 +296,16 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
   }
 }
 
-void Net::run(const uint8_t* rgb) {
+void Net::load(const uint8_t* rgb) {
   Buf& in = bufs_[0];
   for (int y = 0; y < inH_; y++) {
     uint32_t* row = in.at(0, y, 0);
     const uint8_t* s = rgb + (size_t)y * inW_ * 3;
     for (int x = 0; x < inW_; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
   }
+}
+
+void Net::compute() {
   for (int i = 0; i < (int)layers_.size(); i++) {
     if (!profile) {
       runLayer(i);

@@ -32,10 +32,18 @@ class Net {
   Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads);
   ~Net();
   // Runs one frame (interleaved RGB, inH x inW); afterwards every head's integers are readable.
-  void run(const uint8_t* rgb);
+  void run(const uint8_t* rgb) {
+    load(rgb);
+    compute();
+  }
+  // The two halves of run: copy the frame into the network's input, then compute every layer
+  // (which may run on another thread than load: the caller keeps no hold on the frame).
+  void load(const uint8_t* rgb);
+  void compute();
   // Copies a layer's output (CHW int32) into dst (c*h*w values).
   void read(int layer, int32_t* dst) const;
   size_t count(int layer) const;
+  int layers() const { return (int)layers_.size(); }
   size_t inputBytes() const { return (size_t)inC_ * inH_ * inW_; }
   const char* isa() const { return kernels_->name; }
   int threads() const { return pool_.size(); }

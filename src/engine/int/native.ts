@@ -14,9 +14,17 @@ export interface NativeKernels {
   create(descs: Int32Array[], convs: (NativeConv | null)[], input: Int32Array, isa: string, threads: number): unknown;
   /** Runs a frame; fills outs (integers) and, when given, floats[i].data with outs[i] * 2^-floats[i].frac. */
   run(handle: unknown, rgb: Uint8Array, heads: Int32Array, outs: Int32Array[], floats?: { data: Float32Array; frac: number }[]): void;
+  /** Where start() writes the heads of every frame (the handle keeps these arrays alive). */
+  bind(handle: unknown, heads: Int32Array, outs: Int32Array[], floats?: { data: Float32Array; frac: number }[]): void;
+  /**
+   * Copies the frame into the network (rgb may be reused at once), computes it on a libuv worker and
+   * resolves once the bound outputs hold its heads. One frame at a time per handle.
+   */
+  start(handle: unknown, rgb: Uint8Array): Promise<void>;
   read(handle: unknown, layer: number, out: Int32Array): void;
   info(handle: unknown): { isa: string; threads: number };
   profile(handle: unknown, on: boolean): Float64Array;
+  /** Frees the network now, or when the frame in flight completes; later calls throw. */
   destroy(handle: unknown): void;
   /**
    * darknet's resize of src (iw x ih RGB) to w x h, placed at (ox, oy) in the dstW x dstH RGB
