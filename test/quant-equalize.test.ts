@@ -1,5 +1,5 @@
 import t from 'tap';
-import { equalizablePairs, equalizeModel } from '../src/quant/equalize.js';
+import { equalizablePairs, equalizeModel, equalizeWeightsModel } from '../src/quant/equalize.js';
 import { handModel, referenceForward, rng } from './helpers/float-reference.js';
 import type { FloatModel } from '../src/model/ir.js';
 
@@ -65,4 +65,29 @@ t.test('equalization keeps the function and spreads the channels of the tensor',
   const spread = (a: Float64Array) => Math.max(...a) / Math.min(...a);
   t.ok(spread(channelMax(after[2].data, 6)) < Math.sqrt(spread(maxes[2])) * 1.001, 'the depthwise output is half-way equalized (exponent 0.5)');
   t.notOk(m.params[1]!.weight === eq.params[1]!.weight, 'the original model is not modified');
+});
+
+t.test('weight equalization (per-layer formats) keeps the function and balances each pair', async (t) => {
+  const m = block();
+  const r = rng(4);
+  const input = Float32Array.from({ length: 4 * 9 * 7 }, () => r() * 2 - 1);
+  const before = referenceForward(m, input);
+  const { model: eq, pairs } = equalizeWeightsModel(m, 8);
+  t.same(pairs.map((p) => [p.a, p.b]), [[1, 2], [2, 3]]);
+  const after = referenceForward(eq, input);
+  for (const i of [0, 3, 4, 5, 6]) {
+    let worst = 0;
+    for (let k = 0; k < before[i].data.length; k++) worst = Math.max(worst, Math.abs(after[i].data[k] - before[i].data[k]) / (1 + Math.abs(before[i].data[k])));
+    t.ok(worst < 1e-5, `layer ${i} unchanged (${worst.toExponential(1)})`);
+  }
+  // The expand layer's channel ranges: 200x apart before, much closer after.
+  const ranges = (w: Float32Array, n: number) => Array.from({ length: n }, (_, c) => Math.max(...Array.from(w.subarray((c * w.length) / n, ((c + 1) * w.length) / n), Math.abs)));
+  const spread = (a: number[]) => Math.max(...a) / Math.min(...a);
+  const s0 = spread(ranges(m.params[1]!.weight, 6));
+  const s1 = spread(ranges(eq.params[1]!.weight, 6));
+  t.ok(s1 < s0 / 4, `expand channel spread ${s0.toFixed(0)} → ${s1.toFixed(1)}`);
+  // A depthwise B: both sides of each channel end at the same range.
+  const a = ranges(eq.params[1]!.weight, 6);
+  const b = ranges(eq.params[2]!.weight, 6);
+  for (let c = 0; c < 6; c++) t.ok(Math.abs(a[c] - b[c]) < 0.05 * a[c], `channel ${c}: ${a[c].toFixed(3)} ≈ ${b[c].toFixed(3)}`);
 });

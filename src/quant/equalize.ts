@@ -91,3 +91,58 @@ export function equalizeModel(model: FloatModel, channelMax: Float64Array[], opt
   }
   return { model: { net, params }, pairs: done };
 }
+
+/**
+ * Weight-range equalization (the cross-layer equalization of the same paper), for per-layer weight
+ * formats: for each pair, A's output channel c and B's weights reading c are scaled so that both
+ * reach sqrt(r_A,c · r_B,c), where r are the channel's largest |w| in A and among B's weights reading
+ * c. One format per layer then no longer has to span channels of very different ranges. Repeated a
+ * few times, since a layer can be B of one pair and A of the next.
+ */
+export function equalizeWeightsModel(model: FloatModel, iterations = 4): { model: FloatModel; pairs: EqualizedPair[] } {
+  const { net } = model;
+  const params = model.params.map((p) => (p ? { weight: p.weight.slice(), bias: p.bias.slice() } : undefined));
+  const pairs = equalizablePairs(net);
+  const largest = new Map<string, number>();
+  for (let it = 0; it < iterations; it++) {
+    for (const { a, b, depthwise } of pairs) {
+      const A = net.layers[a] as ConvLayer;
+      const B = net.layers[b] as ConvLayer;
+      const pa = params[a]!;
+      const pb = params[b]!;
+      const perA = pa.weight.length / A.filters;
+      const cg = A.filters / B.groups;
+      const kk = B.size * B.size;
+      const og = B.filters / B.groups;
+      const rA = new Float64Array(A.filters);
+      const rB = new Float64Array(A.filters);
+      for (let c = 0; c < A.filters; c++) for (let i = c * perA; i < (c + 1) * perA; i++) rA[c] = Math.max(rA[c], Math.abs(pa.weight[i]));
+      for (let o = 0; o < B.filters; o++) {
+        const g = Math.floor(o / og);
+        for (let cl = 0; cl < cg; cl++) {
+          const base = (o * cg + cl) * kk;
+          for (let k = 0; k < kk; k++) rB[g * cg + cl] = Math.max(rB[g * cg + cl], Math.abs(pb.weight[base + k]));
+        }
+      }
+      const s = Array.from(rA, (r, c) => (r > 0 && rB[c] > 0 ? Math.sqrt(rB[c] / r) : 1));
+      for (let c = 0; c < A.filters; c++) {
+        for (let i = c * perA; i < (c + 1) * perA; i++) pa.weight[i] *= s[c];
+        pa.bias[c] *= s[c];
+      }
+      for (let o = 0; o < B.filters; o++) {
+        const g = Math.floor(o / og);
+        for (let cl = 0; cl < cg; cl++) {
+          const inv = 1 / s[g * cg + cl];
+          const base = (o * cg + cl) * kk;
+          for (let k = 0; k < kk; k++) pb.weight[base + k] *= inv;
+        }
+      }
+      const key = `${a}:${b}:${depthwise}`;
+      largest.set(key, Math.max(largest.get(key) ?? 0, ...s.map((v) => Math.max(v, 1 / v))));
+    }
+  }
+  return {
+    model: { net, params },
+    pairs: pairs.map(({ a, b, depthwise }) => ({ a, b, depthwise, maxScale: largest.get(`${a}:${b}:${depthwise}`) ?? 1 })),
+  };
+}

@@ -13,7 +13,7 @@ import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from './overflow.js';
 import { searchFormats } from './search.js';
 import { checkWbits } from './weights.js';
-import { equalizeModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
+import { equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
 export interface QuantizeOptions {
@@ -36,8 +36,9 @@ export interface QuantizeOptions {
    */
   biasCorrection?: boolean;
   /**
-   * Equalize activation ranges across conv pairs first (equalize.ts), with these exponents (true:
-   * the defaults). It needs per-channel weight formats; undefined: on exactly when they are used.
+   * Equalize across conv pairs first (equalize.ts): with per-channel weight formats the activation
+   * ranges (with these exponents; true: the defaults), with per-layer formats the weight ranges.
+   * Default on.
    */
   equalize?: EqualizeOptions | boolean;
   /** For 'search': the error each candidate format is judged by (see SearchOptions.objective). */
@@ -159,10 +160,7 @@ export async function quantizeModel(
   checkOptions(opts);
   const { net } = model0;
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
-  if (opts.equalize && !opts.perChannel) {
-    throw new ZeroqError('quant-options', 'equalization needs per-channel weight formats', '--equalize');
-  }
-  const equalize = opts.equalize ?? opts.perChannel;
+  const equalize = opts.equalize ?? true;
   const bits = outputBits(net, opts.abits, opts.headAbits);
   const heads = feedsOnlyHeads(net);
   const convOptions = convOptionsFor(opts, heads);
@@ -178,7 +176,7 @@ export async function quantizeModel(
     let stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length)));
     let equalized: EqualizedPair[] | undefined;
     if (equalize) {
-      const eq = equalizeModel(model, stats.channelMax, equalize === true ? {} : equalize);
+      const eq = opts.perChannel ? equalizeModel(model, stats.channelMax, equalize === true ? {} : equalize) : equalizeWeightsModel(model);
       model = eq.model;
       equalized = eq.pairs;
       engine = await floatEngine(model);
