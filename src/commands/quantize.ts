@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .addOption(new Option('--act-calib <method>', 'activation fraction bits by').choices(['minmax', 'percentile', 'search']).default('search'))
     .option('--percentile <p>', 'for --act-calib percentile: the percentile of |x| kept unclipped', '99.99')
     .option('--no-bias-correction', 'keep the float biases (default: each absorbs the mean error of its rounded weights)')
-    .option('--equalize', 'equalize activation ranges across conv pairs (default with per-channel formats)')
+    .option('--equalize', 'equalize across conv pairs: activation ranges (per-channel formats) or weight ranges (per-layer); the default')
     .option('--no-equalize', 'do not equalize')
     .addOption(new Option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model').choices(['exact', 'float']).default('exact'))
     .requiredOption('-o, --output <file>', 'the .zqw to write')
