@@ -170,7 +170,7 @@ async function writeReport(dir: string, res: QuantizeResult, summary: Record<str
   await put(
     `weights-layer${idx}.svg`,
     weightHistogramSvg({
-      title: `${model.net.name} layer ${idx} (${conv.size}x${conv.size}${conv.groups > 1 ? `, groups ${conv.groups}` : ''}), ${label}: ${qc.wbits}-bit weights`,
+      title: `${model.net.name} layer ${idx} (${conv.size}x${conv.size}${conv.groups > 1 ? `, groups ${conv.groups}` : ''}), ${label}: ${qc.wbits}-bit weights${res.equalized?.length ? ', after equalization' : ''}`,
       weights,
       mu: centered.mu[0],
       stepPlain: 2 ** -plain.fw[0],
