@@ -2,8 +2,10 @@
  * Activation format search through the quantized pipeline, layer by layer: the calibration images
  * run through the integer network as quantized so far; at each calibrated layer every candidate
  * fraction-bit count is tried on the integers actually reaching that layer, and the one with the
- * smallest squared error against the float model's output (summed over the images) is kept before
- * moving on. Errors of earlier layers are thus part of what each choice sees.
+ * smallest squared error summed over the images is kept before moving on, so each choice sees the
+ * errors of the layers before it. The error is measured against the layer's own exact values
+ * (objective 'exact', the default) or against the float model's output ('float'); the float outputs
+ * are needed either way for the report (integer-vs-float SQNR of every tensor).
  */
 import type { ConvLayer, FloatModel, Layer } from '../model/ir.js';
 import type { FloatEngine } from '../engine/float.js';
