@@ -1,54 +1,235 @@
 /**
- * Retraining benchmark: for each weight width and format (zero-centered / plain, per channel), trains
- * on calib.txt and scores the integer network on dev.txt before retraining and after every iteration;
- * prints a markdown section for docs/BENCHMARKS.md.
+ * Retraining benchmark.
  *
- *   npx tsx scripts/bench-retrain.ts [--model yolo-fastest-1.1] [--widths 6,5,4] [--plain both|no|only]
- *       [--iterations 3] [--epochs 1] [--threads 2] [--max-steps N]
- *   npx tsx scripts/bench-retrain.ts --profile     time the parts of one training step (batch 8)
+ *   npx tsx scripts/bench-retrain.ts score --runs a.json,b.json [--data <dev list>] [--threads 2]
+ *       [--results docs/benchmarks/retrain.json] [--md docs/benchmarks/retrain.md]
+ *       [--svg docs/benchmarks/ap50-vs-bits-retrained.svg]
+ *     Scores the weight sets of finished `zeroq retrain --keep-iterations --json` runs (the JSON
+ *     reports they printed): the quantizer's output (it0) and every iteration's, on the evaluation
+ *     list, by the integer engine and by the trainer's own integer simulation (they must agree);
+ *     the float model beside them. Results accumulate in --results; the tables between the
+ *     "results" markers of --md and the AP50-vs-bits chart are regenerated from it.
+ *
+ *   npx tsx scripts/bench-retrain.ts profile [--model yolo-fastest-1.1] [--threads 2]
+ *     Times the parts of one batch-8 training step.
  */
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDarknet } from '../src/model/darknet.js';
 import { dataPath } from '../src/util/paths.js';
+import { FloatEngine } from '../src/engine/float.js';
+import { loadEvalSet } from '../src/eval/dataset.js';
+import { scoreEngine, scoreQNet } from '../src/quant/accuracy.js';
+import { readZqw } from '../src/quant/zqw.js';
+import { lineChartSvg, type Series } from '../src/quant/svg.js';
 import { loadFrames, readGroundTruth, readImageList } from '../src/retrain/data.js';
-import { deriveFormats, initialState, train, type TrainConfig } from '../src/retrain/trainer.js';
-import { intNet, toQNet, type QuantConfig } from '../src/retrain/formats.js';
+import { initialState, startIteration } from '../src/retrain/trainer.js';
+import { defaultQuantConfig, intNet } from '../src/retrain/formats.js';
 import { backward, floatForward, headValues, quantForward } from '../src/retrain/sim.js';
 import { distillationLoss } from '../src/retrain/loss.js';
 import { validationAp } from '../src/retrain/validate.js';
+import type { RetrainReport } from '../src/retrain/run.js';
+import { prepareFrame } from '../src/detect/preprocess.js';
 
-const { values: o } = parseArgs({
+const { positionals, values: o } = parseArgs({
+  allowPositionals: true,
   options: {
+    runs: { type: 'string' },
+    data: { type: 'string' },
     model: { type: 'string', default: 'yolo-fastest-1.1' },
-    widths: { type: 'string', default: '6,5,4' },
-    plain: { type: 'string', default: 'both' },
-    iterations: { type: 'string', default: '3' },
-    epochs: { type: 'string', default: '1' },
     threads: { type: 'string', default: '2' },
-    'max-steps': { type: 'string', default: '0' },
-    profile: { type: 'boolean', default: false },
+    results: { type: 'string', default: 'docs/benchmarks/retrain.json' },
+    md: { type: 'string', default: 'docs/benchmarks/retrain.md' },
+    svg: { type: 'string', default: 'docs/benchmarks/ap50-vs-bits-retrained.svg' },
   },
 });
 const threads = Number(o.threads);
-const model = await loadDarknet(dataPath('models', 'yolo-fastest', `${o.model}.cfg`));
-const net = model.net;
-const base = { abits: 8 as const, headBits: 16 as const, perChannel: true, calibration: 'mse' as const };
 const median = (a: number[]) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+const pct = (v: number | undefined) => (v === undefined ? '–' : (100 * v).toFixed(2));
 
-if (o.profile) {
-  const frames = await loadFrames(net, (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 8));
-  const quant: QuantConfig = { ...base, wbits: 4, zeroCentered: true };
-  const f = deriveFormats(net, model.params, frames, 8, quant, threads, 1);
-  const batch = { n: 8, rgb: frames.rgb };
-  const rows: Record<string, number[]> = {};
-  for (let rep = 0; rep < 5; rep++) {
-    let t = performance.now();
-    const lap = (k: string) => {
-      const now = performance.now();
-      (rows[k] ??= []).push(now - t);
-      t = now;
+interface Figures {
+  AP: number;
+  AP50: number;
+}
+
+interface ScoredSet {
+  /** Weight-set id and file. */
+  id: string;
+  file: string;
+  /** The integer engine (src/engine/int.ts) on the evaluation list. */
+  engine: Figures;
+  /** The trainer's integer simulation (src/retrain/sim.ts) on the same list. */
+  sim: Figures;
+}
+
+interface RunResult {
+  model: string;
+  wbits: number;
+  zeroCentered: boolean;
+  schedule: number[];
+  iterations: number;
+  epochs: number;
+  lr: number;
+  batch: number;
+  /** The command's report and where it came from. */
+  report: string;
+  trainMinutes: number;
+  wallMinutes: number;
+  stoppedByBudget: boolean;
+  /** Validation (held-out training-list images) figures the trainer reported: [0] quantizer, then iterations. */
+  heldOut: (Figures | undefined)[];
+  data: string;
+  /** [0] the quantizer's output, then every iteration. */
+  sets: ScoredSet[];
+}
+
+interface Results {
+  float: Record<string, Figures & { data: string }>;
+  runs: RunResult[];
+}
+
+async function score(): Promise<void> {
+  if (!o.runs) throw new Error('give --runs report.json,...');
+  const list = o.data ?? dataPath('coco-val', 'dev.txt');
+  const results: Results = existsSync(o.results!) ? JSON.parse(readFileSync(o.results!, 'utf8')) : { float: {}, runs: [] };
+  const save = () => {
+    mkdirSync(path.dirname(o.results!), { recursive: true });
+    writeFileSync(o.results!, JSON.stringify(results, null, 1) + '\n');
+  };
+  const evalSet = await loadEvalSet(list);
+  const set = { images: evalSet.images, gt: evalSet.gt };
+  const gt = await readGroundTruth(dataPath('coco-val', 'instances.json'));
+  let frames: Awaited<ReturnType<typeof loadFrames>> | undefined;
+  for (const reportFile of o.runs.split(',')) {
+    const report = JSON.parse(readFileSync(reportFile, 'utf8')) as RetrainReport;
+    const files = report.iterations ?? [];
+    if (files.length === 0) throw new Error(`${reportFile}: no per-iteration weight sets (run with --keep-iterations)`);
+    const first = await readZqw(files[files.length - 1]);
+    const q = first.manifest.quantization as Record<string, unknown>;
+    const model = first.qnet.net.name;
+    if (!results.float[model]) {
+      const loaded = await loadDarknet(dataPath('models', 'yolo-fastest', `${model}.cfg`));
+      const fe = await FloatEngine.create(loaded, { threads });
+      const s = await scoreEngine(fe, set);
+      await fe.close();
+      results.float[model] = { AP: s.AP, AP50: s.AP50, data: path.basename(list) };
+      process.stderr.write(`${model} float: AP50 ${pct(s.AP50)}\n`);
+    }
+    frames ??= await loadFrames(first.qnet.net, evalSet.images.map((im) => im.path));
+    const sets: ScoredSet[] = [];
+    for (const file of files) {
+      const z = await readZqw(file);
+      const engine = await scoreQNet(z.qnet, set, threads);
+      const sim = validationAp(z.qnet, frames, gt, threads);
+      sets.push({ id: z.manifest.id, file: path.basename(file), engine: { AP: engine.AP, AP50: engine.AP50 }, sim: { AP: sim.ap, AP50: sim.ap50 } });
+      process.stderr.write(`${path.basename(file)}: int engine AP50 ${pct(engine.AP50)}, trainer simulation AP50 ${pct(sim.ap50)}\n`);
+    }
+    const run: RunResult = {
+      model,
+      wbits: Number(q.wbits),
+      zeroCentered: q.zeroCentered === true,
+      schedule: q.schedule as number[],
+      iterations: report.history.length,
+      epochs: Number(q.epochs),
+      lr: Number(q.lr),
+      batch: Number(q.batch),
+      report: path.basename(reportFile),
+      trainMinutes: report.elapsedMs / 60000,
+      wallMinutes: (report.wallMs ?? report.elapsedMs) / 60000,
+      stoppedByBudget: report.stoppedByBudget,
+      heldOut: [report.quantized ? { AP: report.quantized.ap, AP50: report.quantized.ap50 } : undefined,
+        ...report.history.map((h) => (h.ap50 !== undefined ? { AP: h.ap!, AP50: h.ap50 } : undefined))],
+      data: path.basename(list),
+      sets,
     };
-    const q = intNet(net, model.params, f, 4);
+    results.runs = results.runs.filter((r) => r.report !== run.report);
+    results.runs.push(run);
+    save();
+  }
+  writeDocs(results);
+}
+
+function label(r: RunResult): string {
+  return `W${r.wbits} ${r.zeroCentered ? 'zero-centered' : 'plain'}`;
+}
+
+function writeDocs(results: Results): void {
+  const runs = results.runs.slice().sort((a, b) => a.model.localeCompare(b.model) || b.wbits - a.wbits || Number(b.zeroCentered) - Number(a.zeroCentered));
+  const md: string[] = [];
+  const models = [...new Set(runs.map((r) => r.model))];
+  for (const m of models) {
+    const fl = results.float[m];
+    md.push(`### ${m} on ${fl.data} (float: AP ${pct(fl.AP)}, AP50 ${pct(fl.AP50)})`, '');
+    const mine = runs.filter((r) => r.model === m);
+    const k = Math.max(...mine.map((r) => r.sets.length - 1));
+    md.push(
+      `| weights | schedule | quantized only | ${Array.from({ length: k }, (_, i) => `iteration ${i + 1}`).join(' | ')} | Δ AP50 vs float | trainer = engine | held-out AP50: quantized → last | minutes |`,
+      `|---|---|---:|${'---:|'.repeat(k)}---:|---|---|---:|`,
+    );
+    for (const r of mine) {
+      const cells = Array.from({ length: k + 1 }, (_, i) => (r.sets[i] ? `${pct(r.sets[i].engine.AP)} / ${pct(r.sets[i].engine.AP50)}` : '–'));
+      const last = r.sets[r.sets.length - 1];
+      const agree = r.sets.every((s) => Math.abs(s.engine.AP50 - s.sim.AP50) <= 0.005) ? 'yes' : 'NO';
+      const maxDiff = Math.max(...r.sets.map((s) => Math.abs(s.engine.AP50 - s.sim.AP50)));
+      const ho = r.heldOut;
+      md.push(`| ${label(r)} | ${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it. | ${cells.join(' | ')} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${pct(ho[ho.length - 1]?.AP50)} | ${r.wallMinutes.toFixed(0)} |`);
+    }
+    md.push('');
+  }
+  md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`).`,
+    `"trainer = engine": the trainer's own integer simulation gives the same AP50 within 0.5 points on every one of them.`,
+    `Minutes: wall time of the whole \`zeroq retrain\` invocation (image loading included) on the shared 2-core machine.`, '');
+  md.push(`![AP50 against weight bits, quantized and retrained](${path.relative(path.dirname(o.md!), o.svg!)})`);
+
+  const series: Series[] = [];
+  const refs: { label: string; y: number }[] = [];
+  for (const m of models) {
+    const short = m.replace('yolo-fastest-', '');
+    refs.push({ label: `${short} float`, y: 100 * results.float[m].AP50 });
+    for (const zc of [true, false]) {
+      const mine = runs.filter((r) => r.model === m && r.zeroCentered === zc).sort((a, b) => a.wbits - b.wbits);
+      if (mine.length === 0) continue;
+      const name = `${short} ${zc ? 'zero-centered' : 'plain'}`;
+      series.push({ label: `${name}, quantized`, dashed: true, points: mine.map((r) => ({ x: r.wbits, y: 100 * r.sets[0].engine.AP50 })) });
+      series.push({ label: `${name}, retrained`, points: mine.map((r) => ({ x: r.wbits, y: 100 * r.sets[r.sets.length - 1].engine.AP50 })) });
+    }
+  }
+  const dataName = Object.values(results.float)[0]?.data ?? 'dev.txt';
+  mkdirSync(path.dirname(o.svg!), { recursive: true });
+  writeFileSync(o.svg!, lineChartSvg(`AP50 on ${dataName}: quantized only and after retraining (Na = 8)`, 'weight bits', 'AP50 (%)', series, refs));
+
+  const begin = '<!-- results:begin (scripts/bench-retrain.ts score) -->';
+  const end = '<!-- results:end -->';
+  const block = `${begin}\n${md.join('\n')}\n${end}`;
+  const doc = existsSync(o.md!) ? readFileSync(o.md!, 'utf8') : `# Retraining results\n\n${begin}\n${end}\n`;
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  const out = a >= 0 && b > a ? doc.slice(0, a) + block + doc.slice(b + end.length) : `${doc.trimEnd()}\n\n${block}\n`;
+  writeFileSync(o.md!, out);
+  process.stdout.write(md.join('\n') + '\n');
+}
+
+async function profile(): Promise<void> {
+  const model = await loadDarknet(dataPath('models', 'yolo-fastest', `${o.model}.cfg`));
+  const net = model.net;
+  const paths = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 8);
+  const frames = await loadFrames(net, paths);
+  const calib = await Promise.all(paths.map(async (p) => (await prepareFrame(p, net)).frame));
+  const state = initialState(model.params, 1);
+  const rows: Record<string, number[]> = {};
+  let t = performance.now();
+  const lap = (k: string) => {
+    const now = performance.now();
+    (rows[k] ??= []).push(now - t);
+    t = now;
+  };
+  const { formats } = await startIteration(net, state, calib, defaultQuantConfig(4), threads);
+  lap('quantizer formats (8 calibration images)');
+  const batch = { n: 8, rgb: frames.rgb };
+  for (let rep = 0; rep < 5; rep++) {
+    t = performance.now();
+    const q = intNet(net, state.params, formats, 4);
     const tape = quantForward(net, q, batch, threads);
     const s = headValues(net, q, tape);
     lap('integer forward');
@@ -57,52 +238,17 @@ if (o.profile) {
     const d = distillationLoss(net, s, net.heads.map((h) => outs[net.layers[h].inputs[0]]), 8);
     lap('loss');
     const grads = {
-      weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(model.params[l.index]!.weight.length) : undefined)),
-      bias: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(model.params[l.index]!.bias.length) : undefined)),
+      weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(state.params[l.index]!.weight.length) : undefined)),
+      bias: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(state.params[l.index]!.bias.length) : undefined)),
     };
     backward(net, q, tape, d.grads, grads, threads);
     lap('backward');
   }
-  console.log(`| part of a batch-8 step (${o.model}, 320x320, ${threads} threads) | median ms of 5 |\n|---|---:|`);
+  console.log(`| part (${o.model}, 320x320, batch 8, ${threads} threads) | median ms |\n|---|---:|`);
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(0)} |`);
-  process.exit(0);
 }
 
-const calib = await readImageList(dataPath('coco-val', 'calib.txt'));
-const dev = await readImageList(dataPath('coco-val', 'dev.txt'));
-const gt = await readGroundTruth(dataPath('coco-val', 'instances.json'));
-process.stderr.write(`loading ${calib.length} calib and ${dev.length} dev images\n`);
-const frames = await loadFrames(net, calib);
-const devFrames = await loadFrames(net, dev);
-const plains = o.plain === 'only' ? [true] : o.plain === 'no' ? [false] : [false, true];
-const pct = (v: number | undefined) => (v === undefined ? '-' : (v * 100).toFixed(2));
-const lines: string[] = [
-  `### Iterative retraining, ${o.model} (trained on calib.txt, scored on dev.txt by the integer arithmetic)`,
-  '',
-  `Per-channel weights, 8-bit activations (16-bit head tensors), MSE-calibrated activation formats re-derived`,
-  `each iteration; ${o.iterations} iterations of ${o.epochs} epoch(s), batch 8, Adam 1e-4 halved each iteration,`,
-  'distillation loss only. AP / AP50 in percent (darknet `valid` post-processing, top 100).',
-  '',
-  '| weights | before | ' + Array.from({ length: Number(o.iterations) }, (_, i) => `iteration ${i + 1}`).join(' | ') + ' | minutes |',
-  '|---|---|' + '---|'.repeat(Number(o.iterations)) + '---:|',
-];
-for (const w of o.widths.split(',').map(Number)) {
-  for (const plain of plains) {
-    const quant: QuantConfig = { ...base, wbits: w, zeroCentered: !plain };
-    const f0 = deriveFormats(net, model.params, frames, 64, quant, threads, 1);
-    const before = validationAp(toQNet(net, f0, intNet(net, model.params, f0, w), quant), devFrames, gt, threads);
-    const cfg: TrainConfig = {
-      quant: { ...base, zeroCentered: !plain }, schedule: [w], iterations: Number(o.iterations), epochs: Number(o.epochs), batch: 8,
-      lr: 1e-4, seed: 1, threads, calibFrames: 64, labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: Number(o['max-steps']),
-    };
-    const t0 = Date.now();
-    const r = await train(net, model.params, initialState(model.params, 1), frames, undefined, cfg, {
-      validate: (q) => Promise.resolve(validationAp(q, devFrames, gt, threads)),
-      onIterationEnd: (rec) => process.stderr.write(`W${w} ${plain ? 'plain' : 'zero-centered'} iteration ${rec.iteration + 1}: AP50 ${pct(rec.ap50)}\n`),
-    });
-    const cells = r.state.history.map((h) => `${pct(h.ap)} / ${pct(h.ap50)}`);
-    lines.push(`| W${w} ${plain ? 'plain' : 'zero-centered'} | ${pct(before.ap)} / ${pct(before.ap50)} | ${cells.join(' | ')} | ${((Date.now() - t0) / 60000).toFixed(1)} |`);
-    process.stderr.write(`${lines[lines.length - 1]}\n`);
-  }
-}
-console.log(lines.join('\n'));
+const mode = positionals[0] ?? 'score';
+if (mode === 'score') await score();
+else if (mode === 'profile') await profile();
+else throw new Error(`unknown mode ${mode} (score, profile)`);

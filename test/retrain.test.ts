@@ -110,7 +110,7 @@ t.test('bad arguments are refused with the flag named', async (t) => {
   const base: RetrainFlags = {
     wbits: '4', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '8', lr: '0.0001',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '32', threads: '2', output: 'out.zqw',
+    calibImages: '32', threads: '2', output: 'out.zqw', lrUnit: 'absolute',
   };
   t.equal(parseRetrainFlags(CFG, base).train.schedule[0], 4, 'valid flags pass');
   const cases: [Partial<RetrainFlags>, RegExp][] = [
@@ -128,6 +128,7 @@ t.test('bad arguments are refused with the flag named', async (t) => {
     [{ actCalib: 'mse' }, /--act-calib/],
     [{ searchObjective: 'best' }, /--search-objective/],
     [{ calibImages: '0' }, /--calib-images/],
+    [{ lrUnit: 'bits' }, /--lr-unit/],
     [{ output: undefined }, /-o out.zqw/],
     [{ data: '/nonexistent/list.txt' }, /no such image list/],
   ];
@@ -152,7 +153,7 @@ t.test('a validation list overlapping the training list is refused', async (t) =
   const args = parseRetrainFlags(CFG, {
     wbits: '4', abits: '8', data: list, val: list, epochs: '1', labelWeight: '1', seed: '1', batch: '1', lr: '0.0001',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'),
+    calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'), lrUnit: 'absolute',
   });
   await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
 });
@@ -171,7 +172,7 @@ t.test('the written weight set, run by the integer reference, gives the heads th
   const args = parseRetrainFlags(CFG, {
     wbits: '5', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.0001', iterations: '1',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '2', threads: '2', output: out,
+    calibImages: '2', threads: '2', output: out, lrUnit: 'absolute',
   });
   const report = await runRetrain({ ...args, size: { width: 64, height: 64 } });
   t.equal(report.out, out);
@@ -183,4 +184,16 @@ t.test('the written weight set, run by the integer reference, gives the heads th
   net.heads.forEach((h, k) => {
     t.same(Array.from(ref.heads[k].raw!), Array.from(tape.outs[net.layers[h].inputs[0]]), `head ${k}: same integers`);
   });
+});
+
+t.test('with per-channel learning-rate factors, the first Adam update moves each channel by lr times its factor', async (t) => {
+  const { adamStep, newAdam } = await import('../src/retrain/adam.js');
+  const params = [{ weight: Float32Array.from([1, 1, 1, 1, 1, 1]), bias: Float32Array.from([0, 0]) }];
+  const adam = newAdam(params);
+  const grads = [Float32Array.from([0.5, -2, 1e-3, 3, -1, 0.25]), Float32Array.from([1, -1])];
+  adamStep(params, grads, adam, 0.1, [Float64Array.of(1, 2 ** -6), Float64Array.of(0.5, 0.5)]);
+  const close = (got: Float32Array, want: number[]) => want.every((v, i) => Math.abs(got[i] - v) <= 1e-4 * Math.abs(v) + 1e-7);
+  const expected = [1 - 0.1, 1 + 0.1, 1 - 0.1, 1 - 0.1 / 64, 1 + 0.1 / 64, 1 - 0.1 / 64];
+  t.ok(close(params[0].weight, expected), `channel 0 by 0.1, channel 1 by 0.1/64, against the gradient sign: ${Array.from(params[0].weight)}`);
+  t.ok(close(params[0].bias, [-0.05, 0.05]), `biases by 0.05: ${Array.from(params[0].bias)}`);
 });

@@ -22,6 +22,7 @@ export interface RetrainFlags {
   checkpoint?: string;
   batch: string;
   lr: string;
+  lrUnit: string;
   perLayer?: boolean;
   zeroCenter: boolean;
   headAbits: string;
@@ -45,6 +46,11 @@ function num(value: string, flag: string, ok: (v: number) => boolean, what: stri
 }
 const posInt = (v: string, f: string) => num(v, f, (x) => Number.isInteger(x) && x > 0, 'a positive integer');
 const width = (v: string, f: string) => num(v, f, (x) => Number.isInteger(x) && x >= 2 && x <= 8, 'a weight width from 2 to 8');
+
+function lrUnit(v: string): 'absolute' | 'step' {
+  if (v !== 'absolute' && v !== 'step') throw new ZeroqError('bad-option', `"${v}" is not a learning-rate unit (absolute, step)`, '--lr-unit');
+  return v;
+}
 
 /** Checks the flags and turns them into the run's arguments (no file is read but for existence). */
 export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
@@ -101,6 +107,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       epochs: posInt(o.epochs, '--epochs'),
       batch: posInt(o.batch, '--batch'),
       lr: num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)'),
+      lrUnit: lrUnit(o.lrUnit),
       seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       threads: posInt(o.threads, '--threads'),
       labelWeight: o.labels ? num(o.labelWeight, '--label-weight', (x) => x > 0, 'a positive number') : 0,
@@ -132,6 +139,7 @@ export function register(program: Command): void {
     .option('--checkpoint <file>', 'checkpoint file (default: <output>.ckpt.json)')
     .option('--batch <n>', 'images per step', '8')
     .option('--lr <rate>', 'Adam learning rate of the first iteration (halved at each next one)', '0.0001')
+    .option('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', 'absolute')
     .option('--per-layer', 'one weight format per layer instead of per output channel')
     .option('--no-zero-center', 'plain fixed point (mu = 0), the baseline zero-centering is compared with')
     .option('--head-abits <n>', 'width of the tensors feeding the yolo heads (8 or 16)', '16')
@@ -141,7 +149,7 @@ export function register(program: Command): void {
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
     .option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', 'exact')
     .option('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', '32')
-    .option('--keep-iterations', 'also write the weight set of every iteration (<output>.it<k>.zqw)')
+    .option('--keep-iterations', 'also write the weight set of every iteration (<output>.it<k>.zqw; it0: the quantizer\'s, before retraining)')
     .option('--threads <n>', 'threads of the training core', '2')
     .option('--max-steps <n>', 'at most this many steps per epoch')
     .option('-o, --output <file>', 'the weight set to write (.zqw)')

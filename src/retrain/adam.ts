@@ -19,7 +19,13 @@ export function newAdam(params: ParamSet): AdamState {
   return { t: 0, m: flat.map((a) => new Float32Array(a.length)), v: flat.map((a) => new Float32Array(a.length)) };
 }
 
-export function adamStep(params: ParamSet, grads: Float32Array[], state: AdamState, lr: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
+/**
+ * One Adam update. `channelScale` (optional, one array per parameter array, one factor per output
+ * channel) multiplies the learning rate of every element of that channel.
+ */
+export function adamStep(
+  params: ParamSet, grads: Float32Array[], state: AdamState, lr: number, channelScale?: Float64Array[], beta1 = 0.9, beta2 = 0.999, eps = 1e-8,
+): void {
   const flat = flatParams(params);
   state.t++;
   const c1 = 1 - beta1 ** state.t;
@@ -28,10 +34,13 @@ export function adamStep(params: ParamSet, grads: Float32Array[], state: AdamSta
     const g = grads[k];
     const m = state.m[k];
     const v = state.v[k];
+    const scale = channelScale?.[k];
+    const per = scale ? p.length / scale.length : p.length;
     for (let i = 0; i < p.length; i++) {
       m[i] = beta1 * m[i] + (1 - beta1) * g[i];
       v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-      p[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
+      const rate = scale ? lr * scale[Math.floor(i / per)] : lr;
+      p[i] -= (rate * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
     }
   });
 }

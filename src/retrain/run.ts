@@ -45,10 +45,13 @@ export interface RetrainReport {
   /** Validation AP of the quantizer's output before retraining (with --val). */
   quantized?: { ap: number; ap50: number };
   history: IterationRecord[];
-  /** With keepIterations: the weight set of every iteration. */
+  /** With keepIterations: the weight set of every iteration ([0]: the quantizer's, before retraining). */
   iterations?: string[];
   stoppedByBudget: boolean;
+  /** Training time (quantizer and validation included), summed over resumed runs. */
   elapsedMs: number;
+  /** Wall time of this invocation, image loading and writing included. */
+  wallMs: number;
 }
 
 /** Writes the weight set atomically (temporary file, then rename). */
@@ -68,6 +71,7 @@ function imageIdOrName(p: string): number | string {
 }
 
 export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
+  const t0 = Date.now();
   const log = a.log ?? (() => {});
   const model = await loadDarknet(a.cfg, a.weights, a.size ?? {});
   const net = model.net;
@@ -102,7 +106,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   const ckpt = a.checkpoint ?? `${a.out}.ckpt.json`;
   const settings: Record<string, unknown> = {
     net: net.name, input: net.input, data: path.resolve(a.data), schedule: a.train.schedule, quant: a.train.quant,
-    batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, labelWeight: a.train.labelWeight, epochs: a.train.epochs,
+    batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', labelWeight: a.train.labelWeight, epochs: a.train.epochs,
     calibImages: a.calibImages,
   };
   let state = initialState(model.params, a.train.seed);
@@ -117,14 +121,21 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', seed: a.train.seed,
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });
   const calibration = { method: a.train.quant.actCalib, images: calib.length, list: path.basename(a.data), imageIds: trainPaths.slice(0, calib.length).map(imageIdOrName) };
   const iterationFiles: string[] = [];
+  const iterationFile = (k: number) => a.out.replace(/(\.zqw)?$/, `.it${k}.zqw`);
   const result = await train(net, model.params, state, { frames, labels, calib }, a.train, {
     onProgress: a.onProgress,
-    onQuantized: (k) => log(`iteration ${k + 1}: formats from the quantizer`),
+    onQuantized: async (k, qnet) => {
+      log(`iteration ${k + 1}: formats from the quantizer`);
+      // The quantizer's output for the float model: what retraining starts from.
+      if (k === 0 && a.keepIterations) {
+        iterationFiles[0] = await writeWeightSet(qnet, iterationFile(0), { source, quantization: { ...quantization(1), method: 'quantizer', iterations: 0 }, calibration });
+      }
+    },
     onIterationStart: a.onIterationStart,
     checkpointEvery: 50,
     onCheckpoint: (s) => saveCheckpoint(ckpt, settings, s),
@@ -133,8 +144,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
       log(`iteration ${r.iteration + 1}: W${r.wbits}, mean loss ${r.meanLoss.toFixed(3)}, ${(r.elapsedMs / 60000).toFixed(1)} min` +
         (r.ap50 !== undefined ? `, validation AP ${r.ap!.toFixed(4)} AP50 ${r.ap50.toFixed(4)}` : ''));
       if (a.keepIterations) {
-        const file = a.out.replace(/(\.zqw)?$/, `.it${r.iteration + 1}.zqw`);
-        iterationFiles[r.iteration] = await writeWeightSet(qnet, file, { source, quantization: quantization(r.iteration + 1, r), calibration });
+        iterationFiles[r.iteration + 1] = await writeWeightSet(qnet, iterationFile(r.iteration + 1), { source, quantization: quantization(r.iteration + 1, r), calibration });
       }
     },
   });
@@ -147,6 +157,6 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     ...(result.state.quantized ? { quantized: result.state.quantized } : {}),
     history: result.state.history,
     ...(a.keepIterations ? { iterations: iterationFiles } : {}),
-    stoppedByBudget: result.stoppedByBudget, elapsedMs: result.state.elapsedMs,
+    stoppedByBudget: result.stoppedByBudget, elapsedMs: result.state.elapsedMs, wallMs: Date.now() - t0,
   };
 }

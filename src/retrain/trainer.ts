@@ -24,6 +24,12 @@ export interface TrainConfig {
   batch: number;
   /** Learning rate of the first iteration; halved at each following one. */
   lr: number;
+  /**
+   * 'absolute': the Adam step size is lr for every parameter; 'step': lr times the parameter's
+   * quantization step (2^-fw of its channel for weights, the LSB of the layer's output for biases),
+   * so that channels whose ranges differ by orders of magnitude move alike.
+   */
+  lrUnit?: 'absolute' | 'step';
   seed: number;
   threads: number;
   /** Weight of the label loss (0: distillation only). */
@@ -94,7 +100,7 @@ export interface TrainHooks {
   /** Validation of the integer network: of the quantizer's output before training, and after each iteration. */
   validate?(qnet: QNet): Promise<{ ap: number; ap50: number }>;
   /** The quantizer's output for the shadow weights at the start of an iteration. */
-  onQuantized?(iteration: number, qnet: QNet): void;
+  onQuantized?(iteration: number, qnet: QNet): void | Promise<void>;
   onIterationEnd?(record: IterationRecord, qnet: QNet): void | Promise<void>;
 }
 
@@ -160,6 +166,17 @@ export async function startIteration(net: Network, state: TrainState, calib: Fra
   return { formats: it.formats, qnet: it.qnet };
 }
 
+/** Per parameter array (flatParams order), per output channel: its quantization step in the formats. */
+export function stepScales(net: Network, formats: Formats): Float64Array[] {
+  const out: Float64Array[] = [];
+  for (const l of net.layers) {
+    if (l.kind !== 'conv') continue;
+    const wf = formats.weights[l.index]!;
+    out.push(Float64Array.from(wf.fw, (f) => 2 ** -f), new Float64Array(l.filters).fill(2 ** -formats.tensors[l.index].frac));
+  }
+  return out;
+}
+
 function newGrads(net: Network, params: ParamSet): Grads {
   return {
     weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(params[l.index]!.weight.length) : undefined)),
@@ -170,7 +187,7 @@ function newGrads(net: Network, params: ParamSet): Grads {
 /** One optimisation step on a batch; returns the loss before the update. */
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
-  cfg: Pick<TrainConfig, 'threads' | 'labelWeight'>, wbits: number, lr: number,
+  cfg: Pick<TrainConfig, 'threads' | 'labelWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
 ): number {
   const q = intNet(net, state.params, formats, wbits);
   const tape = quantForward(net, q, batch, cfg.threads);
@@ -197,7 +214,7 @@ export function trainStep(
   }
   const flat: Float32Array[] = [];
   for (const l of net.layers) if (l.kind === 'conv') flat.push(grads.weight[l.index]!, grads.bias[l.index]!);
-  adamStep(state.params, flat, state.adam, lr);
+  adamStep(state.params, flat, state.adam, lr, lrScale);
   return loss;
 }
 
@@ -229,13 +246,14 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     if (!state.formats) {
       const start = await startIteration(net, state, data.calib, quant, cfg.threads);
       state.formats = start.formats;
-      hooks.onQuantized?.(state.iteration, start.qnet);
+      await hooks.onQuantized?.(state.iteration, start.qnet);
       if (state.iteration === 0 && hooks.validate && !state.quantized) state.quantized = await hooks.validate(start.qnet);
       await hooks.onCheckpoint?.(state);
     }
     const formats = state.formats;
     last = { formats, wbits };
     const lr = cfg.lr * 0.5 ** state.iteration;
+    const lrScale = cfg.lrUnit === 'step' ? stepScales(net, formats) : undefined;
     hooks.onIterationStart?.(state.iteration, wbits, stepsPerEpoch);
     while (state.epoch < cfg.epochs) {
       if (state.step === 0) state.order = shuffled(N, state);
@@ -246,7 +264,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
         const lb = labels ? idx.map((k) => labels[k]) : undefined;
-        const loss = trainStep(net, teacher, state, formats, sliceBatch(net, frames, idx), lb, cfg, wbits, lr);
+        const loss = trainStep(net, teacher, state, formats, sliceBatch(net, frames, idx), lb, cfg, wbits, lr, lrScale);
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
         state.lossSum += loss;
         state.lossCount++;
