@@ -114,21 +114,24 @@ export class FrameLoop {
    * this thread while the engine computes the current one on its own.
    */
   prepare(f: CapturedFrame): void {
-    f.input = this.inputFor(f, this.engine.net);
+    f.input = this.inputFor(f, this.engine);
   }
 
-  private inputFor(f: CapturedFrame, net: Engine['net']): Frame {
-    if (f.input && f.input.width === net.input.w && f.input.height === net.input.h) return f.input;
-    return f.width === net.input.w && f.height === net.input.h && !net.letterbox
-      ? { rgb: f.rgb, width: f.width, height: f.height }
-      : resizeForNet({ data: f.rgb, width: f.width, height: f.height }, net);
+  private inputFor(f: CapturedFrame, engine: Engine): Frame {
+    const net = engine.net;
+    const resized = !(f.width === net.input.w && f.height === net.input.h && !net.letterbox);
+    // Only the float engine reads the float image of a resized frame (integer engines: 8-bit pixels).
+    const keepFloat = engine.kind === 'float';
+    const fits = f.input && f.input.width === net.input.w && f.input.height === net.input.h;
+    if (fits && !(resized && keepFloat && !f.input!.planar)) return f.input!;
+    return resized ? resizeForNet({ data: f.rgb, width: f.width, height: f.height }, net, { keepFloat }) : { rgb: f.rgb, width: f.width, height: f.height };
   }
 
   private async process(f: CapturedFrame): Promise<ProcessedFrame> {
     const engine = this.engine;
     const net = engine.net;
     const { decode, classes } = this.settings;
-    const input = this.inputFor(f, net);
+    const input = this.inputFor(f, engine);
     const t0 = performance.now();
     const heads = await engine.infer(input);
     const inferenceMs = performance.now() - t0;
