@@ -28,6 +28,7 @@ const { values } = parseArgs({
 const zeroq = path.join(repoRoot, 'bin', 'zeroq');
 const dev = dataPath('coco-val', 'dev.txt');
 const calib = dataPath('coco-val', 'calib.txt');
+const loadBefore = os.loadavg()[0];
 const work = mkdtempSync(path.join(os.tmpdir(), 'zeroq-bench-'));
 
 function run(args: string[]): string {
@@ -104,7 +105,8 @@ const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 const md = `# Benchmarks
 
 Written by \`npm run bench\` (scripts/bench.ts) on ${new Date().toISOString().slice(0, 10)}: ${cpu}, ${os.cpus().length} cores,
-Node ${process.version}, ${os.platform()}-${os.arch()}. The machine is shared and noisy: speed is compared as ratios
+Node ${process.version}, ${os.platform()}-${os.arch()}; load average ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end
+(other work on the machine). The machine is shared and noisy: speed is compared as ratios
 within one run (float and int alternate frame by frame in one process), and figures are medians.
 Accuracy is COCO bbox (pycocotools' method, \`zeroq eval\`) on the 400 images of coco-val/dev.txt with darknet
 \`detector valid\` post-processing (threshold 0.001, the cfg's greedy DIoU NMS at 0.6, 100 best per image);
