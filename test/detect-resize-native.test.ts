@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import {
   letterboxImage,
@@ -19,7 +19,7 @@ import { dataPath } from '../src/util/paths.js';
 
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
-function same(t: Tap.Test, fast: ResizedImage, ref: ResizedImage, what: string): void {
+function same(t: Test, fast: ResizedImage, ref: ResizedImage, what: string): void {
   const rgb = Buffer.from(fast.data).equals(Buffer.from(ref.data));
   const planar = bits(fast.planar).equals(bits(ref.planar));
   if (rgb && planar && fast.width === ref.width && fast.height === ref.height) {
@@ -112,4 +112,27 @@ t.test('frames into caller buffers: nothing new, float image only when asked', a
 
   t.throws(() => resizeForNet(img, net, { into: { rgb: new Uint8Array(10) }, keepFloat: false }), { code: 'frame-buffer' });
   t.throws(() => resizeImage({ data: new Uint8Array(5), width: 2, height: 1 }, 4, 4), { code: 'image-size' });
+});
+
+t.test('ZEROQ_RESIZE=js: the JS reference behind the same calls (the fallback without the addon)', async (t) => {
+  const saved = process.env.ZEROQ_RESIZE;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.ZEROQ_RESIZE;
+    else process.env.ZEROQ_RESIZE = saved;
+  });
+  const img = await loadImage(dataPath('reference', 'samples', 'horses.jpg'));
+  const net: Network = { name: 'n', input: { c: 3, h: 256, w: 416 }, letterbox: false, layers: [], heads: [] };
+  const fast = [resizeForNet(img, net), resizeForNet(img, { ...net, letterbox: true }), resizeForNet(img, net, { keepFloat: false })];
+  process.env.ZEROQ_RESIZE = 'js';
+  t.equal(resizeImplementation(), 'js');
+  const into = { rgb: new Uint8Array(416 * 256 * 3), planar: new Float32Array(416 * 256 * 3) };
+  const slow = [resizeForNet(img, net), resizeForNet(img, { ...net, letterbox: true }, { into }), resizeForNet(img, net, { keepFloat: false })];
+  t.equal(slow[1].rgb, into.rgb, 'caller buffers filled by the JS path too');
+  fast.forEach((f, i) => {
+    t.ok(Buffer.from(f.rgb).equals(Buffer.from(slow[i].rgb)), `case ${i}: same 8-bit frame`);
+    t.equal(f.planar === undefined, slow[i].planar === undefined, `case ${i}: float image present in both or neither`);
+    if (f.planar && slow[i].planar) t.ok(bits(f.planar).equals(bits(slow[i].planar!)), `case ${i}: same float image`);
+  });
+  delete process.env.ZEROQ_RESIZE;
+  t.equal(resizeImplementation(), 'native');
 });

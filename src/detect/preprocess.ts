@@ -192,8 +192,9 @@ let nativeResize: NativeResize | null | undefined;
 
 /** The addon's resize (src/kernels/resize.cc); null when the addon is missing or ZEROQ_RESIZE=js. */
 function native(): NativeResize | null {
+  if (process.env.ZEROQ_RESIZE === 'js') return null;
   if (nativeResize === undefined) {
-    const k = process.env.ZEROQ_RESIZE === 'js' ? undefined : loadNativeKernels().kernels;
+    const k = loadNativeKernels().kernels;
     nativeResize = k?.resize ? k.resize.bind(k) : null;
   }
   return nativeResize;
