@@ -110,7 +110,7 @@ t.test('bad arguments are refused with the flag named', async (t) => {
   const base: RetrainFlags = {
     wbits: '4', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '8', lr: '0.0001',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '32', threads: '2', output: 'out.zqw', lrUnit: 'absolute',
+    calibImages: '32', threads: '2', output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
   };
   t.equal(parseRetrainFlags(CFG, base).train.schedule[0], 4, 'valid flags pass');
   const cases: [Partial<RetrainFlags>, RegExp][] = [
@@ -129,6 +129,7 @@ t.test('bad arguments are refused with the flag named', async (t) => {
     [{ searchObjective: 'best' }, /--search-objective/],
     [{ calibImages: '0' }, /--calib-images/],
     [{ lrUnit: 'bits' }, /--lr-unit/],
+    [{ distill: 'all' }, /--distill/],
     [{ output: undefined }, /-o out.zqw/],
     [{ data: '/nonexistent/list.txt' }, /no such image list/],
   ];
@@ -153,7 +154,7 @@ t.test('a validation list overlapping the training list is refused', async (t) =
   const args = parseRetrainFlags(CFG, {
     wbits: '4', abits: '8', data: list, val: list, epochs: '1', labelWeight: '1', seed: '1', batch: '1', lr: '0.0001',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'), lrUnit: 'absolute',
+    calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'), lrUnit: 'absolute', distill: 'objectness',
   });
   await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
 });
@@ -172,7 +173,7 @@ t.test('the written weight set, run by the integer reference, gives the heads th
   const args = parseRetrainFlags(CFG, {
     wbits: '5', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.0001', iterations: '1',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '2', threads: '2', output: out, lrUnit: 'absolute',
+    calibImages: '2', threads: '2', output: out, lrUnit: 'absolute', distill: 'objectness',
   });
   const report = await runRetrain({ ...args, size: { width: 64, height: 64 } });
   t.equal(report.out, out);
@@ -196,4 +197,36 @@ t.test('with per-channel learning-rate factors, the first Adam update moves each
   const expected = [1 - 0.1, 1 + 0.1, 1 - 0.1, 1 - 0.1 / 64, 1 + 0.1 / 64, 1 - 0.1 / 64];
   t.ok(close(params[0].weight, expected), `channel 0 by 0.1, channel 1 by 0.1/64, against the gradient sign: ${Array.from(params[0].weight)}`);
   t.ok(close(params[0].bias, [-0.05, 0.05]), `biases by 0.05: ${Array.from(params[0].bias)}`);
+});
+
+t.test('objectness-weighted distillation: x, y and class terms count in proportion to the teacher objectness', async (t) => {
+  const model = await loadDarknet(CFG, undefined, { width: 64, height: 64 });
+  const net = model.net;
+  const r = (() => {
+    let s = 5;
+    return () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 8 - 4;
+  })();
+  const sizes = net.heads.map((h) => {
+    const o = net.layers[net.layers[h].inputs[0]].out;
+    return o.c * o.h * o.w;
+  });
+  const student = sizes.map((n) => Float32Array.from({ length: n }, r));
+  const teacher = sizes.map((n) => Float32Array.from({ length: n }, r));
+  const uni = distillationLoss(net, student, teacher, 1, 'uniform');
+  const obj = distillationLoss(net, student, teacher, 1, 'objectness');
+  const o = net.layers[net.layers[net.heads[0]].inputs[0]].out;
+  const hw = o.h * o.w;
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  let checked = 0;
+  for (const p of [0, 1, hw - 1]) {
+    const w = sig(teacher[0][4 * hw + p]);
+    for (const e of [0, 1, 5, 40, 84]) {
+      const i = e * hw + p;
+      t.ok(Math.abs(obj.grads[0][i] - w * uni.grads[0][i]) <= 1e-6, `position ${p}, entry ${e}: gradient scaled by objectness ${w.toFixed(3)}`);
+      checked++;
+    }
+    for (const e of [2, 3, 4]) t.equal(obj.grads[0][e * hw + p], uni.grads[0][e * hw + p], `position ${p}, entry ${e} unchanged`);
+  }
+  t.equal(checked, 15);
+  t.ok(obj.loss < uni.loss, 'the weighted loss is smaller');
 });

@@ -23,6 +23,7 @@ export interface RetrainFlags {
   batch: string;
   lr: string;
   lrUnit: string;
+  distill: string;
   perLayer?: boolean;
   zeroCenter: boolean;
   headAbits: string;
@@ -49,6 +50,11 @@ const width = (v: string, f: string) => num(v, f, (x) => Number.isInteger(x) && 
 
 function lrUnit(v: string): 'absolute' | 'step' {
   if (v !== 'absolute' && v !== 'step') throw new ZeroqError('bad-option', `"${v}" is not a learning-rate unit (absolute, step)`, '--lr-unit');
+  return v;
+}
+
+function distillWeighting(v: string): 'objectness' | 'uniform' {
+  if (v !== 'objectness' && v !== 'uniform') throw new ZeroqError('bad-option', `"${v}" is not a distillation weighting (objectness, uniform)`, '--distill');
   return v;
 }
 
@@ -108,6 +114,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       batch: posInt(o.batch, '--batch'),
       lr: num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)'),
       lrUnit: lrUnit(o.lrUnit),
+      distill: distillWeighting(o.distill),
       seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       threads: posInt(o.threads, '--threads'),
       labelWeight: o.labels ? num(o.labelWeight, '--label-weight', (x) => x > 0, 'a positive number') : 0,
@@ -140,6 +147,7 @@ export function register(program: Command): void {
     .option('--batch <n>', 'images per step', '8')
     .option('--lr <rate>', 'Adam learning rate of the first iteration (halved at each next one)', '0.0001')
     .option('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', 'absolute')
+    .option('--distill <weighting>', 'objectness: class and x, y terms weighted by the teacher\'s objectness; uniform: every position alike', 'objectness')
     .option('--per-layer', 'one weight format per layer instead of per output channel')
     .option('--no-zero-center', 'plain fixed point (mu = 0), the baseline zero-centering is compared with')
     .option('--head-abits <n>', 'width of the tensors feeding the yolo heads (8 or 16)', '16')

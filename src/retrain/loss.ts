@@ -5,6 +5,10 @@
  * Distillation (no labels needed): binary cross-entropy between the student's and the float
  * teacher's sigmoid outputs for x, y, objectness and classes, reported minus the teacher's entropy
  * (0 when they agree), plus squared error on the raw w, h weighted by the teacher's objectness.
+ * With 'objectness' weighting (the default) the x, y and class terms are weighted by the teacher's
+ * objectness too: a detection's score is objectness × class probability, so class outputs where the
+ * teacher sees no object do not matter, yet summed over every position and 80 classes they are ~95%
+ * of the unweighted loss, and fitting them drove a W4 student to flat, useless objectness.
  * With labels: the YOLOv3 loss against darknet label boxes (responsible anchor by shape IoU).
  */
 import type { Network, YoloLayer } from '../model/ir.js';
@@ -38,7 +42,12 @@ function headGeometry(net: Network, k: number, data: Float32Array, n: number) {
   return { y, E, A, hw, H: src.h, W: src.w, per: src.c * hw };
 }
 
-export function distillationLoss(net: Network, student: Float32Array[], teacher: Float32Array[], n: number): LossResult {
+export type DistillWeighting = 'objectness' | 'uniform';
+
+export function distillationLoss(
+  net: Network, student: Float32Array[], teacher: Float32Array[], n: number, weighting: DistillWeighting = 'objectness',
+): LossResult {
+  const weighted = weighting === 'objectness';
   let total = 0;
   const grads = student.map((s, k) => {
     const { E, A, hw, per } = headGeometry(net, k, s, n);
@@ -57,8 +66,9 @@ export function distillationLoss(net: Network, student: Float32Array[], teacher:
               g[i] = 2 * obj * d;
             } else {
               const pt = sigmoid(t[i]);
-              total += bceExcess(s[i], pt);
-              g[i] = sigmoid(s[i]) - pt;
+              const wgt = weighted && e !== 4 ? obj : 1;
+              total += wgt * bceExcess(s[i], pt);
+              g[i] = wgt * (sigmoid(s[i]) - pt);
             }
           }
         }

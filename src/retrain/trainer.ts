@@ -11,7 +11,7 @@ import { ZeroqError } from '../util/errors.js';
 import { adamStep, flatParams, newAdam, type AdamState } from './adam.js';
 import type { Frame } from '../engine/engine.js';
 import { inputScale, intNet, qnetDifferences, quantizerFormats, toQNet, type Formats, type QuantConfig } from './formats.js';
-import { distillationLoss, labelLoss, type LabelBox } from './loss.js';
+import { distillationLoss, labelLoss, type DistillWeighting, type LabelBox } from './loss.js';
 import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
 import type { FrameSet } from './data.js';
 
@@ -32,6 +32,8 @@ export interface TrainConfig {
   lrUnit?: 'absolute' | 'step';
   seed: number;
   threads: number;
+  /** How the distillation terms are weighted (loss.ts); default 'objectness'. */
+  distill?: DistillWeighting;
   /** Weight of the label loss (0: distillation only). */
   labelWeight: number;
   /** Stop (after a finished step, with a checkpoint) once this many ms have been spent; 0: none. */
@@ -187,14 +189,14 @@ function newGrads(net: Network, params: ParamSet): Grads {
 /** One optimisation step on a batch; returns the loss before the update. */
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
-  cfg: Pick<TrainConfig, 'threads' | 'labelWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
+  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill'>, wbits: number, lr: number, lrScale?: Float64Array[],
 ): number {
   const q = intNet(net, state.params, formats, wbits);
   const tape = quantForward(net, q, batch, cfg.threads);
   const student = headValues(net, q, tape);
   const tOuts = floatForward(net, teacher, batch, cfg.threads);
   const tHeads = net.heads.map((h) => tOuts[net.layers[h].inputs[0]]);
-  const d = distillationLoss(net, student, tHeads, batch.n);
+  const d = distillationLoss(net, student, tHeads, batch.n, cfg.distill);
   let loss = d.loss;
   if (labels && cfg.labelWeight > 0) {
     const l = labelLoss(net, student, labels, batch.n);
