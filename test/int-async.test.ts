@@ -47,10 +47,14 @@ t.test('the event loop runs while a frame computes', async (t) => {
     if (running) setImmediate(spin);
   };
   setImmediate(spin);
-  // A synchronous engine would resolve each frame before any immediate runs (ticks would stay 0).
-  for (let i = 0; i < 5; i++) await eng.infer(frames[0]);
-  const during = ticks;
-  running = false;
+  let during = 0;
+  try {
+    // A synchronous engine would resolve each frame before any immediate runs (ticks would stay 0).
+    for (let i = 0; i < 5; i++) await eng.infer(frames[0]);
+    during = ticks;
+  } finally {
+    running = false;
+  }
   t.ok(during > 0, `${during} event-loop turns during 5 frames`);
   await eng.close();
 });
