@@ -131,6 +131,7 @@ ${commands.map((c) => `    ${c}`).join('\n')}
 
 ${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
 ${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
+${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts')}
 `;
 writeFileSync(values.out!, md);
 process.stderr.write(`wrote ${values.out}\n`);
