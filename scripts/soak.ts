@@ -103,6 +103,18 @@ function metric(text: string, name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** The retained payload of a topic as a new clean-session subscriber gets it (undefined: none within 2 s). */
+async function retainedValue(url: string, topic: string): Promise<string | undefined> {
+  const w = await Watcher.connect(url, [topic]);
+  try {
+    return (await w.waitFor((m) => m.retain, `retained ${topic}`, 2000)).text;
+  } catch {
+    return undefined;
+  } finally {
+    await w.close();
+  }
+}
+
 // ---- the detections payload of docs/mqtt.md, interface version 1 ---------------------------------
 
 const tenth = (v: number) => Math.abs(v * 10 - Math.round(v * 10)) < 1e-6;
@@ -332,8 +344,9 @@ async function outage(): Promise<{ result: object; ok: boolean }> {
 
     // The subscriber: persistent session (QoS 1), so what the broker queued for it survives a restart.
     w = await Watcher.connect(broker.url, [`${base}/#`], { clientId: `zeroq-outage-sub-${process.pid}`, clean: false });
-    const arrival = new Map<Msg, number>();
-    w.client.on('message', () => arrival.set(w!.messages[w!.messages.length - 1], Date.now()));
+    // Arrival time and the DUP flag (a QoS 1 message sent again after a broken connection).
+    const arrival = new Map<Msg, { t: number; dup: boolean }>();
+    w.client.on('message', (_t, _p, packet) => arrival.set(w!.messages[w!.messages.length - 1], { t: Date.now(), dup: packet.dup }));
     let subscriberUp = true;
     w.client.on('close', () => {
       if (subscriberUp) note('subscriber: connection closed');
@@ -371,6 +384,9 @@ async function outage(): Promise<{ result: object; ok: boolean }> {
     await broker.start();
     const startAt = Date.now();
     note('broker: running again');
+    // What a client that subscribes now (before the daemon is back) is told: the retained availability.
+    const retainedAfterRestart = await retainedValue(broker.url, `${base}/availability`);
+    note(`fresh subscriber: retained availability ${JSON.stringify(retainedAfterRestart)}`);
     const lost = await lostLog;
     note('daemon: mqtt connection lost', lost.time as number);
     const back = await d.waitLog((l) => l.msg === 'mqtt connected' && l.reconnect === true, 'the daemon reconnecting', 120_000, 0);
@@ -417,7 +433,7 @@ async function outage(): Promise<{ result: object; ok: boolean }> {
       }
       return out;
     };
-    const availability = w.on(`${base}/availability`).map((m) => ({ t: since(arrival.get(m)!), payload: m.text, retained: m.retain }));
+    const availability = w.on(`${base}/availability`).map((m) => ({ t: since(arrival.get(m)!.t), payload: m.text, retained: m.retain, dup: arrival.get(m)!.dup }));
     const framesDuringOutage = frameLogs.filter((l) => (l.time as number) >= stopAt && (l.time as number) < (back.time as number)).length;
 
     const checks = {
@@ -466,6 +482,7 @@ async function outage(): Promise<{ result: object; ok: boolean }> {
           finalStats: stats,
         },
         availability,
+        retainedAvailabilityAfterBrokerRestart: retainedAfterRestart,
         rssMbBeforeStop: r1(rss),
         schema: schema.summary(),
         checks,
