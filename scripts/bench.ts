@@ -98,7 +98,7 @@ try {
 function section(file: string, title: string, how: string): string {
   const p = path.join(repoRoot, 'docs', 'benchmarks', file);
   if (!existsSync(p)) return `## ${title}\n\nNot measured yet (\`${how}\` writes docs/benchmarks/${file}).\n`;
-  return readFileSync(p, 'utf8').trim() + `\n\n_Included from docs/benchmarks/${file}, written by \`${how}\`._\n`;
+  return readFileSync(p, 'utf8').trim() + `\n\n_Included from docs/benchmarks/${file}, from the measurements of \`${how}\`._\n`;
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -131,7 +131,7 @@ ${commands.map((c) => `    ${c}`).join('\n')}
 
 ${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
 ${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
-${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts')}
+${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts (figures written up by hand from its JSON reports)')}
 `;
 writeFileSync(values.out!, md);
 process.stderr.write(`wrote ${values.out}\n`);
