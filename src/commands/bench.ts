@@ -7,6 +7,7 @@ interface BenchFlags {
   frames: string;
   warmup: string;
   compare?: boolean;
+  spin?: boolean;
   json?: boolean;
   image?: string;
   float?: string;
@@ -30,7 +31,8 @@ export function register(program: Command): void {
     .option('--threads <n>', 'threads per engine', '1')
     .option('--frames <n>', 'measured frames', '200')
     .option('--warmup <n>', 'frames run before measuring', '20')
-    .option('--compare', 'run float and int alternately in one process and print int/float')
+    .option('--compare', 'run float and int alternately (blocks of 10 frames) in one process and print int/float')
+    .option('--no-spin', "float: onnxruntime's workers do not spin waiting between runs")
     .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
     .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
     .option('--isa <name>', 'integer instruction set: avx512-vbmi, avx512-vnni, avx2, neon-dotprod, scalar (default: the best the CPU has)')
@@ -44,6 +46,7 @@ export function register(program: Command): void {
         model,
         engine,
         compare: flags.compare,
+        spin: flags.spin,
         threads: intFlag(flags.threads, '--threads', 1),
         frames: intFlag(flags.frames, '--frames', 1),
         warmup: intFlag(flags.warmup, '--warmup', 0),

@@ -55,4 +55,9 @@ export interface EngineOptions {
   threads?: number;
   /** Float engine: darknet .weights file (default: the cfg path with a .weights extension). */
   weights?: string;
+  /**
+   * Float engine: let onnxruntime's intra-op workers spin after a run waiting for the next one
+   * (onnxruntime's default, true). Spinning workers take a core from whatever runs next.
+   */
+  spin?: boolean;
 }

@@ -57,6 +57,7 @@ export class FloatEngine implements Engine {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        ...(opts.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
     } catch (err) {
       throw new ZeroqError('engine-load', `onnxruntime refused the graph: ${(err as Error).message}`, model.net.name, { cause: err });

@@ -19,6 +19,8 @@ export interface BenchOptions {
   engine: BenchEngine;
   /** Run float and int alternately and report int/float. */
   compare?: boolean;
+  /** Float engine: onnxruntime's workers spin between runs (its default); false turns it off. */
+  spin?: boolean;
   threads?: number;
   frames?: number;
   warmup?: number;
@@ -45,6 +47,8 @@ export interface EngineBench {
   threads: number;
   /** Integer instruction set, or "js-reference" when the native kernels are missing. */
   isa?: string;
+  /** Float engine: whether onnxruntime's workers spun between runs. */
+  spin?: boolean;
   /** True when the int engine ran random weights (a cfg was given, not a .zqw). */
   randomWeights?: boolean;
   networkMs: Stats;
@@ -85,6 +89,7 @@ interface Opened {
   engine: Engine;
   isa?: string;
   randomWeights?: boolean;
+  spin?: boolean;
   profile?: (on: boolean) => Float64Array;
 }
 
@@ -120,9 +125,9 @@ async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: O
   return { opened, net: qnet.net, source };
 }
 
-async function openFloat(cfg: string, threads: number): Promise<Opened> {
+async function openFloat(cfg: string, threads: number, spin: boolean): Promise<Opened> {
   const { openEngine } = await import('../engine/open.js');
-  return { kind: 'float', engine: await openEngine('float', cfg, { threads }) };
+  return { kind: 'float', engine: await openEngine('float', cfg, { threads, spin }), spin };
 }
 
 function floatCfgFor(opts: BenchOptions, source?: string): string {
@@ -157,7 +162,7 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       source = r.source;
     }
     if (kinds.includes('float')) {
-      const f = await openFloat(floatCfgFor(opts, source), threads);
+      const f = await openFloat(floatCfgFor(opts, source), threads, opts.spin ?? true);
       opened.unshift(f);
       net ??= f.engine.net;
     }
@@ -186,23 +191,34 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       await once(o);
     }
     const times = opened.map(() => ({ net: [] as number[], cpu: [] as number[], pre: [] as number[], post: [] as number[], e2e: [] as number[] }));
-    for (let i = 0; i < frames; i++) {
-      // Alternate the order so neither engine always runs first.
-      const order = i % 2 === 0 ? opened.map((_, j) => j) : opened.map((_, j) => opened.length - 1 - j);
+    // Engines alternate in blocks of BLOCK frames (the order alternating too), so each runs
+    // back to back as it would in production, and both see the same machine over time. The first
+    // frame of a block is not recorded: it pays for the switch (onnxruntime's workers spin for a
+    // while after a run, taking the cores the other engine's next frame needs).
+    const BLOCK = opened.length > 1 ? 10 : 1;
+    let done = 0;
+    for (let b = 0; done < frames; b++) {
+      const order = b % 2 === 0 ? opened.map((_, j) => j) : opened.map((_, j) => opened.length - 1 - j);
+      const count = Math.min(BLOCK, frames - done);
       for (const j of order) {
         const o = opened[j];
-        const c0 = process.cpuUsage();
-        const t0 = now();
-        await o.engine.infer(frame);
-        times[j].net.push(now() - t0);
-        const c = process.cpuUsage(c0);
-        times[j].cpu.push((c.user + c.system) / 1000);
-        const [pre, mid, post] = await once(o);
-        times[j].pre.push(pre);
-        times[j].post.push(post);
-        times[j].e2e.push(pre + mid + post);
+        for (let k = BLOCK > 1 ? -1 : 0; k < count; k++) {
+          const c0 = process.cpuUsage();
+          const t0 = now();
+          await o.engine.infer(frame);
+          const net = now() - t0;
+          const c = process.cpuUsage(c0);
+          const [pre, mid, post] = await once(o);
+          if (k < 0) continue;
+          times[j].net.push(net);
+          times[j].cpu.push((c.user + c.system) / 1000);
+          times[j].pre.push(pre);
+          times[j].post.push(post);
+          times[j].e2e.push(pre + mid + post);
+        }
       }
-      progress?.(i + 1, frames);
+      done += count;
+      progress?.(done, frames);
     }
     const engines: EngineBench[] = [];
     for (let j = 0; j < opened.length; j++) {
@@ -214,6 +230,7 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
         modelId: o.engine.modelId,
         threads,
         ...(o.isa ? { isa: o.isa } : {}),
+        ...(o.spin !== undefined ? { spin: o.spin } : {}),
         ...(o.randomWeights ? { randomWeights: true } : {}),
         networkMs,
         networkCpuMs: stats(times[j].cpu),
