@@ -107,7 +107,7 @@ const md = `# Benchmarks
 Written by \`npm run bench\` (scripts/bench.ts) on ${new Date().toISOString().slice(0, 10)}: ${cpu}, ${os.cpus().length} cores,
 Node ${process.version}, ${os.platform()}-${os.arch()}; load average ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end
 (other work on the machine). The machine is shared and noisy: speed is compared as ratios
-within one run (float and int alternate frame by frame in one process), and figures are medians.
+within one run (float and int alternate in blocks of 10 frames in one process), and figures are medians.
 Accuracy is COCO bbox (pycocotools' method, \`zeroq eval\`) on the 400 images of coco-val/dev.txt with darknet
 \`detector valid\` post-processing (threshold 0.001, the cfg's greedy DIoU NMS at 0.6, 100 best per image);
 quantization calibrates on calib.txt only. darknet's own float figures on the same images: AP50 16.30 (1.1), 26.73 (xl).
