@@ -62,6 +62,32 @@ function devImages(n: number): string[] {
     .map((rel) => dataPath('coco-val', rel.trim()));
 }
 
+/**
+ * A looping real-time video of the first `images` dev images in `dir`, and a daemon config for it
+ * (mqtt and publish: the inside of their YAML maps) with a free HTTP port.
+ */
+async function liveVideoDaemon(
+  dir: string,
+  o: { device: string; images: number; fps: number; engine: string; model: string; threads: number; mqtt: string; publish: string },
+): Promise<{ config: string; httpPort: number }> {
+  const video = path.join(dir, 'loop.mp4');
+  await makeVideo(devImages(o.images), video, { width: 640, height: 480, fps: o.fps });
+  const httpPort = await freePort();
+  const config = path.join(dir, 'zeroq.yaml');
+  writeFileSync(
+    config,
+    [
+      `device_id: ${o.device}`,
+      `source: { url: ${video}, loop: true, realtime: true }`,
+      `model: { engine: ${o.engine}, path: ${o.model}, threads: ${o.threads} }`,
+      `mqtt: { ${o.mqtt} }`,
+      `publish: { ${o.publish} }`,
+      `http: { port: ${httpPort} }`,
+    ].join('\n') + '\n',
+  );
+  return { config, httpPort };
+}
+
 function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -326,21 +352,11 @@ async function outage(): Promise<{ result: object; ok: boolean }> {
   let daemon: DaemonProcess | undefined;
   let w: Watcher | undefined;
   try {
-    const video = path.join(dir, 'loop.mp4');
-    await makeVideo(devImages(60), video, { width: 640, height: 480, fps });
-    const httpPort = await freePort();
-    const config = path.join(dir, 'zeroq.yaml');
-    writeFileSync(
-      config,
-      [
-        `device_id: ${device}`,
-        `source: { url: ${video}, loop: true, realtime: true }`,
-        `model: { engine: ${engine}, path: ${model}, threads: ${threads} }`,
-        `mqtt: { url: ${broker.url}${bufferArg ? `, buffer: { max_messages: ${bufferArg} }` : ''} }`,
-        'publish: { stats_interval_s: 2 }',
-        `http: { port: ${httpPort} }`,
-      ].join('\n') + '\n',
-    );
+    const { config, httpPort } = await liveVideoDaemon(dir, {
+      device, images: 60, fps, engine, model, threads,
+      mqtt: `url: ${broker.url}${bufferArg ? `, buffer: { max_messages: ${bufferArg} }` : ''}`,
+      publish: 'stats_interval_s: 2',
+    });
 
     // The subscriber: persistent session (QoS 1), so what the broker queued for it survives a restart.
     w = await Watcher.connect(broker.url, [`${base}/#`], { clientId: `zeroq-outage-sub-${process.pid}`, clean: false });
@@ -512,21 +528,11 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
   const broker = await startMosquitto();
   let d: DaemonProcess | undefined;
   try {
-    const video = path.join(dir, 'loop.mp4');
-    await makeVideo(devImages(150), video, { width: 640, height: 480, fps });
-    const httpPort = await freePort();
-    const config = path.join(dir, 'zeroq.yaml');
-    writeFileSync(
-      config,
-      [
-        `device_id: ${device}`,
-        `source: { url: ${video}, loop: true, realtime: true }`,
-        `model: { engine: ${engine}, path: ${model}, threads: ${threads} }`,
-        `mqtt: { url: ${broker.url} }`,
-        'publish: { stats_interval_s: 5, snapshot: { enabled: true, interval_s: 5 } }',
-        `http: { port: ${httpPort} }`,
-      ].join('\n') + '\n',
-    );
+    const { config, httpPort } = await liveVideoDaemon(dir, {
+      device, images: 150, fps, engine, model, threads,
+      mqtt: `url: ${broker.url}`,
+      publish: 'stats_interval_s: 5, snapshot: { enabled: true, interval_s: 5 }',
+    });
     const w = await Watcher.connect(broker.url, [`${base}/#`]);
     const schema = new SchemaCheck({ device, engine, threshold: 0.25 });
     const frames = new Set<number>();
