@@ -25,6 +25,17 @@ t.test('bench --compare runs float and int alternately and reports the ratio', {
   t.match(formatBench(r), /int\/float: network/);
 });
 
+t.test('bench --compare in blocks: every requested frame measured once per engine; --no-spin reaches the float engine', { skip: !existsSync(cfg) && 'no cfg' }, async (t) => {
+  const seen: number[] = [];
+  const r = await runBench({ model: cfg, engine: 'int', compare: true, spin: false, frames: 13, warmup: 0 }, (done, total) => {
+    t.equal(total, 13);
+    seen.push(done);
+  });
+  t.same(seen, [10, 13], 'a block of 10, then the remaining 3');
+  t.equal(r.engines[0].spin, false, 'the float engine ran without spinning workers');
+  t.equal(r.engines[1].spin, undefined, 'spinning is a float-engine setting');
+});
+
 t.test('bench on a .zqw: int runs its weights; --compare without the float cfg is refused clearly', { skip: !existsSync(cfg) && 'no cfg' }, async (t) => {
   const { writeFileSync, mkdtempSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
