@@ -8,7 +8,7 @@ import path from 'node:path';
 import { loadDarknet } from '../src/model/darknet.js';
 import { dataPath, repoRoot } from '../src/util/paths.js';
 import { loadFrames, readImageList } from '../src/retrain/data.js';
-import { initialState, startIteration, train, trainStep, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
+import { initialState, mirrorFrame, startIteration, train, trainStep, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
 import { defaultQuantConfig, intNet, qnetDifferences, toQNet } from '../src/retrain/formats.js';
 import { quantizeDefaults, quantizeModel } from '../src/quant/quantize.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
@@ -64,12 +64,12 @@ t.test('one training step lowers the distillation loss on its batch', async (t) 
   t.ok(after < before * 0.98, `loss ${before.toFixed(2)} -> ${after.toFixed(2)}`);
 });
 
-t.test('checkpoint and resume reproduce the uninterrupted run exactly', async (t) => {
+for (const extra of [{}, { flip: true, lrDecay: 1 }] as Partial<TrainConfig>[]) t.test(`checkpoint and resume reproduce the uninterrupted run exactly ${JSON.stringify(extra)}`, async (t) => {
   const { model, frames, calib } = await tinySetup(6);
   const net = model.net;
   const cfg: TrainConfig = {
     quant, schedule: [6, 4], iterations: 2, epochs: 2, batch: 2, lr: 1e-4, seed: 7, threads: 2,
-    labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
+    labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2, ...extra,
   };
   const data: TrainData = { frames, calib };
   const straight = await train(net, model.params, initialState(model.params, cfg.seed), data, cfg);
@@ -110,7 +110,7 @@ t.test('bad arguments are refused with the flag named', async (t) => {
   const base: RetrainFlags = {
     wbits: '4', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '8', lr: '0.0001',
     headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '32', threads: '2', output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
+    calibImages: '32', threads: '2', output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness', lrDecay: '0.5',
   };
   t.equal(parseRetrainFlags(CFG, base).train.schedule[0], 4, 'valid flags pass');
   const cases: [Partial<RetrainFlags>, RegExp][] = [
@@ -130,6 +130,8 @@ t.test('bad arguments are refused with the flag named', async (t) => {
     [{ calibImages: '0' }, /--calib-images/],
     [{ lrUnit: 'bits' }, /--lr-unit/],
     [{ distill: 'all' }, /--distill/],
+    [{ lrDecay: '0' }, /--lr-decay.*factor in \(0, 1\]/],
+    [{ lrDecay: '1.5' }, /--lr-decay/],
     [{ output: undefined }, /-o out.zqw/],
     [{ data: '/nonexistent/list.txt' }, /no such image list/],
   ];
@@ -229,4 +231,34 @@ t.test('objectness-weighted distillation: x, y and class terms count in proporti
   }
   t.equal(checked, 15);
   t.ok(obj.loss < uni.loss, 'the weighted loss is smaller');
+});
+
+t.test('mirroring a frame swaps its columns and keeps its rows; twice gives the frame back', async (t) => {
+  const w = 5;
+  const h = 3;
+  const rgb = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 37) % 251);
+  const m = rgb.slice();
+  mirrorFrame(m, w, h);
+  let ok = true;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) ok &&= m[(y * w + x) * 3 + c] === rgb[(y * w + (w - 1 - x)) * 3 + c];
+  t.ok(ok, 'pixel (x, y) comes from (w-1-x, y), channels in order');
+  mirrorFrame(m, w, h);
+  t.same(m, rgb);
+});
+
+t.test('with --flip, a mirrored image trains the student toward the teacher on the mirrored image', async (t) => {
+  // Distillation needs no labels: the teacher sees the same mirrored frame. Flipping changes which
+  // frames are trained on, so two otherwise equal runs must end with different weights.
+  const { model, frames, calib } = await tinySetup(4);
+  const cfg: TrainConfig = {
+    quant, schedule: [5], iterations: 1, epochs: 1, batch: 2, lr: 1e-4, seed: 3, threads: 2,
+    labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
+  };
+  const data: TrainData = { frames, calib };
+  const plain = await train(model.net, model.params, initialState(model.params, cfg.seed), data, cfg);
+  const flipped = await train(model.net, model.params, initialState(model.params, cfg.seed), data, { ...cfg, flip: true });
+  const a = flatParams(plain.state.params);
+  const b = flatParams(flipped.state.params);
+  t.ok(a.some((x, k) => x.some((v, i) => v !== b[k][i])), 'the runs differ');
+  t.ok(Number.isFinite(flipped.state.history[0].meanLoss) && flipped.state.history[0].meanLoss > 0, 'the flipped run trains');
 });

@@ -23,6 +23,8 @@ export interface RetrainFlags {
   batch: string;
   lr: string;
   lrUnit: string;
+  lrDecay?: string;
+  flip?: boolean;
   distill: string;
   perLayer?: boolean;
   zeroCenter: boolean;
@@ -114,6 +116,8 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       batch: posInt(o.batch, '--batch'),
       lr: num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)'),
       lrUnit: lrUnit(o.lrUnit),
+      lrDecay: num(o.lrDecay ?? '0.5', '--lr-decay', (x) => x > 0 && x <= 1, 'a factor in (0, 1]'),
+      flip: o.flip ?? false,
       distill: distillWeighting(o.distill),
       seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       threads: posInt(o.threads, '--threads'),
@@ -145,7 +149,9 @@ export function register(program: Command): void {
     .option('--resume', 'continue from the checkpoint')
     .option('--checkpoint <file>', 'checkpoint file (default: <output>.ckpt.json)')
     .option('--batch <n>', 'images per step', '8')
-    .option('--lr <rate>', 'Adam learning rate of the first iteration (halved at each next one)', '0.0001')
+    .option('--lr <rate>', 'Adam learning rate of the first iteration', '0.0001')
+    .option('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant)', '0.5')
+    .option('--flip', 'mirror each training image left-right with probability 1/2 at every step')
     .option('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', 'absolute')
     .option('--distill <weighting>', 'objectness: class and x, y terms weighted by the teacher\'s objectness; uniform: every position alike', 'objectness')
     .option('--per-layer', 'one weight format per layer instead of per output channel')

@@ -22,8 +22,12 @@ export interface TrainConfig {
   iterations: number;
   epochs: number;
   batch: number;
-  /** Learning rate of the first iteration; halved at each following one. */
+  /** Learning rate of the first iteration. */
   lr: number;
+  /** Factor applied to the learning rate at each following iteration (default 0.5). */
+  lrDecay?: number;
+  /** Mirror each training image left-right with probability 1/2 at every step (default off). */
+  flip?: boolean;
   /**
    * 'absolute': the Adam step size is lr for every parameter; 'step': lr times the parameter's
    * quantization step (2^-fw of its channel for weights, the LSB of the layer's output for biases),
@@ -146,11 +150,41 @@ export function wbitsOf(cfg: TrainConfig, iteration: number): number {
   return cfg.schedule[Math.min(iteration, cfg.schedule.length - 1)];
 }
 
-function sliceBatch(net: Network, frames: FrameSet, idx: number[]): Batch {
-  const per = net.input.w * net.input.h * 3;
+/** Mirrors an HWC RGB frame left-right in place. */
+export function mirrorFrame(rgb: Uint8Array, w: number, h: number): void {
+  for (let y = 0; y < h; y++) {
+    const row = y * w * 3;
+    for (let a = 0, b = w - 1; a < b; a++, b--) {
+      for (let c = 0; c < 3; c++) {
+        const i = row + a * 3 + c;
+        const j = row + b * 3 + c;
+        const t = rgb[i];
+        rgb[i] = rgb[j];
+        rgb[j] = t;
+      }
+    }
+  }
+}
+
+/**
+ * The batch of the images `idx`; with `flip`, each one mirrored with probability 1/2 (drawn from the
+ * state's generator, so a resumed run draws the same) and its labels with it.
+ */
+function sliceBatch(net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean): { batch: Batch; labels?: LabelBox[][] } {
+  const { w, h } = net.input;
+  const per = w * h * 3;
   const rgb = new Uint8Array(per * idx.length);
-  idx.forEach((k, i) => rgb.set(frames.rgb.subarray(k * per, (k + 1) * per), i * per));
-  return { n: idx.length, rgb };
+  const lb = labels ? idx.map((k) => labels[k]) : undefined;
+  idx.forEach((k, i) => {
+    rgb.set(frames.rgb.subarray(k * per, (k + 1) * per), i * per);
+    if (!flip) return;
+    const [r, s] = nextRandom(state.rng);
+    state.rng = s;
+    if (r >= 0.5) return;
+    mirrorFrame(rgb.subarray(i * per, (i + 1) * per), w, h);
+    if (lb) lb[i] = lb[i].map((b) => ({ ...b, cx: 1 - b.cx }));
+  });
+  return { batch: { n: idx.length, rgb }, ...(lb ? { labels: lb } : {}) };
 }
 
 /**
@@ -254,7 +288,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     }
     const formats = state.formats;
     last = { formats, wbits };
-    const lr = cfg.lr * 0.5 ** state.iteration;
+    const lr = cfg.lr * (cfg.lrDecay ?? 0.5) ** state.iteration;
     const lrScale = cfg.lrUnit === 'step' ? stepScales(net, formats) : undefined;
     hooks.onIterationStart?.(state.iteration, wbits, stepsPerEpoch);
     while (state.epoch < cfg.epochs) {
@@ -265,8 +299,8 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
           break;
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
-        const lb = labels ? idx.map((k) => labels[k]) : undefined;
-        const loss = trainStep(net, teacher, state, formats, sliceBatch(net, frames, idx), lb, cfg, wbits, lr, lrScale);
+        const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false);
+        const loss = trainStep(net, teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale);
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
         state.lossSum += loss;
         state.lossCount++;
