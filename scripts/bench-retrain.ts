@@ -10,6 +10,9 @@
  *     the float model beside them. Results accumulate in --results; the tables between the
  *     "results" markers of --md and the AP50-vs-bits chart are regenerated from it.
  *
+ *   npx tsx scripts/bench-retrain.ts docs [--results ...] [--md ...] [--svg ...]
+ *     Regenerates the tables and the chart from --results without scoring anything.
+ *
  *   npx tsx scripts/bench-retrain.ts profile [--model yolo-fastest-1.1] [--threads 2]
  *     Times the parts of one batch-8 training step.
  */
@@ -71,6 +74,10 @@ interface RunResult {
   iterations: number;
   epochs: number;
   lr: number;
+  /** Learning-rate factor per iteration (absent in older results: 0.5). */
+  lrDecay?: number;
+  /** Training frames mirrored at random (absent in older results: no). */
+  flip?: boolean;
   batch: number;
   /** The command's report and where it came from. */
   report: string;
@@ -80,7 +87,7 @@ interface RunResult {
   /** Validation (held-out training-list images) figures the trainer reported: [0] quantizer, then iterations. */
   heldOut: (Figures | undefined)[];
   data: string;
-  /** [0] the quantizer's output, then every iteration. */
+  /** [0] the quantizer's output, then every iteration (the last one partial when stopped by the budget). */
   sets: ScoredSet[];
 }
 
@@ -103,8 +110,10 @@ async function score(): Promise<void> {
   let frames: Awaited<ReturnType<typeof loadFrames>> | undefined;
   for (const reportFile of o.runs.split(',')) {
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as RetrainReport;
-    const files = report.iterations ?? [];
+    const files = (report.iterations ?? []).filter((f) => f);
     if (files.length === 0) throw new Error(`${reportFile}: no per-iteration weight sets (run with --keep-iterations)`);
+    // A run stopped by its budget wrote the partly trained iteration as its output: score it too.
+    if (report.stoppedByBudget) files.push(report.out);
     const first = await readZqw(files[files.length - 1]);
     const q = first.manifest.quantization as Record<string, unknown>;
     const model = first.qnet.net.name;
@@ -133,6 +142,8 @@ async function score(): Promise<void> {
       iterations: report.history.length,
       epochs: Number(q.epochs),
       lr: Number(q.lr),
+      lrDecay: q.lrDecay === undefined ? 0.5 : Number(q.lrDecay),
+      flip: q.flip === true,
       batch: Number(q.batch),
       report: path.basename(reportFile),
       trainMinutes: report.elapsedMs / 60000,
@@ -154,6 +165,13 @@ function label(r: RunResult): string {
   return `W${r.wbits} ${r.zeroCentered ? 'zero-centered' : 'plain'}`;
 }
 
+/** Schedule, epochs, iterations and learning rate of a run, in a few words. */
+function training(r: RunResult): string {
+  const decay = r.lrDecay ?? 0.5;
+  const lr = `Adam ${r.lr.toExponential(0)}${decay === 1 ? ' constant' : decay === 0.5 ? ' halved per it.' : ` ×${decay} per it.`}`;
+  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}`;
+}
+
 function writeDocs(results: Results): void {
   const runs = results.runs.slice().sort((a, b) => a.model.localeCompare(b.model) || b.wbits - a.wbits || Number(b.zeroCentered) - Number(a.zeroCentered));
   const md: string[] = [];
@@ -162,24 +180,24 @@ function writeDocs(results: Results): void {
     const fl = results.float[m];
     md.push(`### ${m} on ${fl.data} (float: AP ${pct(fl.AP)}, AP50 ${pct(fl.AP50)})`, '');
     const mine = runs.filter((r) => r.model === m);
-    const k = Math.max(...mine.map((r) => r.sets.length - 1));
     md.push(
-      `| weights | schedule | quantized only | ${Array.from({ length: k }, (_, i) => `iteration ${i + 1}`).join(' | ')} | Δ AP50 vs float | trainer = engine | held-out AP50: quantized → last | minutes |`,
-      `|---|---|---:|${'---:|'.repeat(k)}---:|---|---|---:|`,
+      '| weights | training | quantized only | after each iteration | last | Δ AP50 vs float | trainer = engine | held-out AP50: quantized → last | minutes |',
+      '|---|---|---:|---|---:|---:|---|---|---:|',
     );
+    const fig = (f: Figures) => `${pct(f.AP)} / ${pct(f.AP50)}`;
     for (const r of mine) {
-      const cells = Array.from({ length: k + 1 }, (_, i) => (r.sets[i] ? `${pct(r.sets[i].engine.AP)} / ${pct(r.sets[i].engine.AP50)}` : '–'));
       const last = r.sets[r.sets.length - 1];
       const agree = r.sets.every((s) => Math.abs(s.engine.AP50 - s.sim.AP50) <= 0.005) ? 'yes' : 'NO';
       const maxDiff = Math.max(...r.sets.map((s) => Math.abs(s.engine.AP50 - s.sim.AP50)));
       const ho = r.heldOut;
-      md.push(`| ${label(r)} | ${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it. | ${cells.join(' | ')} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${pct(ho[ho.length - 1]?.AP50)} | ${r.wallMinutes.toFixed(0)} |`);
+      md.push(`| ${label(r)} | ${training(r)} | ${fig(r.sets[0].engine)} | ${r.sets.slice(1).map((s, i) => fig(s.engine) + (r.stoppedByBudget && i === r.sets.length - 2 ? ' (partial)' : '')).join(', ')} | ${fig(last.engine)} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${pct(ho[ho.length - 1]?.AP50)} | ${r.wallMinutes.toFixed(0)}${r.stoppedByBudget ? ' (budget)' : ''} |`);
     }
     md.push('');
   }
-  md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`).`,
+  md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`); "last" is the weight set the run wrote (\`-o\`).`,
     `"trainer = engine": the trainer's own integer simulation gives the same AP50 within 0.5 points on every one of them.`,
-    `Minutes: wall time of the whole \`zeroq retrain\` invocation (image loading included) on the shared 2-core machine.`, '');
+    `Minutes: wall time of the whole \`zeroq retrain\` invocation (image loading included) on the shared 2-core machine; "(budget)": stopped by \`--budget-minutes\`.`,
+    'The chart takes, for each width, the most recently scored run.', '');
   md.push(`![AP50 against weight bits, quantized and retrained](${path.relative(path.dirname(o.md!), o.svg!)})`);
 
   const series: Series[] = [];
@@ -188,7 +206,10 @@ function writeDocs(results: Results): void {
     const short = m.replace('yolo-fastest-', '');
     refs.push({ label: `${short} float`, y: 100 * results.float[m].AP50 });
     for (const zc of [true, false]) {
-      const mine = runs.filter((r) => r.model === m && r.zeroCentered === zc).sort((a, b) => a.wbits - b.wbits);
+      // One point per width: the most recently scored run of it.
+      const byWidth = new Map<number, RunResult>();
+      for (const r of results.runs) if (r.model === m && r.zeroCentered === zc) byWidth.set(r.wbits, r);
+      const mine = [...byWidth.values()].sort((a, b) => a.wbits - b.wbits);
       if (mine.length === 0) continue;
       const name = `${short} ${zc ? 'zero-centered' : 'plain'}`;
       series.push({ label: `${name}, quantized`, dashed: true, points: mine.map((r) => ({ x: r.wbits, y: 100 * r.sets[0].engine.AP50 })) });
@@ -250,5 +271,6 @@ async function profile(): Promise<void> {
 
 const mode = positionals[0] ?? 'score';
 if (mode === 'score') await score();
+else if (mode === 'docs') writeDocs(JSON.parse(readFileSync(o.results!, 'utf8')) as Results);
 else if (mode === 'profile') await profile();
-else throw new Error(`unknown mode ${mode} (score, profile)`);
+else throw new Error(`unknown mode ${mode} (score, docs, profile)`);
