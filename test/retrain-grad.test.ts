@@ -436,38 +436,52 @@ function tangent(s: Setup, lin: Linearization, k: number, dW: Float32Array, db: 
   }, 0);
 }
 
-async function setup(): Promise<Setup> {
+/** The integer run of an integer network on the batch, and backward() of L from it. */
+function intRun(net: Network, q: IntNet, batch: Batch, R: Float32Array[]): Pick<Setup, 'q' | 'tape' | 'grads'> {
+  const tape = quantForward(net, q, batch, 2);
+  const grads: Grads = {
+    weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(q.convs[l.index]!.weff.length) : undefined)),
+    bias: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(l.filters) : undefined)),
+  };
+  backward(net, q, tape, R, grads, 2);
+  return { q, tape, grads };
+}
+
+/**
+ * The fine setup, and the integer network `zeroq retrain` starts from at W4 (the quantizer's own
+ * formats: 8-bit activations, saturating in places).
+ */
+async function setup(): Promise<{ fine: Setup; w4: Setup }> {
   const model = await loadDarknet(dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg'), undefined, { width: 64, height: 64 });
   const net = model.net;
   const paths = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 2);
   const frames = await loadFrames(net, paths);
   const calib = await Promise.all(paths.map(async (p) => (await prepareFrame(p, net)).frame));
+  const n = paths.length;
+  const batch: Batch = { n, rgb: frames.rgb };
+  const r = rng(2024);
+  const R = net.heads.map((h) => uniform(r, n * size(shapeOf(net, net.layers[h].inputs[0]))));
   // The quantizer's weight formats at W8; every 8-bit tensor widened to 16 bits with 7 more
   // fraction bits (twice the calibrated range, so nothing saturates): the integer run then follows
   // the float network that applies its weights closely.
   const cfg = { ...defaultQuantConfig(8), actCalib: 'minmax' as const, biasCorrection: false, equalize: false };
   const it = await quantizerFormats(net, model.params, calib, cfg, { equalize: false, threads: 2 });
   const formats: Formats = { ...it.formats, tensors: it.formats.tensors.map((f) => (f.bits === 8 ? { bits: 16, frac: f.frac + 7 } : f)) };
-  const q = intNet(net, it.params, formats, 8);
-  const n = paths.length;
-  const batch: Batch = { n, rgb: frames.rgb };
-  const tape = quantForward(net, q, batch, 2);
-  const r = rng(2024);
-  const R = net.heads.map((h) => uniform(r, n * size(shapeOf(net, net.layers[h].inputs[0]))));
-  const grads: Grads = {
-    weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(q.convs[l.index]!.weff.length) : undefined)),
-    bias: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(l.filters) : undefined)),
-  };
-  backward(net, q, tape, R, grads, 2);
+  const run = intRun(net, intNet(net, it.params, formats, 8), batch, R);
   const bias = net.layers.map((l) => {
     if (l.kind !== 'conv') return new Float64Array(0);
     const j = l.inputs[0];
-    const faIn = j === -1 ? INPUT_FRAC : q.frac[j];
+    const faIn = j === -1 ? INPUT_FRAC : run.q.frac[j];
     const fw = formats.weights[l.index]!.fw;
-    return Float64Array.from(q.convs[l.index]!.bias, (v, o) => v * 2 ** -(fw[o] + faIn));
+    return Float64Array.from(run.q.convs[l.index]!.bias, (v, o) => v * 2 ** -(fw[o] + faIn));
   });
-  const x0 = Float64Array.from(tape.input, (v) => v / 256);
-  return { net, n, batch, q, tape, grads, R, bias, x0 };
+  const x0 = Float64Array.from(run.tape.input, (v) => v / 256);
+  const fine: Setup = { net, n, batch, R, bias, x0, ...run };
+  const cfg4 = defaultQuantConfig(4);
+  const it4 = await quantizerFormats(net, model.params, calib, cfg4, { equalize: cfg4.equalize, threads: 2 });
+  // Its float network (bias, x0) is not used.
+  const w4: Setup = { ...fine, ...intRun(net, intNet(net, it4.params, it4.formats, 4), batch, R) };
+  return { fine, w4 };
 }
 
 /** floatForward's parameters for the float network of the setup (its layer 0 reads P/255). */
@@ -490,7 +504,7 @@ function direction(s: Setup, k: number, which: 'weight' | 'bias', r: Rng): { dW:
 }
 
 t.test('backward() on Yolo-Fastest-1.1 (64x64, real weights and images)', async (t) => {
-  const s = await setup();
+  const { fine: s, w4 } = await setup();
   const { net, q, tape, grads } = s;
   const convs = net.layers.filter((l): l is ConvLayer => l.kind === 'conv');
   const base = forward64(s);
@@ -517,43 +531,53 @@ t.test('backward() on Yolo-Fastest-1.1 (64x64, real weights and images)', async 
     t.equal(saturated, 0, 'nothing saturates in the integer run');
     // The non-linearities backward() reads from the tape are those of the float run, but for
     // elements within rounding of the leaky kink or of a maxpool tie.
-    let differ = 0;
-    let total = 0;
+    const differ = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.prototype.filter.call(a, (v: number, e: number) => v !== b[e]).length;
+    const count = { sides: 0, choices: 0 };
+    let sides = 0;
+    let choices = 0;
     for (const l of net.layers) {
-      const pairs: [ArrayLike<number>, ArrayLike<number>][] = [];
-      if (l.kind === 'conv' && l.activation === 'leaky') pairs.push([il.code(l.index)!, fl.code(l.index)!]);
-      if (l.kind === 'maxpool') pairs.push([il.argmax(l.index), fl.argmax(l.index)]);
-      for (const [a, b] of pairs) {
-        total += a.length;
-        for (let e = 0; e < a.length; e++) if (a[e] !== b[e]) differ++;
+      if (l.kind === 'conv' && l.activation === 'leaky') {
+        sides += differ(il.code(l.index)!, fl.code(l.index)!);
+        count.sides += s.n * size(l.out);
+      }
+      if (l.kind === 'maxpool') {
+        choices += differ(il.argmax(l.index), fl.argmax(l.index));
+        count.choices += s.n * size(l.out);
       }
     }
-    t.ok(differ < 0.005 * total, `leaky sides and maxpool choices: ${differ} of ${total} differ`);
+    t.ok(sides < 0.005 * count.sides, `leaky sides: ${sides} of ${count.sides} differ`);
+    t.ok(choices < 0.01 * count.choices, `maxpool choices: ${choices} of ${count.choices} differ`);
   });
 
   await t.test('backward() is the adjoint of the straight-through linearization of the integer run', async (t) => {
     // Every conv layer, weights and biases apart: <dL/dθ, d> from backward() against the change of
     // L along d propagated forward through the same run. Both are exact but for float32 rounding,
-    // which stays below 1e-6 of sum |dL/dθ_i d_i| (the size of the terms; their sum may cancel).
-    // A wrong leaky factor, a transposed weight, a gradient sent to the wrong pixel or channel
-    // slice moves the value by a sizeable part of that.
+    // measured against sum |dL/dθ_i d_i| (the size of the terms, as their sum may cancel): observed
+    // up to 1.2e-6 of it, 1e-5 allowed. A wrong leaky factor, a transposed weight, a gradient sent
+    // to the wrong pixel or channel slice, a saturated element passing gradient moves the value by
+    // a sizeable part of it.
+    const saturated = w4.tape.codes.reduce((a, c) => a + (c ? c.filter((v) => v === 0).length : 0), 0);
+    t.ok(saturated > 0, `the W4 run saturates (${saturated} elements), so blocked gradients are checked too`);
     const r = rng(7);
-    let worst = 0;
-    const bad: string[] = [];
-    for (const l of convs) {
-      for (const which of ['weight', 'bias'] as const) {
-        const { dW, db } = direction(s, l.index, which, r);
-        const g = which === 'weight' ? grads.weight[l.index]! : grads.bias[l.index]!;
-        const d = which === 'weight' ? dW : db;
-        const fromBackward = dot(g, d);
-        const terms = g.reduce((a, v, i) => a + Math.abs(v * d[i]), 0);
-        const forward = tangent(s, il, l.index, dW, db);
-        const err = Math.abs(fromBackward - forward) / terms;
-        worst = Math.max(worst, err);
-        if (!(err <= 1e-5)) bad.push(`layer ${l.index} ${which}: ${fromBackward.toExponential(4)} vs ${forward.toExponential(4)} (terms ${terms.toExponential(2)})`);
+    for (const [name, run] of [['16-bit run', s], ['W4 run', w4]] as const) {
+      const lin = intLinearization(run);
+      let worst = 0;
+      const bad: string[] = [];
+      for (const l of convs) {
+        for (const which of ['weight', 'bias'] as const) {
+          const { dW, db } = direction(run, l.index, which, r);
+          const g = which === 'weight' ? run.grads.weight[l.index]! : run.grads.bias[l.index]!;
+          const d = which === 'weight' ? dW : db;
+          const fromBackward = dot(g, d);
+          const terms = g.reduce((a, v, i) => a + Math.abs(v * d[i]), 0);
+          const forward = tangent(run, lin, l.index, dW, db);
+          const err = Math.abs(fromBackward - forward) / terms;
+          worst = Math.max(worst, err);
+          if (!(err <= 1e-5)) bad.push(`layer ${l.index} ${which}: ${fromBackward.toExponential(4)} vs ${forward.toExponential(4)} (terms ${terms.toExponential(2)})`);
+        }
       }
+      t.same(bad, [], `${name}: all ${convs.length} conv layers, weights and biases (max difference ${worst.toExponential(1)} of the terms)`);
     }
-    t.same(bad, [], `all ${convs.length} conv layers, weights and biases (max difference ${worst.toExponential(1)} of the terms)`);
   });
 
   await t.test('that linearization, on the float run, is the float network derivative (finite differences)', async (t) => {
@@ -582,8 +606,8 @@ t.test('backward() on Yolo-Fastest-1.1 (64x64, real weights and images)', async 
   await t.test('the straight-through gradient approximates the float network gradient', async (t) => {
     // The integer run's activations differ from the float run's by rounding, and about 300 of
     // 450000 elements sit on the other side of a leaky kink; the gradient of the early layers
-    // passes through many of them, so there the two gradients differ by several percent (observed
-    // median 6% over all layers, up to 30% in the first ones). Nearer the heads they agree closely.
+    // passes through many of them, so there the two gradients differ by several percent (observed:
+    // median 6% over all layers, 90th percentile 37%). Nearer the heads they agree closely.
     const r = rng(13);
     const terms = (g: Float32Array, d: Float32Array) => g.reduce((a, v, i) => a + Math.abs(v * d[i]), 0);
     // floatForward's L is linear in the parameters of the convs whose path to a head is linear, so
@@ -610,7 +634,9 @@ t.test('backward() on Yolo-Fastest-1.1 (64x64, real weights and images)', async 
         t.ok(err < 1e-3, `layer ${k} ${which}: backward() ${dot(g, d).toExponential(4)}, floatForward difference ${fd.toExponential(4)} (${err.toExponential(1)} of the terms)`);
       }
     }
-    // Every conv layer against the float network's derivative (the propagation checked above).
+    // Every conv layer against the float network's derivative (the propagation checked above); the
+    // convs of the two head branches behind the last SPP/upsample routes closely.
+    const headBranches = new Set([116, 117, 118, 119, 120, 125, 126, 127, 128, 129]);
     const rel: number[] = [];
     const headSide: string[] = [];
     let headWorst = 0;
@@ -622,14 +648,14 @@ t.test('backward() on Yolo-Fastest-1.1 (64x64, real weights and images)', async 
         const ste = dot(g, d);
         const exact = tangent(s, fl, l.index, dW, db);
         rel.push(Math.abs(ste - exact) / Math.abs(exact));
-        if (l.index > 114 && l.index !== 115) {
+        if (headBranches.has(l.index)) {
           const err = Math.abs(ste - exact) / terms(g, d);
           headWorst = Math.max(headWorst, err);
           if (!(err < 1e-2)) headSide.push(`layer ${l.index} ${which}: ${ste.toExponential(4)} vs ${exact.toExponential(4)}`);
         }
       }
     }
-    t.same(headSide, [], `the convs after the last route: within 1e-2 of the terms (max ${headWorst.toExponential(1)})`);
+    t.same(headSide, [], `head branches (layers 116-120, 125-129): within 1e-2 of the terms (max ${headWorst.toExponential(1)})`);
     rel.sort((a, b) => a - b);
     const median = rel[rel.length >> 1];
     t.ok(median < 0.2, `all conv layers: median relative difference ${median.toFixed(3)} (90th percentile ${rel[Math.floor(rel.length * 0.9)].toFixed(2)})`);
