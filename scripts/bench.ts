@@ -8,6 +8,8 @@
  * docs/benchmarks/ are included here as they were last written, with the command that wrote them.
  *
  *   npx tsx scripts/bench.ts [--models yolo-fastest-1.1,yolo-fastest-1.1-xl] [--frames 100] [--out docs/BENCHMARKS.md]
+ *   npx tsx scripts/bench.ts --sections-only
+ *       keeps the measured part of --out and re-includes the docs/benchmarks/ sections (after a sweep).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,8 +24,27 @@ const { values } = parseArgs({
     frames: { type: 'string', default: '100' },
     wbits: { type: 'string', default: '8,6' },
     out: { type: 'string', default: path.join(repoRoot, 'docs', 'BENCHMARKS.md') },
+    'sections-only': { type: 'boolean', default: false },
   },
 });
+
+const SECTIONS = '<!-- included sections (scripts/bench.ts) -->';
+function includedSections(): string {
+  return `${SECTIONS}
+
+${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
+${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
+${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts (figures written up by hand from its JSON reports)')}
+`;
+}
+if (values['sections-only']) {
+  const old = readFileSync(values.out!, 'utf8');
+  const at = old.indexOf(SECTIONS);
+  if (at < 0) throw new Error(`${values.out}: no "${SECTIONS}" line; run the whole benchmark`);
+  writeFileSync(values.out!, old.slice(0, at) + includedSections());
+  process.stderr.write(`re-included the sections of ${values.out}\n`);
+  process.exit(0);
+}
 
 const zeroq = path.join(repoRoot, 'bin', 'zeroq');
 const dev = dataPath('coco-val', 'dev.txt');
@@ -98,7 +119,9 @@ try {
 function section(file: string, title: string, how: string): string {
   const p = path.join(repoRoot, 'docs', 'benchmarks', file);
   if (!existsSync(p)) return `## ${title}\n\nNot measured yet (\`${how}\` writes docs/benchmarks/${file}).\n`;
-  return readFileSync(p, 'utf8').trim() + `\n\n_Included from docs/benchmarks/${file}, from the measurements of \`${how}\`._\n`;
+  // Relative links of the section (charts beside it) are rewritten to point into docs/benchmarks/.
+  const text = readFileSync(p, 'utf8').trim().replace(/\]\((?![a-z]+:|\/|#)([^)]+)\)/g, '](benchmarks/$1)');
+  return text + `\n\n_Included from docs/benchmarks/${file}, from the measurements of \`${how}\`._\n`;
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -129,9 +152,6 @@ ${speedRows.join('\n')}
 Commands:
 ${commands.map((c) => `    ${c}`).join('\n')}
 
-${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
-${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
-${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts (figures written up by hand from its JSON reports)')}
-`;
+${includedSections()}`;
 writeFileSync(values.out!, md);
 process.stderr.write(`wrote ${values.out}\n`);
