@@ -246,7 +246,7 @@ t.test('mirroring a frame swaps its columns and keeps its rows; twice gives the 
   t.same(m, rgb);
 });
 
-t.test('with --flip, a mirrored image trains the student toward the teacher on the mirrored image', async (t) => {
+t.test('with flip, training sees mirrored frames: an otherwise equal run ends with other weights', async (t) => {
   // Distillation needs no labels: the teacher sees the same mirrored frame. Flipping changes which
   // frames are trained on, so two otherwise equal runs must end with different weights.
   const { model, frames, calib } = await tinySetup(4);
@@ -261,4 +261,33 @@ t.test('with --flip, a mirrored image trains the student toward the teacher on t
   const b = flatParams(flipped.state.params);
   t.ok(a.some((x, k) => x.some((v, i) => v !== b[k][i])), 'the runs differ');
   t.ok(Number.isFinite(flipped.state.history[0].meanLoss) && flipped.state.history[0].meanLoss > 0, 'the flipped run trains');
+});
+
+t.test('--keep-best writes the iteration with the best validation AP50, not the last one', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const imgs = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 4);
+  const list = path.join(dir, 'train.txt');
+  const val = path.join(dir, 'val.txt');
+  writeFileSync(list, imgs.slice(0, 2).join('\n'));
+  writeFileSync(val, imgs.slice(2).join('\n'));
+  const { runRetrain } = await import('../src/retrain/run.js');
+  const { readZqw } = await import('../src/quant/zqw.js');
+  const out = path.join(dir, 'o.zqw');
+  const flags: RetrainFlags = {
+    wbits: '4', abits: '8', data: list, val, gt: dataPath('coco-val', 'instances.json'), epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.001', iterations: '3',
+    headAbits: '16', actCalib: 'minmax', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+    calibImages: '2', threads: '2', output: out, lrUnit: 'absolute', distill: 'objectness', keepBest: true, keepIterations: true,
+  };
+  t.throws(() => parseRetrainFlags(CFG, { ...flags, val: undefined }), { code: 'bad-option', message: /--val/ }, 'refused without a validation list');
+  const report = await runRetrain({ ...parseRetrainFlags(CFG, flags), size: { width: 96, height: 96 } });
+  const aps = report.history.map((h) => h.ap50!);
+  t.equal(aps.length, 3, 'three validated iterations');
+  const best = aps.indexOf(Math.max(...aps));
+  t.equal(report.bestIteration, best, `the first iteration with the highest AP50 (${aps.map((a) => a.toFixed(4)).join(', ')})`);
+  const written = (await readZqw(out)).qnet;
+  const fromBest = (await readZqw(report.iterations![best + 1])).qnet;
+  const fromLast = (await readZqw(report.iterations![3])).qnet;
+  t.same(qnetDifferences(written, fromBest), [], 'the output holds the best iteration\'s integers');
+  if (best !== 2) t.not(qnetDifferences(written, fromLast).length, 0, 'which differ from the last iteration\'s');
 });

@@ -36,6 +36,7 @@ export interface RetrainFlags {
   searchObjective: string;
   calibImages: string;
   keepIterations?: boolean;
+  keepBest?: boolean;
   threads: string;
   maxSteps?: string;
   output?: string;
@@ -66,6 +67,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   if (!o.data) throw new ZeroqError('bad-option', 'give the training image list (--data list.txt)', '--data');
   if (!existsSync(o.data)) throw new ZeroqError('bad-option', 'no such image list', o.data);
   if (o.val && !existsSync(o.val)) throw new ZeroqError('bad-option', 'no such image list', o.val);
+  if (o.keepBest && !o.val) throw new ZeroqError('bad-option', 'choosing the best iteration needs a validation list (--val)', '--keep-best');
   if (!o.output) throw new ZeroqError('bad-option', 'give the output weight set (-o out.zqw)', '--output');
   if (o.abits !== '8') throw new ZeroqError('bad-option', `activation width ${o.abits} is not supported (8)`, '--abits');
   let schedule: number[];
@@ -105,6 +107,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     resume: o.resume ?? false,
     calibImages: posInt(o.calibImages, '--calib-images'),
     keepIterations: o.keepIterations ?? false,
+    keepBest: o.keepBest ?? false,
     train: {
       quant: {
         abits: 8, headBits, perChannel: !o.perLayer, zeroCentered: o.zeroCenter, actCalib: o.actCalib as ActCalibMethod, percentile,
@@ -163,6 +166,7 @@ export function register(program: Command): void {
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
     .option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', 'exact')
     .option('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', '32')
+    .option('--keep-best', 'with --val: write the iteration with the best validation AP50 as the output, not the last one')
     .option('--keep-iterations', 'also write the weight set of every iteration (<output>.it<k>.zqw; it0: the quantizer\'s, before retraining)')
     .option('--threads <n>', 'threads of the training core', '2')
     .option('--max-steps <n>', 'at most this many steps per epoch')
@@ -183,7 +187,8 @@ export function register(program: Command): void {
           const ap = r.ap50 !== undefined ? `  AP ${(r.ap! * 100).toFixed(2)}  AP50 ${(r.ap50 * 100).toFixed(2)}` : '';
           process.stdout.write(`iteration ${r.iteration + 1}  W${r.wbits}  loss ${r.meanLoss.toFixed(3)}  ${(r.elapsedMs / 60000).toFixed(1)} min${ap}\n`);
         }
-        process.stdout.write(`${report.stoppedByBudget ? 'stopped by the time budget; ' : ''}wrote ${report.out}\n`);
+        const which = report.bestIteration !== undefined ? ` (iteration ${report.bestIteration + 1}, the best on --val)` : '';
+        process.stdout.write(`${report.stoppedByBudget ? 'stopped by the time budget; ' : ''}wrote ${report.out}${which}\n`);
       }
     });
 }

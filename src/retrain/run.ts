@@ -32,6 +32,11 @@ export interface RetrainArgs {
   calibImages: number;
   /** Also write every iteration's weight set (<out>.it<k>.zqw). */
   keepIterations?: boolean;
+  /**
+   * With a validation list: the output is the weight set of the iteration with the best validation
+   * AP50 (written when it is validated), not the last one.
+   */
+  keepBest?: boolean;
   train: TrainConfig;
   /** Network input size override (tests). */
   size?: { width: number; height: number };
@@ -45,6 +50,8 @@ export interface RetrainReport {
   /** Validation AP of the quantizer's output before retraining (with --val). */
   quantized?: { ap: number; ap50: number };
   history: IterationRecord[];
+  /** With keepBest: the iteration (0-based, as in history) whose weight set is the output. */
+  bestIteration?: number;
   /** With keepIterations: the weight set of every iteration ([0]: the quantizer's, before retraining). */
   iterations?: string[];
   stoppedByBudget: boolean;
@@ -68,6 +75,13 @@ function imageIdOrName(p: string): number | string {
   } catch {
     return path.basename(p);
   }
+}
+
+/** The validated iteration with the highest AP50 (the first of equals); ap50 -Infinity when none. */
+function bestOf(history: IterationRecord[]): { iteration?: number; ap50: number } {
+  let best: { iteration?: number; ap50: number } = { ap50: -Infinity };
+  for (const h of history) if (h.ap50 !== undefined && h.ap50 > best.ap50) best = { iteration: h.iteration, ap50: h.ap50 };
+  return best;
 }
 
 export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
@@ -147,16 +161,27 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
       if (a.keepIterations) {
         iterationFiles[r.iteration + 1] = await writeWeightSet(qnet, iterationFile(r.iteration + 1), { source, quantization: quantization(r.iteration + 1, r), calibration });
       }
+      // The history already holds r; earlier bests (also of a resumed run's first part) are in it.
+      if (a.keepBest && r.ap50 !== undefined && bestOf(state.history.slice(0, -1)).ap50 < r.ap50) {
+        validateQNet(qnet);
+        await writeWeightSet(qnet, a.out, { source, quantization: quantization(r.iteration + 1, r), calibration });
+        log(`iteration ${r.iteration + 1}: best validation AP50 so far, written to ${a.out}`);
+      }
     },
   });
   validateQNet(result.qnet);
   const last = result.state.history[result.state.history.length - 1];
-  const meta: ZqwMeta = { source, quantization: quantization(Math.max(1, result.state.history.length), last), calibration };
-  const written = await writeWeightSet(result.qnet, a.out, meta);
+  const best = a.keepBest ? bestOf(result.state.history) : undefined;
+  let written = a.out;
+  if (best?.iteration === undefined || !existsSync(a.out)) {
+    const meta: ZqwMeta = { source, quantization: quantization(Math.max(1, result.state.history.length), last), calibration };
+    written = await writeWeightSet(result.qnet, a.out, meta);
+  }
   return {
     out: written,
     ...(result.state.quantized ? { quantized: result.state.quantized } : {}),
     history: result.state.history,
+    ...(best?.iteration !== undefined && existsSync(a.out) ? { bestIteration: best.iteration } : {}),
     ...(a.keepIterations ? { iterations: iterationFiles } : {}),
     stoppedByBudget: result.stoppedByBudget, elapsedMs: result.state.elapsedMs, wallMs: Date.now() - t0,
   };
