@@ -89,6 +89,8 @@ interface RunResult {
   data: string;
   /** [0] the quantizer's output, then every iteration (the last one partial when stopped by the budget). */
   sets: ScoredSet[];
+  /** Index in sets of the weight set the run wrote as its output (absent: the last). */
+  output?: number;
 }
 
 interface Results {
@@ -113,7 +115,8 @@ async function score(): Promise<void> {
     const files = (report.iterations ?? []).filter((f) => f);
     if (files.length === 0) throw new Error(`${reportFile}: no per-iteration weight sets (run with --keep-iterations)`);
     // A run stopped by its budget wrote the partly trained iteration as its output: score it too.
-    if (report.stoppedByBudget) files.push(report.out);
+    // (With --keep-best the output is one of the iterations instead.)
+    if (report.stoppedByBudget && report.bestIteration === undefined) files.push(report.out);
     const first = await readZqw(files[files.length - 1]);
     const q = first.manifest.quantization as Record<string, unknown>;
     const model = first.qnet.net.name;
@@ -153,12 +156,18 @@ async function score(): Promise<void> {
         ...report.history.map((h) => (h.ap50 !== undefined ? { AP: h.ap!, AP50: h.ap50 } : undefined))],
       data: path.basename(list),
       sets,
+      ...(report.bestIteration !== undefined ? { output: report.bestIteration + 1 } : {}),
     };
     results.runs = results.runs.filter((r) => r.report !== run.report);
     results.runs.push(run);
     save();
   }
   writeDocs(results);
+}
+
+/** The weight set the run wrote (-o): the best held-out iteration with --keep-best, else the last. */
+function outputSet(r: RunResult): ScoredSet {
+  return r.sets[r.output ?? r.sets.length - 1];
 }
 
 function label(r: RunResult): string {
@@ -181,20 +190,20 @@ function writeDocs(results: Results): void {
     md.push(`### ${m} on ${fl.data} (float: AP ${pct(fl.AP)}, AP50 ${pct(fl.AP50)})`, '');
     const mine = runs.filter((r) => r.model === m);
     md.push(
-      '| weights | training | quantized only | after each iteration | last | Δ AP50 vs float | trainer = engine | held-out AP50: quantized → last | minutes |',
+      '| weights | training | quantized only | after each iteration | output | Δ AP50 vs float | trainer = engine | held-out AP50: quantized → each iteration | minutes |',
       '|---|---|---:|---|---:|---:|---|---|---:|',
     );
     const fig = (f: Figures) => `${pct(f.AP)} / ${pct(f.AP50)}`;
     for (const r of mine) {
-      const last = r.sets[r.sets.length - 1];
+      const last = outputSet(r);
       const agree = r.sets.every((s) => Math.abs(s.engine.AP50 - s.sim.AP50) <= 0.005) ? 'yes' : 'NO';
       const maxDiff = Math.max(...r.sets.map((s) => Math.abs(s.engine.AP50 - s.sim.AP50)));
       const ho = r.heldOut;
-      md.push(`| ${label(r)} | ${training(r)} | ${fig(r.sets[0].engine)} | ${r.sets.slice(1).map((s, i) => fig(s.engine) + (r.stoppedByBudget && i === r.sets.length - 2 ? ' (partial)' : '')).join(', ')} | ${fig(last.engine)} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${pct(ho[ho.length - 1]?.AP50)} | ${r.wallMinutes.toFixed(0)}${r.stoppedByBudget ? ' (budget)' : ''} |`);
+      md.push(`| ${label(r)} | ${training(r)} | ${fig(r.sets[0].engine)} | ${r.sets.slice(1).map((s, i) => fig(s.engine) + (r.stoppedByBudget && i === r.sets.length - 2 ? ' (partial)' : '')).join(', ')} | ${fig(last.engine)}${r.output !== undefined ? ` (it. ${r.output}, best held-out)` : ''} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${ho.slice(1).map((h) => pct(h?.AP50)).join(', ')} | ${r.wallMinutes.toFixed(0)}${r.stoppedByBudget ? ' (budget)' : ''} |`);
     }
     md.push('');
   }
-  md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`); "last" is the weight set the run wrote (\`-o\`).`,
+  md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`); "output" is the weight set the run wrote (\`-o\`): the last iteration, or with \`--keep-best\` the one with the best held-out AP50.`,
     `"trainer = engine": the trainer's own integer simulation gives the same AP50 within 0.5 points on every one of them.`,
     `Minutes: wall time of the whole \`zeroq retrain\` invocation (image loading included) on the shared 2-core machine; "(budget)": stopped by \`--budget-minutes\`.`,
     'The chart takes, for each width, the most recently scored run.', '');
@@ -213,7 +222,7 @@ function writeDocs(results: Results): void {
       if (mine.length === 0) continue;
       const name = `${short} ${zc ? 'zero-centered' : 'plain'}`;
       series.push({ label: `${name}, quantized`, dashed: true, points: mine.map((r) => ({ x: r.wbits, y: 100 * r.sets[0].engine.AP50 })) });
-      series.push({ label: `${name}, retrained`, points: mine.map((r) => ({ x: r.wbits, y: 100 * r.sets[r.sets.length - 1].engine.AP50 })) });
+      series.push({ label: `${name}, retrained`, points: mine.map((r) => ({ x: r.wbits, y: 100 * outputSet(r).engine.AP50 })) });
     }
   }
   const dataName = Object.values(results.float)[0]?.data ?? 'dev.txt';
