@@ -170,6 +170,11 @@ function outputSet(r: RunResult): ScoredSet {
   return r.sets[r.output ?? r.sets.length - 1];
 }
 
+/** Held-out AP50 of the run's output weight set (-Infinity when the run had no validation list). */
+function heldOutOfOutput(r: RunResult): number {
+  return r.heldOut[r.output ?? r.heldOut.length - 1]?.AP50 ?? -Infinity;
+}
+
 function label(r: RunResult): string {
   return `W${r.wbits} ${r.zeroCentered ? 'zero-centered' : 'plain'}`;
 }
@@ -177,7 +182,8 @@ function label(r: RunResult): string {
 /** Schedule, epochs, iterations and learning rate of a run, in a few words. */
 function training(r: RunResult): string {
   const decay = r.lrDecay ?? 0.5;
-  const lr = `Adam ${r.lr.toExponential(0)}${decay === 1 ? ' constant' : decay === 0.5 ? ' halved per it.' : ` ×${decay} per it.`}`;
+  const per = r.iterations === 1 || decay === 1 ? '' : decay === 0.5 ? ' halved per it.' : ` ×${decay} per it.`;
+  const lr = `Adam ${r.lr.toExponential(0)}${per}${decay === 1 && r.iterations > 1 ? ' constant' : ''}`;
   return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}`;
 }
 
@@ -206,7 +212,7 @@ function writeDocs(results: Results): void {
   md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`); "output" is the weight set the run wrote (\`-o\`): the last iteration, or with \`--keep-best\` the one with the best held-out AP50.`,
     `"trainer = engine": the trainer's own integer simulation gives the same AP50 within 0.5 points on every one of them.`,
     `Minutes: wall time of the whole \`zeroq retrain\` invocation (image loading included) on the shared 2-core machine; "(budget)": stopped by \`--budget-minutes\`.`,
-    'The chart takes, for each width, the most recently scored run.', '');
+    'The chart takes, for each width, the run whose output has the best held-out AP50 (chosen without dev.txt).', '');
   md.push(`![AP50 against weight bits, quantized and retrained](${path.relative(path.dirname(o.md!), o.svg!)})`);
 
   const series: Series[] = [];
@@ -215,9 +221,14 @@ function writeDocs(results: Results): void {
     const short = m.replace('yolo-fastest-', '');
     refs.push({ label: `${short} float`, y: 100 * results.float[m].AP50 });
     for (const zc of [true, false]) {
-      // One point per width: the most recently scored run of it.
+      // One point per width: the run whose output has the best held-out AP50 (chosen without the
+      // evaluation list).
       const byWidth = new Map<number, RunResult>();
-      for (const r of results.runs) if (r.model === m && r.zeroCentered === zc) byWidth.set(r.wbits, r);
+      for (const r of results.runs) {
+        if (r.model !== m || r.zeroCentered !== zc) continue;
+        const had = byWidth.get(r.wbits);
+        if (!had || heldOutOfOutput(r) > heldOutOfOutput(had)) byWidth.set(r.wbits, r);
+      }
       const mine = [...byWidth.values()].sort((a, b) => a.wbits - b.wbits);
       if (mine.length === 0) continue;
       const name = `${short} ${zc ? 'zero-centered' : 'plain'}`;
