@@ -205,7 +205,7 @@ function writeDocs(results: Results): void {
       const agree = r.sets.every((s) => Math.abs(s.engine.AP50 - s.sim.AP50) <= 0.005) ? 'yes' : 'NO';
       const maxDiff = Math.max(...r.sets.map((s) => Math.abs(s.engine.AP50 - s.sim.AP50)));
       const ho = r.heldOut;
-      md.push(`| ${label(r)} | ${training(r)} | ${fig(r.sets[0].engine)} | ${r.sets.slice(1).map((s, i) => fig(s.engine) + (r.stoppedByBudget && i === r.sets.length - 2 ? ' (partial)' : '')).join(', ')} | ${fig(last.engine)}${r.output !== undefined ? ` (it. ${r.output}, best held-out)` : ''} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${ho.slice(1).map((h) => pct(h?.AP50)).join(', ')} | ${r.wallMinutes.toFixed(0)}${r.stoppedByBudget ? ' (budget)' : ''} |`);
+      md.push(`| ${label(r)} | ${training(r)} | ${fig(r.sets[0].engine)} | ${r.sets.slice(1).map((s, i) => fig(s.engine) + (r.stoppedByBudget && r.output === undefined && i === r.sets.length - 2 ? ' (partial)' : '')).join(', ')} | ${fig(last.engine)}${r.output !== undefined ? ` (it. ${r.output}, best held-out)` : ''} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${ho.slice(1).map((h) => pct(h?.AP50)).join(', ')} | ${r.wallMinutes.toFixed(0)}${r.stoppedByBudget ? ' (budget)' : ''} |`);
     }
     md.push('');
   }
