@@ -32,6 +32,7 @@ t.test('mosquitto restarted mid-stream: QoS 1 messages buffered meanwhile all ar
   const w = await Watcher.connect(broker.url, ['zq/dev/#'], { clientId: 'backend-1', clean: false });
   t.teardown(() => w.close());
   const p = publisher(broker.url);
+  t.teardown(() => p.close('zq/dev/availability', 'stopped', 500));
   p.setState('zq/dev/availability', 'online');
   p.connect();
   await once(p, 'connect');
@@ -75,8 +76,13 @@ t.test('mosquitto restarted mid-stream: QoS 1 messages buffered meanwhile all ar
 t.test('the offline buffer is bounded: the oldest messages are dropped and counted', { skip: !mosquittoBinary() && 'no mosquitto' }, async (t) => {
   const broker = await startMosquitto();
   t.teardown(() => broker.dispose());
+  // Subscribed with a persistent session before the broker goes away: the broker keeps the
+  // subscription across its restart, so nothing the publisher drains can arrive before it.
+  const w = await Watcher.connect(broker.url, ['zq/dev/detections'], { clientId: 'backend-2', clean: false });
+  t.teardown(() => w.close());
   await broker.stop('SIGTERM');
   const p = publisher(broker.url, { buffer: { maxMessages: 5, maxBytes: 1 << 20 } });
+  t.teardown(() => p.close('zq/dev/availability', 'stopped', 500));
   let dropped = 0;
   p.on('dropped', (n) => (dropped += n));
   p.connect();
@@ -86,6 +92,7 @@ t.test('the offline buffer is bounded: the oldest messages are dropped and count
   t.equal(p.dropped, 7);
   // Byte bound: three 400-byte messages do not fit in 1000 bytes.
   const q = publisher(broker.url, { buffer: { maxMessages: 100, maxBytes: 1000 } });
+  t.teardown(() => q.close('zq/dev/availability', 'stopped', 500));
   q.connect();
   for (let i = 0; i < 3; i++) q.stream('zq/dev/detections', 'x'.repeat(400), 1);
   t.equal(q.buffered, 2);
@@ -93,8 +100,6 @@ t.test('the offline buffer is bounded: the oldest messages are dropped and count
 
   const connected = once(p, 'connect');
   await broker.start();
-  const w = await Watcher.connect(broker.url, ['zq/dev/detections']);
-  t.teardown(() => w.close());
   await connected;
   await w.waitFor((m) => m.json?.frame === 12, 'frame 12');
   await p.flush(5000);
@@ -113,6 +118,7 @@ t.test('last will: a connection that dies publishes offline; the reconnect publi
   const w = await Watcher.connect(broker.url, ['zq/dev/availability']);
   t.teardown(() => w.close());
   const p = publisher(broker.url);
+  t.teardown(() => p.close('zq/dev/availability', 'stopped', 500));
   p.setState('zq/dev/availability', 'online');
   p.connect();
   await once(p, 'connect');
@@ -128,6 +134,7 @@ t.test('last will: a connection that dies publishes offline; the reconnect publi
   await p.close('zq/dev/availability', 'stopped', 2000);
   // A newcomer sees the retained final state.
   const late = await Watcher.connect(broker.url, ['zq/dev/availability']);
+  t.teardown(() => late.close());
   const m = await late.waitFor((x) => x.retain, 'retained availability');
   t.equal(m.text, 'stopped');
   await late.close();
@@ -139,6 +146,7 @@ t.test('embedded aedes broker carries the same interface; Home Assistant discove
   const topics = topicsFor('zq', 'dev');
   const configs = discoveryConfigs({ discoveryPrefix: 'homeassistant', deviceId: 'dev', topics, classes: ['person', 'traffic light'], model: 'm', version: '0' });
   const p = publisher(broker.url);
+  t.teardown(() => p.close(topics.availability, 'stopped', 500));
   p.setState(topics.availability, 'online');
   for (const [topic, payload] of configs) p.setState(topic, payload);
   p.subscribe('homeassistant/status');

@@ -257,6 +257,7 @@ t.test('a crash leaves the last will: offline, retained', { timeout: 60_000, ski
   await d.kill('SIGKILL');
   await w.waitFor((m) => m.text === 'offline', 'last will');
   const late = await Watcher.connect(broker.url, ['zeroq/crashy/availability']);
+  t.teardown(() => late.close());
   const m = await late.waitFor((x) => x.retain, 'retained');
   t.equal(m.text, 'offline');
   await late.close();
@@ -348,6 +349,7 @@ t.test('TLS with a client certificate and a password file, in process: Daemon.st
   const { pino } = await import('pino');
   const { PassThrough } = await import('node:stream');
   const daemon = await Daemon.start({ load: { file: config, env: {} }, out: new PassThrough(), log: pino({ level: 'silent' }), version: 'test' });
+  t.teardown(() => daemon.stop(1));
   t.equal(await daemon.done, 0, 'a folder without loop ends the run cleanly');
   await w.waitFor((m) => m.topic === 'zeroq/tls/availability' && m.text === 'stopped', 'stopped');
   t.same(
@@ -377,6 +379,7 @@ t.test('TLS with a client certificate and a password file, in process: Daemon.st
     log: pino({ level: 'debug' }, sink),
     version: 'test',
   });
+  t.teardown(() => refused.stop(1));
   await logged(/"level":40.*(Not authorized|Bad username or password)/i);
   t.pass('the refusal is logged as a warning');
   await logged(/"mqtt":"buffered","msg":"frame"/);

@@ -235,9 +235,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /**
    * Publishes the final availability (e.g. `stopped`, retained), waits up to timeoutMs for what is
    * buffered and in flight (and as long again for a connection, if messages wait for one), and
-   * disconnects cleanly (so the broker does not send the will).
+   * disconnects cleanly (so the broker does not send the will). Closing again returns the first
+   * close's promise.
    */
-  async close(finalTopic: string, finalPayload: string, timeoutMs: number): Promise<void> {
+  close(finalTopic: string, finalPayload: string, timeoutMs: number): Promise<void> {
+    this.closed ??= this.closeOnce(finalTopic, finalPayload, timeoutMs);
+    return this.closed;
+  }
+
+  private closed?: Promise<void>;
+
+  private async closeOnce(finalTopic: string, finalPayload: string, timeoutMs: number): Promise<void> {
     const client = this.client;
     if (!client) return;
     this.closing = true;
