@@ -8,7 +8,7 @@ import path from 'node:path';
 import { loadDarknet } from '../src/model/darknet.js';
 import { dataPath, repoRoot } from '../src/util/paths.js';
 import { loadFrames, readImageList } from '../src/retrain/data.js';
-import { initialState, mirrorFrame, startIteration, train, trainStep, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
+import { initialState, mirrorFrame, sliceBatch, startIteration, train, trainStep, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
 import { defaultQuantConfig, intNet, qnetDifferences, toQNet } from '../src/retrain/formats.js';
 import { quantizeDefaults, quantizeModel } from '../src/quant/quantize.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
@@ -244,6 +244,36 @@ t.test('mirroring a frame swaps its columns and keeps its rows; twice gives the 
   t.ok(ok, 'pixel (x, y) comes from (w-1-x, y), channels in order');
   mirrorFrame(m, w, h);
   t.same(m, rgb);
+});
+
+t.test('with flip, a batch mirrors about half its frames and exactly their labels (cx -> 1 - cx); without, it copies', async (t) => {
+  const { model, frames } = await tinySetup(4);
+  const { w, h } = model.net.input;
+  const per = w * h * 3;
+  const idx = [3, 0, 2, 1, 3, 2, 0, 1, 1, 3, 0, 2];
+  const labels = [0, 1, 2, 3].map((k) => [{ cls: k, cx: 0.1 + 0.05 * k, cy: 0.3, w: 0.2, h: 0.4 }, { cls: 7, cx: 0.8, cy: 0.6, w: 0.1, h: 0.1 }]);
+  const state = initialState(model.params, 11);
+  const rngBefore = state.rng;
+  const { batch, labels: got } = sliceBatch(model.net, frames, idx, labels, state, true);
+  t.not(state.rng, rngBefore, 'the draws come from the state (so a resumed run repeats them)');
+  let mirrored = 0;
+  idx.forEach((k, i) => {
+    const src = frames.rgb.subarray(k * per, (k + 1) * per);
+    const out = batch.rgb.subarray(i * per, (i + 1) * per);
+    const flipped = src.slice();
+    mirrorFrame(flipped, w, h);
+    const isCopy = out.every((v, j) => v === src[j]);
+    const isMirror = out.every((v, j) => v === flipped[j]);
+    t.ok(isCopy !== isMirror, `frame ${i} is either the image or its mirror`);
+    const want = labels[k].map((b) => (isMirror ? { ...b, cx: 1 - b.cx } : b));
+    t.same(got![i], want, `labels of frame ${i} follow the frame`);
+    if (isMirror) mirrored++;
+  });
+  t.ok(mirrored >= 3 && mirrored <= 9, `about half mirrored (${mirrored} of ${idx.length})`);
+  t.same(labels[0][0].cx, 0.1, 'the caller\'s labels are not changed');
+  const plain = sliceBatch(model.net, frames, idx, labels, initialState(model.params, 11), false);
+  idx.forEach((k, i) => t.same(plain.batch.rgb.subarray(i * per, (i + 1) * per), frames.rgb.subarray(k * per, (k + 1) * per)));
+  t.same(plain.labels, idx.map((k) => labels[k]));
 });
 
 t.test('with flip, training sees mirrored frames: an otherwise equal run ends with other weights', async (t) => {

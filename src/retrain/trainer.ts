@@ -170,7 +170,7 @@ export function mirrorFrame(rgb: Uint8Array, w: number, h: number): void {
  * The batch of the images `idx`; with `flip`, each one mirrored with probability 1/2 (drawn from the
  * state's generator, so a resumed run draws the same) and its labels with it.
  */
-function sliceBatch(net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean): { batch: Batch; labels?: LabelBox[][] } {
+export function sliceBatch(net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean): { batch: Batch; labels?: LabelBox[][] } {
   const { w, h } = net.input;
   const per = w * h * 3;
   const rgb = new Uint8Array(per * idx.length);
