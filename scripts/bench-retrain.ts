@@ -7,7 +7,8 @@
  *     Scores the weight sets of finished `zeroq retrain --keep-iterations --json` runs (the JSON
  *     reports they printed): the quantizer's output (it0) and every iteration's, on the evaluation
  *     list, by the integer engine and by the trainer's own integer simulation (they must agree);
- *     the float model beside them. Results accumulate in --results; the tables between the
+ *     the float model beside them (a set whose id was scored before on the same list is reused).
+ *     Results accumulate in --results; the tables between the
  *     "results" markers of --md and the AP50-vs-bits chart are regenerated from it.
  *
  *   npx tsx scripts/bench-retrain.ts docs [--results ...] [--md ...] [--svg ...]
@@ -130,8 +131,16 @@ async function score(): Promise<void> {
     }
     frames ??= await loadFrames(first.qnet.net, evalSet.images.map((im) => im.path));
     const sets: ScoredSet[] = [];
+    // Weight sets are named by their contents: one scored before on the same list is not scored again.
+    const known = new Map(results.runs.filter((r) => r.data === path.basename(list)).flatMap((r) => r.sets.map((s) => [s.id, s] as const)));
     for (const file of files) {
       const z = await readZqw(file);
+      const seen = known.get(z.manifest.id);
+      if (seen) {
+        sets.push({ ...seen, file: path.basename(file) });
+        process.stderr.write(`${path.basename(file)}: scored before (${seen.id})\n`);
+        continue;
+      }
       const engine = await scoreQNet(z.qnet, set, threads);
       const sim = validationAp(z.qnet, frames, gt, threads);
       sets.push({ id: z.manifest.id, file: path.basename(file), engine: { AP: engine.AP, AP50: engine.AP50 }, sim: { AP: sim.ap, AP50: sim.ap50 } });
@@ -150,7 +159,8 @@ async function score(): Promise<void> {
       batch: Number(q.batch),
       report: path.basename(reportFile),
       trainMinutes: report.elapsedMs / 60000,
-      wallMinutes: (report.wallMs ?? report.elapsedMs) / 60000,
+      // A resumed run reports the wall time of its last part only; its training time spans all parts.
+      wallMinutes: Math.max(report.wallMs ?? 0, report.elapsedMs) / 60000,
       stoppedByBudget: report.stoppedByBudget,
       heldOut: [report.quantized ? { AP: report.quantized.ap, AP50: report.quantized.ap50 } : undefined,
         ...report.history.map((h) => (h.ap50 !== undefined ? { AP: h.ap!, AP50: h.ap50 } : undefined))],

@@ -182,7 +182,8 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     ...(result.state.quantized ? { quantized: result.state.quantized } : {}),
     history: result.state.history,
     ...(best?.iteration !== undefined && existsSync(a.out) ? { bestIteration: best.iteration } : {}),
-    ...(a.keepIterations ? { iterations: iterationFiles } : {}),
+    // A resumed run's earlier iterations were written by the earlier process: list them too.
+    ...(a.keepIterations ? { iterations: Array.from({ length: result.state.history.length + 1 }, (_, k) => iterationFiles[k] ?? (existsSync(iterationFile(k)) ? iterationFile(k) : '')) } : {}),
     stoppedByBudget: result.stoppedByBudget, elapsedMs: result.state.elapsedMs, wallMs: Date.now() - t0,
   };
 }
