@@ -25,6 +25,7 @@ import { dataPath } from '../src/util/paths.js';
 import { FloatEngine } from '../src/engine/float.js';
 import { loadEvalSet } from '../src/eval/dataset.js';
 import { scoreEngine, scoreQNet } from '../src/quant/accuracy.js';
+import { featureLoss, innerConvLayers } from '../src/retrain/feature-loss.js';
 import { readZqw } from '../src/quant/zqw.js';
 import { lineChartSvg, type Series } from '../src/quant/svg.js';
 import { loadFrames, readGroundTruth, readImageList } from '../src/retrain/data.js';
@@ -294,6 +295,10 @@ async function profile(): Promise<void> {
     };
     backward(net, q, tape, d.grads, grads, threads);
     lap('backward');
+    const f = featureLoss(innerConvLayers(net), tape.outs, q.frac, outs, 1, net.layers.length);
+    lap('feature loss (--feature-weight)');
+    backward(net, q, tape, d.grads, grads, threads, f.grads);
+    lap('backward with feature gradients');
   }
   console.log(`| part (${o.model}, 320x320, batch 8, ${threads} threads) | median ms |\n|---|---:|`);
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(0)} |`);

@@ -15,6 +15,7 @@ export interface RetrainFlags {
   epochs: string;
   schedule?: string;
   labels?: boolean;
+  featureWeight?: string;
   labelWeight: string;
   budgetMinutes?: string;
   seed: string;
@@ -125,6 +126,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       threads: posInt(o.threads, '--threads'),
       labelWeight: o.labels ? num(o.labelWeight, '--label-weight', (x) => x > 0, 'a positive number') : 0,
+      featureWeight: num(o.featureWeight ?? '0', '--feature-weight', (x) => x >= 0, 'a non-negative number'),
       budgetMs: budget * 60_000,
       maxStepsPerEpoch: o.maxSteps !== undefined ? posInt(o.maxSteps, '--max-steps') : 0,
     },
@@ -156,6 +158,7 @@ export function register(program: Command): void {
     .option('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant)', '0.5')
     .option('--flip', 'mirror each training image left-right with probability 1/2 at every step')
     .option('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', 'absolute')
+    .option('--feature-weight <w>', 'also distil the inner conv layers\' outputs (relative squared error to the float model\'s, summed over layers) with this weight; 0: heads only', '0')
     .option('--distill <weighting>', 'objectness: class and x, y terms weighted by the teacher\'s objectness; uniform: every position alike', 'objectness')
     .option('--per-layer', 'one weight format per layer instead of per output channel')
     .option('--no-zero-center', 'plain fixed point (mu = 0), the baseline zero-centering is compared with')

@@ -357,8 +357,10 @@ export interface Grads {
 /**
  * Back-propagates dL/d(head value) (real units, one array per head in net.heads order) through the
  * quantized run to dL/d(weff) and dL/d(real bias) of every conv layer, accumulated into `grads`.
+ * `layerGrads` (indexed like net.layers): dL/d(output) of inner layers, for losses on them (taken
+ * over and changed).
  */
-export function backward(net: Network, q: IntNet, tape: Tape, headGrads: Float32Array[], grads: Grads, threads = 1): void {
+export function backward(net: Network, q: IntNet, tape: Tape, headGrads: Float32Array[], grads: Grads, threads = 1, layerGrads?: readonly (Float32Array | undefined)[]): void {
   const nat = retrainNative();
   const n = tape.n;
   const g: (Float32Array | undefined)[] = new Array(net.layers.length);
@@ -372,6 +374,8 @@ export function backward(net: Network, q: IntNet, tape: Tape, headGrads: Float32
   };
   // Gradients enter at the yolo layers (they pass their input through).
   net.heads.forEach((h, k) => addTo(h, headGrads[k].slice()));
+  // Gradients of losses on inner layers' outputs (feature distillation) enter where they apply.
+  layerGrads?.forEach((d, j) => d && addTo(j, d));
   for (let i = net.layers.length - 1; i >= 0; i--) {
     const l = net.layers[i];
     const d = g[i];

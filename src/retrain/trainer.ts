@@ -11,6 +11,7 @@ import { ZeroqError } from '../util/errors.js';
 import { adamStep, flatParams, newAdam, type AdamState } from './adam.js';
 import type { Frame } from '../engine/engine.js';
 import { inputScale, intNet, qnetDifferences, quantizerFormats, toQNet, type Formats, type QuantConfig } from './formats.js';
+import { featureLoss, innerConvLayers } from './feature-loss.js';
 import { distillationLoss, labelLoss, type DistillWeighting, type LabelBox } from './loss.js';
 import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
 import type { FrameSet } from './data.js';
@@ -40,6 +41,8 @@ export interface TrainConfig {
   distill?: DistillWeighting;
   /** Weight of the label loss (0: distillation only). */
   labelWeight: number;
+  /** Weight of the feature distillation of the inner conv layers (feature-loss.ts); 0 or absent: none. */
+  featureWeight?: number;
   /** Stop (after a finished step, with a checkpoint) once this many ms have been spent; 0: none. */
   budgetMs: number;
   /** Limit the steps per epoch (tests); 0: the whole list. */
@@ -74,6 +77,13 @@ export interface TrainState {
   lossCount: number;
   /** Validation AP of the quantizer's output for the float model (before any retraining). */
   quantized?: { ap: number; ap50: number };
+  /**
+   * With feature distillation: the float model as the first iteration started, i.e. equalized when
+   * the quantizer equalizes. Equalization rescales channels without changing what the network
+   * computes, so the heads are as the float model's, and the inner outputs become comparable with
+   * the student's.
+   */
+  teacher?: ParamSet;
 }
 
 export interface IterationRecord {
@@ -223,7 +233,7 @@ function newGrads(net: Network, params: ParamSet): Grads {
 /** One optimisation step on a batch; returns the loss before the update. */
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
-  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill'>, wbits: number, lr: number, lrScale?: Float64Array[],
+  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
 ): number {
   const q = intNet(net, state.params, formats, wbits);
   const tape = quantForward(net, q, batch, cfg.threads);
@@ -240,8 +250,15 @@ export function trainStep(
       for (let i = 0; i < g.length; i++) g[i] += cfg.labelWeight * lg[i];
     });
   }
+  let inner: (Float32Array | undefined)[] | undefined;
+  const fw = cfg.featureWeight ?? 0;
+  if (fw > 0) {
+    const f = featureLoss(innerConvLayers(net), tape.outs, q.frac, tOuts, fw, net.layers.length);
+    loss += f.loss;
+    inner = f.grads;
+  }
   const grads = newGrads(net, state.params);
-  backward(net, q, tape, d.grads, grads, cfg.threads);
+  backward(net, q, tape, d.grads, grads, cfg.threads, inner);
   // The integer layer reading the frame applies w*256/255: chain rule back to the shadow weight.
   for (const l of net.layers) {
     if (l.kind !== 'conv') continue;
@@ -282,6 +299,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     if (!state.formats) {
       const start = await startIteration(net, state, data.calib, quant, cfg.threads);
       state.formats = start.formats;
+      if ((cfg.featureWeight ?? 0) > 0 && state.iteration === 0 && !state.teacher) state.teacher = cloneParams(state.params);
       await hooks.onQuantized?.(state.iteration, start.qnet);
       if (state.iteration === 0 && hooks.validate && !state.quantized) state.quantized = await hooks.validate(start.qnet);
       await hooks.onCheckpoint?.(state);
@@ -300,7 +318,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
         const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false);
-        const loss = trainStep(net, teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale);
+        const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale);
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
         state.lossSum += loss;
         state.lossCount++;
