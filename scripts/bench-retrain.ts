@@ -80,6 +80,8 @@ interface RunResult {
   lrDecay?: number;
   /** Training frames mirrored at random (absent in older results: no). */
   flip?: boolean;
+  /** Weight of the inner layers' distillation (absent: none). */
+  featureWeight?: number;
   batch: number;
   /** The command's report and where it came from. */
   report: string;
@@ -157,6 +159,7 @@ async function score(): Promise<void> {
       lr: Number(q.lr),
       lrDecay: q.lrDecay === undefined ? 0.5 : Number(q.lrDecay),
       flip: q.flip === true,
+      ...(q.featureWeight ? { featureWeight: Number(q.featureWeight) } : {}),
       batch: Number(q.batch),
       report: path.basename(reportFile),
       trainMinutes: report.elapsedMs / 60000,
@@ -195,7 +198,7 @@ function training(r: RunResult): string {
   const decay = r.lrDecay ?? 0.5;
   const per = r.iterations === 1 || decay === 1 ? '' : decay === 0.5 ? ' halved per it.' : ` ×${decay} per it.`;
   const lr = `Adam ${r.lr.toExponential(0)}${per}${decay === 1 && r.iterations > 1 ? ' constant' : ''}`;
-  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}`;
+  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}${r.featureWeight ? `, inner layers ×${r.featureWeight}` : ''}`;
 }
 
 function writeDocs(results: Results): void {
