@@ -118,13 +118,14 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     };
   }
   const ckpt = a.checkpoint ?? `${a.out}.ckpt.json`;
+  const featureSetting = a.train.featureWeight ? { featureWeight: a.train.featureWeight } : {};
   const settings: Record<string, unknown> = {
     net: net.name, input: net.input, data: path.resolve(a.data), schedule: a.train.schedule, quant: a.train.quant,
     batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false,
     distill: a.train.distill ?? 'objectness', labelWeight: a.train.labelWeight, epochs: a.train.epochs,
     calibImages: a.calibImages,
     // Only when used, so that checkpoints made before the option existed still resume.
-    ...(a.train.featureWeight ? { featureWeight: a.train.featureWeight } : {}),
+    ...featureSetting,
   };
   let state = initialState(model.params, a.train.seed);
   if (a.resume) {
@@ -138,7 +139,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, distill: a.train.distill ?? 'objectness', ...(a.train.featureWeight ? { featureWeight: a.train.featureWeight } : {}), seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, distill: a.train.distill ?? 'objectness', ...featureSetting, seed: a.train.seed,
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });
   const calibration = { method: a.train.quant.actCalib, images: calib.length, list: path.basename(a.data), imageIds: trainPaths.slice(0, calib.length).map(imageIdOrName) };
