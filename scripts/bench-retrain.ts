@@ -82,6 +82,10 @@ interface RunResult {
   flip?: boolean;
   /** Weight of the inner layers' distillation (absent: none). */
   featureWeight?: number;
+  /** Whether the formats of the first iteration were grid-aligned (`--align-weights`). */
+  alignWeights?: boolean;
+  /** Seed of the run (recorded from the weight sets' metadata). */
+  seed?: number;
   batch: number;
   /** The command's report and where it came from. */
   report: string;
@@ -160,6 +164,8 @@ async function score(): Promise<void> {
       lrDecay: q.lrDecay === undefined ? 0.5 : Number(q.lrDecay),
       flip: q.flip === true,
       ...(q.featureWeight ? { featureWeight: Number(q.featureWeight) } : {}),
+      ...(q.alignWeights ? { alignWeights: true } : {}),
+      ...(q.seed !== undefined ? { seed: Number(q.seed) } : {}),
       batch: Number(q.batch),
       report: path.basename(reportFile),
       trainMinutes: report.elapsedMs / 60000,
@@ -198,7 +204,7 @@ function training(r: RunResult): string {
   const decay = r.lrDecay ?? 0.5;
   const per = r.iterations === 1 || decay === 1 ? '' : decay === 0.5 ? ' halved per it.' : ` ×${decay} per it.`;
   const lr = `Adam ${r.lr.toExponential(0)}${per}${decay === 1 && r.iterations > 1 ? ' constant' : ''}`;
-  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}${r.featureWeight ? `, inner layers ×${r.featureWeight}` : ''}`;
+  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}${r.featureWeight ? `, inner layers ×${r.featureWeight}` : ''}${r.alignWeights ? ', grid-aligned' : ''}${r.seed !== undefined ? `, seed ${r.seed}` : ''}`;
 }
 
 function writeDocs(results: Results): void {

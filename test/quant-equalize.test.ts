@@ -1,5 +1,6 @@
 import t from 'tap';
-import { equalizablePairs, equalizeModel, equalizeWeightsModel } from '../src/quant/equalize.js';
+import { alignWeightGrid, equalizablePairs, equalizeModel, equalizeWeightsModel } from '../src/quant/equalize.js';
+import { quantizeWeights } from '../src/quant/weights.js';
 import { handModel, referenceForward, rng } from './helpers/float-reference.js';
 import type { FloatModel } from '../src/model/ir.js';
 
@@ -90,4 +91,45 @@ t.test('weight equalization (per-layer formats) keeps the function and balances 
   const a = ranges(eq.params[1]!.weight, 6);
   const b = ranges(eq.params[2]!.weight, 6);
   for (let c = 0; c < 6; c++) t.ok(Math.abs(a[c] - b[c]) < 0.05 * a[c], `channel ${c}: ${a[c].toFixed(3)} ≈ ${b[c].toFixed(3)}`);
+});
+
+t.test('grid alignment keeps the function and puts each A channel just below the top of its grid', async (t) => {
+  const m = block();
+  const r = rng(5);
+  const input = Float32Array.from({ length: 4 * 9 * 7 }, () => r() * 2 - 1);
+  const before = referenceForward(m, input);
+  for (const zeroCenter of [false, true]) {
+    for (const wbits of [4, 6]) {
+      const { model: al, pairs } = alignWeightGrid(m, { wbits, zeroCenter });
+      t.same(pairs.map((p) => [p.a, p.b]), [[1, 2], [2, 3]]);
+      const after = referenceForward(al, input);
+      for (const i of [0, 3, 4, 5, 6]) {
+        let worst = 0;
+        for (let k = 0; k < before[i].data.length; k++) worst = Math.max(worst, Math.abs(after[i].data[k] - before[i].data[k]) / (1 + Math.abs(before[i].data[k])));
+        t.ok(worst < 1e-5, `W${wbits}${zeroCenter ? ' zero-centered' : ''}: layer ${i} unchanged (${worst.toExponential(1)})`);
+      }
+      const qmax = 2 ** (wbits - 1) - 1;
+      // Layers 1 and 2 are A of a pair: every channel's range is qmax + 0.25 steps of its format.
+      for (const l of [1, 2]) {
+        const w = al.params[l]!.weight;
+        const f = 6;
+        const per = w.length / f;
+        const wq = quantizeWeights(w, f, { wbits, perChannel: true, zeroCenter });
+        for (let c = 0; c < f; c++) {
+          let range = 0;
+          for (let i = c * per; i < (c + 1) * per; i++) range = Math.max(range, Math.abs(w[i] - wq.mu[c]));
+          const steps = range * 2 ** wq.fw[c];
+          t.ok(Math.abs(steps - (qmax + 0.25)) < 1e-4, `W${wbits} layer ${l} channel ${c}: range ${steps.toFixed(4)} steps`);
+        }
+        // The outputs of A channels only shrink, by at most 2: they stay inside the tensor's range.
+        const a0 = channelMax(before[l].data, f);
+        const a1 = channelMax(after[l].data, f);
+        for (let c = 0; c < f; c++) {
+          const ratio = a1[c] / a0[c];
+          t.ok(ratio > 0.5 - 1e-6 && ratio <= 1 + 1e-6, `layer ${l} channel ${c}: output scaled by ${ratio.toFixed(3)}`);
+        }
+      }
+    }
+  }
+  t.notOk(m.params[1]!.weight === alignWeightGrid(m, { wbits: 4, zeroCenter: true }).model.params[1]!.weight, 'the original model is not modified');
 });

@@ -23,6 +23,7 @@ interface QuantizeFlags {
   percentile: string;
   biasCorrection: boolean;
   equalize?: boolean;
+  alignWeights?: boolean;
   searchObjective: string;
   output: string;
   id?: string;
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     .option('--no-bias-correction', 'keep the float biases (default: each absorbs the mean error of its rounded weights)')
     .option('--equalize', 'equalize across conv pairs: activation ranges (per-channel formats) or weight ranges (per-layer); the default')
     .option('--no-equalize', 'do not equalize')
+    .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
     .addOption(new Option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model').choices(['exact', 'float']).default('exact'))
     .requiredOption('-o, --output <file>', 'the .zqw to write')
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -85,6 +87,7 @@ export function register(program: Command): void {
           percentile: Number(flags.percentile),
           biasCorrection: flags.biasCorrection,
           equalize: flags.equalize,
+          alignWeights: flags.alignWeights ?? false,
           searchObjective: flags.searchObjective as 'exact' | 'float',
           searchImages: intOption(flags.searchImages, '--search-images', 1, 1e6),
           threads: intOption(flags.threads, '--threads', 1, 256)!,

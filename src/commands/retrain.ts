@@ -34,6 +34,7 @@ export interface RetrainFlags {
   percentile: string;
   biasCorrection: boolean;
   equalize: boolean;
+  alignWeights?: boolean;
   searchObjective: string;
   calibImages: string;
   keepIterations?: boolean;
@@ -112,7 +113,8 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     train: {
       quant: {
         abits: 8, headBits, perChannel: !o.perLayer, zeroCentered: o.zeroCenter, actCalib: o.actCalib as ActCalibMethod, percentile,
-        biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer, searchObjective: o.searchObjective as 'exact' | 'float',
+        biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer,
+        ...(o.alignWeights ? { alignWeights: true } : {}), searchObjective: o.searchObjective as 'exact' | 'float',
       },
       schedule,
       iterations,
@@ -167,6 +169,7 @@ export function register(program: Command): void {
     .option('--percentile <p>', 'for --act-calib percentile: the percentile of |x| kept unclipped', '99.99')
     .option('--no-bias-correction', 'keep the shadow biases at each iteration start (default: the quantizer corrects them)')
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
+    .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize)')
     .option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', 'exact')
     .option('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', '32')
     .option('--keep-best', 'with --val: write the iteration with the best validation AP50 as the output, not the last one')

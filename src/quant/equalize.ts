@@ -51,6 +51,26 @@ export function equalizablePairs(net: Network): { a: number; b: number; depthwis
   return pairs;
 }
 
+/** Scales A's output channel c (weights and bias) by s[c] and B's weights reading c by 1/s[c], in place. */
+function scalePair(A: ConvLayer, B: ConvLayer, pa: { weight: Float32Array; bias: Float32Array }, pb: { weight: Float32Array }, s: ArrayLike<number>): void {
+  const perA = pa.weight.length / A.filters;
+  for (let c = 0; c < A.filters; c++) {
+    for (let i = c * perA; i < (c + 1) * perA; i++) pa.weight[i] *= s[c];
+    pa.bias[c] *= s[c];
+  }
+  const cg = A.filters / B.groups;
+  const kk = B.size * B.size;
+  const og = B.filters / B.groups;
+  for (let o = 0; o < B.filters; o++) {
+    const g = Math.floor(o / og);
+    for (let cl = 0; cl < cg; cl++) {
+      const inv = 1 / s[g * cg + cl];
+      const base = (o * cg + cl) * kk;
+      for (let k = 0; k < kk; k++) pb.weight[base + k] *= inv;
+    }
+  }
+}
+
 /**
  * A function-preserving copy of the model with A's output channels scaled per the statistics
  * (`channelMax[a]`: largest |x| of every channel of A's output).
@@ -71,22 +91,7 @@ export function equalizeModel(model: FloatModel, channelMax: Float64Array[], opt
     const R = Math.max(...r);
     if (!(R > 0)) continue;
     const s = Array.from(r, (v) => Math.min(cap, (R / Math.max(v, R / cap)) ** alpha));
-    const perA = pa.weight.length / A.filters;
-    for (let c = 0; c < A.filters; c++) {
-      for (let i = c * perA; i < (c + 1) * perA; i++) pa.weight[i] *= s[c];
-      pa.bias[c] *= s[c];
-    }
-    const cg = A.filters / B.groups;
-    const kk = B.size * B.size;
-    const og = B.filters / B.groups;
-    for (let o = 0; o < B.filters; o++) {
-      const g = Math.floor(o / og);
-      for (let cl = 0; cl < cg; cl++) {
-        const inv = 1 / s[g * cg + cl];
-        const base = (o * cg + cl) * kk;
-        for (let k = 0; k < kk; k++) pb.weight[base + k] *= inv;
-      }
-    }
+    scalePair(A, B, pa, pb, s);
     done.push({ a, b, depthwise, maxScale: Math.max(...s) });
   }
   return { model: { net, params }, pairs: done };
@@ -125,18 +130,7 @@ export function equalizeWeightsModel(model: FloatModel, iterations = 4): { model
         }
       }
       const s = Array.from(rA, (r, c) => (r > 0 && rB[c] > 0 ? Math.sqrt(rB[c] / r) : 1));
-      for (let c = 0; c < A.filters; c++) {
-        for (let i = c * perA; i < (c + 1) * perA; i++) pa.weight[i] *= s[c];
-        pa.bias[c] *= s[c];
-      }
-      for (let o = 0; o < B.filters; o++) {
-        const g = Math.floor(o / og);
-        for (let cl = 0; cl < cg; cl++) {
-          const inv = 1 / s[g * cg + cl];
-          const base = (o * cg + cl) * kk;
-          for (let k = 0; k < kk; k++) pb.weight[base + k] *= inv;
-        }
-      }
+      scalePair(A, B, pa, pb, s);
       const key = `${a}:${b}:${depthwise}`;
       largest.set(key, Math.max(largest.get(key) ?? 0, ...s.map((v) => Math.max(v, 1 / v))));
     }
@@ -145,4 +139,53 @@ export function equalizeWeightsModel(model: FloatModel, iterations = 4): { model
     model: { net, params },
     pairs: pairs.map(({ a, b, depthwise }) => ({ a, b, depthwise, maxScale: largest.get(`${a}:${b}:${depthwise}`) ?? 1 })),
   };
+}
+
+export interface AlignOptions {
+  /** Weight width Nw the formats will have. */
+  wbits: number;
+  /** Whether the formats subtract each channel's mean first (the range is then that of w − mu). */
+  zeroCenter: boolean;
+  /**
+   * Where a channel's largest |w − mu| lands, in steps below the rounding limit qmax + 0.5
+   * (default 0.25: 7.25 steps at 4 bits), leaving room for the weights to grow during retraining.
+   */
+  margin?: number;
+}
+
+/**
+ * Grid alignment of per-channel weight formats. A format's step is a power of two, so a channel's
+ * largest |w − mu| lands anywhere from about (qmax + 0.5)/2 to qmax + 0.5 steps: in the worst case a
+ * 4-bit channel uses only the levels −4..4. For each pair (A, B) this scales A's output channel c by
+ * a_c in (0.5, 1], chosen so that channel's range lands just below the top of its grid, and B's
+ * weights reading c by 1/a_c; the float function is unchanged. Pairs are taken in network order, so
+ * a layer that is B of one pair (a depthwise conv) is aligned again as A of the next. Channels shrink
+ * by at most a factor 2 in the activation they produce.
+ */
+export function alignWeightGrid(model: FloatModel, opts: AlignOptions): { model: FloatModel; pairs: EqualizedPair[] } {
+  const { net } = model;
+  const params = model.params.map((p) => (p ? { weight: p.weight.slice(), bias: p.bias.slice() } : undefined));
+  const target = 2 ** (opts.wbits - 1) - 1 + 0.5 - (opts.margin ?? 0.25);
+  const done: EqualizedPair[] = [];
+  for (const { a, b, depthwise } of equalizablePairs(net)) {
+    const A = net.layers[a] as ConvLayer;
+    const B = net.layers[b] as ConvLayer;
+    const pa = params[a]!;
+    const pb = params[b]!;
+    const perA = pa.weight.length / A.filters;
+    const s = new Float64Array(A.filters);
+    for (let c = 0; c < A.filters; c++) {
+      let mu = 0;
+      if (opts.zeroCenter) {
+        for (let i = c * perA; i < (c + 1) * perA; i++) mu += pa.weight[i];
+        mu /= perA;
+      }
+      let m = 0;
+      for (let i = c * perA; i < (c + 1) * perA; i++) m = Math.max(m, Math.abs(pa.weight[i] - mu));
+      s[c] = m > 0 ? target / (m * 2 ** Math.ceil(Math.log2(target / m))) : 1;
+    }
+    scalePair(A, B, pa, pb, s);
+    done.push({ a, b, depthwise, maxScale: Math.max(...s) });
+  }
+  return { model: { net, params }, pairs: done };
 }

@@ -13,7 +13,7 @@ import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from './overflow.js';
 import { searchFormats } from './search.js';
 import { checkWbits } from './weights.js';
-import { equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
+import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
 export interface QuantizeOptions {
@@ -41,6 +41,11 @@ export interface QuantizeOptions {
    * Default on.
    */
   equalize?: EqualizeOptions | boolean;
+  /**
+   * With per-channel formats: after equalizing, scale conv pairs so that each channel's weight range
+   * lands just below the top of its power-of-two grid (equalize.ts alignWeightGrid). Default off.
+   */
+  alignWeights?: boolean;
   /** For 'search': the error each candidate format is judged by (see SearchOptions.objective). */
   searchObjective?: 'exact' | 'float';
   /** For 'search': how many of the frames it runs (default all). */
@@ -179,6 +184,11 @@ export async function quantizeModel(
       const eq = opts.perChannel ? equalizeModel(model, stats.channelMax, equalize === true ? {} : equalize) : equalizeWeightsModel(model);
       model = eq.model;
       equalized = eq.pairs;
+      engine = await floatEngine(model);
+      stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
+    }
+    if (opts.alignWeights && opts.perChannel) {
+      model = alignWeightGrid(model, { wbits: opts.wbits, zeroCenter: opts.zeroCenter }).model;
       engine = await floatEngine(model);
       stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
     }

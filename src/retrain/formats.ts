@@ -33,6 +33,8 @@ export interface QuantConfig {
   biasCorrection: boolean;
   /** The quantizer's activation equalization, applied once to the float model before the first iteration. */
   equalize: boolean;
+  /** The quantizer's weight-grid alignment (`--align-weights`), applied with equalization before the first iteration. */
+  alignWeights?: boolean;
   searchObjective: 'exact' | 'float';
 }
 
@@ -54,7 +56,7 @@ export function defaultQuantConfig(wbits: number): QuantConfig {
 }
 
 /** The options `zeroq quantize` would run with for this configuration. */
-export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: number): QuantizeOptions {
+export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: number, align = false): QuantizeOptions {
   return {
     ...quantizeDefaults(),
     wbits: cfg.wbits,
@@ -66,6 +68,7 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
     ...(cfg.percentile !== undefined ? { percentile: cfg.percentile } : {}),
     biasCorrection: cfg.biasCorrection,
     equalize: equalize && cfg.perChannel,
+    alignWeights: align && cfg.perChannel,
     searchObjective: cfg.searchObjective,
     threads,
   };
@@ -106,9 +109,9 @@ export interface IterationFormats {
  * channel's biasShift, so that re-rounding in the frozen formats gives the quantizer's integers back.
  */
 export async function quantizerFormats(
-  net: Network, params: ParamSet, calib: Frame[], cfg: QuantConfig, opts: { equalize: boolean; threads: number },
+  net: Network, params: ParamSet, calib: Frame[], cfg: QuantConfig, opts: { equalize: boolean; align?: boolean; threads: number },
 ): Promise<IterationFormats> {
-  const res = await quantizeModel({ net, params }, calib, quantizeOptionsOf(cfg, opts.equalize, opts.threads));
+  const res = await quantizeModel({ net, params }, calib, quantizeOptionsOf(cfg, opts.equalize, opts.threads, opts.align));
   const out: ParamSet = res.model.params.map((p) => (p ? { weight: Float32Array.from(p.weight), bias: Float32Array.from(p.bias) } : undefined));
   const weights = net.layers.map((l): WeightFormat | undefined => {
     if (l.kind !== 'conv') return undefined;

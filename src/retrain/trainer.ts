@@ -198,11 +198,13 @@ export function sliceBatch(net: Network, frames: FrameSet, idx: number[], labels
 }
 
 /**
- * Starts an iteration: the quantizer's formats for the current shadow weights (equalized before the
- * first iteration when asked), checked to give back exactly the quantizer's integers.
+ * Starts an iteration: the quantizer's formats for the current shadow weights (equalized and aligned
+ * before the first iteration when asked), checked to give back exactly the quantizer's integers.
  */
 export async function startIteration(net: Network, state: TrainState, calib: Frame[], quant: QuantConfig, threads: number): Promise<{ formats: Formats; qnet: QNet }> {
-  const it = await quantizerFormats(net, state.params, calib, quant, { equalize: quant.equalize && state.iteration === 0, threads });
+  const it = await quantizerFormats(net, state.params, calib, quant, {
+    equalize: quant.equalize && state.iteration === 0, align: (quant.alignWeights ?? false) && state.iteration === 0, threads,
+  });
   const ours = toQNet(net, it.formats, intNet(net, it.params, it.formats, quant.wbits), quant);
   const diff = qnetDifferences(ours, it.qnet);
   if (diff.length > 0) {
