@@ -11,7 +11,8 @@
  *     Scores configurations on a list; with the calib list and --skip 400 this scores on calib images
  *     the calibration never saw (the calibration takes the first --calib-images of calib.txt).
  *     A spec is `float` or `w<N>[-pc|-pl][-zc|-plain][:minmax|:search|:p<percentile>][:h8|:h16][:n<images>][:f<first bits>][:e<head bits>]
- *     [:bc|:nobc][:oexact|:ofloat]` (bias correction; the search objective),
+ *     [:bc|:nobc][:oexact|:ofloat][:noeq|:eq<dw>/<other>][:align]` (bias correction; the search objective;
+ *     equalization; weight-grid alignment),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
  *
  * Common: --threads N (float passes and the int engine), --cache file.json (results already there
@@ -79,6 +80,7 @@ function parseSpec(spec: string): QuantizeOptions | 'float' {
     if (t === 'minmax' || t === 'search') o.actCalib = t;
     else if (t === 'bc') o.biasCorrection = true;
     else if (t === 'noeq') o.equalize = false;
+    else if (t === 'align') o.alignWeights = true;
     else if (t.startsWith('eq')) {
       const [dw, other] = t.slice(2).split('/').map(Number);
       o.equalize = { depthwise: Number.isFinite(dw) ? dw : 1, other: Number.isFinite(other) ? other : 0.5 };

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { readZqw } from '../src/quant/zqw.js';
 import { architectureHash } from '../src/quant/arch.js';
 import { parseCfgFile } from '../src/model/darknet.js';
+import { equalizablePairs } from '../src/quant/equalize.js';
 import { dataPath, repoRoot } from '../src/util/paths.js';
 
 const run = promisify(execFile);
@@ -54,6 +55,34 @@ t.test('quantize W6 per layer: a .zqw that reads back, the JSON report, pictures
     if (f.endsWith('.svg')) t.match(readFileSync(f, 'utf8'), /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   }
   t.ok(j.report.some((f) => /weights-layer\d+\.svg$/.test(f)), 'the weight histogram');
+});
+
+t.test('--align-weights: the first conv of every pair uses the top of its 4-bit grid in every channel', async (t) => {
+  const topShare = async (align: boolean) => {
+    const out = path.join(dir, `w4${align ? '-aligned' : ''}.zqw`);
+    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '1', '--act-calib', 'minmax', '-o', out, ...(align ? ['--align-weights'] : []));
+    t.equal(r.code, 0, r.stderr);
+    const zqw = await readZqw(out);
+    t.equal(zqw.manifest.quantization.alignedWeights, align ? true : undefined);
+    let top = 0;
+    let channels = 0;
+    for (const { a } of equalizablePairs(zqw.qnet.net)) {
+      const c = zqw.qnet.convs[a]!;
+      const per = c.q.length / c.fw.length;
+      for (let o = 0; o < c.fw.length; o++) {
+        let m = 0;
+        for (let i = o * per; i < (o + 1) * per; i++) m = Math.max(m, Math.abs(c.q[i]));
+        channels++;
+        if (m === 7) top++;
+      }
+    }
+    return top / channels;
+  };
+  const plain = await topShare(false);
+  const aligned = await topShare(true);
+  // Without alignment a channel's largest |Q| is 4..7; with it, 7 (7.25 steps rounded) wherever fw is not lowered.
+  t.ok(plain < 0.6, `without alignment ${(100 * plain).toFixed(1)}% of the channels reach 7`);
+  t.ok(aligned > 0.99, `with alignment ${(100 * aligned).toFixed(1)}% of the channels reach 7`);
 });
 
 t.test('the text report: a row per layer and the totals', async (t) => {

@@ -247,6 +247,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       zeroCentered: cmd.quant.zeroCenter,
       biasCorrection: cmd.quant.biasCorrection ?? false,
       equalized: res.equalized?.length ?? 0,
+      ...(cmd.quant.alignWeights && cmd.quant.perChannel ? { alignedWeights: true } : {}),
       ...(res.calibration.method === 'search' ? { searchObjective: cmd.quant.searchObjective ?? 'exact' } : {}),
     },
     calibration: { ...res.calibration, list: path.basename(cmd.calib), imageIds: list.map((im) => im.id) },

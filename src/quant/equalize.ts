@@ -142,8 +142,8 @@ export function equalizeWeightsModel(model: FloatModel, iterations = 4): { model
 }
 
 export interface AlignOptions {
-  /** Weight width Nw the formats will have. */
-  wbits: number;
+  /** Weight width Nw the formats will have (of each layer, where they differ). */
+  wbits: number | ((layer: ConvLayer) => number);
   /** Whether the formats subtract each channel's mean first (the range is then that of w − mu). */
   zeroCenter: boolean;
   /**
@@ -165,11 +165,12 @@ export interface AlignOptions {
 export function alignWeightGrid(model: FloatModel, opts: AlignOptions): { model: FloatModel; pairs: EqualizedPair[] } {
   const { net } = model;
   const params = model.params.map((p) => (p ? { weight: p.weight.slice(), bias: p.bias.slice() } : undefined));
-  const target = 2 ** (opts.wbits - 1) - 1 + 0.5 - (opts.margin ?? 0.25);
   const done: EqualizedPair[] = [];
   for (const { a, b, depthwise } of equalizablePairs(net)) {
     const A = net.layers[a] as ConvLayer;
     const B = net.layers[b] as ConvLayer;
+    const wbits = typeof opts.wbits === 'number' ? opts.wbits : opts.wbits(A);
+    const target = 2 ** (wbits - 1) - 1 + 0.5 - (opts.margin ?? 0.25);
     const pa = params[a]!;
     const pb = params[b]!;
     const perA = pa.weight.length / A.filters;

@@ -188,7 +188,7 @@ export async function quantizeModel(
       stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
     }
     if (opts.alignWeights && opts.perChannel) {
-      model = alignWeightGrid(model, { wbits: opts.wbits, zeroCenter: opts.zeroCenter }).model;
+      model = alignWeightGrid(model, { wbits: (l) => convOptions(l).wbits, zeroCenter: opts.zeroCenter }).model;
       engine = await floatEngine(model);
       stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
     }
