@@ -8,7 +8,8 @@ import { loadDarknet } from '../src/model/darknet.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
 import { dataPath } from '../src/util/paths.js';
 import { quantForward, type Batch } from '../src/retrain/sim.js';
-import { defaultQuantConfig, fromQNet, intNet, quantizerFormats, toQNet, type QuantConfig } from '../src/retrain/formats.js';
+import { defaultQuantConfig, fromQNet, intNet, qnetDifferences, quantizerFormats, toQNet, type QuantConfig } from '../src/retrain/formats.js';
+import { equalizablePairs } from '../src/quant/equalize.js';
 import { NetBuilder, randomFrame, randomQNet, rng } from './helpers/random-qnet.js';
 import type { Frame } from '../src/engine/engine.js';
 import type { Network } from '../src/model/ir.js';
@@ -82,12 +83,25 @@ t.test('Yolo-Fastest-1.1 with its real weights, formats from the quantizer: simu
   const configs: QuantConfig[] = [
     defaultQuantConfig(4),
     { ...defaultQuantConfig(8), perChannel: false, zeroCentered: false, headBits: 8, actCalib: 'minmax', equalize: false },
+    { ...defaultQuantConfig(4), zeroCentered: false, actCalib: 'minmax', alignWeights: true },
   ];
   for (const qc of configs) {
-    const it = await quantizerFormats(net, model.params, frames, qc, { equalize: qc.equalize, threads: 2 });
+    const it = await quantizerFormats(net, model.params, frames, qc, { equalize: qc.equalize, align: qc.alignWeights, threads: 2 });
     const qnet = toQNet(net, it.formats, intNet(net, it.params, it.formats, qc.wbits), qc);
     validateQNet(qnet);
-    await t.test(`W${qc.wbits} ${qc.perChannel ? 'per-channel' : 'per-layer'}`, async (t) => compare(t, qnet, frames));
+    const name = `W${qc.wbits} ${qc.perChannel ? 'per-channel' : 'per-layer'}${qc.alignWeights ? ', grid-aligned' : ''}`;
+    // The shadow weights and frozen formats give back exactly the quantizer's integers (what every iteration start checks).
+    t.same(qnetDifferences(qnet, it.qnet), [], `${name}: the quantizer's integers reproduced`);
+    if (qc.alignWeights) {
+      // The shadow weights the iteration continues from are the aligned ones: every A channel of a pair reaches ±7.
+      const chans = equalizablePairs(net).flatMap(({ a }) => {
+        const c = qnet.convs[a]!;
+        const per = c.q.length / c.fw.length;
+        return Array.from(c.fw, (_, o) => Math.max(...Array.from(c.q.subarray(o * per, (o + 1) * per), Math.abs)));
+      });
+      t.ok(chans.filter((m) => m === 7).length > 0.99 * chans.length, `${name}: aligned channels at the top of the grid`);
+    }
+    await t.test(name, async (t) => compare(t, qnet, frames));
   }
   t.ok(parseCfgFile(cfg).input.w === 320, 'cfg size unchanged by the override');
 });
