@@ -4,8 +4,8 @@ import { parseCfgFile } from '../src/model/darknet.js';
 import { IntEngine } from '../src/engine/int.js';
 import { loadNativeKernels } from '../src/engine/int/native.js';
 import { dataPath } from '../src/util/paths.js';
-import { readZqw } from '../src/quant/zqw.js';
-import { randomFrame, randomQNet, rng } from '../src/engine/int/random-qnet.js';
+import { readZqw } from '../src/qnet/zqw.js';
+import { randomFrame, randomQNet, rng } from '../src/qnet/random.js';
 
 const cfg = process.argv[2] || dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 const frames = Number(process.argv[3] ?? 200);

@@ -17,7 +17,7 @@ async function openInt(model: string, opts: EngineOptions): Promise<Engine> {
   if (!/\.zqw$/i.test(model)) {
     throw new ZeroqError('engine-model', 'the int engine runs a .zqw weight set (make one with: zeroq quantize <cfg>)', model);
   }
-  const { readZqw } = await import('../quant/zqw.js');
+  const { readZqw } = await import('../qnet/zqw.js');
   const { openIntEngine } = await import('./int.js');
   const { qnet, manifest } = await readZqw(model);
   return openIntEngine(qnet, { ...opts, modelId: manifest.id });

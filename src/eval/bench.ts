@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Network } from '../model/ir.js';
-import type { QNet } from '../quant/qnet.js';
+import type { QNet } from '../qnet/types.js';
 import type { Engine, Frame } from '../engine/engine.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
@@ -100,7 +100,7 @@ async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: O
   let source: string | undefined;
   let randomWeights = false;
   if (/\.zqw$/i.test(opts.model)) {
-    const { readZqw } = await import('../quant/zqw.js');
+    const { readZqw } = await import('../qnet/zqw.js');
     const f = await readZqw(opts.model);
     qnet = f.qnet;
     modelId = f.manifest.id;
@@ -108,7 +108,7 @@ async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: O
     source = typeof cfgName === 'string' ? cfgName : `${f.manifest.source.model}.cfg`;
   } else {
     const { parseCfgFile } = await import('../model/darknet.js');
-    const { randomQNet, rng } = await import('../engine/int/random-qnet.js');
+    const { randomQNet, rng } = await import('../qnet/random.js');
     const net = parseCfgFile(opts.model);
     qnet = randomQNet(net, rng(1), { wbits: [8, 8] });
     modelId = `${net.name} (random int weights)`;

@@ -6,11 +6,11 @@
 import type { ConvLayer, FloatModel, Layer, Shape } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { FloatEngine } from '../engine/float.js';
-import { validateQNet } from '../engine/int/validate.js';
-import type { QConv, QNet, TensorFormat } from './qnet.js';
+import { validateQNet } from '../qnet/validate.js';
+import type { QConv, QNet, TensorFormat } from '../qnet/types.js';
 import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsFormat, type ActCalibMethod } from './calibrate.js';
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
-import { networkInput, tensorInput } from './overflow.js';
+import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
 import { checkWbits } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';

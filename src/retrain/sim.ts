@@ -9,7 +9,8 @@
  */
 import type { ConvLayer, Layer, MaxPoolLayer, Network, RouteLayer, Shape } from '../model/ir.js';
 import { inputShape } from '../model/ir.js';
-import { INPUT_FRAC } from '../quant/qnet.js';
+import { INPUT_FRAC } from '../qnet/types.js';
+import { rshr } from '../qnet/arith.js';
 import { ZeroqError } from '../util/errors.js';
 import { retrainNative } from './native.js';
 
@@ -197,13 +198,6 @@ function upsample<T extends Float32Array | Int16Array>(x: T, s: Shape, k: number
 
 // ---------------------------------------------------------------------------------------------
 // Quantized forward (what the integer engine computes) and its straight-through backward pass
-
-/** rshr of the fixed-point contract on exact integers held in doubles. */
-export function rshr(v: number, r: number): number {
-  if (r > 0) return Math.floor((v + 2 ** (r - 1)) / 2 ** r);
-  if (r < 0) return v * 2 ** -r;
-  return v;
-}
 
 /** Re-expresses an integer of fraction bits `from` with `to` fraction bits, saturated to `bits`. */
 function align(v: number, from: number, to: number, bits: number): [number, boolean] {

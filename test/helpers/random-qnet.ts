@@ -1,10 +1,10 @@
 /**
  * Test helpers for the integer engines: a small network builder with darknet's shape rules, and the
- * random QNets of src/engine/int/random-qnet.ts.
+ * random QNets of src/qnet/random.ts.
  */
 import type { Activation, Layer, Network, Shape } from '../../src/model/ir.js';
 
-export { rng, randInt, randomQNet, randomFrame, type Rng, type RandomQNetOptions } from '../../src/engine/int/random-qnet.js';
+export { rng, randInt, randomQNet, randomFrame, type Rng, type RandomQNetOptions } from '../../src/qnet/random.js';
 
 export interface ConvSpec {
   filters: number;

@@ -1,6 +1,7 @@
-import type { ConvLayer, Layer, Network, Shape } from '../../model/ir.js';
-import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../../quant/qnet.js';
-import { ZeroqError } from '../../util/errors.js';
+import type { ConvLayer, Layer, Network, Shape } from '../model/ir.js';
+import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from './types.js';
+import { ZeroqError } from '../util/errors.js';
+import { convInputMax, INT32_MAX, yBound } from './bounds.js';
 
 /** "layer 12 (conv, yolo-fastest-1.1.cfg:88)": how errors name a layer. */
 export function layerWhere(layer: Layer): string {
@@ -14,11 +15,6 @@ export function inputFormat(qnet: QNet, i: number): TensorFormat {
 
 export function inputShapeOf(net: Network, i: number): Shape {
   return i === -1 ? net.input : net.layers[i].out;
-}
-
-/** Largest |x| of a conv input: 255 for the uint8 frame, 128 for signed 8-bit tensors. */
-export function inputMax(i: number): number {
-  return i === -1 ? 255 : 128;
 }
 
 /**
@@ -111,7 +107,7 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
   if (!Number.isInteger(q.wbits) || q.wbits < 2 || q.wbits > 8) throw new ZeroqError('QNET_CONV', `wbits ${q.wbits} (2..8)`, where);
   const wmax = 2 ** (q.wbits - 1);
   const outFmt = qnet.formats[layer.index];
-  const xmax = src === -1 ? 255 : 128;
+  const xmax = convInputMax(src);
   for (let o = 0; o < O; o++) {
     let sumAbs = 0;
     for (let j = o * K; j < (o + 1) * K; j++) {
@@ -121,11 +117,8 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
     }
     const M = q.m[o];
     if (Math.abs(M) >= 2 ** 15) throw new ZeroqError('QNET_CONV', `M[${o}] = ${M} does not fit 16 bits`, where);
-    const r = q.fm[o] - q.fw[o];
-    const ms = Math.abs(M) * K * xmax;
-    const tmax = M === 0 ? 0 : r >= 0 ? Math.ceil(ms / 2 ** Math.min(r, 64)) + 1 : ms * 2 ** Math.min(-r, 64);
-    const bound = sumAbs * xmax + tmax + Math.abs(q.bias[o]);
-    if (!(bound < 2 ** 31)) {
+    const bound = yBound(sumAbs, xmax, K, M, q.fm[o], q.fw[o], q.bias[o]);
+    if (!(bound <= INT32_MAX)) {
       throw new ZeroqError('QNET_OVERFLOW', `output channel ${o}: accumulator bound ${bound} does not fit 32 bits`, where);
     }
   }

@@ -9,8 +9,8 @@ import { z } from 'zod';
 import type { Layer, Network, Shape } from '../model/ir.js';
 import { convWeightCount } from '../model/ir.js';
 import { convOutShape, maxPoolOutShape, routeOutShape, upsampleOutShape } from '../model/shapes.js';
-import { validateQNet } from '../engine/int/validate.js';
-import type { QConv, QNet, TensorFormat } from './qnet.js';
+import { validateQNet } from './validate.js';
+import type { QConv, QNet, TensorFormat } from './types.js';
 import { architectureHash, canonicalJson, networkSchema } from './arch.js';
 import { packedBytes, packWeights, unpackWeights } from './pack.js';
 import { ZeroqError } from '../util/errors.js';
@@ -97,8 +97,12 @@ export interface ZqwFile {
 export interface ReadZqwOptions {
   /** Refuse the file unless its architecture hash is this ("sha256:…"). */
   expectArch?: string;
-  /** Verify the signature with this Ed25519 public key (then a signature is required). */
-  publicKey?: KeyObject;
+  /**
+   * Trusted Ed25519 public keys. When given (even empty), the file must carry a signature (embedded,
+   * or `detachedSignature`) by one of them that verifies; otherwise a signature is parsed but not
+   * checked. The digest alone protects against damage, not against anyone who edits the file.
+   */
+  trust?: readonly KeyObject[];
   /** A detached signature (the contents of a .zqw.sig file), for a file without an embedded one. */
   detachedSignature?: Uint8Array;
   /** Where the bytes came from, for error messages. */
@@ -327,10 +331,11 @@ export function parseZqw(input: Uint8Array, opts: ReadZqwOptions = {}): ZqwFile 
     if (d.length < 4 || d.readUInt32LE(0) !== d.length - 4) throw err('zqw-signature', 'malformed detached signature', where);
     signature = parseSignature(d.subarray(4), where);
   }
-  if (opts.publicKey) {
+  if (opts.trust) {
     if (!signature) throw err('zqw-signature', 'the weight set is not signed', where);
-    if (signature.keyId !== keyId(opts.publicKey)) throw err('zqw-signature', `signed by key ${signature.keyId.slice(0, 16)}…, not the given key`, where);
-    if (!edVerify(null, digest, opts.publicKey, signature.signature)) throw err('zqw-signature', 'signature does not verify', where);
+    const key = opts.trust.find((k) => keyId(k) === signature.keyId);
+    if (!key) throw err('zqw-signature', `signed by key ${signature.keyId.slice(0, 16)}…, which is not trusted`, where);
+    if (!edVerify(null, digest, key, signature.signature)) throw err('zqw-signature', 'signature does not verify', where);
   }
 
   let text: Buffer = buf.subarray(HEADER, HEADER + ml);
@@ -434,5 +439,8 @@ export async function readZqw(src: Uint8Array | string, opts: ReadZqwOptions = {
   } catch (e) {
     throw new ZeroqError('zqw-read', `cannot read the weight set: ${(e as Error).message}`, src, { cause: e });
   }
-  return parseZqw(data, { ...opts, name: opts.name ?? src });
+  let detached = opts.detachedSignature;
+  // A detached signature lives beside the file as <name>.sig (docs/formats/weight-set.md).
+  if (!detached) detached = await readFile(`${src}.sig`).catch(() => undefined);
+  return parseZqw(data, { ...opts, detachedSignature: detached, name: opts.name ?? src });
 }
