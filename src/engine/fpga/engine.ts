@@ -12,9 +12,9 @@
  */
 import { ZeroqError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
-import type { QNet } from '../../quant/qnet.js';
+import type { QNet } from '../../qnet/types.js';
 import type { Engine, Frame, HeadTensor } from '../engine.js';
-import { validateQNet } from '../int/validate.js';
+import { validateQNet } from '../../qnet/validate.js';
 import { BridgeClient, DeviceError, HOST_MAX_PAYLOAD } from './client.js';
 import { deviceRefusal, encodeDeviceImage, imageDigest } from './image.js';
 import { SerialLink } from './link.js';

@@ -4,10 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Layer } from '../../model/ir.js';
-import { packWeights } from '../../quant/pack.js';
-import type { QNet, TensorFormat } from '../../quant/qnet.js';
+import { packWeights } from '../../qnet/pack.js';
+import type { QNet, TensorFormat } from '../../qnet/types.js';
 import { ZeroqError } from '../../util/errors.js';
-import { layerWhere } from '../int/validate.js';
+import { layerWhere } from '../../qnet/validate.js';
 import { ACTIVATIONS, LAYER_KINDS, type Capabilities } from './protocol.js';
 
 export const IMAGE_VERSION = 1;
