@@ -9,6 +9,7 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ZeroqError } from '../util/errors.js';
 import { configSchema, type Config } from './config.js';
+import { engineModules, flagAttribute } from '../engine/registry.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
@@ -38,9 +39,20 @@ export interface RunFlags {
   maxFrames?: number | string;
   print?: boolean;
   httpPort?: number | string;
+  /** Engine modules' own flags (--device, --baud, --isa, ...), by commander attribute name. */
+  [engineFlag: string]: unknown;
 }
 
-const FLAG_KEYS: { flag: keyof RunFlags; name: string; path: string[]; type: 'string' | 'int' | 'bool' }[] = [
+type FlagKey = { flag: string; name: string; path: string[]; type: 'string' | 'int' | 'bool' };
+
+/** The registered engines' flags: each sets its key in the model section. */
+function engineFlagKeys(): FlagKey[] {
+  return engineModules().flatMap((m) =>
+    m.flags.map((f) => ({ flag: flagAttribute(f.flags), name: f.flags.split(' ')[0], path: ['model', f.key], type: f.type ?? 'string' })),
+  );
+}
+
+const FLAG_KEYS: FlagKey[] = [
   { flag: 'source', name: '--source', path: ['source', 'url'], type: 'string' },
   { flag: 'model', name: '--model', path: ['model', 'path'], type: 'string' },
   { flag: 'engine', name: '--engine', path: ['model', 'engine'], type: 'string' },
@@ -149,9 +161,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     setPath(merged, spec.path, convert(v, spec.type));
     origin.set(spec.path.join('.'), name);
   }
-  for (const f of FLAG_KEYS) {
+  for (const f of [...FLAG_KEYS, ...engineFlagKeys()]) {
     const v = opts.flags?.[f.flag];
-    if (v === undefined) continue;
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
     setPath(merged, f.path, convert(v, f.type));
     origin.set(f.path.join('.'), f.name);
   }

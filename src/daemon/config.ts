@@ -4,6 +4,9 @@
  * documents every one of them.
  */
 import { z } from 'zod';
+import path from 'node:path';
+import { engineKinds, engineModules } from '../engine/registry.js';
+import { repoRoot } from '../util/paths.js';
 
 const seconds = (def: number) => z.number().positive().default(def);
 
@@ -49,10 +52,27 @@ const source = z
   })
   .prefault({});
 
+/** The weight set `zeroq run` uses when none is configured: Yolo-Fastest-1.1 at 8 bits, shipped in deploy/weights/. */
+export function defaultWeightSet(): string {
+  return path.join(repoRoot, 'deploy', 'weights', 'yolo-fastest-1.1-w8.zqw');
+}
+
+/** Every registered engine's own keys (device, baud, isa, ...) sit beside engine, path and threads. */
+function engineOptionShapes(): z.ZodRawShape {
+  return Object.assign({}, ...engineModules().map((m) => m.options)) as z.ZodRawShape;
+}
+
 const model = z
   .strictObject({
-    engine: z.enum(['float', 'int']).default('float'),
-    /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 from the data folder. */
+    ...engineOptionShapes(),
+    /** A registered engine kind (src/engine/registry.ts): int (default), float, ... */
+    engine: z
+      .string()
+      .superRefine((kind, ctx) => {
+        if (!engineKinds().includes(kind)) ctx.addIssue({ code: 'custom', message: `unknown engine "${kind}" (available: ${engineKinds().join(', ')})` });
+      })
+      .default('int'),
+    /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 (W8 weight set for int, the data folder's cfg for float). */
     path: z.string().min(1).optional(),
     threads: z.number().int().min(1).max(64).default(1),
   })

@@ -7,12 +7,13 @@ import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
+import { engineModule, type EngineOpenOptions } from '../engine/registry.js';
 import { COCO_NAMES } from '../detect/names.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
 import { sourceFactory, type ResolvedSource } from './capture/open.js';
 import { SourceSupervisor, type CapturedFrame, type SupervisorStatus } from './capture/supervisor.js';
-import type { Config } from './config.js';
+import { defaultWeightSet, type Config } from './config.js';
 import { loadConfig, type LoadOptions } from './config-load.js';
 import { FrameLoop, type DetectSettings, type LoopEnd, type ProcessedFrame } from './frame-loop.js';
 import { startOpsServer, type Health, type OpsServer } from './http.js';
@@ -33,24 +34,29 @@ export interface DaemonOptions {
   out: Writable;
   log: Logger;
   version: string;
-  /** Opens engines (tests may count calls); default: engine/open.ts. */
-  openEngine?: (kind: 'float' | 'int', model: string, threads: number) => Promise<Engine>;
+  /** Opens engines (tests may count calls); default: the engine registry. */
+  openEngine?: (kind: string, model: string, threads: number, options?: EngineOpenOptions) => Promise<Engine>;
 }
 
-/** The model used when none is configured (float engine). */
+/** The float model used when none is configured. */
 export function defaultModelPath(): string {
   return dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 }
 
-async function defaultOpenEngine(kind: 'float' | 'int', model: string, threads: number): Promise<Engine> {
-  const { openEngine } = await import('../engine/open.js');
-  return openEngine(kind, model, { threads });
+async function defaultOpenEngine(kind: string, model: string, threads: number, options: EngineOpenOptions = {}): Promise<Engine> {
+  return engineModule(kind, 'model.engine').open(model, { ...options, threads });
 }
 
+/** The configured model, else the default of the engine: the cfg for float, the shipped W8 weight set for the others. */
 function modelPath(cfg: Config): string {
   if (cfg.model.path) return cfg.model.path;
-  if (cfg.model.engine === 'float') return defaultModelPath();
-  throw new ZeroqError('config', 'the int engine needs a weight set (.zqw): set model.path or --model', 'model.path');
+  return cfg.model.engine === 'float' ? defaultModelPath() : defaultWeightSet();
+}
+
+/** The engine's own options from the model section (everything but engine, path and threads). */
+function engineOptions(cfg: Config): EngineOpenOptions {
+  const { engine: _engine, path: _path, threads: _threads, ...rest } = cfg.model as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -126,7 +132,7 @@ export class Daemon {
 
   private openEngine(cfg: Config): Promise<Engine> {
     const open = this.o.openEngine ?? defaultOpenEngine;
-    return open(cfg.model.engine, modelPath(cfg), cfg.model.threads);
+    return open(cfg.model.engine, modelPath(cfg), cfg.model.threads, engineOptions(cfg));
   }
 
   private detectSettings(cfg: Config): DetectSettings {

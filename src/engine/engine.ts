@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { Network } from '../model/ir.js';
 
 /**
@@ -6,7 +7,8 @@ import type { Network } from '../model/ir.js';
  * network is computed; below it nothing knows about cameras, MQTT or COCO.
  */
 
-export type EngineKind = 'float' | 'int' | 'fpga';
+/** An engine kind registered in src/engine/registry.ts ('float', 'int', 'fpga', ...). */
+export type EngineKind = string;
 
 /** One raw head tensor: the input of a yolo layer, CHW, as real numbers. */
 export interface HeadTensor {
@@ -60,4 +62,9 @@ export interface EngineOptions {
    * (onnxruntime's default, true). Spinning workers take a core from whatever runs next.
    */
   spin?: boolean;
+  /**
+   * Ed25519 public keys trusted to sign weight sets: when given, an engine that reads a .zqw refuses
+   * one not signed by any of them (src/qnet/zqw.ts).
+   */
+  trust?: readonly KeyObject[];
 }
