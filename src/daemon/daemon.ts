@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
+import { redactDeep } from '../util/redact.js';
 import type { CapturedFrame } from './capture/supervisor.js';
 import type { Config, ModelConfig } from './config.js';
 import { loadConfig, type LoadOptions } from './config-load.js';
@@ -168,7 +169,7 @@ export class Daemon implements DaemonContext {
     );
     await this.sd.ready(`running: ${this.source?.current.description ?? ''}`);
     this.sd.startWatchdog(() => this.loop.busyMs() < 60_000);
-    this.log.info({ device: cfg.device_id, source: this.source?.resolved, mqtt: this.mqtt?.url, parts: this.parts.map((p) => p.name) }, 'daemon running');
+    this.log.info({ device: cfg.device_id, source: redactDeep(this.source?.resolved), mqtt: redactDeep(this.mqtt?.url), parts: this.parts.map((p) => p.name) }, 'daemon running');
   }
 
   publishStatus(): void {

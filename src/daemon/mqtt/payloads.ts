@@ -1,5 +1,6 @@
 /** The payloads of interface version 1 (docs/mqtt.md), built from daemon state. */
 import type { Detection } from '../../detect/types.js';
+import { redact } from '../../util/redact.js';
 import { round } from '../telemetry.js';
 import { PAYLOAD_VERSION } from './topics.js';
 
@@ -82,13 +83,13 @@ export function statusPayload(s: { stopping: boolean; source: SourceStatus; engi
     time: new Date().toISOString(),
     state,
     source: {
-      url: src.url,
+      url: redact(src.url),
       kind: src.kind,
       state: src.state,
       restarts: src.restarts,
       frames: src.frames,
       bad_frames: src.badFrames,
-      last_error: src.lastError ?? null,
+      last_error: src.lastError === undefined ? null : redact(src.lastError),
       retry_in_ms: src.retryInMs ?? null,
     },
     engine: s.engine,

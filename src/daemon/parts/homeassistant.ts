@@ -14,6 +14,8 @@ export class HomeAssistantPart implements DaemonPart {
   /** Discovery topics published on the current link. */
   private published = new Set<string>();
   private readonly onLink = (link: MqttLink) => this.attach(link);
+  /** A re-send waiting for the end of the interval. */
+  private pending?: NodeJS.Timeout;
 
   constructor(private readonly ctx: DaemonContext) {}
 
@@ -35,20 +37,33 @@ export class HomeAssistantPart implements DaemonPart {
 
   async stop(): Promise<void> {
     this.ctx.events.off('mqtt', this.onLink);
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = undefined;
   }
 
   private attach(link: MqttLink): void {
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = undefined;
     // The configuration being applied: a reload rebuilds the connection before this part's turn.
     const cfg = this.ctx.config;
     this.published = new Set();
     this.publish(link);
     if (!cfg.homeassistant.enabled) return;
     const status = `${cfg.homeassistant.discovery_prefix}/status`;
+    // A flood of `online` messages makes one re-send now and at most one per interval after it.
+    let last = -Infinity;
     link.publisher.on('message', (topic, payload) => {
-      if (topic === status && payload.toString() === 'online') {
+      if (topic !== status || payload.toString() !== 'online' || this.pending) return;
+      const wait = last + this.ctx.config.homeassistant.resend_min_interval_s * 1000 - Date.now();
+      const resend = () => {
+        this.pending = undefined;
+        if (this.ctx.mqtt !== link) return;
+        last = Date.now();
         this.ctx.log.child({ mod: 'mqtt' }).info('Home Assistant is online; sending discovery again');
         link.publisher.republish(() => true);
-      }
+      };
+      if (wait <= 0) resend();
+      else this.pending = setTimeout(resend, wait);
     });
     link.publisher.subscribe(status);
   }

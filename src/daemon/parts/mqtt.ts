@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { ZeroqError } from '../../util/errors.js';
 import type { Config } from '../config.js';
 import type { DaemonContext, MqttLink } from '../context.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../mqtt/broker.js';
+import { readSecret } from '../capture/open.js';
+import { isLoopback, startEmbeddedBroker, type EmbeddedBroker } from '../mqtt/broker.js';
 import { startPrinter, type Printer } from '../mqtt/printer.js';
 import { Publisher, type PublisherOptions } from '../mqtt/publisher.js';
 import { AVAILABILITY, topicsFor } from '../mqtt/topics.js';
@@ -29,6 +30,13 @@ export class MqttPart implements DaemonPart {
 
   section(c: Config): unknown {
     return [c.mqtt, c.device_id, c.print, c.homeassistant.enabled, c.homeassistant.discovery_prefix];
+  }
+
+  check(cfg: Config): void {
+    const e = cfg.mqtt.embedded;
+    if (!cfg.mqtt.url && !e.username && !isLoopback(e.host)) {
+      throw new ZeroqError('config', `the embedded broker listens on ${e.host}, beyond localhost: set username and password (or password_file)`, 'mqtt.embedded');
+    }
   }
 
   async start(cfg: Config): Promise<void> {
@@ -61,7 +69,15 @@ export class MqttPart implements DaemonPart {
     let broker: EmbeddedBroker | undefined;
     let url = cfg.mqtt.url;
     if (!url) {
-      broker = await startEmbeddedBroker(cfg.mqtt.embedded.host, cfg.mqtt.embedded.port, log);
+      const e = cfg.mqtt.embedded;
+      const password = e.password_file ? readSecret(e.password_file, 'mqtt.embedded.password_file') : e.password;
+      broker = await startEmbeddedBroker(e.host, e.port, log, {
+        auth: e.username !== undefined && password !== undefined ? { username: e.username, password } : undefined,
+        base: topicsFor(cfg.mqtt.prefix, cfg.device_id!).base,
+        discoveryPrefix: cfg.homeassistant.discovery_prefix,
+        maxMessageBytes: e.max_message_bytes,
+        maxRetainedBytes: e.max_retained_bytes,
+      });
       url = broker.url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
     }
     try {
@@ -85,15 +101,17 @@ export class MqttPart implements DaemonPart {
         throw new ZeroqError('config', `cannot read ${file}: ${(err as Error).message}`, key);
       }
     };
+    let username = m.username;
     let password = m.password;
     if (m.password_file) password = readOpt(m.password_file, 'mqtt.password_file')!.toString('utf8').replace(/\r?\n$/, '');
+    if (broker) ({ username, password } = broker.internal);
     const tls = m.tls
       ? { ca: readOpt(m.tls.ca, 'mqtt.tls.ca'), cert: readOpt(m.tls.cert, 'mqtt.tls.cert'), key: readOpt(m.tls.key, 'mqtt.tls.key'), rejectUnauthorized: m.tls.reject_unauthorized }
       : undefined;
     const popts: PublisherOptions = {
       url,
       clientId: m.client_id ?? `zeroq-${cfg.device_id}`,
-      username: m.username,
+      username,
       password,
       tls,
       keepaliveS: m.keepalive_s,
@@ -108,7 +126,7 @@ export class MqttPart implements DaemonPart {
     const conn: Connection = { link, broker, flushTimeoutMs: m.flush_timeout_s * 1000 };
 
     if (cfg.print) {
-      conn.printer = startPrinter(url, `${topics.base}/#`, ctx.out, { username: m.username, password, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized });
+      conn.printer = startPrinter(url, `${topics.base}/#`, ctx.out, { username, password, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized });
     }
 
     // `online` is the first state topic, so every (re)connect announces it before the rest.
