@@ -194,6 +194,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (rc.max_ms < rc.min_ms) throw new ZeroqError('config', `max_ms (${rc.max_ms}) is below min_ms (${rc.min_ms})`, 'mqtt.reconnect');
   const rs = cfg.source.restart;
   if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, 'source.restart');
+  const e = cfg.mqtt.embedded;
+  if ((e.password !== undefined || e.password_file !== undefined) && e.username === undefined) {
+    throw new ZeroqError('config', 'a password needs a username', 'mqtt.embedded');
+  }
+  if (e.username !== undefined && e.password === undefined && e.password_file === undefined) {
+    throw new ZeroqError('config', 'a username needs a password or password_file', 'mqtt.embedded');
+  }
   const t = cfg.mqtt.tls;
   if (t && (t.cert === undefined) !== (t.key === undefined)) {
     throw new ZeroqError('config', 'a client certificate needs both cert and key', 'mqtt.tls');

@@ -49,6 +49,8 @@ const source = z
     /** A source that delivered frames for this long has its back-off reset. */
     stable_after_s: seconds(30),
     ffmpeg: z.string().min(1).default('ffmpeg'),
+    /** A file holding the stream's password (first line); the URL names the user: rtsp://user@camera/... */
+    password_file: z.string().min(1).optional(),
   })
   .prefault({});
 
@@ -139,6 +141,14 @@ const mqtt = z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(1883),
+        /** Every client but the daemon logs in with these; required when host is not a loopback address. */
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        password_file: z.string().min(1).optional(),
+        /** A larger message closes the client's connection. */
+        max_message_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+        /** Retained messages of other clients, in all. */
+        max_retained_bytes: z.number().int().min(0).default(32 * 1024 * 1024),
       })
       .prefault({}),
   })
@@ -150,6 +160,8 @@ const homeassistant = z
     discovery_prefix: z.string().min(1).default('homeassistant'),
     /** Classes that get a count sensor. */
     classes: z.array(z.string().min(1)).default(['person']),
+    /** Discovery is sent again when Home Assistant says `online`, at most once per this interval. */
+    resend_min_interval_s: z.number().min(0).default(10),
   })
   .prefault({});
 
@@ -159,7 +171,7 @@ const snapshot = z
     interval_s: seconds(10),
     quality: z.number().int().min(1).max(100).default(80),
     /** Longest side of the published JPEG (the frame is scaled down to it, never up). */
-    max_size: z.number().int().min(16).default(640),
+    max_size: z.number().int().min(16).max(4096).default(640),
   })
   .prefault({});
 
