@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .option('--max-frames <n>', 'stop cleanly after this many processed frames')
     .option('--http-port <port>', 'health and metrics port (0: off)')
     .option('--print', 'print every message published, one line each, on stdout')
-    .action(async (o: RunOptions) => {
+    .action(async (o: RunOptions, cmd: Command) => {
       const [{ Daemon }, { log }, { readFileSync }, path, { repoRoot }] = await Promise.all([
         import('../daemon/daemon.js'),
         import('../util/log.js'),
@@ -52,6 +52,7 @@ export function register(program: Command): void {
             maxFrames: o.maxFrames,
             httpPort: o.httpPort,
             print: o.print,
+            trust: (cmd.optsWithGlobals() as { trust?: string[] }).trust,
           },
         },
         out: process.stdout,

@@ -3,6 +3,7 @@
  * rebuild only what changed; a bad new config is logged and ignored), stop (finish the frame,
  * flush, publish `stopped`). It wires the parts together and owns the retained state it publishes.
  */
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -34,7 +35,7 @@ export interface DaemonOptions {
   log: Logger;
   version: string;
   /** Opens engines (tests may count calls); default: engine/open.ts. */
-  openEngine?: (kind: 'float' | 'int', model: string, threads: number) => Promise<Engine>;
+  openEngine?: (kind: 'float' | 'int', model: string, threads: number, trust: readonly KeyObject[] | null) => Promise<Engine>;
 }
 
 /** The model used when none is configured (float engine). */
@@ -42,9 +43,16 @@ export function defaultModelPath(): string {
   return dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 }
 
-async function defaultOpenEngine(kind: 'float' | 'int', model: string, threads: number): Promise<Engine> {
+async function defaultOpenEngine(kind: 'float' | 'int', model: string, threads: number, trust: readonly KeyObject[] | null): Promise<Engine> {
   const { openEngine } = await import('../engine/open.js');
-  return openEngine(kind, model, { threads });
+  return openEngine(kind, model, { threads, trust });
+}
+
+/** model.trust as keys (null: no signature check). */
+async function trustOf(cfg: Config): Promise<KeyObject[] | null> {
+  if (!cfg.model.trust) return null;
+  const { loadTrust } = await import('../qnet/keys.js');
+  return loadTrust(cfg.model.trust, 'model.trust');
 }
 
 function modelPath(cfg: Config): string {
@@ -124,9 +132,9 @@ export class Daemon {
     return this.mqtt?.url;
   }
 
-  private openEngine(cfg: Config): Promise<Engine> {
+  private async openEngine(cfg: Config): Promise<Engine> {
     const open = this.o.openEngine ?? defaultOpenEngine;
-    return open(cfg.model.engine, modelPath(cfg), cfg.model.threads);
+    return open(cfg.model.engine, modelPath(cfg), cfg.model.threads, await trustOf(cfg));
   }
 
   private detectSettings(cfg: Config): DetectSettings {

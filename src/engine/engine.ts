@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { Network } from '../model/ir.js';
 
 /**
@@ -60,4 +61,9 @@ export interface EngineOptions {
    * (onnxruntime's default, true). Spinning workers take a core from whatever runs next.
    */
   spin?: boolean;
+  /**
+   * Weight sets (.zqw): the trusted signing keys the set must be signed by; undefined: the process's
+   * default trust list (src/qnet/keys.ts); null: no signature check.
+   */
+  trust?: readonly KeyObject[] | null;
 }

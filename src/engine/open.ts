@@ -19,7 +19,7 @@ async function openInt(model: string, opts: EngineOptions): Promise<Engine> {
   }
   const { readZqw } = await import('../qnet/zqw.js');
   const { openIntEngine } = await import('./int.js');
-  const { qnet, manifest } = await readZqw(model);
+  const { qnet, manifest } = await readZqw(model, { trust: opts.trust });
   return openIntEngine(qnet, { ...opts, modelId: manifest.id });
 }
 
