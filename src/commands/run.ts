@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--http-port <port>', 'health and metrics port (0: off)')
     .option('--print', 'print every message published, one line each, on stdout');
   addEngineOptions(cmd, { engineHelp: `engine: ${engineKinds().join(', ')} (default: int)` });
-  cmd.action(async (o: RunOptions) => {
+  cmd.action(async (o: RunOptions, cmd: Command) => {
       const [{ Daemon }, { log }, { readFileSync }, path, { repoRoot }] = await Promise.all([
         import('../daemon/daemon.js'),
         import('../util/log.js'),
@@ -55,6 +55,7 @@ export function register(program: Command): void {
             maxFrames: o.maxFrames,
             httpPort: o.httpPort,
             print: o.print,
+            trust: (cmd.optsWithGlobals() as { trust?: string[] }).trust,
           },
         },
         out: process.stdout,

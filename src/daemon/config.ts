@@ -77,6 +77,11 @@ const model = z
     /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 (W8 weight set for int, the data folder's cfg for float). */
     path: z.string().min(1).optional(),
     threads: z.number().int().min(1).max(64).default(1),
+    /**
+     * Trusted Ed25519 public keys (NAME.pub files or inline PEM): a weight set (.zqw) not signed by
+     * one of them is refused, at start and on SIGHUP. Absent: signatures are not checked.
+     */
+    trust: z.array(z.string().min(1)).optional(),
   })
   .prefault({});
 

@@ -4,6 +4,7 @@
  * is logged and ignored), stop (stop the input, finish the frame, stop the parts in reverse order).
  * It runs the frame loop and implements the context the parts share.
  */
+import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -53,9 +54,16 @@ function modelPath(m: ModelConfig): string {
   return m.engine === 'float' ? defaultModelPath() : defaultWeightSet();
 }
 
-/** The engine's own options from the model section (everything but engine, path and threads). */
+/** model.trust as keys (null: no signature check). */
+async function trustOf(m: ModelConfig): Promise<KeyObject[] | null> {
+  if (!m.trust) return null;
+  const { loadTrust } = await import('../qnet/keys.js');
+  return loadTrust(m.trust, 'model.trust');
+}
+
+/** The engine's own options from the model section (everything but engine, path, threads and trust). */
 function engineOptions(m: ModelConfig): EngineOpenOptions {
-  const { engine: _engine, path: _path, threads: _threads, ...rest } = m as Record<string, unknown>;
+  const { engine: _engine, path: _path, threads: _threads, trust: _trust, ...rest } = m as Record<string, unknown>;
   return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
 }
 
@@ -135,9 +143,9 @@ export class Daemon implements DaemonContext {
     return this.parts.find((p) => p.name === name) as P | undefined;
   }
 
-  openEngine(m: ModelConfig): Promise<Engine> {
+  async openEngine(m: ModelConfig): Promise<Engine> {
     const open = this.o.openEngine ?? defaultOpenEngine;
-    return open(m.engine, modelPath(m), m.threads, engineOptions(m));
+    return open(m.engine, modelPath(m), m.threads, { ...engineOptions(m), trust: await trustOf(m) });
   }
 
   engineInfo(): EngineInfo {

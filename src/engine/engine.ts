@@ -63,8 +63,8 @@ export interface EngineOptions {
    */
   spin?: boolean;
   /**
-   * Ed25519 public keys trusted to sign weight sets: when given, an engine that reads a .zqw refuses
-   * one not signed by any of them (src/qnet/zqw.ts).
+   * Weight sets (.zqw): the trusted signing keys the set must be signed by; undefined: the process's
+   * default trust list (src/qnet/keys.ts); null: no signature check.
    */
-  trust?: readonly KeyObject[];
+  trust?: readonly KeyObject[] | null;
 }
