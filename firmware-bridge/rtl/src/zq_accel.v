@@ -34,6 +34,7 @@ module zq_accel (
   localparam LBW  = `ZQ_LB_WORDS;
   localparam WBW  = `ZQ_WB_WORDS;
   localparam PBC  = `ZQ_PB_CH;
+  localparam AW   = `ZQ_AW;
   localparam LBA  = $clog2(LBW);
   localparam WBA  = $clog2(WBW);
   localparam PBA  = $clog2(PBC);
@@ -43,11 +44,13 @@ module zq_accel (
   localparam HB   = $clog2(SEGB + 1);
   localparam NB   = $clog2(N + 1);
   localparam DA   = (LBA > WBA ? LBA : WBA) + 1;
+  localparam CW   = 19;                  // signed row and column coordinates
   localparam [15:0]   N16    = N;
   localparam [7:0]    KMAX8  = KMAX;
   localparam [HB-1:0] SEGB_H = SEGB;
   localparam [NB-1:0] N_NB   = N;
   localparam [PBA:0]  PBC_P  = PBC;
+  localparam [32:0]   AMAX   = (AW >= 32) ? 33'h1_0000_0000 : (33'd1 << AW);
 
   // ------------------------------------------------------------------ registers
   reg [31:0] r_in, r_out, r_wt, r_par;
@@ -130,6 +133,7 @@ module zq_accel (
       default: kk = 5'd25;
     endcase
   end
+  wire [32:0] lim = {1'b0, mem_bytes} > AMAX ? AMAX : {1'b0, mem_bytes};
 
   // ------------------------------------------------------------------ shared multiply / divide
   reg         md_start, md_div;
@@ -140,6 +144,7 @@ module zq_accel (
   wire [15:0] md_rem;
   zq_muldiv u_md (.clk(clk), .rst(rst), .start(md_start), .op_div(md_div), .a(md_a), .b(md_b),
                   .busy(md_busy), .res(md_res), .rem(md_rem));
+  wire        md_done = !md_busy && !md_start;
 
   // ------------------------------------------------------------------ sequencer state
   localparam S_IDLE = 5'd0, S_SETUP = 5'd1, S_CHUNK = 5'd2, S_CHMUL = 5'd3, S_LDW = 5'd4,
@@ -151,38 +156,40 @@ module zq_accel (
   reg        md_wait;
 
   // setup results
-  reg [15:0] cg, og, cgkk, heff, weff, hoeff, woeff, nbtot, nb;
+  reg [15:0] cg, og, cgkk, heff, weff, hoeff, woeff, nbtot, nb, nbN;
   reg [PBA:0] chmax;
-  reg [31:0] plane, oplane, cgplane, opb;
+  reg [AW-1:0] plane, oplane, cgplane, opb, padw, orow;
   reg [LBA:0] pitch, kp;
   reg [WBA:0] cgkk_w;
   reg [NB-1:0] cgkk_b;
-  reg [17:0] orow;        // output row stride in bytes
-  wire [7:0] bpp = o16 ? 8'd2 : 8'd1;
+  wire [15:0] nbNs = s == 2'd2 ? {nbN[14:0], 1'b0} : nbN;   // input columns a tile steps over
+  wire [LBA:0] ps  = s == 2'd2 ? {pitch[LBA-1:0], 1'b0} : pitch;
+  wire [31:0] opb_32 = opb;            // zero-extended
 
   // run state
   reg [15:0] g, og_left, n;
-  reg [31:0] in_g, w_ptr, p_ptr, o_ptr;
+  reg [AW-1:0] in_g, w_ptr, p_ptr, o_ptr;
   reg        ld_issued;
   reg [15:0] tb, nbt, x0;
-  reg signed [19:0] cx0, colstart, colend;
+  reg signed [CW-1:0] cx0, colstart, colend;
   reg [2:0]  lz;
   reg [15:0] y;
-  reg signed [19:0] iy0, next_row;
+  reg signed [CW-1:0] iy0, next_row;
   reg [2:0]  base_slot, next_slot;
-  reg [31:0] row_ext, l_ext, orowoff;
+  reg [LBA:0] base_off, next_off;
+  reg [AW-1:0] row_ext, l_ext, orowoff;
   reg [15:0] lc;
   reg [LBA:0] l_dst;
   // compute loop
   reg [15:0] j, b, c;
   reg [2:0]  ky, slot;
   reg [1:0]  wi;
-  reg [LBA:0] lb_c, b_off;
-  reg signed [19:0] iy, col0;
+  reg [LBA:0] lb_c, b_off, slot_off;
+  reg signed [CW-1:0] iy, col0;
   reg [WBA:0] wp_w, wc_w;
   reg [NB-1:0] wp_b, wc_b;
-  reg [31:0] oaddr_j, oaddr_b;
-  reg signed [19:0] rem;
+  reg [AW-1:0] oaddr_j, oaddr_b;
+  reg signed [CW-1:0] rem;
 
   wire [15:0] ld_nbytes = colend - colstart;
 
@@ -192,7 +199,7 @@ module zq_accel (
   wire [DA-1:0] ld_wa;
   wire [N*8-1:0] ld_wd;
   reg          ld_start, ld_raw;
-  reg  [31:0]  ld_addr;
+  reg  [AW-1:0] ld_addr;
   reg  [23:0]  ld_n;
   reg  [DA-1:0] ld_dest;
   reg  [2:0]   ld_lz;
@@ -201,7 +208,7 @@ module zq_accel (
   wire         wr_wv;
   wire         ld_take = ld_req && !wr_wv && mem_ready;
 
-  zq_loader #(.N(N), .DA(DA)) u_ld (
+  zq_loader #(.N(N), .DA(DA), .AW(AW)) u_ld (
     .clk(clk), .rst(rst), .start(ld_start), .raw(ld_raw), .addr(ld_addr), .nbytes(ld_n),
     .dest(ld_dest), .lz(ld_lz), .busy(ld_busy), .req(ld_req), .req_addr(ld_ra), .req_take(ld_take),
     .rvalid(mem_rvalid), .rdata(mem_rdata), .we(ld_we), .waddr(ld_wa), .wdata(ld_wd));
@@ -238,7 +245,7 @@ module zq_accel (
   reg [HB-1:0]   f2_hi;
   reg [NB-1:0]   f2_wb;
   reg [PBA-1:0]  f2_j;
-  reg [31:0]     f2_oaddr;
+  reg [AW-1:0]   f2_oaddr;
   reg [NB-1:0]   f2_nv;
   reg [N*8-1:0]  pw0, pw1, wpw0, wpw1;
 
@@ -248,7 +255,7 @@ module zq_accel (
   reg [KMAX*8-1:0] cur_w;
   reg [2:0]      cur_kx;
   reg [PBA-1:0]  cur_j;
-  reg [31:0]     cur_oaddr;
+  reg [AW-1:0]   cur_oaddr;
   reg [NB-1:0]   cur_nv;
 
   // lane pipeline: L1 operands, L2 accumulators (l2_last: they hold a finished block, which the
@@ -257,19 +264,19 @@ module zq_accel (
   reg [N*9-1:0]  l1_x;
   reg signed [7:0] l1_q;
   reg [PBA-1:0]  l1_j;
-  reg [31:0]     l1_oaddr, l2_oaddr;
+  reg [AW-1:0]   l1_oaddr, l2_oaddr;
   reg [NB-1:0]   l1_nv, l2_nv;
   reg            l2_last;
   reg signed [31:0]   acc [0:N-1];
   reg signed [SW-1:0] sacc [0:N-1];
 
-  // hold registers feeding the output stage
+  // hold registers feeding the output stage, one lane per cycle
   reg            h_v;
   reg signed [31:0]   h_acc [0:N-1];
   reg signed [SW-1:0] h_s [0:N-1];
   reg [31:0]     h_b;
   reg [31:0]     h_m;
-  reg [31:0]     h_addr;
+  reg [AW-1:0]   h_addr;
   reg [NB-1:0]   h_nv, h_cnt;
 
   wire           wr_ready;
@@ -285,14 +292,13 @@ module zq_accel (
   assign pb_ra = l1_j;
 
   // F1 issue (the S_COMP state), combinational
-  wire signed [19:0] heff_s = {4'd0, heff};
-  wire signed [19:0] weff_s = {4'd0, weff};
+  wire signed [CW-1:0] heff_s = {{(CW-16){1'b0}}, heff};
+  wire signed [CW-1:0] weff_s = {{(CW-16){1'b0}}, weff};
   wire        rowvalid = iy >= 0 && iy < heff_s;
   wire [1:0]  nseg = rowvalid ? (s + {1'b0, e}) : 2'd1;
   wire        fin  = wi == nseg - 1'b1;
   wire        issue = st == S_COMP && !f2_stuck;
-  wire [LBA:0] slot_off = slot * pitch;
-  wire signed [19:0] hi_raw = weff_s - col0;
+  wire signed [CW-1:0] hi_raw = weff_s - col0;
   wire [HB-1:0] hi_c = hi_raw < 0 ? {HB{1'b0}} : (hi_raw > SEGB ? SEGB_H : hi_raw[HB-1:0]);
   wire [2:0]  lo_c = col0 < 0 ? 3'd0 - col0[2:0] : 3'd0;
   wire [NB-1:0] nv_c = rem >= N ? N_NB : rem[NB-1:0];
@@ -351,8 +357,8 @@ module zq_accel (
         cur_d <= cur_d >> 8; cur_w <= cur_w >> 8; cur_kx <= cur_kx + 1'b1;
         if (consume) cur_v <= 1'b0;
       end
-      // L1
       if (!lane_stall) begin
+        // L1
         l1_v <= cur_v;
         l1_x <= xop;
         l1_q <= cur_w[7:0];
@@ -371,17 +377,17 @@ module zq_accel (
   generate
     for (gl = 0; gl < N; gl = gl + 1) begin : lane
       wire signed [8:0]  xv = l1_x[gl*9 +: 9];
-      wire signed [16:0] pr = xv * l1_q;
+      wire signed [31:0] pr = xv * l1_q;
       always @(posedge clk) begin
         if (!lane_stall && l1_v) begin
-          acc[gl]  <= (l1_first ? 32'sd0 : acc[gl]) + {{15{pr[16]}}, pr};
+          acc[gl]  <= (l1_first ? 32'sd0 : acc[gl]) + pr;
           sacc[gl] <= (l1_first ? {SW{1'b0}} : sacc[gl]) + {{(SW-9){xv[8]}}, xv};
         end
       end
     end
   endgenerate
 
-  // hold registers: loaded at the snapshot, shifted one lane per output pixel
+  // hold registers: loaded at the end of a block, read one lane per output pixel
   integer hi2;
   always @(posedge clk) begin
     if (rst) begin
@@ -395,11 +401,7 @@ module zq_accel (
         end
         h_b <= pb_b; h_m <= pb_m; h_addr <= l2_oaddr; h_nv <= l2_nv; h_cnt <= {NB{1'b0}};
       end else if (h_v && post_en) begin
-        for (hi2 = 0; hi2 < N - 1; hi2 = hi2 + 1) begin
-          h_acc[hi2] <= h_acc[hi2 + 1];
-          h_s[hi2] <= h_s[hi2 + 1];
-        end
-        h_addr <= h_addr + {24'd0, bpp};
+        h_addr <= h_addr + {{(AW-2){1'b0}}, o16, ~o16};
         h_cnt <= h_cnt + 1'b1;
         if (h_cnt == h_nv - 1'b1) h_v <= 1'b0;
       end
@@ -407,21 +409,21 @@ module zq_accel (
   end
 
   // ------------------------------------------------------------------ output stage and writer
-  wire        p_ov, p_o16, p_busy;
-  wire [31:0] p_addr;
-  wire [15:0] p_data;
-  zq_post #(.SW(SW)) u_post (
-    .clk(clk), .rst(rst), .en(post_en), .iv(h_v), .iacc(h_acc[0]), .is(h_s[0]),
-    .im(h_m[15:0]), .its(h_m[23:16]), .ios(h_m[31:24]), .ib(h_b), .iact(act), .i16(o16),
-    .iaddr(h_addr), .ov(p_ov), .oaddr(p_addr), .odata(p_data), .o16(p_o16), .busy(p_busy));
+  wire          p_ov, p_busy;
+  wire [AW-1:0] p_addr;
+  wire [15:0]   p_data;
+  zq_post #(.SW(SW), .AW(AW)) u_post (
+    .clk(clk), .rst(rst), .en(post_en), .act(act), .o16(o16), .iv(h_v), .iacc(h_acc[h_cnt]),
+    .is(h_s[h_cnt]), .im(h_m[15:0]), .its(h_m[23:16]), .ios(h_m[31:24]), .ib(h_b),
+    .iaddr(h_addr), .ov(p_ov), .oaddr(p_addr), .odata(p_data), .busy(p_busy));
 
   reg         wr_flush;
   wire [29:0] wr_wa;
   wire [31:0] wr_wd;
   wire [3:0]  wr_ws;
   wire        wr_idle;
-  zq_writer #(.DEPTH(4)) u_wr (
-    .clk(clk), .rst(rst), .iv(p_ov), .iaddr(p_addr), .idata(p_data), .i16(p_o16), .flush(wr_flush),
+  zq_writer #(.DEPTH(2), .AW(AW)) u_wr (
+    .clk(clk), .rst(rst), .iv(p_ov), .iaddr(p_addr), .idata(p_data), .i16(o16), .flush(wr_flush),
     .ready(wr_ready), .wv(wr_wv), .wa(wr_wa), .wd(wr_wd), .ws(wr_ws), .wtake(wr_wv && mem_ready),
     .idle(wr_idle));
 
@@ -434,21 +436,34 @@ module zq_accel (
   wire all_idle = lanes_idle && !h_v && !p_busy;
 
   // ------------------------------------------------------------------ the sequencer
-  wire signed [19:0] k_s   = {17'd0, k};
-  wire signed [19:0] pad_s = {17'd0, pad};
-  wire signed [19:0] s_s   = {18'd0, s};
-  reg  [2:0]  bs_n;       // next base slot
+  wire signed [CW-1:0] k_s   = {{(CW-3){1'b0}}, k};
+  wire signed [CW-1:0] pad_s = {{(CW-3){1'b0}}, pad};
+  wire signed [CW-1:0] ns_s  = s == 2'd2 ? 2 * N : N;       // input columns a block steps over
+  // next output row: the ring's first slot moves on by the stride (modulo k)
+  reg  [2:0]  bs_n;
+  reg  [LBA:0] bo_n;
   always @(*) begin
     bs_n = base_slot + {1'b0, s};
-    if (bs_n >= k) bs_n = bs_n - k;
-    if (bs_n >= k) bs_n = bs_n - k;
+    bo_n = base_off + ps;
+    if (bs_n >= k) begin bs_n = bs_n - k; bo_n = bo_n - kp; end
+    if (bs_n >= k) begin bs_n = bs_n - k; bo_n = bo_n - kp; end
   end
   wire [15:0] nbt_c = (nbtot - tb) < nb ? (nbtot - tb) : nb;
-  wire [47:0] lim = {16'd0, mem_bytes};
+  wire signed [CW-1:0] cend = cx0 + $signed({{(CW-16){1'b0}}, nbNs}) + k_s - 1;
+  // range checks of the tensors (error 2), one adder for all four
+  wire [31:0] chk_base = su == 5'd15 ? r_in : (su == 5'd16 ? r_out : (su == 5'd17 ? r_wt : r_par));
+  wire [47:0] chk_add  = (su == 5'd16 && o16) ? {md_res[46:0], 1'b0} : md_res;
+  wire        chk_bad  = {16'd0, chk_base} + chk_add > {15'd0, lim};
 
   task fail(input [7:0] code);
     begin
       st <= S_IDLE; st_busy <= 1'b0; st_err <= 1'b1; st_code <= code;
+    end
+  endtask
+
+  task md(input is_div, input [31:0] a, input [15:0] bb);
+    begin
+      md_start <= 1'b1; md_wait <= 1'b1; md_div <= is_div; md_a <= a; md_b <= bb;
     end
   endtask
 
@@ -469,7 +484,7 @@ module zq_accel (
 
         // ---- setup: checks and the derived sizes, one multiply or divide per step
         S_SETUP: if (md_wait) begin
-          if (!md_busy && !md_start) begin
+          if (md_done) begin
             md_wait <= 1'b0;
             su <= su + 1'b1;
             case (su)
@@ -477,12 +492,12 @@ module zq_accel (
               5'd2: if (md_rem != 0) fail(8'd1); else og <= md_res[15:0];
               5'd3: if (md_res > WBB) fail(8'd1); else cgkk <= md_res[15:0];
               5'd4: chmax <= md_res > PBC ? PBC_P : md_res[PBA:0];
-              5'd5: plane <= md_res[31:0];
-              5'd6: oplane <= md_res[31:0];
+              5'd5: plane <= md_res[AW-1:0];
+              5'd6: oplane <= md_res[AW-1:0];
               5'd7: nbtot <= md_res[15:0];
-              5'd8: if (md_res > LBW) fail(8'd1); else md_a <= md_res[31:0];   // keep ck for step 9
+              5'd8: if (md_res > LBW) fail(8'd1); else md_a <= md_res[31:0];   // ck, for step 9
               5'd9: begin
-                // pitch = nb*s + e words must fit LBW / ck
+                // a row slot of pitch = nb*s + e words per (channel, kernel row) must fit LBW / ck
                 if (md_res[23:0] < {22'd0, s} + {23'd0, e}) fail(8'd1);
                 else begin
                   nb <= ((md_res[15:0] - {15'd0, e}) >> (s - 1'b1)) < nbtot ?
@@ -491,11 +506,17 @@ module zq_accel (
               end
               5'd10: kp <= md_res[LBA:0];
               5'd11: begin cgkk_w <= md_res[WBA:0]; cgkk_b <= md_rem[NB-1:0]; end
-              5'd12: cgplane <= md_res[31:0];
-              5'd13: if ({16'd0, r_in} + md_res > lim) fail(8'd2);
-              5'd14: if ({16'd0, r_out} + (o16 ? {md_res[46:0], 1'b0} : md_res) > lim) fail(8'd2);
-                     else opb <= o16 ? {oplane[30:0], 1'b0} : oplane;
-              5'd15: if ({16'd0, r_wt} + md_res > lim) fail(8'd2);
+              5'd12: cgplane <= md_res[AW-1:0];
+              5'd13: nbN <= md_res[15:0];
+              5'd14: padw <= md_res[AW-1:0];
+              5'd15, 5'd17: if (chk_bad) fail(8'd2);
+              5'd16: if (chk_bad) fail(8'd2); else opb <= o16 ? {oplane[AW-2:0], 1'b0} : oplane;
+              5'd18: if (chk_bad) fail(8'd2);
+                     else begin
+                       g <= 16'd0; og_left <= og; in_g <= r_in[AW-1:0]; w_ptr <= r_wt[AW-1:0];
+                       p_ptr <= r_par[AW-1:0]; o_ptr <= r_out[AW-1:0];
+                       st <= S_CHUNK;
+                     end
               default: ;
             endcase
           end
@@ -509,44 +530,39 @@ module zq_accel (
                 fail(8'd1);
               else su <= 5'd1;
             end
-            5'd1: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b1; md_a <= {16'd0, r_c[15:0]}; md_b <= r_g[15:0]; end
-            5'd2: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b1; md_a <= {16'd0, r_o[15:0]}; md_b <= r_g[15:0]; end
-            5'd3: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= {16'd0, cg}; md_b <= {11'd0, kk}; end
-            5'd4: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b1; md_a <= WBB; md_b <= cgkk; end
-            5'd5: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= {16'd0, r_h[15:0]}; md_b <= r_w[15:0]; end
-            5'd6: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= {16'd0, r_ho[15:0]}; md_b <= r_wo[15:0]; end
+            5'd1: md(1'b1, {16'd0, r_c[15:0]}, r_g[15:0]);
+            5'd2: md(1'b1, {16'd0, r_o[15:0]}, r_g[15:0]);
+            5'd3: md(1'b0, {16'd0, cg}, {11'd0, kk});
+            5'd4: md(1'b1, WBB, cgkk);
+            5'd5: md(1'b0, {16'd0, r_h[15:0]}, r_w[15:0]);
+            5'd6: md(1'b0, {16'd0, r_ho[15:0]}, r_wo[15:0]);
             5'd7: begin
               // a 1x1 stride-1 layer without padding is one long row: full lanes on small planes
               if (k == 3'd1 && s == 2'd1 && pad == 3'd0 && r_ho == r_h && r_wo == r_w && plane < 32'h10000) begin
                 heff <= 16'd1; weff <= plane[15:0]; hoeff <= 16'd1; woeff <= plane[15:0];
-                md_a <= plane + N - 1;
-                orow <= {2'd0, plane[15:0]} << o16;
+                orow <= {{(AW-16){1'b0}}, plane[15:0]} << o16;
+                md(1'b1, plane + N - 1, N16);
               end else begin
                 heff <= r_h[15:0]; weff <= r_w[15:0]; hoeff <= r_ho[15:0]; woeff <= r_wo[15:0];
-                md_a <= {16'd0, r_wo[15:0]} + N - 1;
-                orow <= {2'd0, r_wo[15:0]} << o16;
+                orow <= {{(AW-16){1'b0}}, r_wo[15:0]} << o16;
+                md(1'b1, {16'd0, r_wo[15:0]} + N - 1, N16);
               end
-              md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b1; md_b <= N;
             end
-            5'd8: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= {16'd0, cg}; md_b <= {13'd0, k}; end
-            5'd9: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b1; md_b <= md_a[15:0]; md_a <= LBW; end
+            5'd8: md(1'b0, {16'd0, cg}, {13'd0, k});
+            5'd9: md(1'b1, LBW, md_a[15:0]);
             5'd10: begin
-              pitch <= nb[LBA:0] * s + {{LBA{1'b0}}, e};
-              md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0;
-              md_a <= {16'd0, nb} * s + {31'd0, e}; md_b <= {13'd0, k};
+              pitch <= (s == 2'd2 ? {nb[LBA-1:0], 1'b0} : nb[LBA:0]) + {{LBA{1'b0}}, e};
+              md(1'b0, (s == 2'd2 ? {15'd0, nb, 1'b0} : {16'd0, nb}) + {31'd0, e}, {13'd0, k});
             end
-            5'd11: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b1; md_a <= {16'd0, cgkk}; md_b <= N; end
-            5'd12: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= plane; md_b <= cg; end
-            5'd13: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= plane; md_b <= r_c[15:0]; end
-            5'd14: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= oplane; md_b <= r_o[15:0]; end
-            5'd15: begin md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= {16'd0, cgkk}; md_b <= r_o[15:0]; end
-            default: begin
-              if ({16'd0, r_par} + {29'd0, r_o[15:0], 3'd0} > lim) fail(8'd2);
-              else begin
-                g <= 16'd0; og_left <= og; in_g <= r_in; w_ptr <= r_wt; p_ptr <= r_par; o_ptr <= r_out;
-                st <= S_CHUNK;
-              end
-            end
+            5'd11: md(1'b1, {16'd0, cgkk}, N16);
+            5'd12: md(1'b0, plane, cg);
+            5'd13: md(1'b0, {16'd0, nb}, N16);
+            5'd14: md(1'b0, {16'd0, weff}, {13'd0, pad});
+            5'd15: md(1'b0, plane, r_c[15:0]);
+            5'd16: md(1'b0, oplane, r_o[15:0]);
+            5'd17: md(1'b0, {16'd0, cgkk}, r_o[15:0]);
+            5'd18: md(1'b0, 32'd8, r_o[15:0]);
+            default: ;
           endcase
         end
 
@@ -554,11 +570,10 @@ module zq_accel (
         S_CHUNK: if (lanes_idle) begin
           n <= og_left < {{(15-PBA){1'b0}}, chmax} ? og_left : {{(15-PBA){1'b0}}, chmax};
           st <= S_CHMUL;
-          md_wait <= 1'b0;
         end
         S_CHMUL: if (!md_wait) begin
-          md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= {16'd0, cgkk}; md_b <= n;
-        end else if (!md_busy && !md_start) begin
+          md(1'b0, {16'd0, cgkk}, n);
+        end else if (md_done) begin
           md_wait <= 1'b0;
           ld_n <= md_res[23:0];
           st <= S_LDW; ld_issued <= 1'b0;
@@ -567,7 +582,7 @@ module zq_accel (
           ld_start <= 1'b1; ld_issued <= 1'b1; ld_raw <= 1'b0; ld_addr <= w_ptr; ld_dest <= 0;
           ld_lz <= 3'd0; ld_target <= 2'd1;
         end else if (!ld_busy && !ld_start) begin
-          w_ptr <= w_ptr + {8'd0, ld_n};
+          w_ptr <= w_ptr + ld_n;
           ld_n <= {5'd0, n, 3'd0};
           st <= S_LDP; ld_issued <= 1'b0;
         end
@@ -575,7 +590,7 @@ module zq_accel (
           ld_start <= 1'b1; ld_issued <= 1'b1; ld_raw <= 1'b1; ld_addr <= p_ptr; ld_dest <= 0;
           ld_lz <= 3'd0; ld_target <= 2'd2;
         end else if (!ld_busy && !ld_start) begin
-          p_ptr <= p_ptr + {13'd0, n, 3'd0};
+          p_ptr <= p_ptr + {n, 3'd0};
           tb <= 16'd0; x0 <= 16'd0; cx0 <= -pad_s;
           st <= S_TILE;
         end
@@ -584,24 +599,26 @@ module zq_accel (
         S_TILE: begin
           nbt <= nbt_c;
           st <= S_ROW;
-          y <= 16'd0; iy0 <= -pad_s; next_row <= -pad_s; next_slot <= 3'd0; base_slot <= 3'd0;
-          orowoff <= {16'd0, x0} << o16;
-          colstart <= cx0 < 0 ? 20'sd0 : cx0;
-          // columns [cx0, cx0 + tcols + k - 1) are read; those inside the input are loaded
-          colend <= (cx0 + $signed({4'd0, nbt_c * N * s}) + k_s - 1) < weff_s ?
-                    (cx0 + $signed({4'd0, nbt_c * N * s}) + k_s - 1) : weff_s;
+          y <= 16'd0; iy0 <= -pad_s; next_row <= -pad_s;
+          next_slot <= 3'd0; next_off <= 0; base_slot <= 3'd0; base_off <= 0;
+          orowoff <= {{(AW-16){1'b0}}, x0} << o16;
+          colstart <= cx0 < 0 ? 0 : cx0;
+          // columns [cx0, cx0 + nb*N*s + k - 1) are read; those inside the input are loaded
+          colend <= cend < weff_s ? cend : weff_s;
           lz <= cx0 < 0 ? 3'd0 - cx0[2:0] : 3'd0;
-          row_ext <= in_g + (cx0 < 0 ? 32'd0 : {{12{cx0[19]}}, cx0}) - {16'd0, weff} * pad;
+          row_ext <= in_g + (cx0 < 0 ? {AW{1'b0}} : {{(AW-CW){1'b0}}, cx0}) - padw;
         end
 
         // ---- an output row: load the input rows it needs that are not in the ring yet
         S_ROW: begin
           if (next_row <= iy0 + k_s - 1) begin
             if (next_row >= iy0 && next_row >= 0 && next_row < heff_s && colend > colstart) begin
-              st <= S_RLD; lc <= 16'd0; l_ext <= row_ext; l_dst <= next_slot * pitch; ld_issued <= 1'b0;
+              st <= S_RLD; lc <= 16'd0; l_ext <= row_ext; l_dst <= next_off;
             end else begin
-              next_row <= next_row + 1; next_slot <= next_slot + 1'b1 == k ? 3'd0 : next_slot + 1'b1;
-              row_ext <= row_ext + {16'd0, weff};
+              next_row <= next_row + 1;
+              if (next_slot + 1'b1 == k) begin next_slot <= 3'd0; next_off <= 0; end
+              else begin next_slot <= next_slot + 1'b1; next_off <= next_off + pitch; end
+              row_ext <= row_ext + weff;
             end
           end else begin
             st <= S_CINIT;
@@ -609,8 +626,10 @@ module zq_accel (
         end
         S_RLD: if (!ld_busy && !ld_start) begin
           if (lc == cg) begin
-            next_row <= next_row + 1; next_slot <= next_slot + 1'b1 == k ? 3'd0 : next_slot + 1'b1;
-            row_ext <= row_ext + {16'd0, weff};
+            next_row <= next_row + 1;
+            if (next_slot + 1'b1 == k) begin next_slot <= 3'd0; next_off <= 0; end
+            else begin next_slot <= next_slot + 1'b1; next_off <= next_off + pitch; end
+            row_ext <= row_ext + weff;
             st <= S_ROW;
           end else begin
             ld_start <= 1'b1; ld_raw <= 1'b0; ld_addr <= l_ext; ld_n <= {8'd0, ld_nbytes};
@@ -622,10 +641,10 @@ module zq_accel (
         // ---- compute the output row: every channel of the chunk, every block of the tile
         S_CINIT: begin
           j <= 16'd0; b <= 16'd0; c <= 16'd0; ky <= 3'd0; wi <= 2'd0;
-          lb_c <= 0; slot <= base_slot; b_off <= 0; iy <= iy0; col0 <= cx0;
+          lb_c <= 0; slot <= base_slot; slot_off <= base_off; b_off <= 0; iy <= iy0; col0 <= cx0;
           wp_w <= 0; wp_b <= 0; wc_w <= 0; wc_b <= 0;
           oaddr_j <= o_ptr + orowoff; oaddr_b <= o_ptr + orowoff;
-          rem <= $signed({4'd0, woeff}) - $signed({4'd0, x0});
+          rem <= $signed({{(CW-16){1'b0}}, woeff}) - $signed({{(CW-16){1'b0}}, x0});
           st <= S_COMP;
         end
         S_COMP: if (issue) begin
@@ -634,11 +653,13 @@ module zq_accel (
           end else begin
             wi <= 2'd0;
             if (ky != k - 1'b1) begin
-              ky <= ky + 1'b1; iy <= iy + 1; slot <= slot + 1'b1 == k ? 3'd0 : slot + 1'b1;
+              ky <= ky + 1'b1; iy <= iy + 1;
+              if (slot + 1'b1 == k) begin slot <= 3'd0; slot_off <= 0; end
+              else begin slot <= slot + 1'b1; slot_off <= slot_off + pitch; end
               if ({1'b0, wp_b} + k >= N) begin wp_b <= wp_b + k - N; wp_w <= wp_w + 1'b1; end
               else wp_b <= wp_b + k;
             end else begin
-              ky <= 3'd0; iy <= iy0; slot <= base_slot;
+              ky <= 3'd0; iy <= iy0; slot <= base_slot; slot_off <= base_off;
               if (c != cg - 1'b1) begin
                 c <= c + 1'b1; lb_c <= lb_c + kp;
                 if ({1'b0, wp_b} + k >= N) begin wp_b <= wp_b + k - N; wp_w <= wp_w + 1'b1; end
@@ -646,12 +667,12 @@ module zq_accel (
               end else begin
                 c <= 16'd0; lb_c <= 0;
                 if (b != nbt - 1'b1) begin
-                  b <= b + 1'b1; b_off <= b_off + s; col0 <= col0 + N * s_s;
-                  oaddr_b <= oaddr_b + N * bpp; rem <= rem - N;
+                  b <= b + 1'b1; b_off <= b_off + s; col0 <= col0 + ns_s;
+                  oaddr_b <= oaddr_b + (o16 ? 2 * N : N); rem <= rem - N;
                   wp_w <= wc_w; wp_b <= wc_b;
                 end else begin
                   b <= 16'd0; b_off <= 0; col0 <= cx0;
-                  rem <= $signed({4'd0, woeff}) - $signed({4'd0, x0});
+                  rem <= $signed({{(CW-16){1'b0}}, woeff}) - $signed({{(CW-16){1'b0}}, x0});
                   if (j != n - 1'b1) begin
                     j <= j + 1'b1;
                     if ({1'b0, wc_b} + cgkk_b >= N) begin
@@ -674,8 +695,8 @@ module zq_accel (
           if (y + 1'b1 == hoeff) begin
             st <= S_TNEXT;
           end else begin
-            y <= y + 1'b1; iy0 <= iy0 + s_s; base_slot <= bs_n;
-            orowoff <= orowoff + {14'd0, orow};
+            y <= y + 1'b1; iy0 <= iy0 + $signed({{(CW-2){1'b0}}, s}); base_slot <= bs_n; base_off <= bo_n;
+            orowoff <= orowoff + orow;
             st <= S_ROW;
           end
         end
@@ -683,18 +704,18 @@ module zq_accel (
           if (tb + nbt == nbtot) begin
             st <= S_KNEXT;
           end else begin
-            tb <= tb + nbt; x0 <= x0 + nbt * N; cx0 <= cx0 + $signed({4'd0, nbt * N * s});
+            tb <= tb + nb; x0 <= x0 + nbN; cx0 <= cx0 + $signed({{(CW-16){1'b0}}, nbNs});
             st <= S_TILE;
           end
         end
         S_KNEXT: begin
           og_left <= og_left - n;
-          md_start <= 1'b1; md_wait <= 1'b1; md_div <= 1'b0; md_a <= opb; md_b <= n;
+          md(1'b0, opb_32, n);
           st <= S_KMUL;
         end
-        S_KMUL: if (!md_busy && !md_start) begin
+        S_KMUL: if (md_done) begin
           md_wait <= 1'b0;
-          o_ptr <= o_ptr + md_res[31:0];
+          o_ptr <= o_ptr + md_res[AW-1:0];
           if (og_left != 16'd0) st <= S_CHUNK;
           else st <= S_GNEXT;
         end

@@ -5,13 +5,14 @@
 // Requests are issued back to back; responses come in order, one word per cycle at most.
 module zq_loader #(
   parameter N  = 6,
-  parameter DA = 16
+  parameter DA = 16,
+  parameter AW = 32
 ) (
   input  wire          clk,
   input  wire          rst,
   input  wire          start,
   input  wire          raw,
-  input  wire [31:0]   addr,
+  input  wire [AW-1:0] addr,
   input  wire [23:0]   nbytes,   // at least 1
   input  wire [DA-1:0] dest,
   input  wire [2:0]    lz,
@@ -30,7 +31,7 @@ module zq_loader #(
 
   reg          active;
   reg          m_raw;
-  reg [29:0]   ia;        // next word address to request
+  reg [AW-3:0] ia;        // next word address to request
   reg [22:0]   icnt;      // words left to request
   reg [22:0]   rcnt;      // words left to receive
   reg          rfirst;
@@ -43,7 +44,7 @@ module zq_loader #(
 
   assign busy     = active;
   assign req      = active && (icnt != 23'd0);
-  assign req_addr = ia;
+  assign req_addr = ia;         // zero-extended
 
   wire [25:0] span   = {24'd0, addr[1:0]} + {2'd0, nbytes} + 26'd3;
 
@@ -73,7 +74,7 @@ module zq_loader #(
     end else if (start && !active) begin
       active <= 1'b1;
       m_raw  <= raw;
-      ia     <= addr[31:2];
+      ia     <= addr[AW-1:2];
       icnt   <= span[24:2];
       rcnt   <= span[24:2];
       rfirst <= 1'b1;
@@ -85,7 +86,7 @@ module zq_loader #(
       flush  <= 1'b0;
     end else if (active) begin
       if (req && req_take) begin
-        ia   <= ia + 30'd1;
+        ia   <= ia + 1'b1;
         icnt <= icnt - 23'd1;
       end
       if (flush) begin
