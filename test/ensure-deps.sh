@@ -20,6 +20,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 command -v make >/dev/null 2>&1 || need="$need make"
 [ -f /usr/include/stdio.h ] || need="$need libc6-dev"
+# the accelerator's RTL is simulated with Verilator (firmware-bridge/rtl)
+command -v verilator >/dev/null 2>&1 || need="$need verilator"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-deps.sh: installing$need" >&2
