@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { ZeroqError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { QNet } from '../../qnet/types.js';
-import type { Engine, Frame, HeadTensor } from '../engine.js';
+import type { Engine, EngineLinkStatus, Frame, HeadTensor } from '../engine.js';
 import { validateQNet } from '../../qnet/validate.js';
 import { BridgeClient, DeviceError, HOST_MAX_PAYLOAD } from './client.js';
 import { deviceRefusal, encodeDeviceImage, imageDigest } from './image.js';
@@ -98,7 +98,7 @@ export class FpgaEngine extends EventEmitter implements Engine {
   readonly digest: string;
   private _state: LinkState = 'connecting';
   private reason?: string;
-  private link?: SerialLink;
+  private port?: SerialLink;
   private client?: BridgeClient;
   private readonly counters = zeroCounters();
   /** Counters of links already closed (the live link's are added on read). */
@@ -172,8 +172,24 @@ export class FpgaEngine extends EventEmitter implements Engine {
     return { state: this.state, device: this.opts.device, counters: c, caps: this.client?.caps, reason: this.reason, digest: this.digest, imageBytes: this.image.length };
   }
 
+  link(): EngineLinkStatus {
+    const s = this.status();
+    const c = s.counters;
+    return {
+      state: s.state, device: s.device, reason: s.reason, bytesOut: c.bytesOut, bytesIn: c.bytesIn, retries: c.retries,
+      timeouts: c.timeouts, crcErrors: c.crcErrors + c.resultErrors, framingErrors: c.framingErrors, resyncs: c.resyncs,
+      reconnects: c.reconnects, uploads: c.uploads, deviceFrames: c.deviceFrames, fallbackFrames: c.fallbackFrames,
+    };
+  }
+
+  onLinkChange(listener: (s: EngineLinkStatus) => void): () => void {
+    const on = (): void => listener(this.link());
+    this.on('state', on);
+    return () => this.off('state', on);
+  }
+
   private liveCounters(): typeof this.past {
-    const l = this.link;
+    const l = this.port;
     const cl = this.client;
     return {
       bytesOut: l?.counters.bytesOut ?? 0,
@@ -190,8 +206,8 @@ export class FpgaEngine extends EventEmitter implements Engine {
   private async dropLink(): Promise<void> {
     const live = this.liveCounters();
     for (const k of Object.keys(this.past) as (keyof typeof this.past)[]) this.past[k] += live[k];
-    const l = this.link;
-    this.link = undefined;
+    const l = this.port;
+    this.port = undefined;
     this.client = undefined;
     if (l) await l.close();
   }
@@ -209,14 +225,14 @@ export class FpgaEngine extends EventEmitter implements Engine {
   private async connectOnce(): Promise<boolean> {
     if (this.state === 'closed' || this.state === 'unsupported') return false;
     try {
-      if (!this.link?.isOpen) {
+      if (!this.port?.isOpen) {
         await this.dropLink();
         const link = await SerialLink.open(this.opts.device, this.opts.baud ?? 115200, HOST_MAX_PAYLOAD);
         if (this.isClosed()) {
           await link.close();
           return false;
         }
-        this.link = link;
+        this.port = link;
         this.client = new BridgeClient(link, {
           bytesPerSecond: this.opts.baud ? this.opts.baud / 10 : undefined,
           baseTimeoutMs: this.opts.baseTimeoutMs,
@@ -224,8 +240,8 @@ export class FpgaEngine extends EventEmitter implements Engine {
         link.on('close', (why: string) => this.onLinkClosed(link, why));
       } else {
         // Resynchronise an open link: forget a partial packet, end one at the device.
-        this.link.flushInput();
-        this.link.send(Buffer.alloc(16));
+        this.port.flushInput();
+        this.port.send(Buffer.alloc(16));
       }
       const client = this.client!;
       const reconnect = this._state === 'fallback';
@@ -275,7 +291,7 @@ export class FpgaEngine extends EventEmitter implements Engine {
   }
 
   private onLinkClosed(link: SerialLink, why: string): void {
-    if (link !== this.link) return;
+    if (link !== this.port) return;
     this.reason = `link closed: ${why}`;
     if (this.state === 'ready' || this.state === 'connecting') {
       this.state = 'fallback';
