@@ -1,5 +1,6 @@
 /** The payloads of interface version 1 (docs/mqtt.md), built from daemon state. */
 import type { Detection } from '../../detect/types.js';
+import type { EngineLinkStatus } from '../../engine/engine.js';
 import { redact } from '../../util/redact.js';
 import { round } from '../telemetry.js';
 import { PAYLOAD_VERSION } from './topics.js';
@@ -11,6 +12,33 @@ export interface EngineInfo {
   /** Weight-set id (int) or model name (float). */
   weights: string;
   threads: number;
+  /** Engines behind a link (fpga): its state and counters. */
+  link?: EngineLinkStatus;
+}
+
+/** The engine as the status (link state only) and the stats (link counters too) show it. */
+function engineJson(e: EngineInfo, counters: boolean): Record<string, unknown> {
+  const { link, ...rest } = e;
+  if (!link) return rest;
+  const state = { state: link.state, device: link.device, reason: link.reason === undefined ? null : redact(link.reason) };
+  if (!counters) return { ...rest, link: state };
+  return {
+    ...rest,
+    link: {
+      ...state,
+      device_frames: link.deviceFrames,
+      fallback_frames: link.fallbackFrames,
+      bytes_out: link.bytesOut,
+      bytes_in: link.bytesIn,
+      retries: link.retries,
+      timeouts: link.timeouts,
+      crc_errors: link.crcErrors,
+      framing_errors: link.framingErrors,
+      resyncs: link.resyncs,
+      reconnects: link.reconnects,
+      uploads: link.uploads,
+    },
+  };
 }
 
 export interface FrameResult {
@@ -92,7 +120,7 @@ export function statusPayload(s: { stopping: boolean; source: SourceStatus; engi
       last_error: src.lastError === undefined ? null : redact(src.lastError),
       retry_in_ms: src.retryInMs ?? null,
     },
-    engine: s.engine,
+    engine: engineJson(s.engine, false),
   });
 }
 
@@ -120,6 +148,6 @@ export function statsPayload(s: StatsInput): string {
     mqtt: { connected: s.mqtt.connected, reconnects: c.mqttReconnects, buffered: s.mqtt.buffered, dropped: c.mqttDropped },
     inference_ms: s.window.inferenceMs,
     latency_ms: s.window.latencyMs,
-    engine: s.engine,
+    engine: engineJson(s.engine, true),
   });
 }
