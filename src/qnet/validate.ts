@@ -1,6 +1,19 @@
-import type { ConvLayer, Layer, Network, Shape } from '../../model/ir.js';
-import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../../quant/qnet.js';
-import { ZeroqError } from '../../util/errors.js';
+import type { ConvLayer, Layer, Network, Shape } from '../model/ir.js';
+import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from './types.js';
+import { ZeroqError } from '../util/errors.js';
+import { convInputMax, INT32_MAX, yBound } from './bounds.js';
+import { networkProblem, problemWhere } from '../model/network-check.js';
+
+/**
+ * Ranges of the integer fields (docs/formats/fixed-point.md "Validation"): every fraction-bit count
+ * (formats, fw, fm, lutShift) within ±FRAC_LIMIT, tables of at most LUT_MAX entries, |lutOffset| at
+ * most LUT_OFFSET_MAX. The native planner (src/kernels/check.cc) refuses the same.
+ */
+export const FRAC_LIMIT = 64;
+export const LUT_MAX = 65536;
+export const LUT_OFFSET_MAX = 2 ** 20;
+
+const inRange = (v: number, lo: number, hi: number): boolean => Number.isInteger(v) && v >= lo && v <= hi;
 
 /** "layer 12 (conv, yolo-fastest-1.1.cfg:88)": how errors name a layer. */
 export function layerWhere(layer: Layer): string {
@@ -16,17 +29,15 @@ export function inputShapeOf(net: Network, i: number): Shape {
   return i === -1 ? net.input : net.layers[i].out;
 }
 
-/** Largest |x| of a conv input: 255 for the uint8 frame, 128 for signed 8-bit tensors. */
-export function inputMax(i: number): number {
-  return i === -1 ? 255 : 128;
-}
-
 /**
  * Checks a QNet against docs/formats/fixed-point.md "Validation"; throws a ZeroqError naming the
  * first offending layer. Every integer implementation relies on these guarantees.
  */
 export function validateQNet(qnet: QNet): void {
   const { net } = qnet;
+  const problem = networkProblem(net);
+  if (problem) throw new ZeroqError(problem.kind === 'limit' ? 'QNET_LIMIT' : 'QNET_NETWORK', problem.message, problemWhere(problem, net.name));
+  if (net.input.c !== 3) throw new ZeroqError('QNET_INPUT', `the network input has ${net.input.c} channels; integer engines read RGB frames (3)`, net.name);
   const n = net.layers.length;
   if (qnet.formats.length !== n || qnet.convs.length !== n) {
     throw new ZeroqError('QNET_SHAPE', `formats/convs hold ${qnet.formats.length}/${qnet.convs.length} entries for ${n} layers`, net.name);
@@ -39,7 +50,7 @@ export function validateQNet(qnet: QNet): void {
     const fmt = qnet.formats[layer.index];
     if (layer.kind === 'yolo') continue;
     if (fmt.bits !== 8 && fmt.bits !== 16) throw new ZeroqError('QNET_FORMAT', `format bits ${String(fmt.bits)} (8 or 16)`, where);
-    if (!Number.isInteger(fmt.frac)) throw new ZeroqError('QNET_FORMAT', `format frac ${fmt.frac} is not an integer`, where);
+    if (!inRange(fmt.frac, -FRAC_LIMIT, FRAC_LIMIT)) throw new ZeroqError('QNET_FORMAT', `format frac ${fmt.frac} is not an integer within ±${FRAC_LIMIT}`, where);
     if (fmt.bits === 16) {
       const r = readers[layer.index];
       const bad = r.find((l) => l.kind !== 'yolo');
@@ -109,9 +120,17 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
     if (a.length !== O) throw new ZeroqError('QNET_CONV', `${name} has ${a.length} entries, expected ${O}`, where);
   }
   if (!Number.isInteger(q.wbits) || q.wbits < 2 || q.wbits > 8) throw new ZeroqError('QNET_CONV', `wbits ${q.wbits} (2..8)`, where);
+  for (let o = 0; o < O; o++) {
+    if (!inRange(q.fw[o], -FRAC_LIMIT, FRAC_LIMIT) || !inRange(q.fm[o], -FRAC_LIMIT, FRAC_LIMIT)) {
+      throw new ZeroqError('QNET_CONV', `fw[${o}] = ${q.fw[o]}, fm[${o}] = ${q.fm[o]}: fraction bits must be integers within ±${FRAC_LIMIT}`, where);
+    }
+    if (!inRange(q.m[o], -INT32_MAX - 1, INT32_MAX) || !inRange(q.bias[o], -INT32_MAX - 1, INT32_MAX)) {
+      throw new ZeroqError('QNET_CONV', `M[${o}] = ${q.m[o]}, B[${o}] = ${q.bias[o]}: not 32-bit integers`, where);
+    }
+  }
   const wmax = 2 ** (q.wbits - 1);
   const outFmt = qnet.formats[layer.index];
-  const xmax = src === -1 ? 255 : 128;
+  const xmax = convInputMax(src);
   for (let o = 0; o < O; o++) {
     let sumAbs = 0;
     for (let j = o * K; j < (o + 1) * K; j++) {
@@ -121,11 +140,8 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
     }
     const M = q.m[o];
     if (Math.abs(M) >= 2 ** 15) throw new ZeroqError('QNET_CONV', `M[${o}] = ${M} does not fit 16 bits`, where);
-    const r = q.fm[o] - q.fw[o];
-    const ms = Math.abs(M) * K * xmax;
-    const tmax = M === 0 ? 0 : r >= 0 ? Math.ceil(ms / 2 ** Math.min(r, 64)) + 1 : ms * 2 ** Math.min(-r, 64);
-    const bound = sumAbs * xmax + tmax + Math.abs(q.bias[o]);
-    if (!(bound < 2 ** 31)) {
+    const bound = yBound(sumAbs, xmax, K, M, q.fm[o], q.fw[o], q.bias[o]);
+    if (!(bound <= INT32_MAX)) {
       throw new ZeroqError('QNET_OVERFLOW', `output channel ${o}: accumulator bound ${bound} does not fit 32 bits`, where);
     }
   }
@@ -133,6 +149,13 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
   if (act === 'mish' || act === 'swish' || act === 'logistic') {
     if (!q.lut || q.lut.length === 0 || q.lutShift === undefined || q.lutOffset === undefined) {
       throw new ZeroqError('QNET_ACTIVATION', `${act} needs a look-up table (lut, lutShift, lutOffset)`, where);
+    }
+    if (q.lut.length > LUT_MAX || !inRange(q.lutShift, -FRAC_LIMIT, FRAC_LIMIT) || !inRange(q.lutOffset, -LUT_OFFSET_MAX, LUT_OFFSET_MAX)) {
+      throw new ZeroqError(
+        'QNET_LUT',
+        `table of ${q.lut.length} entries (at most ${LUT_MAX}), lutShift ${q.lutShift} (within ±${FRAC_LIMIT}), lutOffset ${q.lutOffset} (within ±${LUT_OFFSET_MAX})`,
+        where,
+      );
     }
     const lo = -(2 ** (outFmt.bits - 1));
     const hi = 2 ** (outFmt.bits - 1) - 1;

@@ -8,8 +8,8 @@
  */
 import type { ConvLayer, Network } from '../model/ir.js';
 import { inputShape } from '../model/ir.js';
-import { INPUT_FRAC, type QConv, type TensorFormat } from './qnet.js';
-import { signedMax } from './fixed.js';
+import { INPUT_FRAC, type QConv, type TensorFormat } from './types.js';
+import { signedMax } from './arith.js';
 import { ZeroqError } from '../util/errors.js';
 
 export const INT32_MAX = 2 ** 31 - 1;
@@ -34,14 +34,28 @@ export function inputMax(input: ConvInput): number {
   return input.unsigned ? 2 ** input.bits - 1 : 2 ** (input.bits - 1);
 }
 
+/** Largest |x| a conv reads from input index i of a validated QNet: 255 for the frame (-1), 128 for 8-bit tensors. */
+export function convInputMax(i: number): number {
+  return i === -1 ? 255 : 128;
+}
+
 /** Products summed per output value: input channels per group × kernel area. */
 export function kernelTerms(net: Network, layer: ConvLayer): number {
   return (inputShape(net, layer).c / layer.groups) * layer.size * layer.size;
 }
 
-/** Bound of |rshr(v, r)| for |v| <= a. */
-export function rshrBound(a: number, r: number): number {
-  return r > 0 ? Math.ceil(a / 2 ** r) + 1 : a * 2 ** -r;
+/** Bound of |rshr(v, r)| for |v| <= a, as docs/formats/fixed-point.md "Validation" states it. */
+export function roundedShiftBound(a: number, r: number): number {
+  return r >= 0 ? Math.ceil(a / 2 ** Math.min(r, 64)) + 1 : a * 2 ** Math.min(-r, 64);
+}
+
+/**
+ * The bound on |Y| of one output channel: `weightAbs` = Σ|Q[o]| (or its structural maximum
+ * K·(2^(Nw-1)-1)), `xmax` the largest input magnitude, then the mean correction and the bias.
+ */
+export function yBound(weightAbs: number, xmax: number, terms: number, m: number, fm: number, fw: number, bias: number): number {
+  const corr = m === 0 ? 0 : roundedShiftBound(Math.abs(m) * terms * xmax, fm - fw);
+  return weightAbs * xmax + corr + Math.abs(bias);
 }
 
 export interface ChannelBound {
@@ -57,10 +71,11 @@ export function accBound(terms: number, wbits: number, input: ConvInput): number
 }
 
 export function channelBound(terms: number, wbits: number, input: ConvInput, m: number, fm: number, fw: number, b: number): ChannelBound {
+  const xmax = inputMax(input);
   const acc = accBound(terms, wbits, input);
-  const corr = m === 0 ? 0 : rshrBound(Math.abs(m) * terms * inputMax(input), fm - fw);
+  const total = yBound(terms * signedMax(wbits), xmax, terms, m, fm, fw, b);
   const bias = Math.abs(b);
-  return { acc, corr, bias, total: acc + corr + bias };
+  return { acc, corr: total - acc - bias, bias, total };
 }
 
 function layerName(layer: ConvLayer): string {

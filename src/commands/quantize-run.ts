@@ -11,13 +11,13 @@ import type { ConvLayer, YoloLayer } from '../model/ir.js';
 import { COCO_NAMES } from '../detect/names.js';
 import { readImageList } from '../eval/dataset.js';
 import { ZeroqError } from '../util/errors.js';
-import { loadFrames } from './accuracy.js';
-import { quantizeModel, type LayerReport, type ProgressPhase, type QuantizeOptions, type QuantizeResult } from './quantize.js';
-import { architectureHash } from './arch.js';
-import { writeZqw } from './zqw.js';
-import { inputScaleFor } from './conv.js';
-import { quantizeWeights } from './weights.js';
-import { lineChartSvg, weightHistogramSvg } from './svg.js';
+import { loadFrames } from '../eval/accuracy.js';
+import { quantizeModel, type LayerReport, type ProgressPhase, type QuantizeOptions, type QuantizeResult } from '../quant/quantize.js';
+import { architectureHash } from '../qnet/arch.js';
+import { writeZqw } from '../qnet/zqw.js';
+import { inputScaleFor } from '../quant/conv.js';
+import { quantizeWeights } from '../quant/weights.js';
+import { lineChartSvg, weightHistogramSvg } from '../quant/svg.js';
 
 export interface QuantizeCommand {
   weights?: string;
@@ -261,7 +261,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
   const totals = totalsOf(res, buf.length, model.weightsBytes);
   const summary = {
     output: out,
-    id: (await import('./zqw.js')).parseZqw(buf).manifest.id,
+    id: (await import('../qnet/zqw.js')).parseZqw(buf).manifest.id,
     architecture: architectureHash(model.net),
     model: model.net.name,
     options: cmd.quant,

@@ -7,10 +7,10 @@ import type { Engine, Frame } from '../engine/engine.js';
 import { openIntEngine } from '../engine/int.js';
 import { prepareFrame } from '../detect/preprocess.js';
 import type { Network } from '../model/ir.js';
-import { evaluateCoco, type CocoStats, type GroundTruth } from '../eval/coco.js';
-import type { ListedImage } from '../eval/dataset.js';
-import { runModel } from '../eval/run-model.js';
-import type { QNet } from './qnet.js';
+import { evaluateCoco, type CocoStats, type GroundTruth } from './coco.js';
+import type { ListedImage } from './dataset.js';
+import { runModel } from './run-model.js';
+import type { QNet } from '../qnet/types.js';
 
 export interface ScoredSet {
   images: readonly ListedImage[];

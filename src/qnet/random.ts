@@ -1,11 +1,11 @@
 /**
- * Random but valid QNets: the integer engines' test and benchmark input before (or besides) a real
- * weight set. Formats and parameters are drawn so that validation passes while exercising
+ * Random but valid QNets: the integer engines' test input, and what `zeroq bench` runs for a cfg
+ * without weights (speed depends on shapes, not values). Formats and parameters are drawn so that validation passes while exercising
  * saturation, negative and left shifts, zero-centering, 16-bit heads and look-up tables.
  */
-import type { ConvLayer, Layer, Network } from '../../model/ir.js';
-import type { QConv, QNet, TensorFormat } from '../../quant/qnet.js';
-import type { Frame } from '../engine.js';
+import type { ConvLayer, Layer, Network } from '../model/ir.js';
+import type { QConv, QNet, TensorFormat } from './types.js';
+import { INT32_MAX, yBound } from './bounds.js';
 
 export type Rng = () => number;
 
@@ -91,14 +91,9 @@ function randomConv(net: Network, l: ConvLayer, outBits: number, fromInput: bool
     }
     bias[o] = randInt(r, -(2 ** 18), 2 ** 18);
     // Shrink M (then the bias) until the 32-bit bound of the spec holds.
-    const bound = (): number => {
-      const rr = fm[o] - fw[o];
-      const ms = Math.abs(m[o]) * K * xmax;
-      const t = m[o] === 0 ? 0 : rr >= 0 ? Math.ceil(ms / 2 ** rr) + 1 : ms * 2 ** -rr;
-      return sumAbs * xmax + t + Math.abs(bias[o]);
-    };
-    while (bound() >= 2 ** 31 && m[o] !== 0) m[o] = Math.trunc(m[o] / 2);
-    while (bound() >= 2 ** 31) bias[o] = Math.trunc(bias[o] / 2);
+    const bound = (): number => yBound(sumAbs, xmax, K, m[o], fm[o], fw[o], bias[o]);
+    while (bound() > INT32_MAX && m[o] !== 0) m[o] = Math.trunc(m[o] / 2);
+    while (bound() > INT32_MAX) bias[o] = Math.trunc(bias[o] / 2);
   }
   const qc: QConv = { wbits, perChannel, zeroCentered, q, fw, m, fm, bias };
   if (l.activation === 'mish' || l.activation === 'swish' || l.activation === 'logistic') {
@@ -113,7 +108,7 @@ function randomConv(net: Network, l: ConvLayer, outBits: number, fromInput: bool
 }
 
 /** A random frame of the network's input size. */
-export function randomFrame(net: Network, r: Rng): Frame {
+export function randomFrame(net: Network, r: Rng): { rgb: Uint8Array; width: number; height: number } {
   const { w, h } = net.input;
   const rgb = new Uint8Array(w * h * 3);
   for (let i = 0; i < rgb.length; i++) rgb[i] = Math.floor(r() * 256);
