@@ -471,7 +471,7 @@ module zq_accel (
 
   task fail(input [7:0] code);
     begin
-      st <= S_IDLE; st_busy <= 1'b0; st_err <= 1'b1; st_code <= code;
+      st <= S_IDLE; st_busy <= 1'b0; st_done <= 1'b1; st_err <= 1'b1; st_code <= code;
     end
   endtask
 
@@ -523,7 +523,8 @@ module zq_accel (
               5'd12: cgplane <= md_res[AW-1:0];
               5'd13: nbN <= md_res[15:0];
               5'd14: padw <= md_res[AW-1:0];
-              5'd15, 5'd17: if (chk_bad) fail(8'd2);
+              5'd15: if (chk_bad || |(r_in[1:0] | r_out[1:0] | r_wt[1:0] | r_par[1:0])) fail(8'd2);
+              5'd17: if (chk_bad) fail(8'd2);
               5'd16: if (chk_bad) fail(8'd2); else opb <= o16 ? {oplane[AW-2:0], 1'b0} : oplane;
               5'd18: if (chk_bad) fail(8'd2);
                      else begin
