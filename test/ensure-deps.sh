@@ -17,6 +17,8 @@ command -v socat >/dev/null 2>&1 || need="$need socat"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 # the accelerator's RTL is simulated with Verilator (firmware-bridge/rtl)
 command -v verilator >/dev/null 2>&1 || need="$need verilator"
+command -v g++ >/dev/null 2>&1 || need="$need g++"
+command -v make >/dev/null 2>&1 || need="$need make"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-deps.sh: installing$need" >&2
