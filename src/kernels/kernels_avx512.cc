@@ -217,8 +217,7 @@ inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* 
 
 // The per-channel constants of the fast epilogue, uniform over the lanes.
 struct FastChan {
-  __m512i mul, trnd, rrnd;
-  __m128i tsh, rsh;
+  __m512i mul, trnd, rrnd, tsh, rsh;
 };
 
 // M as the kernel multiplies it: vpmaddwd wants M in the low half of each lane and 0 in the high half.
@@ -229,22 +228,30 @@ inline __m512i mulOf(int32_t m) {
 
 template <bool MADD>
 inline FastChan fastChan(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
-  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.rrnd[c]), _mm_cvtsi32_si128(p.tsh[c]),
-          _mm_cvtsi32_si128(p.rsh[c])};
+  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.rrnd[c]), _mm512_set1_epi32(p.tsh[c]),
+          _mm512_set1_epi32(p.rsh[c])};
 }
 
-// y: acc + bias. Returns (Y' + rrnd) >> rsh, not yet saturated.
-template <int ACT, bool MADD>
-inline __m512i fastEpi(const FastChan& c, __m512i y, __m512i S) {
-  const __m512i ms = MADD ? _mm512_madd_epi16(S, c.mul) : _mm512_mullo_epi32(S, c.mul);
-  y = _mm512_add_epi32(y, _mm512_sra_epi32(_mm512_add_epi32(ms, c.trnd), c.tsh));
+// N values side by side, one step at a time (independent chains next to each other, so that the
+// long latencies of the multiplies overlap): y[i] = acc + bias of value i, S[i] its window sums,
+// ch[i] its channel. Leaves (Y' + rrnd) >> rsh, not yet saturated, in y.
+template <int ACT, bool MADD, int N>
+inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
+  __m512i t[N];
+  for (int i = 0; i < N; i++) t[i] = MADD ? _mm512_madd_epi16(S[i], ch[i]->mul) : _mm512_mullo_epi32(S[i], ch[i]->mul);
+  for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], ch[i]->trnd);
+  for (int i = 0; i < N; i++) t[i] = _mm512_srav_epi32(t[i], ch[i]->tsh);
+  for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], t[i]);
   if (ACT == A_LEAKY) {
-    const __m512i l = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, _mm512_set1_epi32(3277)), _mm512_set1_epi32(16384)), 15);
-    y = _mm512_max_epi32(y, l);
+    for (int i = 0; i < N; i++) t[i] = _mm512_mullo_epi32(y[i], _mm512_set1_epi32(3277));
+    for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], _mm512_set1_epi32(16384));
+    for (int i = 0; i < N; i++) t[i] = _mm512_srai_epi32(t[i], 15);
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], t[i]);
   } else if (ACT == A_RELU) {
-    y = _mm512_max_epi32(y, _mm512_setzero_si512());
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], _mm512_setzero_si512());
   }
-  return _mm512_sra_epi32(_mm512_add_epi32(y, c.rrnd), c.rsh);
+  for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], ch[i]->rrnd);
+  for (int i = 0; i < N; i++) y[i] = _mm512_srav_epi32(y[i], ch[i]->rsh);
 }
 
 // Four channels' values at 16 positions as stored words (byte j: channel j + 128), saturated:
@@ -323,14 +330,20 @@ inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int
   const int oc0 = g * p.Og + tile * TILE_O;
   for (int h = 0; h < TILE_O / 4; h++) {
     if (tile * TILE_O + 4 * h >= p.Og) break;
-    __m512i r[NV][4];
-    for (int c = 0; c < 4; c++) {
-      const FastChan fc = fastChan<MADD>(p, pc0 + 4 * h + c);
-      for (int j = 0; j < NV; j++) r[j][c] = fastEpi<ACT, MADD>(fc, acc[j][4 * h + c], S[j]);
-    }
+    FastChan fc[4];
+    for (int c = 0; c < 4; c++) fc[c] = fastChan<MADD>(p, pc0 + 4 * h + c);
+    const FastChan* chs[4 * NV];
+    __m512i r[4 * NV], Ss[4 * NV];
+    for (int j = 0; j < NV; j++)
+      for (int c = 0; c < 4; c++) {
+        chs[4 * j + c] = &fc[c];
+        r[4 * j + c] = acc[j][4 * h + c];
+        Ss[4 * j + c] = S[j];
+      }
+    fastEpi<ACT, MADD, 4 * NV>(chs, r, Ss);
     const int64_t poff = (int64_t)((oc0 >> 2) + h) * out.planeStride;
     for (int j = 0; j < NV; j++) {
-      const __m512i word = packChannels(r[j][0], r[j][1], r[j][2], r[j][3]);
+      const __m512i word = packChannels(r[4 * j], r[4 * j + 1], r[4 * j + 2], r[4 * j + 3]);
       storeVector(p, v + j, out.words + poff, word);
       if (p.fuseOut) storeVector(p, v + j, p.fuseOut + poff, shortcutWords(p, word, loadVector(p, v + j, p.fuseAdd + poff)));
     }
@@ -662,23 +675,23 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
         __m512i wk[K][NG];
         for (int ky = 0; ky < K; ky++)
           for (int g = 0; g < NG; g++) wk[ky][g] = _mm512_set1_epi32(p.wdwRow[((size_t)ch * K + ky) * NG + g]);
-        __m512i r[4];
+        // The four vectors side by side: each input row's windows feed the vectors that use it.
+        __m512i r[4], S[4];
         for (int j = 0; j < 4; j++) {
-          if (j >= nj) {
-            r[j] = _mm512_setzero_si512();
-            continue;
-          }
-          __m512i acc = bias, S = _mm512_setzero_si512();
-          for (int ky = 0; ky < K; ky++) {
+          r[j] = bias;
+          S[j] = _mm512_setzero_si512();
+        }
+        for (int ky = 0; ky < K; ky++)
+          for (int j = 0; j < 4; j++) {  // past nj: copies of the last vector, not stored
             const __m512i row = _mm512_loadu_si512(rows[j][ky] + (size_t)c * rowBytes);
             for (int g = 0; g < NG; g++) {
               const __m512i win = _mm512_permutexvar_epi8(idx[g], row);
-              acc = _mm512_dpbusd_epi32(acc, win, wk[ky][g]);
-              S = _mm512_dpbusd_epi32(S, win, ones[g]);
+              r[j] = _mm512_dpbusd_epi32(r[j], win, wk[ky][g]);
+              S[j] = _mm512_dpbusd_epi32(S[j], win, ones[g]);
             }
           }
-          r[j] = fastEpi<ACT, MADD>(fc, acc, S);
-        }
+        const FastChan* chs[4] = {&fc, &fc, &fc, &fc};
+        fastEpi<ACT, MADD, 4>(chs, r, S);
         R[c] = _mm512_xor_si512(_mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3])), flip);
       }
       // R[c], lane i: bytes of vectors 0..3 at pixels 4i..4i+3. Interleave the channels.
