@@ -215,6 +215,9 @@ inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* 
 // (equal to the reference's branch: the scaled value is above Y exactly when Y < 0); the output
 // (Y' + rrnd) >> rsh is saturated to 8 bits by the signed packs that build the stored bytes.
 
+// Leaky for values whose product with 3277 may pass 32 bits (the plan's leaky32 false).
+constexpr int A_LEAKYW = 4;
+
 // The per-channel constants of the fast epilogue, uniform over the lanes.
 struct FastChan {
   __m512i mul, trnd, rrnd, tsh, rsh;
@@ -247,6 +250,14 @@ inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
     for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], _mm512_set1_epi32(16384));
     for (int i = 0; i < N; i++) t[i] = _mm512_srai_epi32(t[i], 15);
     for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], t[i]);
+  } else if (ACT == A_LEAKYW) {
+    // Y*3277 may pass 32 bits: Y = hi * 2^15 + lo (0 <= lo < 2^15), rshr(Y*3277, 15) = hi*3277 + rshr(lo*3277, 15).
+    for (int i = 0; i < N; i++) {
+      const __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y[i], 15), _mm512_set1_epi32(3277));
+      __m512i lo = _mm512_madd_epi16(_mm512_and_si512(y[i], _mm512_set1_epi32(0x7fff)), _mm512_set1_epi32(3277));
+      lo = _mm512_srai_epi32(_mm512_add_epi32(lo, _mm512_set1_epi32(16384)), 15);
+      y[i] = _mm512_max_epi32(y[i], _mm512_add_epi32(hi, lo));
+    }
   } else if (ACT == A_RELU) {
     for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], _mm512_setzero_si512());
   }
@@ -341,6 +352,17 @@ inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int
         Ss[4 * j + c] = S[j];
       }
     fastEpi<ACT, MADD, 4 * NV>(chs, r, Ss);
+    if (out.raw) {
+      // 16-bit outputs, int32 CHW.
+      const __m512i lo = _mm512_set1_epi32(p.lo), hi = _mm512_set1_epi32(p.hi);
+      for (int j = 0; j < NV; j++) {
+        const int pos0 = (v + j) * VL;
+        const __mmask16 lm = (__mmask16)((1u << (p.P - pos0 < VL ? p.P - pos0 : VL)) - 1);
+        for (int c = 0; c < 4 && tile * TILE_O + 4 * h + c < p.Og; c++)
+          _mm512_mask_storeu_epi32(out.raw + (int64_t)(oc0 + 4 * h + c) * p.P + pos0, lm, _mm512_min_epi32(_mm512_max_epi32(r[4 * j + c], lo), hi));
+      }
+      continue;
+    }
     const int64_t poff = (int64_t)((oc0 >> 2) + h) * out.planeStride;
     for (int j = 0; j < NV; j++) {
       const __m512i word = packChannels(r[4 * j], r[4 * j + 1], r[4 * j + 2], r[4 * j + 3]);
@@ -418,12 +440,14 @@ void gemmFast(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0,
 
 using GemmFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int, uint32_t*);
 template <bool MADD>
-GemmFn gemmFastFor(int act) {
-  return act == A_LEAKY ? gemmFast<A_LEAKY, MADD> : act == A_RELU ? gemmFast<A_RELU, MADD> : gemmFast<A_LINEAR, MADD>;
+GemmFn gemmFastFor(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? gemmFast<A_LEAKY, MADD> : gemmFast<A_LEAKYW, MADD>)
+         : p.act == A_RELU ? gemmFast<A_RELU, MADD>
+                           : gemmFast<A_LINEAR, MADD>;
 }
 
 void gemmAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
-  if (plan.fast) return (plan.madd ? gemmFastFor<true>(plan.act) : gemmFastFor<false>(plan.act))(plan, inBuf, outBuf, v0, v1, scratch);
+  if (plan.fast) return (plan.madd ? gemmFastFor<true>(plan) : gemmFastFor<false>(plan))(plan, inBuf, outBuf, v0, v1, scratch);
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
@@ -709,16 +733,18 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
 
 using DwFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int);
 template <int K, int ST, bool MADD>
-DwFn dwFastAct(int act) {
-  return act == A_LEAKY ? dwFast<K, ST, A_LEAKY, MADD> : act == A_RELU ? dwFast<K, ST, A_RELU, MADD> : dwFast<K, ST, A_LINEAR, MADD>;
+DwFn dwFastAct(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? dwFast<K, ST, A_LEAKY, MADD> : dwFast<K, ST, A_LEAKYW, MADD>)
+         : p.act == A_RELU ? dwFast<K, ST, A_RELU, MADD>
+                           : dwFast<K, ST, A_LINEAR, MADD>;
 }
 template <int K, int ST>
 DwFn dwFastMadd(const ConvPlan& p) {
-  return p.madd ? dwFastAct<K, ST, true>(p.act) : dwFastAct<K, ST, false>(p.act);
+  return p.madd ? dwFastAct<K, ST, true>(p) : dwFastAct<K, ST, false>(p);
 }
 // The fast depthwise for this plan and input, or nullptr.
-DwFn dwFastFor(const ConvPlan& p, const Buf& in) {
-  if (!p.fast || in.rowStride > 384) return nullptr;
+DwFn dwFastFor(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (!p.fast || out.raw || in.rowStride > 384) return nullptr;
   if (p.k == 3) return p.stride == 1 ? dwFastMadd<3, 1>(p) : p.stride == 2 ? dwFastMadd<3, 2>(p) : nullptr;
   if (p.k == 5) return p.stride == 1 ? dwFastMadd<5, 1>(p) : p.stride == 2 ? dwFastMadd<5, 2>(p) : nullptr;
   return nullptr;
@@ -788,7 +814,7 @@ void dwAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0,
 
 namespace {
 void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
-  if (DwFn f = dwFastFor(p, in)) f(p, in, out, y0, y1);
+  if (DwFn f = dwFastFor(p, in, out)) f(p, in, out, y0, y1);
   else if (p.k <= 16 && p.stride <= 2 && p.ng <= 4 && in.rowStride <= 384 && 15 * p.stride + p.k <= 64) dwVbmi(p, in, out, y0, y1);
   else dwAvx512(p, in, out, y0, y1);
 }

@@ -88,6 +88,7 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     b.c = l.d[F_C];
     b.h = l.d[F_H];
     b.w = l.d[F_W];
+    b.wide = l.d[F_BITS] != 8;
     l.buf = (int)bufs_.size();
     bufs_.push_back(b);
     fracOf_.push_back(l.d[F_FRAC]);
@@ -226,8 +227,7 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     const int lr = fw + faIn - l.d[F_LUTSHIFT];
     p.lutsh[pc] = std::max(-32, std::min(lr, 32));
   }
-  p.fast = p.outBits == 8 && !out.raw && (p.act == A_LINEAR || p.act == A_RELU || (p.act == A_LEAKY && p.leaky32)) && p.tAdd && p.rAdd &&
-           !p.anyLeft;
+  p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
   {
     bool m16 = true;
     for (int pc = 0; pc < np; pc++) m16 = m16 && p.mul[pc] >= INT16_MIN && p.mul[pc] <= INT16_MAX;
@@ -462,7 +462,7 @@ void Net::planFusedShortcut(int i) {
       for (int b : l.in) readers += b == conv.buf;
   if (readers != 1) return;
   const Buf &co = bufs_[conv.buf], &add = bufs_[s.in[1]], &so = bufs_[s.buf];
-  if (s.in[1] == conv.buf || add.raw || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
+  if (s.in[1] == conv.buf || add.wide || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
   // The other input must be ready when the conv runs.
   int other = s.d[F_INPUTS + 1];
   while (other >= 0 && layers_[other].d[F_KIND] == K_DROPOUT) other = layers_[other].d[F_INPUTS];
