@@ -26,7 +26,7 @@ import { FloatEngine } from '../src/engine/float.js';
 import { loadEvalSet, readImageList } from '../src/eval/dataset.js';
 import { dataPath } from '../src/util/paths.js';
 import { collectStats, quantizeDefaults, quantizeModel, type QuantizeOptions } from '../src/quant/quantize.js';
-import { loadFrames, scoreEngine, scoreQNet, type ScoredSet } from '../src/quant/accuracy.js';
+import { loadFrames, scoreEngine, scoreQNet, type ScoredSet } from '../src/eval/accuracy.js';
 import { lineChartSvg, type Series } from '../src/quant/svg.js';
 import type { ActivationStats } from '../src/quant/calibrate.js';
 import type { Frame } from '../src/engine/engine.js';

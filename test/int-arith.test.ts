@@ -1,8 +1,8 @@
 // The integer primitives and the validation rules of docs/formats/fixed-point.md, and how the
 // engine is chosen (instruction set by option or ZEROQ_INT_ISA).
 import t from 'tap';
-import { leaky, rshr, sat } from '../src/engine/int/arith.js';
-import { validateQNet } from '../src/engine/int/validate.js';
+import { leaky, rshr, sat } from '../src/qnet/arith.js';
+import { validateQNet } from '../src/qnet/validate.js';
 import { IntEngine, availableIsas, openIntEngine } from '../src/engine/int.js';
 import { loadNativeKernels } from '../src/engine/int/native.js';
 import { isZeroqError } from '../src/util/errors.js';

@@ -41,7 +41,7 @@ t.test('bench on a .zqw: int runs its weights; --compare without the float cfg i
   const { tmpdir } = await import('node:os');
   const path = await import('node:path');
   const { parseCfgFile } = await import('../src/model/darknet.js');
-  const { writeZqw } = await import('../src/quant/zqw.js');
+  const { writeZqw } = await import('../src/qnet/zqw.js');
   const { randomQNet, rng } = await import('./helpers/random-qnet.js');
   const dir = mkdtempSync(path.join(tmpdir(), 'zeroq-bench-'));
   t.teardown(async () => (await import('node:fs')).rmSync(dir, { recursive: true, force: true }));

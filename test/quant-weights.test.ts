@@ -1,8 +1,8 @@
 import t from 'tap';
 import { dequantizeWeights, FM_SHIFT_MAX, quantizeMean, quantizeWeights, sqnrDb } from '../src/quant/weights.js';
 import { quantizeConv } from '../src/quant/conv.js';
-import { networkInput, proveConv, tensorInput } from '../src/quant/overflow.js';
-import { largestFrac, roundHalfAway } from '../src/quant/fixed.js';
+import { networkInput, proveConv, tensorInput } from '../src/qnet/bounds.js';
+import { largestFrac, roundHalfAway } from '../src/qnet/arith.js';
 import { NetBuilder, rng } from './helpers/random-qnet.js';
 import type { ConvLayer } from '../src/model/ir.js';
 

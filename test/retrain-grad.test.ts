@@ -12,9 +12,10 @@ import { dataPath } from '../src/util/paths.js';
 import { loadFrames, readImageList } from '../src/retrain/data.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
 import { retrainNative } from '../src/retrain/native.js';
-import { backward, floatForward, headValues, quantForward, rshr, type Batch, type Grads, type IntNet, type ParamSet, type Tape } from '../src/retrain/sim.js';
+import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type IntNet, type ParamSet, type Tape } from '../src/retrain/sim.js';
+import { rshr } from '../src/qnet/arith.js';
 import { defaultQuantConfig, inputScale, intNet, quantizerFormats, type Formats } from '../src/retrain/formats.js';
-import { INPUT_FRAC } from '../src/quant/qnet.js';
+import { INPUT_FRAC } from '../src/qnet/types.js';
 import { rng, type Rng } from './helpers/random-qnet.js';
 
 const nat = retrainNative();

@@ -1,8 +1,8 @@
 // The quantized forward pass that retraining runs must be the integer engine's arithmetic: every
 // layer's integers equal those of the readable reference (src/engine/int-reference.ts).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { runReference } from '../src/engine/int-reference.js';
-import { validateQNet } from '../src/engine/int/validate.js';
+import { validateQNet } from '../src/qnet/validate.js';
 import { parseCfgFile } from '../src/model/darknet.js';
 import { loadDarknet } from '../src/model/darknet.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
@@ -13,7 +13,7 @@ import { equalizablePairs } from '../src/quant/equalize.js';
 import { NetBuilder, randomFrame, randomQNet, rng } from './helpers/random-qnet.js';
 import type { Frame } from '../src/engine/engine.js';
 import type { Network } from '../src/model/ir.js';
-import type { QNet } from '../src/quant/qnet.js';
+import type { QNet } from '../src/qnet/types.js';
 
 function batchOf(frames: Frame[]): Batch {
   const rgb = new Uint8Array(frames.reduce((a, f) => a + f.rgb.length, 0));
@@ -23,7 +23,7 @@ function batchOf(frames: Frame[]): Batch {
 }
 
 /** Number of layers whose integers differ between the simulation and the reference, per frame. */
-function compare(t: Tap.Test, qnet: QNet, frames: Frame[]): void {
+function compare(t: Test, qnet: QNet, frames: Frame[]): void {
   const tape = quantForward(qnet.net, fromQNet(qnet), batchOf(frames), 2);
   frames.forEach((frame, b) => {
     const ref = runReference(qnet, frame);

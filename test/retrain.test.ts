@@ -168,7 +168,7 @@ t.test('the written weight set, run by the integer reference, gives the heads th
   const list = path.join(dir, 'l.txt');
   writeFileSync(list, imgs.join('\n'));
   const { runRetrain } = await import('../src/retrain/run.js');
-  const { readZqw } = await import('../src/quant/zqw.js');
+  const { readZqw } = await import('../src/qnet/zqw.js');
   const { runReference } = await import('../src/engine/int-reference.js');
   const { fromQNet } = await import('../src/retrain/formats.js');
   const out = path.join(dir, 'o.zqw');
@@ -302,7 +302,7 @@ t.test('--keep-best writes the iteration with the best validation AP50, not the 
   writeFileSync(list, imgs.slice(0, 2).join('\n'));
   writeFileSync(val, imgs.slice(2).join('\n'));
   const { runRetrain } = await import('../src/retrain/run.js');
-  const { readZqw } = await import('../src/quant/zqw.js');
+  const { readZqw } = await import('../src/qnet/zqw.js');
   const out = path.join(dir, 'o.zqw');
   const flags: RetrainFlags = {
     wbits: '4', abits: '8', data: list, val, gt: dataPath('coco-val', 'instances.json'), epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.001', iterations: '3',

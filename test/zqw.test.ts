@@ -6,15 +6,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { detachedSignature, parseZqw, readZqw, signZqw, writeZqw, ZQW_MAGIC } from '../src/quant/zqw.js';
-import { architectureHash } from '../src/quant/arch.js';
-import { packedBytes, packWeights, unpackWeights } from '../src/quant/pack.js';
+import { detachedSignature, parseZqw, readZqw, signZqw, writeZqw, ZQW_MAGIC } from '../src/qnet/zqw.js';
+import { architectureHash } from '../src/qnet/arch.js';
+import { packedBytes, packWeights, unpackWeights } from '../src/qnet/pack.js';
 import { loadDarknet, parseCfgFile } from '../src/model/darknet.js';
 import { quantizeConvs } from '../src/quant/quantize.js';
 import { formatsFromStats, outputBits, ActivationStats } from '../src/quant/calibrate.js';
 import { dataPath } from '../src/util/paths.js';
 import { NetBuilder, randomQNet, rng } from './helpers/random-qnet.js';
-import type { QNet } from '../src/quant/qnet.js';
+import type { QNet } from '../src/qnet/types.js';
 
 const META = { source: { model: 'test' }, created: '2026-01-01T00:00:00.000Z' };
 
@@ -146,14 +146,20 @@ t.test('signatures: embedded and detached Ed25519, wrong key, unsigned', async (
   const other = generateKeyPairSync('ed25519');
   const signed = signZqw(buf, privateKey);
   t.equal(signed.length, buf.length + 97);
-  t.ok(parseZqw(signed, { publicKey }).signature, 'embedded signature verifies');
-  t.throws(() => parseZqw(signed, { publicKey: other.publicKey }), { code: 'zqw-signature' });
-  t.throws(() => parseZqw(buf, { publicKey }), { code: 'zqw-signature', message: /not signed/ });
+  t.ok(parseZqw(signed, { trust: [publicKey] }).signature, 'embedded signature verifies');
+  t.throws(() => parseZqw(signed, { trust: [other.publicKey] }), { code: 'zqw-signature', message: /not trusted/ });
+  t.ok(parseZqw(signed, { trust: [other.publicKey, publicKey] }).signature, 'any trusted key of several verifies');
+  t.throws(() => parseZqw(signed, { trust: [] }), { code: 'zqw-signature', message: /not trusted/ }, 'an empty trust list trusts nobody');
+  t.ok(parseZqw(signed).signature, 'without a trust list the signature is parsed, not checked');
+  const bent = Buffer.from(signed);
+  bent[bent.length - 5] ^= 0x40;
+  t.throws(() => parseZqw(bent, { trust: [publicKey] }), { code: 'zqw-signature', message: /does not verify/ }, 'corrupted signature bytes');
+  t.throws(() => parseZqw(buf, { trust: [publicKey] }), { code: 'zqw-signature', message: /not signed/ });
   const sig = detachedSignature(buf, privateKey);
-  t.ok(parseZqw(buf, { publicKey, detachedSignature: sig }).signature, 'detached signature verifies');
+  t.ok(parseZqw(buf, { trust: [publicKey], detachedSignature: sig }).signature, 'detached signature verifies');
   const forged = Buffer.from(sig);
   forged[60] ^= 1;
-  t.throws(() => parseZqw(buf, { publicKey, detachedSignature: forged }), { code: 'zqw-signature', message: /does not verify/ });
+  t.throws(() => parseZqw(buf, { trust: [publicKey], detachedSignature: forged }), { code: 'zqw-signature', message: /does not verify/ });
 });
 
 t.test('real model: yolo-fastest-1.1 at Nw = 6 round-trips and takes at most 22% of the darknet weights', async (t) => {

@@ -1,14 +1,14 @@
-import type { QNet } from '../quant/qnet.js';
+import type { QNet } from '../qnet/types.js';
 import { ZeroqError } from '../util/errors.js';
 import type { Engine, Frame, HeadTensor } from './engine.js';
-import type { ITensor } from './int/arith.js';
+import type { ITensor } from './int/tensor.js';
 import { convReference } from './int/conv.js';
 import { frameTensor, headTensor } from './int/heads.js';
 import { maxpoolReference } from './int/maxpool.js';
 import { routeReference } from './int/route.js';
 import { shortcutReference } from './int/shortcut.js';
 import { upsampleReference } from './int/upsample.js';
-import { inputFormat, layerWhere, validateQNet } from './int/validate.js';
+import { inputFormat, layerWhere, validateQNet } from '../qnet/validate.js';
 
 /**
  * The readable reference of the CPU integer path (docs/formats/fixed-point.md): plain loops over CHW

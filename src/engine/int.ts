@@ -1,10 +1,10 @@
-import type { QNet } from '../quant/qnet.js';
+import type { QNet } from '../qnet/types.js';
 import { ZeroqError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { Engine, EngineOptions, Frame, HeadTensor } from './engine.js';
 import { IntReferenceEngine } from './int-reference.js';
 import { describeLayer, loadNativeKernels, nativeConv, type NativeKernels } from './int/native.js';
-import { validateQNet } from './int/validate.js';
+import { validateQNet } from '../qnet/validate.js';
 
 /**
  * The CPU integer engine: the QNet planned once into the native kernels (src/kernels/), bit-exact

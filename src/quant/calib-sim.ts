@@ -6,8 +6,9 @@
  * the reference functions directly.
  */
 import type { ConvLayer, RouteLayer, ShortcutLayer } from '../model/ir.js';
-import type { QConv } from './qnet.js';
-import type { ITensor } from '../engine/int/arith.js';
+import type { QConv } from '../qnet/types.js';
+import type { ITensor } from '../engine/int/tensor.js';
+import { leaky as leakyOf } from '../qnet/arith.js';
 
 /**
  * dst[p] += q·x[p'] over the output positions p whose input position p' (for kernel offset ky, kx)
@@ -95,7 +96,7 @@ export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Int32Arr
         }
         let y = acc[p] + t + b;
         if (y < 0) {
-          if (leaky) y = Math.floor((y * 3277 + 16384) / 32768);
+          if (leaky) y = leakyOf(y);
           else if (relu) y = 0;
         }
         out[o * plane + p] = y;
@@ -162,7 +163,7 @@ export function shortcutInt(layer: ShortcutLayer, inputs: ITensor[], inFracs: nu
   for (let i = 0; i < n; i++) {
     let v = sum[i] > hiV ? hiV : sum[i] < loV ? loV : sum[i];
     if (v < 0) {
-      if (layer.activation === 'leaky') v = Math.floor((v * 3277 + 16384) / 32768);
+      if (layer.activation === 'leaky') v = leakyOf(v);
       else if (layer.activation === 'relu') v = 0;
     }
     out[i] = v;

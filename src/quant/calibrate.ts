@@ -9,8 +9,8 @@
  * inputs are converted to the output format by the engine (sat(rshr(x, fa_i − fa_out))).
  */
 import type { Layer, Network } from '../model/ir.js';
-import type { TensorFormat } from './qnet.js';
-import { largestFrac, signedMax } from './fixed.js';
+import type { TensorFormat } from '../qnet/types.js';
+import { largestFrac, signedMax } from '../qnet/arith.js';
 import { ZeroqError } from '../util/errors.js';
 
 export type ActCalibMethod = 'minmax' | 'percentile' | 'search';

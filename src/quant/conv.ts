@@ -6,9 +6,9 @@
  */
 import type { ConvLayer, ConvParams, Network } from '../model/ir.js';
 import { convWeightCount } from '../model/ir.js';
-import type { QConv } from './qnet.js';
-import { roundHalfAway } from './fixed.js';
-import { channelBound, checkStructural, INT32_MAX, kernelTerms, proveConv, type ChannelBound, type ConvInput } from './overflow.js';
+import type { QConv } from '../qnet/types.js';
+import { roundHalfAway } from '../qnet/arith.js';
+import { channelBound, checkStructural, INT32_MAX, kernelTerms, proveConv, type ChannelBound, type ConvInput } from '../qnet/bounds.js';
 import { dequantizeWeights, quantizeWeights, sqnrDb, FW_MAX } from './weights.js';
 import { ZeroqError } from '../util/errors.js';
 

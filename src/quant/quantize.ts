@@ -3,14 +3,15 @@
  * activation formats (min/max, percentile, or the search through the integer pipeline), then every
  * conv layer's integer parameters for the format of the tensor it reads.
  */
+import { unsupportedLayers, unsupportedMessage } from '../model/layer-kinds.js';
 import type { ConvLayer, FloatModel, Layer, Shape } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { FloatEngine } from '../engine/float.js';
-import { validateQNet } from '../engine/int/validate.js';
-import type { QConv, QNet, TensorFormat } from './qnet.js';
+import { validateQNet } from '../qnet/validate.js';
+import type { QConv, QNet, TensorFormat } from '../qnet/types.js';
 import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsFormat, type ActCalibMethod } from './calibrate.js';
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
-import { networkInput, tensorInput } from './overflow.js';
+import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
 import { checkWbits } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
@@ -164,6 +165,8 @@ export async function quantizeModel(
 ): Promise<QuantizeResult> {
   checkOptions(opts);
   const { net } = model0;
+  const refused = unsupportedLayers(net.layers, 'quantizer');
+  if (refused.length > 0) throw new ZeroqError('quant-unsupported', unsupportedMessage(refused), net.name);
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
   const equalize = opts.equalize ?? true;
   const bits = outputBits(net, opts.abits, opts.headAbits);

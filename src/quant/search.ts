@@ -10,16 +10,16 @@
 import type { ConvLayer, FloatModel, Layer } from '../model/ir.js';
 import type { FloatEngine } from '../engine/float.js';
 import type { Frame } from '../engine/engine.js';
-import type { ITensor } from '../engine/int/arith.js';
+import type { ITensor } from '../engine/int/tensor.js';
 import { frameTensor } from '../engine/int/heads.js';
 import { maxpoolReference } from '../engine/int/maxpool.js';
 import { upsampleReference } from '../engine/int/upsample.js';
 import { routeReference } from '../engine/int/route.js';
-import { INPUT_FRAC, type QConv, type TensorFormat } from './qnet.js';
+import { INPUT_FRAC, type QConv, type TensorFormat } from '../qnet/types.js';
 import { ActivationStats, FA_MAX, FA_MIN, inheritedFormat, ownsFormat } from './calibrate.js';
 import { convActivated, requantize, routeInt, shortcutInt, squaredError } from './calib-sim.js';
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
-import { networkInput, tensorInput } from './overflow.js';
+import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { ZeroqError } from '../util/errors.js';
 
 export interface SearchOptions {

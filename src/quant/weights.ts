@@ -6,7 +6,7 @@
  *   Q = round(D·2^fw) (Nw bits, nothing clipped), M = round(mu·2^fm) in 16 bits.
  * With zeroCenter off, mu = 0: the plain fixed-point baseline.
  */
-import { largestFrac, roundHalfAway, signedMax } from './fixed.js';
+import { largestFrac, roundHalfAway, signedMax } from '../qnet/arith.js';
 import { ZeroqError } from '../util/errors.js';
 
 /** Weight fraction bits never exceed this: smaller weights are below any activation's resolution. */

@@ -4,7 +4,7 @@
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { ZeroqError } from '../util/errors.js';
-import type { TensorFormat } from '../quant/qnet.js';
+import type { TensorFormat } from '../qnet/types.js';
 import type { Formats } from './formats.js';
 import type { TrainState } from './trainer.js';
 

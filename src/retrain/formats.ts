@@ -9,11 +9,11 @@
  */
 import type { ConvLayer, Network } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
-import { roundHalfAway, sat } from '../quant/fixed.js';
+import { roundHalfAway, sat } from '../qnet/arith.js';
 import { quantizeWeights } from '../quant/weights.js';
 import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
-import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../quant/qnet.js';
+import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../qnet/types.js';
 import { ZeroqError } from '../util/errors.js';
 import type { IntConv, IntNet, ParamSet } from './sim.js';
 

@@ -6,7 +6,7 @@
  * quantizes again, possibly at a narrower weight width.
  */
 import type { Network } from '../model/ir.js';
-import type { QNet } from '../quant/qnet.js';
+import type { QNet } from '../qnet/types.js';
 import { ZeroqError } from '../util/errors.js';
 import { adamStep, flatParams, newAdam, type AdamState } from './adam.js';
 import type { Frame } from '../engine/engine.js';

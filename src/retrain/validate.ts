@@ -4,7 +4,7 @@
  * per image) and the COCO evaluator, on a list disjoint from the evaluation images.
  */
 import type { Network } from '../model/ir.js';
-import type { QNet } from '../quant/qnet.js';
+import type { QNet } from '../qnet/types.js';
 import { decodeHeads } from '../detect/decode.js';
 import { COCO_CATEGORY_IDS } from '../detect/names.js';
 import { evaluateCoco, type CocoResult, type GroundTruth } from '../eval/coco.js';

@@ -1,6 +1,7 @@
 import type { ConvLayer } from '../../model/ir.js';
-import type { QConv, TensorFormat } from '../../quant/qnet.js';
-import { leaky, rshr, sat, tensor, type ITensor } from './arith.js';
+import type { QConv, TensorFormat } from '../../qnet/types.js';
+import { leaky, rshr, sat } from '../../qnet/arith.js';
+import { tensor, type ITensor } from './tensor.js';
 
 /**
  * Convolution, reference form: docs/formats/fixed-point.md "Convolution", loop for loop.

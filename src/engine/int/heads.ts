@@ -1,8 +1,8 @@
 import type { Network } from '../../model/ir.js';
-import type { QNet } from '../../quant/qnet.js';
+import type { QNet } from '../../qnet/types.js';
 import { ZeroqError } from '../../util/errors.js';
 import type { Frame, HeadTensor } from '../engine.js';
-import type { ITensor } from './arith.js';
+import type { ITensor } from './tensor.js';
 
 /** The frame as the network input tensor: CHW of the uint8 values (fraction 8). */
 export function frameTensor(net: Network, frame: Frame): ITensor {

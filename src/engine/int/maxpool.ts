@@ -1,5 +1,5 @@
 import type { MaxPoolLayer } from '../../model/ir.js';
-import { tensor, type ITensor } from './arith.js';
+import { tensor, type ITensor } from './tensor.js';
 
 /** darknet max-pool, reference form: positions outside the input are skipped. */
 export function maxpoolReference(layer: MaxPoolLayer, input: ITensor): ITensor {

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Layer } from '../../model/ir.js';
-import type { QNet } from '../../quant/qnet.js';
+import type { QNet } from '../../qnet/types.js';
 import { repoRoot } from '../../util/paths.js';
 
 /**

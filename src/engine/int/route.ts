@@ -1,6 +1,7 @@
 import type { RouteLayer } from '../../model/ir.js';
-import type { TensorFormat } from '../../quant/qnet.js';
-import { rshr, sat, tensor, type ITensor } from './arith.js';
+import type { TensorFormat } from '../../qnet/types.js';
+import { rshr, sat } from '../../qnet/arith.js';
+import { tensor, type ITensor } from './tensor.js';
 
 /** Route (concat), reference form: each input's channel slice converted to the output format. */
 export function routeReference(layer: RouteLayer, inputs: ITensor[], inFmts: TensorFormat[], outFmt: TensorFormat): ITensor {

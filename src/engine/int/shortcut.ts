@@ -1,6 +1,7 @@
 import type { ShortcutLayer } from '../../model/ir.js';
-import type { TensorFormat } from '../../quant/qnet.js';
-import { leaky, rshr, sat, tensor, type ITensor } from './arith.js';
+import type { TensorFormat } from '../../qnet/types.js';
+import { leaky, rshr, sat } from '../../qnet/arith.js';
+import { tensor, type ITensor } from './tensor.js';
 
 /** Shortcut, reference form: inputs converted to the output format, summed, saturated, activated. */
 export function shortcutReference(layer: ShortcutLayer, inputs: ITensor[], inFmts: TensorFormat[], outFmt: TensorFormat): ITensor {

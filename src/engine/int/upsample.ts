@@ -1,5 +1,5 @@
 import type { UpsampleLayer } from '../../model/ir.js';
-import { tensor, type ITensor } from './arith.js';
+import { tensor, type ITensor } from './tensor.js';
 
 /** Nearest-neighbour upsample, reference form. */
 export function upsampleReference(layer: UpsampleLayer, input: ITensor): ITensor {
