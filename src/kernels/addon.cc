@@ -87,7 +87,7 @@ struct HeadsOut {
   std::vector<int32_t*> raw;
   std::vector<float*> data;
   std::vector<float> scale;
-  void write(const zqint::Net& net) const {
+  void write(zqint::Net& net) const {
     for (size_t i = 0; i < layer.size(); i++) {
       net.read(layer[i], raw[i]);
       if (!data[i]) continue;
