@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "check.h"
 #include "finish.h"
 
 namespace zqint {
@@ -27,6 +28,14 @@ inline int32_t align(int32_t x, int r, int lo, int hi) {
   return clampi(v, lo, hi);
 }
 
+// Checks the network (check.h) before the pool starts its threads; returns the thread count.
+int checkedThreads(const std::vector<LayerIn>& layers, int inC, int inH, int inW, int threads) {
+  const Limits lim;
+  checkNet(layers, inC, inH, inW, lim);
+  if (threads < 1 || threads > lim.threads) throw Error{"threads " + std::to_string(threads) + " (1.." + std::to_string(lim.threads) + ")"};
+  return threads;
+}
+
 }  // namespace
 
 void* Net::alloc(size_t bytes) {
@@ -40,7 +49,7 @@ void* Net::alloc(size_t bytes) {
 Net::~Net() = default;
 
 Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads)
-    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()) {
+    : kernels_(kernels), pool_(checkedThreads(layers, inC, inH, inW, threads)), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()) {
   const int n = (int)layers.size();
   layers_.resize(n);
   Buf input;
