@@ -14,6 +14,7 @@ import type { QConv, QNet, TensorFormat } from './types.js';
 import { architectureHash, canonicalJson, networkSchema } from './arch.js';
 import { packedBytes, packWeights, unpackWeights } from './pack.js';
 import { ZeroqError } from '../util/errors.js';
+import { defaultTrust } from './keys.js';
 
 export const ZQW_MAGIC = Buffer.from([0x89, 0x5a, 0x51, 0x57, 0x0d, 0x0a, 0x1a, 0x0a]);
 export const ZQW_VERSION = 1;
@@ -104,8 +105,10 @@ export interface ReadZqwOptions {
    * Trusted Ed25519 public keys. When given (even empty), the file must carry a signature (embedded,
    * or `detachedSignature`) by one of them that verifies; otherwise a signature is parsed but not
    * checked. The digest alone protects against damage, not against anyone who edits the file.
+   * readZqw without `trust` checks against the process's default trust list (setDefaultTrust or
+   * ZEROQ_TRUST, src/qnet/keys.ts) when one is set; `null` checks nothing.
    */
-  trust?: readonly KeyObject[];
+  trust?: readonly KeyObject[] | null;
   /** A detached signature (the contents of a .zqw.sig file), for a file without an embedded one. */
   detachedSignature?: Uint8Array;
   /** Where the bytes came from, for error messages. */
@@ -422,7 +425,7 @@ export function parseZqw(input: Uint8Array, opts: ReadZqwOptions = {}): ZqwFile 
 
 /** Reads a weight set from a file (or bytes) and checks it; see parseZqw. */
 export async function readZqw(src: Uint8Array | string, opts: ReadZqwOptions = {}): Promise<ZqwFile> {
-  if (typeof src !== 'string') return parseZqw(src, opts);
+  if (typeof src !== 'string') return parseZqw(src, { ...opts, trust: trustFor(opts) });
   let data: Buffer;
   try {
     data = await readFile(src);
@@ -432,5 +435,9 @@ export async function readZqw(src: Uint8Array | string, opts: ReadZqwOptions = {
   let detached = opts.detachedSignature;
   // A detached signature lives beside the file as <name>.sig (docs/formats/weight-set.md).
   if (!detached) detached = await readFile(`${src}.sig`).catch(() => undefined);
-  return parseZqw(data, { ...opts, detachedSignature: detached, name: opts.name ?? src });
+  return parseZqw(data, { ...opts, trust: trustFor(opts), detachedSignature: detached, name: opts.name ?? src });
+}
+
+function trustFor(opts: ReadZqwOptions): readonly KeyObject[] | null {
+  return opts.trust === undefined ? (defaultTrust() ?? null) : opts.trust;
 }
