@@ -75,6 +75,12 @@ t.test('integer fields are range-checked before they become Int32Arrays; section
   });
   t.equal(code(() => parseZqw(overlap)), 'zqw-payload', 'overlapping sections');
   t.equal(code(() => parseZqw(edited((m) => ((m as unknown as { payloadBytes: number }).payloadBytes = 2 ** 31 - 1)))), 'zqw-payload', 'a payload larger than the layers need');
+  // A manifest length near 2^31 in the header once made a negative offset (32-bit alignment arithmetic).
+  const header = Buffer.alloc(100);
+  header.set([0x89, 0x5a, 0x51, 0x57, 0x0d, 0x0a, 0x1a, 0x0a]);
+  header.writeUInt16LE(1, 8);
+  header.writeUInt32LE(2 ** 31 - 24, 12);
+  t.equal(code(() => parseZqw(header)), 'zqw-truncated', 'a manifest length of 2^31 - 24');
 });
 
 t.test('the reader and the native planner agree on re-digested mutants of a Yolo-Fastest weight set', async (t) => {

@@ -216,7 +216,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
           const line = file.lineOf(path);
           where = line ? `${opts.file}:${line}` : opts.file;
         } else where = 'defaults';
-        lines.push(`${where}: ${key}: ${message}`);
+        // A key can be any YAML text (a flow mapping used as a key): keep it on one line.
+        lines.push(`${where}: ${key}: ${message}`.replace(/\s*[\r\n]+\s*/g, ' '));
       }
     }
     // One line, as every error the CLI prints: the problems one after another.

@@ -210,8 +210,9 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
       if (p.rsh[pc] > 31 || ybound + rnd >= two31) p.rAdd = false;
       else p.rrnd[pc] = (int32_t)rnd;
     }
-    const int lr = fw + faIn - l.d[F_LUTSHIFT];
-    p.lutsh[pc] = std::max(-32, std::min(lr, 32));
+    // F_LUTSHIFT is checked only for table activations: 64 bits for any other value.
+    const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
+    p.lutsh[pc] = (int32_t)std::max<int64_t>(-32, std::min<int64_t>(lr, 32));
   }
   p.fast = p.outBits == 8 && !out.raw && (p.act == A_LINEAR || p.act == A_RELU || (p.act == A_LEAKY && p.leaky32)) && p.tAdd && p.rAdd &&
            !p.anyLeft;

@@ -154,7 +154,7 @@ export function mutatedText(seeds: readonly string[], kind: 'cfg' | 'yaml'): fc.
 // ---- weight sets, edited and re-digested ----
 
 const HEADER = 24;
-const align4 = (n: number): number => (n + 3) & ~3;
+const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 interface ZqwParts {
   flags: number;
@@ -203,7 +203,7 @@ export function joinZqw(parts: ZqwParts, opts: { fixArch?: boolean } = {}): Buff
 export function redigest(buf: Buffer): Buffer {
   if (buf.length < HEADER + 36) return buf;
   const end = align4(HEADER + buf.readUInt32LE(12)) + buf.readUInt32LE(16);
-  if (end + 36 > buf.length) return buf;
+  if (end < 0 || end + 36 > buf.length) return buf;
   const out = Buffer.from(buf);
   createHash('sha256').update(out.subarray(0, end)).digest().copy(out, end);
   return out;
