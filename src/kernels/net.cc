@@ -7,6 +7,7 @@
 #include <cstring>
 #include <sys/mman.h>
 
+#include "check.h"
 #include "finish.h"
 
 namespace zqint {
@@ -28,6 +29,14 @@ inline int32_t align(int32_t x, int r, int lo, int hi) {
   return clampi(v, lo, hi);
 }
 
+// Checks the network (check.h) before the pool starts its threads; returns the thread count.
+int checkedThreads(const std::vector<LayerIn>& layers, int inC, int inH, int inW, int threads) {
+  const Limits lim;
+  checkNet(layers, inC, inH, inW, lim);
+  if (threads < 1 || threads > lim.threads) throw Error{"threads " + std::to_string(threads) + " (1.." + std::to_string(lim.threads) + ")"};
+  return threads;
+}
+
 }  // namespace
 
 void* Net::alloc(size_t bytes) {
@@ -41,7 +50,7 @@ void* Net::alloc(size_t bytes) {
 Net::~Net() = default;
 
 Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads, bool retainAll)
-    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()), retainAll_(retainAll) {
+    : kernels_(kernels), pool_(checkedThreads(layers, inC, inH, inW, threads)), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()), retainAll_(retainAll) {
   const int n = (int)layers.size();
   // Own copies of the layers for a twin (read()).
   src_ = layers;
@@ -224,8 +233,9 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
       if (p.rsh[pc] > 31 || ybound + rnd >= two31) p.rAdd = false;
       else p.rrnd[pc] = (int32_t)rnd;
     }
-    const int lr = fw + faIn - l.d[F_LUTSHIFT];
-    p.lutsh[pc] = std::max(-32, std::min(lr, 32));
+    // F_LUTSHIFT is checked only for table activations: 64 bits for any other value.
+    const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
+    p.lutsh[pc] = (int32_t)std::max<int64_t>(-32, std::min<int64_t>(lr, 32));
   }
   p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
   {
