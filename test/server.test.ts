@@ -60,7 +60,7 @@ async function api(url: string, init: RequestInit & { token?: string } = {}): Pr
 }
 
 const publish = (url: string, token: string, data: Uint8Array, channel: string) =>
-  api(`${url}/v1/sets?channel=${channel}`, { method: 'POST', token, body: data as unknown as BodyInit, headers: { 'content-type': 'application/octet-stream' } });
+  api(`${url}/v1/sets?channel=${channel}`, { method: 'POST', token, body: data as unknown as NonNullable<RequestInit['body']>, headers: { 'content-type': 'application/octet-stream' } });
 
 const haveMosquitto = !!mosquittoBinary();
 
@@ -134,7 +134,7 @@ t.test('publish, channels, history, rollback, announcements, conditional and ran
   h = await publish(url, token, smallSet(2, pub.priv), 'canary');
   t.equal(h.status, 201);
   t.match(h.json, { version: 2, parent: null, channel: 'canary' }, 'a new channel: no parent unless given');
-  h = await api(`${url}/v1/sets?channel=stable&parent=1`, { method: 'POST', token, body: smallSet(2, pub.priv) as unknown as BodyInit, headers: { 'content-type': 'application/octet-stream' } });
+  h = await api(`${url}/v1/sets?channel=stable&parent=1`, { method: 'POST', token, body: smallSet(2, pub.priv) as unknown as NonNullable<RequestInit['body']>, headers: { 'content-type': 'application/octet-stream' } });
   t.equal(h.status, 200, 'already stored: promoted, not created');
   t.match(h.json, { created: false, version: 2, channel: 'stable' });
   h = await publish(url, token, smallSet(3, pub.priv), 'stable');
@@ -186,7 +186,7 @@ t.test('hard frames: a device token, a size limit, a rate limit per device, imag
   const dev = (await api(`${url}/v1/devices`, { method: 'POST', token, body: JSON.stringify({ id: 'cam1' }), headers: { 'content-type': 'application/json' } })).json.token as string;
   const dev2 = (await api(`${url}/v1/devices`, { method: 'POST', token, body: JSON.stringify({ id: 'cam2' }), headers: { 'content-type': 'application/json' } })).json.token as string;
   const jpeg = readFileSync(dataPath('coco-val', 'images', '000000000139.jpg'));
-  const up = (tok: string, body: Buffer, type = 'image/jpeg') => api(`${url}/v1/frames`, { method: 'POST', token: tok, body: body as unknown as BodyInit, headers: { 'content-type': type, 'x-zeroq-meta': JSON.stringify({ scores: [0.26, 0.3] }) } });
+  const up = (tok: string, body: Buffer, type = 'image/jpeg') => api(`${url}/v1/frames`, { method: 'POST', token: tok, body: body as unknown as NonNullable<RequestInit['body']>, headers: { 'content-type': type, 'x-zeroq-meta': JSON.stringify({ scores: [0.26, 0.3] }) } });
   t.equal((await up('', jpeg)).status, 401, 'no token');
   t.equal((await up('zqd_nope', jpeg)).status, 403, 'unknown token');
   t.equal((await up(dev, Buffer.concat([jpeg, Buffer.alloc(200 * 1024)]))).status, 413, 'too large');
@@ -324,7 +324,7 @@ t.test('retraining jobs: scored, published to canary only when AP50 >= current -
   t.equal(r.code, 0, r.stderr);
   // A hard frame in the pool: part of the training images.
   const dev = (await api(`${url}/v1/devices`, { method: 'POST', token, body: JSON.stringify({ id: 'cam1' }), headers: { 'content-type': 'application/json' } })).json.token as string;
-  t.equal((await api(`${url}/v1/frames`, { method: 'POST', token: dev, body: readFileSync(dataPath('coco-val', 'images', '000000000785.jpg')) as unknown as BodyInit, headers: { 'content-type': 'image/jpeg' } })).status, 201);
+  t.equal((await api(`${url}/v1/frames`, { method: 'POST', token: dev, body: readFileSync(dataPath('coco-val', 'images', '000000000785.jpg')) as unknown as NonNullable<RequestInit['body']>, headers: { 'content-type': 'image/jpeg' } })).status, 201);
 
   r = await zeroq(['job', 'retrain', '--server', url, '--token', token, '--model', 'yolo-fastest-1.1', '--wait']);
   t.equal(r.code, 0, r.stderr);
