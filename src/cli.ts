@@ -27,6 +27,9 @@ async function main(argv: string[]): Promise<void> {
       const trust = cmd.opts().trust as string[] | undefined;
       if (trust) (await import('./qnet/keys.js')).setDefaultTrustFrom(trust, '--trust');
     });
+  // Engine modules named in ZEROQ_ENGINE_MODULES join the registry before commands list the engines.
+  const { loadEngineModules } = await import('./engine/registry.js');
+  await loadEngineModules();
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'commands');
   const files = readdirSync(dir)
     .filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map'))

@@ -9,6 +9,7 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ZeroqError } from '../util/errors.js';
 import { configSchema, type Config } from './config.js';
+import { engineModules, flagAttribute } from '../engine/registry.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
@@ -43,9 +44,20 @@ export interface RunFlags {
   httpPort?: number | string;
   /** Trusted public keys (each entry may hold several, comma-separated). */
   trust?: string[];
+  /** Engine modules' own flags (--device, --baud, --isa, ...), by commander attribute name. */
+  [engineFlag: string]: unknown;
 }
 
-const FLAG_KEYS: { flag: keyof RunFlags; name: string; path: string[]; type: ValueType }[] = [
+type FlagKey = { flag: string; name: string; path: string[]; type: ValueType };
+
+/** The registered engines' flags: each sets its key in the model section. */
+function engineFlagKeys(): FlagKey[] {
+  return engineModules().flatMap((m) =>
+    m.flags.map((f) => ({ flag: flagAttribute(f.flags), name: f.flags.split(' ')[0], path: ['model', f.key], type: f.type ?? 'string' })),
+  );
+}
+
+const FLAG_KEYS: FlagKey[] = [
   { flag: 'source', name: '--source', path: ['source', 'url'], type: 'string' },
   { flag: 'model', name: '--model', path: ['model', 'path'], type: 'string' },
   { flag: 'engine', name: '--engine', path: ['model', 'engine'], type: 'string' },
@@ -160,9 +172,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     setPath(merged, spec.path, convert(v, spec.type));
     origin.set(spec.path.join('.'), name);
   }
-  for (const f of FLAG_KEYS) {
+  for (const f of [...FLAG_KEYS, ...engineFlagKeys()]) {
     const v = opts.flags?.[f.flag];
-    if (v === undefined) continue;
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
     setPath(merged, f.path, convert(v, f.type));
     origin.set(f.path.join('.'), f.name);
   }
@@ -193,6 +205,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (rc.max_ms < rc.min_ms) throw new ZeroqError('config', `max_ms (${rc.max_ms}) is below min_ms (${rc.min_ms})`, 'mqtt.reconnect');
   const rs = cfg.source.restart;
   if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, 'source.restart');
+  const e = cfg.mqtt.embedded;
+  if ((e.password !== undefined || e.password_file !== undefined) && e.username === undefined) {
+    throw new ZeroqError('config', 'a password needs a username', 'mqtt.embedded');
+  }
+  if (e.username !== undefined && e.password === undefined && e.password_file === undefined) {
+    throw new ZeroqError('config', 'a username needs a password or password_file', 'mqtt.embedded');
+  }
   const t = cfg.mqtt.tls;
   if (t && (t.cert === undefined) !== (t.key === undefined)) {
     throw new ZeroqError('config', 'a client certificate needs both cert and key', 'mqtt.tls');

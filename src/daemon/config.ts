@@ -4,6 +4,9 @@
  * documents every one of them.
  */
 import { z } from 'zod';
+import path from 'node:path';
+import { engineKinds, engineModules } from '../engine/registry.js';
+import { repoRoot } from '../util/paths.js';
 
 const seconds = (def: number) => z.number().positive().default(def);
 
@@ -46,13 +49,32 @@ const source = z
     /** A source that delivered frames for this long has its back-off reset. */
     stable_after_s: seconds(30),
     ffmpeg: z.string().min(1).default('ffmpeg'),
+    /** A file holding the stream's password (first line); the URL names the user: rtsp://user@camera/... */
+    password_file: z.string().min(1).optional(),
   })
   .prefault({});
 
+/** The weight set `zeroq run` uses when none is configured: Yolo-Fastest-1.1 at 8 bits, shipped in deploy/weights/. */
+export function defaultWeightSet(): string {
+  return path.join(repoRoot, 'deploy', 'weights', 'yolo-fastest-1.1-w8.zqw');
+}
+
+/** Every registered engine's own keys (device, baud, isa, ...) sit beside engine, path and threads. */
+function engineOptionShapes(): z.ZodRawShape {
+  return Object.assign({}, ...engineModules().map((m) => m.options)) as z.ZodRawShape;
+}
+
 const model = z
   .strictObject({
-    engine: z.enum(['float', 'int']).default('float'),
-    /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 from the data folder. */
+    ...engineOptionShapes(),
+    /** A registered engine kind (src/engine/registry.ts): int (default), float, ... */
+    engine: z
+      .string()
+      .superRefine((kind, ctx) => {
+        if (!engineKinds().includes(kind)) ctx.addIssue({ code: 'custom', message: `unknown engine "${kind}" (available: ${engineKinds().join(', ')})` });
+      })
+      .default('int'),
+    /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 (W8 weight set for int, the data folder's cfg for float). */
     path: z.string().min(1).optional(),
     threads: z.number().int().min(1).max(64).default(1),
     /**
@@ -124,6 +146,14 @@ const mqtt = z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(1883),
+        /** Every client but the daemon logs in with these; required when host is not a loopback address. */
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        password_file: z.string().min(1).optional(),
+        /** A larger message closes the client's connection. */
+        max_message_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+        /** Retained messages of other clients, in all. */
+        max_retained_bytes: z.number().int().min(0).default(32 * 1024 * 1024),
       })
       .prefault({}),
   })
@@ -135,6 +165,8 @@ const homeassistant = z
     discovery_prefix: z.string().min(1).default('homeassistant'),
     /** Classes that get a count sensor. */
     classes: z.array(z.string().min(1)).default(['person']),
+    /** Discovery is sent again when Home Assistant says `online`, at most once per this interval. */
+    resend_min_interval_s: z.number().min(0).default(10),
   })
   .prefault({});
 
@@ -144,7 +176,7 @@ const snapshot = z
     interval_s: seconds(10),
     quality: z.number().int().min(1).max(100).default(80),
     /** Longest side of the published JPEG (the frame is scaled down to it, never up). */
-    max_size: z.number().int().min(16).default(640),
+    max_size: z.number().int().min(16).max(4096).default(640),
   })
   .prefault({});
 

@@ -33,29 +33,29 @@ export type LoopEnd = 'ended' | 'max-frames' | 'stopped';
 const MAX_ENGINE_ERRORS = 10;
 
 export class FrameLoop {
-  private engine: Engine;
-  private settings: DetectSettings;
+  private engine?: Engine;
+  private settings: DetectSettings = { decode: { threshold: 0.25, nms: 0.45, maxDetections: 100, nmsSpace: 'relative' }, classes: new Set() };
   private stopping = false;
   private busySince = 0;
   private idle?: () => void;
   private engineErrors = 0;
   processed = 0;
-  maxFrames: number;
+  maxFrames = 0;
 
+  /** The engine (setEngine) and the settings (setSettings) are given before run(). */
   constructor(
-    engine: Engine,
-    settings: DetectSettings,
-    maxFrames: number,
     private readonly onFrame: (r: ProcessedFrame) => void,
     private readonly log: Logger,
-  ) {
-    this.engine = engine;
-    this.settings = settings;
-    this.maxFrames = maxFrames;
-  }
+  ) {}
 
   get currentEngine(): Engine {
+    if (!this.engine) throw new Error('FrameLoop: no engine yet');
     return this.engine;
+  }
+
+  /** The first engine. */
+  setEngine(e: Engine): void {
+    this.engine = e;
   }
 
   /** ms the current frame has been in the engine (0 when idle). */
@@ -68,7 +68,7 @@ export class FrameLoop {
   }
 
   /** Uses `next` from the next frame on; resolves with the previous engine once no frame uses it. */
-  async swapEngine(next: Engine): Promise<Engine> {
+  async swapEngine(next: Engine): Promise<Engine | undefined> {
     const prev = this.engine;
     this.engine = next;
     if (this.busySince !== 0) await new Promise<void>((resolve) => (this.idle = resolve));
@@ -95,7 +95,7 @@ export class FrameLoop {
         this.engineErrors++;
         this.log.error({ err: (err as Error).message, frame: f.seq, inARow: this.engineErrors }, 'frame failed');
         if (this.engineErrors >= MAX_ENGINE_ERRORS) {
-          throw new ZeroqError('engine-failed', `${this.engineErrors} frames in a row failed; last: ${(err as Error).message}`, this.engine.modelId, { cause: err });
+          throw new ZeroqError('engine-failed', `${this.engineErrors} frames in a row failed; last: ${(err as Error).message}`, this.engine?.modelId, { cause: err });
         }
       } finally {
         this.busySince = 0;
@@ -114,7 +114,7 @@ export class FrameLoop {
    * this thread while the engine computes the current one on its own.
    */
   prepare(f: CapturedFrame): void {
-    f.input = this.inputFor(f, this.engine);
+    f.input = this.inputFor(f, this.currentEngine);
   }
 
   private inputFor(f: CapturedFrame, engine: Engine): Frame {
@@ -128,7 +128,7 @@ export class FrameLoop {
   }
 
   private async process(f: CapturedFrame): Promise<ProcessedFrame> {
-    const engine = this.engine;
+    const engine = this.currentEngine;
     const net = engine.net;
     const { decode, classes } = this.settings;
     const input = this.inputFor(f, engine);

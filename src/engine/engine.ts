@@ -7,7 +7,8 @@ import type { Network } from '../model/ir.js';
  * network is computed; below it nothing knows about cameras, MQTT or COCO.
  */
 
-export type EngineKind = 'float' | 'int' | 'fpga';
+/** An engine kind registered in src/engine/registry.ts ('float', 'int', 'fpga', ...). */
+export type EngineKind = string;
 
 /** One raw head tensor: the input of a yolo layer, CHW, as real numbers. */
 export interface HeadTensor {

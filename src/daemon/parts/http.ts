@@ -1,0 +1,35 @@
+/** The operations port (/healthz, /metrics), restarted on reload when its section changed. */
+import type { Config } from '../config.js';
+import type { DaemonContext } from '../context.js';
+import { startOpsServer, type OpsServer } from '../http.js';
+import type { DaemonPart } from '../part.js';
+
+export class HttpPart implements DaemonPart {
+  readonly name = 'http';
+  private server?: OpsServer;
+
+  constructor(private readonly ctx: DaemonContext) {}
+
+  section(cfg: Config): unknown {
+    return cfg.http;
+  }
+
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  async start(cfg: Config): Promise<void> {
+    if (cfg.http.port !== 0) this.server = await startOpsServer(cfg.http.host, cfg.http.port, () => this.ctx.health(), this.ctx.telemetry.registry, this.ctx.log.child({ mod: 'http' }));
+  }
+
+  async reload(cfg: Config): Promise<boolean> {
+    await this.stop();
+    await this.start(cfg);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.close();
+    this.server = undefined;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The engine: opened at the start (through DaemonContext.openEngine), replaced on reload when the
+ * model section changed — the new engine is opened before the frame loop lets go of the old one,
+ * which is then closed.
+ */
+import type { Engine } from '../../engine/engine.js';
+import type { Config } from '../config.js';
+import type { DaemonContext } from '../context.js';
+import type { DaemonPart, PartHealth } from '../part.js';
+import type { EngineInfo } from '../mqtt/payloads.js';
+
+export class ModelPart implements DaemonPart {
+  readonly name = 'model';
+  private engine?: Engine;
+  private threads = 1;
+
+  constructor(private readonly ctx: DaemonContext) {}
+
+  section(cfg: Config): unknown {
+    return cfg.model;
+  }
+
+  async start(cfg: Config): Promise<void> {
+    const t0 = performance.now();
+    this.engine = await this.ctx.openEngine(cfg.model);
+    this.threads = cfg.model.threads;
+    this.ctx.log.info({ engine: this.engine.kind, model: this.engine.modelId, ms: Math.round(performance.now() - t0) }, 'engine ready');
+    this.ctx.loop.setEngine(this.engine);
+    this.note();
+  }
+
+  async reload(cfg: Config): Promise<boolean> {
+    const next = await this.ctx.openEngine(cfg.model);
+    const prev = await this.ctx.loop.swapEngine(next);
+    await prev?.close();
+    this.engine = next;
+    this.threads = cfg.model.threads;
+    this.note();
+    this.ctx.events.emit('engine', next);
+    return true;
+  }
+
+  info(): EngineInfo {
+    const e = this.ctx.loop.currentEngine;
+    return { kind: e.kind, model: e.net.name, weights: e.modelId, threads: this.threads };
+  }
+
+  private note(): void {
+    const i = this.info();
+    this.ctx.telemetry.engine(i.kind, i.model, i.weights, i.threads);
+  }
+
+  async stop(): Promise<void> {
+    await this.engine?.close();
+    this.engine = undefined;
+  }
+
+  health(): PartHealth {
+    return { details: { engine: this.info() } };
+  }
+}
