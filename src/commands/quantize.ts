@@ -71,7 +71,7 @@ export function register(program: Command): void {
     .option('--histogram-layer <index>', 'conv layer of the weight histogram (default: the one centering helps most)')
     .option('--threads <n>', 'threads for the float passes', '1')
     .action(async (cfg: string, flags: QuantizeFlags) => {
-      const { runQuantize } = await import('./quantize-run.js');
+      const { runQuantize } = await import('../cli/quantize-run.js');
       const wbits = intOption(flags.wbits, '--wbits', 2, 8)!;
       await runQuantize(cfg, {
         weights: flags.weights,
