@@ -29,6 +29,8 @@ export const ENV_KEYS: Record<string, { path: string[]; type: ValueType }> = {
   ZEROQ_MQTT_PASSWORD: { path: ['mqtt', 'password'], type: 'string' },
   ZEROQ_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
   ZEROQ_TRUST: { path: ['model', 'trust'], type: 'list' },
+  ZEROQ_UPDATE_SERVER: { path: ['update', 'server'], type: 'string' },
+  ZEROQ_UPDATE_TOKEN: { path: ['update', 'token'], type: 'string' },
 };
 
 /** Command-line flags of `zeroq run` that map onto config keys. */
@@ -68,6 +70,12 @@ const FLAG_KEYS: FlagKey[] = [
   { flag: 'print', name: '--print', path: ['print'], type: 'bool' },
   { flag: 'httpPort', name: '--http-port', path: ['http', 'port'], type: 'int' },
   { flag: 'trust', name: '--trust', path: ['model', 'trust'], type: 'list' },
+  { flag: 'updateServer', name: '--update-server', path: ['update', 'server'], type: 'string' },
+  { flag: 'updateChannel', name: '--update-channel', path: ['update', 'channel'], type: 'string' },
+  { flag: 'updateToken', name: '--update-token', path: ['update', 'token'], type: 'string' },
+  { flag: 'updateInterval', name: '--update-interval', path: ['update', 'check_interval_s'], type: 'int' },
+  { flag: 'updateInstall', name: '--no-update-install', path: ['update', 'auto_install'], type: 'bool' },
+  { flag: 'updateDir', name: '--update-dir', path: ['update', 'dir'], type: 'string' },
 ];
 
 export interface LoadOptions {
@@ -198,8 +206,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   for (const f of [...FLAG_KEYS, ...engineFlagKeys()]) {
     const v = opts.flags?.[f.flag];
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
-    setPath(merged, f.path, convert(v, f.type));
+    const list = Array.isArray(v) && v.every((x) => typeof x === 'string');
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && !list) continue;
+    setPath(merged, f.path, convert(v as string | number | boolean | string[], f.type));
     origin.set(f.path.join('.'), f.name);
   }
 

@@ -11,6 +11,7 @@ import { ModelPart } from './model.js';
 import { MqttPart } from './mqtt.js';
 import { PublishPart } from './publish.js';
 import { SourcePart } from './source.js';
+import { UpdatePart } from '../update/part.js';
 
 export function daemonParts(ctx: DaemonContext): DaemonPart[] {
   return [
@@ -21,5 +22,6 @@ export function daemonParts(ctx: DaemonContext): DaemonPart[] {
     new PublishPart(ctx),
     new HttpPart(ctx),
     new SourcePart(ctx),
+    new UpdatePart(ctx),
   ];
 }
