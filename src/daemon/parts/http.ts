@@ -1,4 +1,5 @@
 /** The operations port (/healthz, /metrics), restarted on reload when its section changed. */
+import os from 'node:os';
 import type { Config } from '../config.js';
 import type { DaemonContext } from '../context.js';
 import { startOpsServer, type OpsServer } from '../http.js';
@@ -16,6 +17,15 @@ export class HttpPart implements DaemonPart {
 
   get port(): number | undefined {
     return this.server?.port;
+  }
+
+  /** The address others reach the live view at. */
+  get url(): string | undefined {
+    if (!this.server) return undefined;
+    const h = this.ctx.config.http;
+    if (h.public_url) return h.public_url.replace(/\/+$/, '');
+    const host = h.host === '0.0.0.0' || h.host === '::' ? os.hostname() : h.host.includes(':') ? `[${h.host}]` : h.host;
+    return `http://${host}:${this.server.port}`;
   }
 
   async start(cfg: Config): Promise<void> {

@@ -10,7 +10,7 @@ import { HttpPart } from './http.js';
 import { ModelPart } from './model.js';
 import { MqttPart } from './mqtt.js';
 import { PublishPart } from './publish.js';
-import { SourcePart } from './source.js';
+import { CamerasPart } from './cameras.js';
 
 export function daemonParts(ctx: DaemonContext): DaemonPart[] {
   return [
@@ -20,6 +20,6 @@ export function daemonParts(ctx: DaemonContext): DaemonPart[] {
     new HomeAssistantPart(ctx),
     new PublishPart(ctx),
     new HttpPart(ctx),
-    new SourcePart(ctx),
+    new CamerasPart(ctx),
   ];
 }
