@@ -207,7 +207,8 @@ const homeassistant = z
 
 const snapshot = z
   .strictObject({
-    enabled: z.boolean().default(false),
+    /** The retained annotated JPEG per camera (Home Assistant's image entity shows it). */
+    enabled: z.boolean().default(true),
     interval_s: seconds(10),
     quality: z.number().int().min(1).max(100).default(80),
     /** Longest side of the published JPEG (the frame is scaled down to it, never up). */

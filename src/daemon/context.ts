@@ -36,6 +36,8 @@ export interface DaemonEvents {
   track: [Camera, TrackResult, ProcessedFrame | undefined];
   /** Cameras were added, removed or retuned. */
   cameras: [];
+  /** A snapshot of this camera is asked for (the snapshot button). */
+  snapshot: [Camera];
   /** A camera went away: its retained topics are to be cleared. */
   'camera-removed': [Camera];
   /** A new MQTT connection was made (before it connects): parts put their retained state on it. */

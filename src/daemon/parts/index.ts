@@ -11,15 +11,17 @@ import { ModelPart } from './model.js';
 import { MqttPart } from './mqtt.js';
 import { PublishPart } from './publish.js';
 import { CamerasPart } from './cameras.js';
+import { ControlsPart } from './controls.js';
 
 export function daemonParts(ctx: DaemonContext): DaemonPart[] {
   return [
     new ModelPart(ctx),
     new DetectPart(ctx),
     new MqttPart(ctx),
-    new HomeAssistantPart(ctx),
     new PublishPart(ctx),
     new HttpPart(ctx),
     new CamerasPart(ctx),
+    new HomeAssistantPart(ctx),
+    new ControlsPart(ctx),
   ];
 }

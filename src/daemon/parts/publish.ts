@@ -32,6 +32,7 @@ export class PublishPart implements DaemonPart {
   private readonly onTrack = (c: Camera, res: TrackResult, r: ProcessedFrame | undefined) => this.track(c, res, r);
   private readonly onLink = (link: MqttLink) => this.republish(link);
   private readonly onRemoved = (c: Camera) => this.removed(c);
+  private readonly onSnapshot = (c: Camera) => this.snapshot(c);
 
   constructor(private readonly ctx: DaemonContext) {}
 
@@ -45,6 +46,7 @@ export class PublishPart implements DaemonPart {
     ev.on('track', this.onTrack);
     ev.on('mqtt', this.onLink);
     ev.on('camera-removed', this.onRemoved);
+    ev.on('snapshot', this.onSnapshot);
     this.startTimer(cfg);
   }
 
@@ -64,6 +66,7 @@ export class PublishPart implements DaemonPart {
     ev.off('track', this.onTrack);
     ev.off('mqtt', this.onLink);
     ev.off('camera-removed', this.onRemoved);
+    ev.off('snapshot', this.onSnapshot);
     if (this.timer) clearInterval(this.timer);
     for (const s of this.state.values()) if (s.offTimer) clearTimeout(s.offTimer);
     const m = this.ctx.mqtt;
@@ -225,6 +228,6 @@ export class PublishPart implements DaemonPart {
     const m = this.ctx.mqtt;
     if (!m) return;
     const topics = cam.topicsOn(m.topics.base);
-    for (const t of [topics.counts, topics.occupancy, topics.snapshot]) m.publisher.setState(t, '');
+    for (const t of [topics.counts, topics.occupancy, topics.snapshot, topics.detectState, topics.thresholdState]) m.publisher.setState(t, '');
   }
 }
