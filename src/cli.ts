@@ -20,7 +20,16 @@ async function main(argv: string[]): Promise<void> {
     .description('Fixed-point YOLO detection: import, quantize, evaluate, benchmark, run.')
     .version(pkg.version)
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Any command that reads a weight set refuses sets not signed by one of these (src/qnet/keys.ts).
+    .option('--trust <keys...>', 'trusted public keys (NAME.pub, also comma-separated): weight sets not signed by one are refused (default: $ZEROQ_TRUST)')
+    .hook('preAction', async (cmd) => {
+      const trust = cmd.opts().trust as string[] | undefined;
+      if (trust) (await import('./qnet/keys.js')).setDefaultTrustFrom(trust, '--trust');
+    });
+  // Engine modules named in ZEROQ_ENGINE_MODULES join the registry before commands list the engines.
+  const { loadEngineModules } = await import('./engine/registry.js');
+  await loadEngineModules();
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'commands');
   const files = readdirSync(dir)
     .filter((f) => /\.(js|ts)$/.test(f) && !f.endsWith('.d.ts') && !f.endsWith('.map'))

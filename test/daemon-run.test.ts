@@ -13,7 +13,8 @@ import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { decodeHeads } from '../src/detect/decode.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
-import { openEngine } from '../src/engine/open.js';
+import { openEngine } from '../src/engine/registry.js';
+import { defaultWeightSet } from '../src/daemon/config.js';
 import { dataPath } from '../src/util/paths.js';
 import { DaemonProcess, Watcher, repo, type LogLine } from './helpers/daemon.js';
 import { freePort, makeCertificates, mosquittoBinary, startMosquitto } from './helpers/mosquitto.js';
@@ -281,8 +282,9 @@ t.test('image folder on the embedded broker: --max-frames beyond the folder proc
   t.equal(lines[lines.length - 1], 'zeroq/demo/availability stopped', 'stopped is the last message');
   t.match(lines[0], /^zeroq\/demo\/availability (\(retained\) )?online$/);
 
-  // What was published is what the engine finds on these images.
-  const engine = await openEngine('float', cfgPath);
+  // What was published is what the default engine (int, the shipped W8 weight set) finds on these images.
+  t.ok(dets.every((x) => x.engine === 'int'), 'the integer engine is the default');
+  const engine = await openEngine('int', defaultWeightSet());
   t.teardown(() => engine.close());
   for (let i = 0; i < names.length; i++) {
     const { frame, width, height } = await prepareFrame(path.join(folder, names[i]), engine.net);

@@ -15,6 +15,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$nee
 command -v ffmpeg >/dev/null 2>&1 || need="$need ffmpeg"
 command -v socat >/dev/null 2>&1 || need="$need socat"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# the accelerator's RTL is simulated with Verilator (firmware-bridge/rtl)
+command -v verilator >/dev/null 2>&1 || need="$need verilator"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-deps.sh: installing$need" >&2

@@ -1,32 +1,24 @@
 import type { Command } from 'commander';
 import type { Detection, DecodeOptions } from '../detect/types.js';
-import type { EngineKind } from '../engine/engine.js';
+import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
 import { ZeroqError } from '../util/errors.js';
 
 interface DetectFlags {
-  weights?: string;
   engine?: string;
   threshold: string;
   nms: string;
   nmsKind?: string;
   maxDets: string;
   names?: string;
-  threads: string;
+  threads?: string;
   json?: boolean;
+  [flag: string]: unknown;
 }
 
 function numberFlag(value: string, flag: string, check: (v: number) => boolean, what: string): number {
   const v = Number(value);
   if (value.trim() === '' || !Number.isFinite(v) || !check(v)) throw new ZeroqError('bad-option', `"${value}" is not ${what}`, flag);
   return v;
-}
-
-function engineKind(model: string, flag?: string): EngineKind {
-  if (flag !== undefined) {
-    if (flag === 'float' || flag === 'int') return flag;
-    throw new ZeroqError('bad-option', `unknown engine "${flag}" (float or int)`, '--engine');
-  }
-  return /\.cfg$/i.test(model) ? 'float' : 'int';
 }
 
 async function readNames(file: string): Promise<string[]> {
@@ -77,21 +69,19 @@ function jsonEntry(r: ImageResult): unknown {
 
 /** `zeroq detect`: run a model on image files and print what it finds, as darknet `detector test` does. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('detect')
     .description('detect objects in images (darknet `detector test` post-processing)')
     .argument('<model>', 'darknet .cfg (float engine; weights beside it as .weights) or a weight set (int engine)')
     .argument('<images...>', 'image files (JPEG, PNG, ...)')
-    .option('--weights <file>', 'darknet .weights for a .cfg (default: the cfg path with .weights)')
-    .option('--engine <kind>', 'float or int (default: from the model file name)')
     .option('--threshold <p>', 'keep a box and class when objectness × class probability is above this', '0.25')
     .option('--nms <iou>', 'NMS threshold (0 turns NMS off)', '0.45')
     .option('--nms-kind <kind>', "override the cfg's nms_kind: default, greedynms or diounms")
     .option('--max-dets <n>', 'at most this many detections per image', '100')
     .option('--names <file>', 'class names, one per line (default: COCO names for 80 classes)')
-    .option('--threads <n>', 'threads for the engine', '1')
-    .option('--json', 'print JSON (one array, an entry per image) instead of text')
-    .action(async (model: string, images: string[], flags: DetectFlags) => {
+    .option('--json', 'print JSON (one array, an entry per image) instead of text');
+  addEngineOptions(cmd, { threads: '1' });
+  cmd.action(async (model: string, images: string[], flags: DetectFlags) => {
       const fraction = (v: string, f: string) => numberFlag(v, f, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
       const positiveInt = (v: string, f: string) => numberFlag(v, f, (x) => Number.isInteger(x) && x > 0, 'a positive integer');
       const nmsKind = flags.nmsKind;
@@ -106,18 +96,16 @@ export function register(program: Command): void {
         // darknet `detector test` runs NMS on boxes relative to the image
         nmsSpace: 'relative',
       };
-      const threads = positiveInt(flags.threads, '--threads');
-      const kind = engineKind(model, flags.engine);
+      const { module, options } = engineChoice(model, flags);
       const names = flags.names ? await readNames(flags.names) : undefined;
 
-      const { openEngine } = await import('../engine/open.js');
       const { prepareFrame } = await import('../detect/preprocess.js');
       const { decodeHeads } = await import('../detect/decode.js');
-      const engine = await openEngine(kind, model, { threads, weights: flags.weights });
+      const engine = await module.open(model, options);
       const results: ImageResult[] = [];
       try {
         for (const image of images) {
-          const p = await prepareFrame(image, engine.net, { keepFloat: kind === 'float' });
+          const p = await prepareFrame(image, engine.net, { keepFloat: !module.capabilities.integer });
           const t0 = performance.now();
           const heads = await engine.infer(p.frame);
           const detections = decodeHeads(heads, engine.net, p.width, p.height, decode, names);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CocoEvaluation, CocoResult } from '../eval/coco.js';
 import type { DecodeOptions } from '../detect/types.js';
-import type { EngineKind } from '../engine/engine.js';
+import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
 import { ZeroqError } from '../util/errors.js';
 
 interface EvalFlags {
@@ -9,7 +9,6 @@ interface EvalFlags {
   annotations?: string;
   data?: string;
   engine?: string;
-  weights?: string;
   limit?: string;
   threads?: string;
   threshold: string;
@@ -19,6 +18,7 @@ interface EvalFlags {
   saveResults?: string;
   json?: boolean;
   perClass?: boolean;
+  [flag: string]: unknown;
 }
 
 function numberFlag(value: string, flag: string, check: (v: number) => boolean, what: string): number {
@@ -28,16 +28,6 @@ function numberFlag(value: string, flag: string, check: (v: number) => boolean, 
 }
 const positiveInt = (value: string, flag: string) => numberFlag(value, flag, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
 const fraction = (value: string, flag: string) => numberFlag(value, flag, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
-
-function engineKindOf(model: string, flag?: string): EngineKind {
-  if (flag !== undefined) {
-    if (flag === 'float' || flag === 'int') return flag;
-    throw new ZeroqError('bad-option', `unknown engine "${flag}" (float or int)`, '--engine');
-  }
-  if (/\.cfg$/i.test(model)) return 'float';
-  if (/\.zqw$/i.test(model)) return 'int';
-  throw new ZeroqError('bad-option', 'cannot tell the engine from the model file name; give --engine float|int', model);
-}
 
 const pct = (v: number) => (v < 0 ? '   -' : (v * 100).toFixed(2).padStart(6));
 /** -1 (nothing to score, e.g. no small objects) becomes null in JSON. */
@@ -120,8 +110,9 @@ async function scoreResults(flags: EvalFlags): Promise<void> {
 /** Runs a model over a list, then scores it. */
 async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   if (!flags.data) throw new ZeroqError('bad-option', 'running a model needs --data <list.txt>', model);
-  const kind = engineKindOf(model, flags.engine);
-  const threads = flags.threads ? positiveInt(flags.threads, '--threads') : 1;
+  const { module, options } = engineChoice(model, flags);
+  const kind = module.kind;
+  const threads = (options.threads ??= 1);
   const nmsKind = flags.nmsKind;
   if (nmsKind !== undefined && nmsKind !== 'default' && nmsKind !== 'greedynms' && nmsKind !== 'diounms') {
     throw new ZeroqError('bad-option', `unknown NMS kind "${nmsKind}" (default, greedynms or diounms)`, '--nms-kind');
@@ -137,9 +128,7 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   const { evaluateCoco, formatSummary } = await import('../eval/coco.js');
   const { loadEvalSet } = await import('../eval/dataset.js');
   const { runModel, median } = await import('../eval/run-model.js');
-  const { openEngine } = await import('../engine/open.js');
-
-  const engine = await openEngine(kind, model, { threads, weights: flags.weights });
+  const engine = await module.open(model, options);
   let run;
   let set;
   try {
@@ -194,16 +183,13 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
 
 /** `zeroq eval`: COCO bbox mAP of a results file, or of a model run over an image list. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('eval [model]')
     .description('COCO bbox evaluation (as pycocotools): score a results file, or run a model over an image list and score it')
     .option('--results <file>', 'COCO results JSON to score (instead of running a model)')
     .option('--annotations <file>', 'ground truth instances.json (default: the one beside the --data list, else darknet labels)')
     .option('--data <list>', 'image list, one path per line relative to the list (limits scoring to these images)')
-    .option('--engine <kind>', 'float or int (default: from the model file, .cfg → float, .zqw → int)')
-    .option('--weights <file>', 'float: darknet .weights (default: beside the .cfg)')
     .option('--limit <n>', 'only the first n images of the list')
-    .option('--threads <n>', 'engine threads', '1')
     .option('--threshold <p>', 'keep detections above this probability', '0.001')
     .option('--nms <iou>', 'NMS threshold', '0.6')
     .option('--nms-kind <kind>', "default, greedynms or diounms (default: the cfg's)")
@@ -217,8 +203,9 @@ export function register(program: Command): void {
         'Examples:\n' +
         '  zeroq eval --results dets.json --annotations coco-val/instances.json --data coco-val/dev.txt\n' +
         '  zeroq eval models/yolo-fastest/yolo-fastest-1.1.cfg --data coco-val/dev.txt --json',
-    )
-    .action(async (model: string | undefined, flags: EvalFlags) => {
+    );
+  addEngineOptions(cmd, { threads: '1' });
+  cmd.action(async (model: string | undefined, flags: EvalFlags) => {
       if (flags.results) {
         if (model) throw new ZeroqError('bad-option', 'give either a model or --results, not both', model);
         await scoreResults(flags);

@@ -4,6 +4,7 @@ import type { WeightsHeader } from '../model/darknet-weights.js';
 import { inputShape } from '../model/ir.js';
 import { networkCost, shapeString } from '../model/shapes.js';
 import { ZeroqError } from '../util/errors.js';
+import { CONSUMERS, layerSupport, type Consumer, type Support } from '../model/layer-kinds.js';
 
 export interface InspectLayer {
   index: number;
@@ -14,6 +15,8 @@ export interface InspectLayer {
   output: Shape;
   params: number;
   macs: number;
+  /** Per part of zeroq (float and int engines, quantizer, trainer): true, or why it refuses the layer. */
+  support: Record<Consumer, Support>;
   /** The layer's own settings (filters, size, stride, ...), as in the IR. */
   [setting: string]: unknown;
 }
@@ -32,6 +35,8 @@ export interface InspectReport {
   heads: number[];
   layers: InspectLayer[];
   totals: { params: number; macs: number; weightsBytes?: number };
+  /** Per part of zeroq: true when it takes every layer, else the refused layers' indices. */
+  support: Record<Consumer, true | number[]>;
   weights?: InspectWeights;
 }
 
@@ -39,8 +44,14 @@ export function inspectReport(net: Network, weights?: { file: string; bytes: num
   const cost = networkCost(net);
   const layers = net.layers.map((l, i): InspectLayer => {
     const { index, kind, source, inputs, out, ...settings } = l;
-    return { index, kind, source, inputs, input: inputShape(net, l), output: out, ...settings, ...cost.layers[i] };
+    return { index, kind, source, inputs, input: inputShape(net, l), output: out, ...settings, ...cost.layers[i], support: layerSupport(l) };
   });
+  const support = Object.fromEntries(
+    CONSUMERS.map((c) => {
+      const bad = layers.filter((l) => l.support[c] !== true).map((l) => l.index);
+      return [c, bad.length === 0 ? true : bad];
+    }),
+  ) as Record<Consumer, true | number[]>;
   const report: InspectReport = {
     model: net.name,
     input: net.input,
@@ -48,6 +59,7 @@ export function inspectReport(net: Network, weights?: { file: string; bytes: num
     heads: net.heads,
     layers,
     totals: { params: cost.params, macs: cost.macs },
+    support,
   };
   if (weights) {
     const h = weights.header;
@@ -97,6 +109,12 @@ export function formatInspectTable(net: Network, report: InspectReport): string 
     `total params ${num(report.totals.params)} (${(report.totals.params / 1e6).toFixed(3)} M), ` +
       `MACs ${num(report.totals.macs)} (${(report.totals.macs / 1e9).toFixed(3)} G)`,
   ];
+  for (const c of CONSUMERS) {
+    const bad = report.support[c];
+    if (bad === true) continue;
+    const first = report.layers[bad[0]];
+    out.push(`${c}: refuses ${bad.length} layer${bad.length > 1 ? 's' : ''} (${bad.join(', ')}); layer ${first.index}: ${String(first.support[c])}`);
+  }
   if (report.weights) {
     const w = report.weights;
     out.push(`weights ${w.file}: ${num(w.bytes)} bytes, format ${w.version}, seen ${num(w.seen)}`);

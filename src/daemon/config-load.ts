@@ -9,12 +9,15 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ZeroqError } from '../util/errors.js';
 import { configSchema, type Config } from './config.js';
+import { engineModules, flagAttribute } from '../engine/registry.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
 
 /** Environment variables read by `zeroq run`, and the key each one sets. */
-export const ENV_KEYS: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> = {
+type ValueType = 'string' | 'int' | 'bool' | 'list';
+
+export const ENV_KEYS: Record<string, { path: string[]; type: ValueType }> = {
   ZEROQ_DEVICE_ID: { path: ['device_id'], type: 'string' },
   ZEROQ_SOURCE: { path: ['source', 'url'], type: 'string' },
   ZEROQ_MODEL: { path: ['model', 'path'], type: 'string' },
@@ -25,6 +28,7 @@ export const ENV_KEYS: Record<string, { path: string[]; type: 'string' | 'int' |
   ZEROQ_MQTT_USERNAME: { path: ['mqtt', 'username'], type: 'string' },
   ZEROQ_MQTT_PASSWORD: { path: ['mqtt', 'password'], type: 'string' },
   ZEROQ_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
+  ZEROQ_TRUST: { path: ['model', 'trust'], type: 'list' },
 };
 
 /** Command-line flags of `zeroq run` that map onto config keys. */
@@ -38,9 +42,22 @@ export interface RunFlags {
   maxFrames?: number | string;
   print?: boolean;
   httpPort?: number | string;
+  /** Trusted public keys (each entry may hold several, comma-separated). */
+  trust?: string[];
+  /** Engine modules' own flags (--device, --baud, --isa, ...), by commander attribute name. */
+  [engineFlag: string]: unknown;
 }
 
-const FLAG_KEYS: { flag: keyof RunFlags; name: string; path: string[]; type: 'string' | 'int' | 'bool' }[] = [
+type FlagKey = { flag: string; name: string; path: string[]; type: ValueType };
+
+/** The registered engines' flags: each sets its key in the model section. */
+function engineFlagKeys(): FlagKey[] {
+  return engineModules().flatMap((m) =>
+    m.flags.map((f) => ({ flag: flagAttribute(f.flags), name: f.flags.split(' ')[0], path: ['model', f.key], type: f.type ?? 'string' })),
+  );
+}
+
+const FLAG_KEYS: FlagKey[] = [
   { flag: 'source', name: '--source', path: ['source', 'url'], type: 'string' },
   { flag: 'model', name: '--model', path: ['model', 'path'], type: 'string' },
   { flag: 'engine', name: '--engine', path: ['model', 'engine'], type: 'string' },
@@ -50,6 +67,7 @@ const FLAG_KEYS: { flag: keyof RunFlags; name: string; path: string[]; type: 'st
   { flag: 'maxFrames', name: '--max-frames', path: ['max_frames'], type: 'int' },
   { flag: 'print', name: '--print', path: ['print'], type: 'bool' },
   { flag: 'httpPort', name: '--http-port', path: ['http', 'port'], type: 'int' },
+  { flag: 'trust', name: '--trust', path: ['model', 'trust'], type: 'list' },
 ];
 
 export interface LoadOptions {
@@ -60,7 +78,12 @@ export interface LoadOptions {
 }
 
 /** A value as given (strings from env/flags are converted when they parse, else left for zod to reject). */
-function convert(raw: string | number | boolean, type: 'string' | 'int' | 'bool'): Json {
+function convert(raw: string | number | boolean | string[], type: ValueType): Json {
+  if (type === 'list') {
+    const items = Array.isArray(raw) ? raw : [String(raw)];
+    return items.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s.length > 0);
+  }
+  if (Array.isArray(raw)) return raw;
   if (typeof raw !== 'string') return raw;
   if (type === 'int' && /^-?\d+$/.test(raw.trim())) return Number(raw.trim());
   if (type === 'bool') {
@@ -152,9 +175,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     setPath(merged, spec.path, convert(v, spec.type));
     origin.set(spec.path.join('.'), name);
   }
-  for (const f of FLAG_KEYS) {
+  for (const f of [...FLAG_KEYS, ...engineFlagKeys()]) {
     const v = opts.flags?.[f.flag];
-    if (v === undefined) continue;
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
     setPath(merged, f.path, convert(v, f.type));
     origin.set(f.path.join('.'), f.name);
   }

@@ -4,6 +4,9 @@
  * documents every one of them.
  */
 import { z } from 'zod';
+import path from 'node:path';
+import { engineKinds, engineModules } from '../engine/registry.js';
+import { repoRoot } from '../util/paths.js';
 
 const seconds = (def: number) => z.number().positive().default(def);
 
@@ -111,12 +114,34 @@ const cameraName = z
   .regex(/^[a-z0-9_-]+$/, 'camera names: a-z, 0-9, _ and - (they are part of MQTT topics, URLs and Home Assistant ids)')
   .refine((n) => !RESERVED_CAMERA_NAMES.includes(n), 'this name is a topic of the device');
 
+/** The weight set `zeroq run` uses when none is configured: Yolo-Fastest-1.1 at 8 bits, shipped in deploy/weights/. */
+export function defaultWeightSet(): string {
+  return path.join(repoRoot, 'deploy', 'weights', 'yolo-fastest-1.1-w8.zqw');
+}
+
+/** Every registered engine's own keys (device, baud, isa, ...) sit beside engine, path and threads. */
+function engineOptionShapes(): z.ZodRawShape {
+  return Object.assign({}, ...engineModules().map((m) => m.options)) as z.ZodRawShape;
+}
+
 const model = z
   .strictObject({
-    engine: z.enum(['float', 'int']).default('float'),
-    /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 from the data folder. */
+    ...engineOptionShapes(),
+    /** A registered engine kind (src/engine/registry.ts): int (default), float, ... */
+    engine: z
+      .string()
+      .superRefine((kind, ctx) => {
+        if (!engineKinds().includes(kind)) ctx.addIssue({ code: 'custom', message: `unknown engine "${kind}" (available: ${engineKinds().join(', ')})` });
+      })
+      .default('int'),
+    /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 (W8 weight set for int, the data folder's cfg for float). */
     path: z.string().min(1).optional(),
     threads: z.number().int().min(1).max(64).default(1),
+    /**
+     * Trusted Ed25519 public keys (NAME.pub files or inline PEM): a weight set (.zqw) not signed by
+     * one of them is refused, at start and on SIGHUP. Absent: signatures are not checked.
+     */
+    trust: z.array(z.string().min(1)).optional(),
   })
   .prefault({});
 

@@ -4,16 +4,18 @@
  * is logged and ignored), stop (stop the input, finish the frame, stop the parts in reverse order).
  * It runs the frame loop and implements the context the parts share.
  */
+import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
+import { engineModule, type EngineOpenOptions } from '../engine/registry.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
 import { redactDeep } from '../util/redact.js';
 import type { Camera } from './camera.js';
 import type { CapturedFrame } from './capture/supervisor.js';
-import type { Config, ModelConfig } from './config.js';
+import { defaultWeightSet, type Config, type ModelConfig } from './config.js';
 import { loadConfig, type LoadOptions } from './config-load.js';
 import type { DaemonContext, DaemonEvents, MqttLink } from './context.js';
 import { FairQueue } from './fair-queue.js';
@@ -27,7 +29,7 @@ import type { ModelPart } from './parts/model.js';
 import { SdNotify } from './sdnotify.js';
 import { Telemetry, round } from './telemetry.js';
 
-export type OpenEngine = (kind: 'float' | 'int', model: string, threads: number) => Promise<Engine>;
+export type OpenEngine = (kind: string, model: string, threads: number, options?: EngineOpenOptions) => Promise<Engine>;
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -35,24 +37,35 @@ export interface DaemonOptions {
   out: Writable;
   log: Logger;
   version: string;
-  /** Opens engines (tests may count calls); default: engine/open.ts. */
+  /** Opens engines (tests may count calls); default: the engine registry. */
   openEngine?: OpenEngine;
 }
 
-/** The model used when none is configured (float engine). */
+/** The float model used when none is configured. */
 export function defaultModelPath(): string {
   return dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 }
 
-const defaultOpenEngine: OpenEngine = async (kind, model, threads) => {
-  const { openEngine } = await import('../engine/open.js');
-  return openEngine(kind, model, { threads });
-};
+const defaultOpenEngine: OpenEngine = async (kind, model, threads, options = {}) =>
+  engineModule(kind, 'model.engine').open(model, { ...options, threads });
 
+/** The configured model, else the default of the engine: the cfg for float, the shipped W8 weight set for the others. */
 function modelPath(m: ModelConfig): string {
   if (m.path) return m.path;
-  if (m.engine === 'float') return defaultModelPath();
-  throw new ZeroqError('config', 'the int engine needs a weight set (.zqw): set model.path or --model', 'model.path');
+  return m.engine === 'float' ? defaultModelPath() : defaultWeightSet();
+}
+
+/** model.trust as keys (null: no signature check). */
+async function trustOf(m: ModelConfig): Promise<KeyObject[] | null> {
+  if (!m.trust) return null;
+  const { loadTrust } = await import('../qnet/keys.js');
+  return loadTrust(m.trust, 'model.trust');
+}
+
+/** The engine's own options from the model section (everything but engine, path, threads and trust). */
+function engineOptions(m: ModelConfig): EngineOpenOptions {
+  const { engine: _engine, path: _path, threads: _threads, trust: _trust, ...rest } = m as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
 }
 
 export class Daemon implements DaemonContext {
@@ -130,9 +143,9 @@ export class Daemon implements DaemonContext {
     return this.parts.find((p) => p.name === name) as P | undefined;
   }
 
-  openEngine(m: ModelConfig): Promise<Engine> {
+  async openEngine(m: ModelConfig): Promise<Engine> {
     const open = this.o.openEngine ?? defaultOpenEngine;
-    return open(m.engine, modelPath(m), m.threads);
+    return open(m.engine, modelPath(m), m.threads, { ...engineOptions(m), trust: await trustOf(m) });
   }
 
   publicUrl(): string | undefined {

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { Network } from '../model/ir.js';
 
 /**
@@ -6,7 +7,8 @@ import type { Network } from '../model/ir.js';
  * network is computed; below it nothing knows about cameras, MQTT or COCO.
  */
 
-export type EngineKind = 'float' | 'int' | 'fpga';
+/** An engine kind registered in src/engine/registry.ts ('float', 'int', 'fpga', ...). */
+export type EngineKind = string;
 
 /** One raw head tensor: the input of a yolo layer, CHW, as real numbers. */
 export interface HeadTensor {
@@ -60,4 +62,9 @@ export interface EngineOptions {
    * (onnxruntime's default, true). Spinning workers take a core from whatever runs next.
    */
   spin?: boolean;
+  /**
+   * Weight sets (.zqw): the trusted signing keys the set must be signed by; undefined: the process's
+   * default trust list (src/qnet/keys.ts); null: no signature check.
+   */
+  trust?: readonly KeyObject[] | null;
 }

@@ -6,12 +6,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Network } from '../model/ir.js';
-import type { QNet } from '../qnet/types.js';
 import type { Engine, Frame } from '../engine/engine.js';
+import { engineModule, type EngineOpenOptions } from '../engine/registry.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
 
-export type BenchEngine = 'float' | 'int';
+/** A registered engine kind. */
+export type BenchEngine = string;
 
 export interface BenchOptions {
   /** A darknet .cfg (float: weights beside it; int: a random QNet of it) or a .zqw weight set. */
@@ -28,8 +29,8 @@ export interface BenchOptions {
   image?: string;
   /** Float model for a .zqw (default: the weight set's source model when that file exists). */
   floatModel?: string;
-  /** Integer instruction set (default: the best available). */
-  isa?: string;
+  /** The engine's own options (registry keys: isa, device, ...). */
+  engineOptions?: EngineOpenOptions;
   /** Per-layer-kind breakdown of the int engine. */
   profile?: boolean;
 }
@@ -71,7 +72,7 @@ export interface BenchResult {
   frames: number;
   warmup: number;
   engines: EngineBench[];
-  /** int / float median ratios (compare mode). */
+  /** (engine under test) / float median ratios (compare mode). */
   ratio?: { network: number; networkCpu: number; endToEnd: number };
   peakRssMb: number;
 }
@@ -93,45 +94,47 @@ interface Opened {
   profile?: (on: boolean) => Float64Array;
 }
 
-async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: Opened; net: Network; source?: string }> {
-  const { openIntEngine, IntEngine } = await import('../engine/int.js');
-  let qnet: QNet;
-  let modelId: string;
-  let source: string | undefined;
+/** Opens one measured engine through the registry; int on a .cfg runs random weights of its shapes. */
+async function openMeasured(kind: string, opts: BenchOptions, threads: number): Promise<Opened> {
+  const engineOptions: EngineOpenOptions = { ...(opts.engineOptions ?? {}), threads };
+  let engine: Engine;
   let randomWeights = false;
-  if (/\.zqw$/i.test(opts.model)) {
-    const { readZqw } = await import('../qnet/zqw.js');
-    const f = await readZqw(opts.model);
-    qnet = f.qnet;
-    modelId = f.manifest.id;
-    const cfgName = (f.manifest.source as { cfg?: unknown }).cfg;
-    source = typeof cfgName === 'string' ? cfgName : `${f.manifest.source.model}.cfg`;
-  } else {
-    const { parseCfgFile } = await import('../model/darknet.js');
-    const { randomQNet, rng } = await import('../qnet/random.js');
+  if (kind === 'int' && /\.cfg$/i.test(opts.model)) {
+    const [{ openIntEngine }, { parseCfgFile }, { randomQNet, rng }] = await Promise.all([
+      import('../engine/int.js'),
+      import('../model/darknet.js'),
+      import('../qnet/random.js'),
+    ]);
     const net = parseCfgFile(opts.model);
-    qnet = randomQNet(net, rng(1), { wbits: [8, 8] });
-    modelId = `${net.name} (random int weights)`;
+    engine = openIntEngine(randomQNet(net, rng(1), { wbits: [8, 8] }), { ...engineOptions, modelId: `${net.name} (random int weights)` });
     randomWeights = true;
-  }
-  const engine = openIntEngine(qnet, { threads, isa: opts.isa, modelId });
-  const opened: Opened = { kind: 'int', engine, randomWeights };
-  if (engine instanceof IntEngine) {
-    opened.isa = engine.isa;
-    opened.profile = (on) => engine.profile(on);
+  } else if (kind === 'float') {
+    engine = await engineModule('float').open(await floatCfgFor(opts), { ...engineOptions, spin: opts.spin ?? true });
   } else {
-    opened.isa = 'js-reference';
+    engine = await engineModule(kind).open(opts.model, engineOptions);
   }
-  return { opened, net: qnet.net, source };
+  const isa = (engine as { isa?: unknown }).isa;
+  const profile = (engine as { profile?: unknown }).profile;
+  return {
+    kind,
+    engine,
+    ...(randomWeights ? { randomWeights } : {}),
+    ...(kind === 'float' ? { spin: opts.spin ?? true } : {}),
+    ...(typeof isa === 'string' ? { isa } : {}),
+    ...(typeof profile === 'function' ? { profile: (on: boolean) => (profile as (on: boolean) => Float64Array).call(engine, on) } : {}),
+  };
 }
 
-async function openFloat(cfg: string, threads: number, spin: boolean): Promise<Opened> {
-  const { openEngine } = await import('../engine/open.js');
-  return { kind: 'float', engine: await openEngine('float', cfg, { threads, spin }), spin };
-}
-
-function floatCfgFor(opts: BenchOptions, source?: string): string {
+/** The float model to compare with: the model itself when it is a cfg, else the weight set's source cfg. */
+async function floatCfgFor(opts: BenchOptions): Promise<string> {
   if (/\.cfg$/i.test(opts.model)) return opts.model;
+  let source: string | undefined;
+  if (!opts.floatModel && /\.zqw$/i.test(opts.model)) {
+    const { readZqw } = await import('../qnet/zqw.js');
+    const m = (await readZqw(opts.model)).manifest;
+    const cfgName = (m.source as { cfg?: unknown }).cfg;
+    source = typeof cfgName === 'string' ? cfgName : `${m.source.model}.cfg`;
+  }
   // The weight set records its source cfg by name: look beside the .zqw, then in the data folder.
   const candidates = opts.floatModel
     ? [opts.floatModel]
@@ -150,23 +153,12 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
   const threads = Math.max(1, opts.threads ?? 1);
   const frames = Math.max(1, opts.frames ?? 200);
   const warmup = Math.max(0, opts.warmup ?? 20);
-  const kinds: BenchEngine[] = opts.compare ? ['float', 'int'] : [opts.engine];
+  // --compare: float first, then the engine under test (int unless another kind is asked for).
+  const kinds: string[] = opts.compare ? ['float', opts.engine === 'float' ? 'int' : opts.engine] : [opts.engine];
   const opened: Opened[] = [];
-  let net: Network | undefined;
   try {
-    let source: string | undefined;
-    if (kinds.includes('int')) {
-      const r = await openInt(opts, threads);
-      opened.push(r.opened);
-      net = r.net;
-      source = r.source;
-    }
-    if (kinds.includes('float')) {
-      const f = await openFloat(floatCfgFor(opts, source), threads, opts.spin ?? true);
-      opened.unshift(f);
-      net ??= f.engine.net;
-    }
-    const n = net!;
+    for (const kind of kinds) opened.push(await openMeasured(kind, opts, threads));
+    const n = opened[opened.length - 1].engine.net;
     const { loadImage, resizeForNet } = await import('../detect/preprocess.js');
     const { decodeHeads, DEFAULT_DECODE } = await import('../detect/decode.js');
     const image = opts.image ?? dataPath('reference', 'samples', 'dog.jpg');
@@ -243,7 +235,7 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       engines.push(b);
     }
     const f = engines.find((e) => e.engine === 'float');
-    const q = engines.find((e) => e.engine === 'int');
+    const q = engines.find((e) => e.engine !== 'float');
     return {
       model: opts.model,
       network: n.name,
@@ -292,7 +284,7 @@ export function formatBench(r: BenchResult): string {
     }
   }
   if (r.ratio) {
-    lines.push(`int/float: network ${r.ratio.network.toFixed(3)} (cpu time ${r.ratio.networkCpu.toFixed(3)}), end to end ${r.ratio.endToEnd.toFixed(3)}`);
+    lines.push(`${r.engines[r.engines.length - 1].engine}/float: network ${r.ratio.network.toFixed(3)} (cpu time ${r.ratio.networkCpu.toFixed(3)}), end to end ${r.ratio.endToEnd.toFixed(3)}`);
   }
   lines.push(`peak RSS ${r.peakRssMb.toFixed(0)} MB`);
   return lines.join('\n') + '\n';

@@ -204,9 +204,17 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     const int lr = fw + faIn - l.d[F_LUTSHIFT];
     p.lutsh[pc] = std::max(-32, std::min(lr, 32));
   }
+  p.fast = p.outBits == 8 && !out.raw && (p.act == A_LINEAR || p.act == A_RELU || (p.act == A_LEAKY && p.leaky32)) && p.tAdd && p.rAdd &&
+           !p.anyLeft;
+  {
+    bool m16 = true;
+    for (int pc = 0; pc < np; pc++) m16 = m16 && p.mul[pc] >= INT16_MIN && p.mul[pc] <= INT16_MAX;
+    const int64_t sBound = p.kind == CONV_DW ? (int64_t)255 * p.taps : xmax * K;
+    p.madd = m16 && sBound <= INT16_MAX;
+  }
   if (getenv("ZEROQ_INT_DEBUG"))
-    fprintf(stderr, "%s: kind %d needS %d m32 %d tAdd %d leaky32 %d rAdd %d anyLeft %d\n", where.c_str(), p.kind, p.needS, p.m32, p.tAdd, p.leaky32, p.rAdd,
-            p.anyLeft);
+    fprintf(stderr, "%s: kind %d needS %d m32 %d tAdd %d leaky32 %d rAdd %d anyLeft %d fast %d madd %d\n", where.c_str(), p.kind, p.needS, p.m32, p.tAdd,
+            p.leaky32, p.rAdd, p.anyLeft, p.fast, p.madd);
   if (p.act == A_LUT) {
     if (!cp.lut || cp.lutLen == 0) throw Error{where + ": activation table missing"};
     int32_t* t = (int32_t*)alloc(4 * cp.lutLen);

@@ -60,6 +60,12 @@ struct ConvPlan {
   bool leaky32 = false;       // Y*3277 fits 32 bits
   bool tAdd = false;          // M*S + 2^(tsh-1) fits 32 bits: T = (M*S + rnd) >> tsh
   bool rAdd = false;          // |A(Y)| + 2^(rsh-1) fits 32 bits: rshr = (A + rnd) >> rsh
+  // The fast epilogue applies: 8-bit outputs, linear/leaky/relu, tAdd and rAdd (and leaky32 for
+  // leaky), no left shifts. Its output is sat8((Y + rrnd) >> rsh) with Y = acc + bias + T.
+  bool fast = false;
+  // M*S by vpmaddwd / smull: every M fits 16 bits, and so does every window sum the kernels form
+  // (the real S of a gemm window; the stored-byte sum of a depthwise window).
+  bool madd = false;
   uint8_t inZero = 128;
   // Per output channel, padded to the kernel's channel count (zeros past O):
   int32_t* bias = nullptr;    // B - inZero * sum(Q): absorbs the input offset

@@ -3,6 +3,7 @@
  * activation formats (min/max, percentile, or the search through the integer pipeline), then every
  * conv layer's integer parameters for the format of the tensor it reads.
  */
+import { unsupportedLayers, unsupportedMessage } from '../model/layer-kinds.js';
 import type { ConvLayer, FloatModel, Layer, Shape } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { FloatEngine } from '../engine/float.js';
@@ -164,6 +165,8 @@ export async function quantizeModel(
 ): Promise<QuantizeResult> {
   checkOptions(opts);
   const { net } = model0;
+  const refused = unsupportedLayers(net.layers, 'quantizer');
+  if (refused.length > 0) throw new ZeroqError('quant-unsupported', unsupportedMessage(refused), net.name);
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
   const equalize = opts.equalize ?? true;
   const bits = outputBits(net, opts.abits, opts.headAbits);
