@@ -14,6 +14,8 @@ need=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 command -v ffmpeg >/dev/null 2>&1 || need="$need ffmpeg"
 command -v socat >/dev/null 2>&1 || need="$need socat"
+# The live view's test drives Debian's Chromium (puppeteer-core).
+[ -x /usr/bin/chromium ] || need="$need chromium"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 # the accelerator's RTL is simulated with Verilator (firmware-bridge/rtl)
 command -v verilator >/dev/null 2>&1 || need="$need verilator"

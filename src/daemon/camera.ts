@@ -28,6 +28,7 @@ export interface EventRecord {
   id: string;
   type: TrackEvent['type'];
   label: string;
+  classId: number;
   topScore: number;
   start: number;
   end: number | null;
@@ -81,6 +82,8 @@ export class Camera {
   readonly slot: Slot<CapturedFrame>;
   readonly counts: CameraCounts = { captured: 0, processed: 0, skipped: 0, bad: 0, restarts: 0, detections: 0 };
   private rate = { at: performance.now(), captured: 0, processed: 0 };
+  /** Times (performance.now) of the last processed frames. */
+  private readonly recent: number[] = [];
   readonly tracker: Tracker;
   /** Controls (Home Assistant switch and number). */
   detecting = true;
@@ -184,6 +187,8 @@ export class Camera {
     const f = r.frame;
     this.counts.processed++;
     this.counts.detections += r.detections.length;
+    this.recent.push(performance.now());
+    if (this.recent.length > 20) this.recent.shift();
     const res = this.tracker.update(r.detections, f.time, f.srcWidth, f.srcHeight, f.seq);
     this.latest = { frame: f, detections: r.detections, objects: res.objects, inferenceMs: r.inferenceMs, seq: f.seq };
     this.note(res.events, f);
@@ -203,21 +208,29 @@ export class Camera {
       const o = e.object;
       let rec = this.events.find((x) => x.id === o.id);
       if (!rec) {
-        rec = { id: o.id, type: e.type, label: o.label, topScore: o.topScore, start: o.start, end: null, zones: [], box: o.topBox };
+        rec = { id: o.id, type: e.type, label: o.label, classId: o.classId, topScore: o.topScore, start: o.start, end: null, zones: [], box: o.topBox };
         this.events.unshift(rec);
         for (const old of this.events.splice(KEEP_EVENTS)) old.frame = undefined;
       }
       rec.type = e.type;
       rec.zones = [...o.enteredZones];
       if (e.type === 'end') rec.end = o.lastSeen;
-      // Keep the frame of the best score (the frame of this update when it is the best one).
-      if (f && o.topFrame === f.seq && (rec.frame === undefined || o.topScore > rec.topScore || rec.jpeg === undefined)) {
+      // Keep the frame of the best score: this frame when it is that one; the first frame an event
+      // has a picture of otherwise (the best score may have come before the object was reported).
+      if (f && ((o.topFrame === f.seq && o.topScore >= rec.topScore) || (rec.frame === undefined && rec.jpeg === undefined))) {
         rec.frame = f;
         rec.jpeg = undefined;
+        rec.box = o.topFrame === f.seq ? o.topBox : o.box;
       }
       rec.topScore = o.topScore;
-      rec.box = o.topBox;
     }
+  }
+
+  /** Processed frames per second over the last 20 frames (0 when none came for 5 s). */
+  fps(): number {
+    const n = this.recent.length;
+    if (n < 2 || performance.now() - this.recent[n - 1] > 5000) return 0;
+    return ((n - 1) * 1000) / (this.recent[n - 1] - this.recent[0]);
   }
 
   /** Frame rates since the previous call. */

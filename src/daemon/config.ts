@@ -271,6 +271,8 @@ const http = z
      * snapshot URLs). Default: http://<host>:<port>, the host name when listening on all addresses.
      */
     public_url: z.url({ protocol: /^https?$/ }).optional(),
+    /** The live view's MJPEG streams: pictures per second at most. */
+    stream_fps: z.number().positive().max(30).default(5),
   })
   .prefault({});
 

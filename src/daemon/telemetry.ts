@@ -185,6 +185,11 @@ export class Telemetry {
     this.m.engine.set({ kind, model, weights, threads: String(threads) }, 1);
   }
 
+  /** Inference time percentiles over the last frames. */
+  inferencePercentiles(): ReturnType<Window['percentiles']> {
+    return this.inference.percentiles();
+  }
+
   /** Frame rates since the previous call, and latency percentiles over the last frames. */
   window(): { cameraFps: number; processedFps: number; inferenceMs: ReturnType<Window['percentiles']>; latencyMs: ReturnType<Window['percentiles']> } {
     const now = performance.now();
