@@ -15,6 +15,8 @@ need=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 command -v ffmpeg >/dev/null 2>&1 || need="$need ffmpeg"
 command -v socat >/dev/null 2>&1 || need="$need socat"
+# The live view's test drives Debian's Chromium (puppeteer-core).
+[ -x /usr/bin/chromium ] || need="$need chromium"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 # The bridge firmware's host build and unit tests (make -C firmware-bridge host test).
 command -v cc >/dev/null 2>&1 || need="$need gcc"

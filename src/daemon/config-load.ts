@@ -180,6 +180,9 @@ function describeIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message:
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => ({ path: [...issue.path, k], message: 'unknown key' }));
   }
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) {
+    return [{ path: issue.path, message: `bad name: ${issue.issues.map((i) => i.message).join('; ')}` }];
+  }
   return [{ path: issue.path, message: issue.message }];
 }
 
@@ -212,6 +215,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     origin.set(f.path.join('.'), f.name);
   }
 
+  if (merged.cameras !== undefined && merged.source !== undefined) {
+    const from = origin.get('source.url');
+    throw new ZeroqError('config', `source${from ? ` (from ${from})` : ''} and cameras: use one of them (a camera of the cameras map is a source section)`, opts.file ?? 'cameras');
+  }
   const res = configSchema.safeParse(merged);
   if (!res.success) {
     const lines: string[] = [];
@@ -238,8 +245,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (!cfg.device_id) cfg.device_id = defaultDeviceId();
   const rc = cfg.mqtt.reconnect;
   if (rc.max_ms < rc.min_ms) throw new ZeroqError('config', `max_ms (${rc.max_ms}) is below min_ms (${rc.min_ms})`, 'mqtt.reconnect');
-  const rs = cfg.source.restart;
-  if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, 'source.restart');
+  if (cfg.cameras && Object.keys(cfg.cameras).length === 0) throw new ZeroqError('config', 'no camera: name at least one, or use source', 'cameras');
+  for (const [key, c] of cfg.cameras ? Object.entries(cfg.cameras).map(([n, c]) => [`cameras.${n}`, c] as const) : [['source', cfg.source] as const]) {
+    const rs = c.restart;
+    if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, `${key}.restart`);
+  }
   const e = cfg.mqtt.embedded;
   if ((e.password !== undefined || e.password_file !== undefined) && e.username === undefined) {
     throw new ZeroqError('config', 'a password needs a username', 'mqtt.embedded');
