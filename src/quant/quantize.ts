@@ -12,7 +12,7 @@ import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsForm
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
-import { checkWbits } from './weights.js';
+import { checkWbits, type WeightClip } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
@@ -22,8 +22,15 @@ export interface QuantizeOptions {
   /** ...except the first (reading the frame) and the head convs (read only by yolo layers), when given. */
   firstBits?: number;
   headBits?: number;
+  /**
+   * Per-layer weight widths, indexed like the network's layers (0 or absent: the rules above). Made by
+   * the bit allocation (`--avg-bits`, src/retrain/bit-widths.ts); overrides wbits, firstBits and headBits.
+   */
+  layerBits?: number[];
   perChannel: boolean;
   zeroCenter: boolean;
+  /** Weight fraction bits from the range ('minmax', default) or by least squared error with clipping ('mse'). */
+  weightClip?: WeightClip;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
   headAbits: number;
@@ -88,9 +95,10 @@ export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
 export function convOptionsFor(opts: QuantizeOptions, heads: boolean[]): (layer: ConvLayer) => ConvQuantOptions {
   return (layer) => {
     let wbits = opts.wbits;
-    if (layer.inputs[0] === -1 && opts.firstBits !== undefined) wbits = opts.firstBits;
+    if (opts.layerBits?.[layer.index]) wbits = opts.layerBits[layer.index];
+    else if (layer.inputs[0] === -1 && opts.firstBits !== undefined) wbits = opts.firstBits;
     else if (heads[layer.index] && opts.headBits !== undefined) wbits = opts.headBits;
-    return { wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter };
+    return { wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter, ...(opts.weightClip === 'mse' ? { clip: 'mse' as const } : {}) };
   };
 }
 
@@ -98,6 +106,9 @@ function checkOptions(opts: QuantizeOptions): void {
   checkWbits(opts.wbits, '--wbits');
   if (opts.firstBits !== undefined) checkWbits(opts.firstBits, '--first-bits');
   if (opts.headBits !== undefined) checkWbits(opts.headBits, '--head-bits');
+  opts.layerBits?.forEach((b, i) => {
+    if (b !== 0) checkWbits(b, `layer ${i} width`);
+  });
   if (!['minmax', 'percentile', 'search'].includes(opts.actCalib)) {
     throw new ZeroqError('quant-options', `activation calibration must be minmax, percentile or search, got ${opts.actCalib}`, '--act-calib');
   }
@@ -164,6 +175,9 @@ export async function quantizeModel(
 ): Promise<QuantizeResult> {
   checkOptions(opts);
   const { net } = model0;
+  if (opts.layerBits && opts.layerBits.length !== net.layers.length) {
+    throw new ZeroqError('quant-bits', `${opts.layerBits.length} layer widths for ${net.layers.length} layers`, net.name);
+  }
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
   const equalize = opts.equalize ?? true;
   const bits = outputBits(net, opts.abits, opts.headAbits);

@@ -25,6 +25,28 @@ export interface WeightQuantOptions {
   inputScale?: number;
   /** Upper bound of fw per output channel (from the accumulator proof); FW_MAX when absent. */
   fwCap?: ArrayLike<number>;
+  /**
+   * 'minmax' (default): fw from the range, nothing clipped (the paper's rule). 'mse': of fw and the
+   * next finer WEIGHT_CLIP_STEPS fracs, the one with the least squared error of the group's weights,
+   * the weights beyond ±(2^(Nw-1) - 1) steps clipped there.
+   */
+  clip?: WeightClip;
+}
+
+export type WeightClip = 'minmax' | 'mse';
+/** How many fracs finer than the min/max one the 'mse' rule tries. */
+export const WEIGHT_CLIP_STEPS = 2;
+
+/** Squared error of D - mean quantized with `frac` fraction bits, clipped to ±qmax. */
+function clippedError(weight: Float32Array, from: number, to: number, scale: number, mean: number, frac: number, qmax: number): number {
+  const s = 2 ** frac;
+  let e = 0;
+  for (let i = from; i < to; i++) {
+    const d = weight[i] * scale - mean;
+    const q = Math.max(-qmax, Math.min(qmax, roundHalfAway(d * s)));
+    e += (d - q / s) ** 2;
+  }
+  return e;
 }
 
 /** The integer weights of a layer and the real values they stand for. */
@@ -83,8 +105,18 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
     let range = 0;
     for (let i = from; i < to; i++) range = Math.max(range, Math.abs(weight[i] * scale - mean));
     let f = largestFrac(range, qmax, FW_MAX);
+    let cap = FW_MAX;
     if (opts.fwCap) {
-      for (let o = from / per; o < to / per; o++) f = Math.min(f, opts.fwCap[o]);
+      for (let o = from / per; o < to / per; o++) cap = Math.min(cap, opts.fwCap[o]);
+    }
+    f = Math.min(f, cap);
+    if (opts.clip === 'mse' && range > 0) {
+      let best = clippedError(weight, from, to, scale, mean, f, qmax);
+      const f0 = f;
+      for (let g = f0 + 1; g <= Math.min(cap, f0 + WEIGHT_CLIP_STEPS); g++) {
+        const e = clippedError(weight, from, to, scale, mean, g, qmax);
+        if (e < best) (best = e), (f = g);
+      }
     }
     for (let o = from / per; o < to / per; o++) {
       mu[o] = mean;
@@ -98,8 +130,8 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
   for (let o = 0; o < filters; o++) {
     const s = 2 ** fw[o];
     for (let i = o * per; i < (o + 1) * per; i++) {
-      // With a lowered fw (fwCap) nothing can exceed qmax either: the range only shrinks.
-      q[i] = roundHalfAway((weight[i] * scale - mu[o]) * s);
+      // With a lowered fw (fwCap) nothing can exceed qmax either: the range only shrinks. With 'mse' it can.
+      q[i] = Math.max(-qmax, Math.min(qmax, roundHalfAway((weight[i] * scale - mu[o]) * s)));
     }
     const mq = quantizeMean(mu[o], fw[o]);
     m[o] = mq.m;
