@@ -11,8 +11,9 @@
  *     Scores configurations on a list; with the calib list and --skip 400 this scores on calib images
  *     the calibration never saw (the calibration takes the first --calib-images of calib.txt).
  *     A spec is `float` or `w<N>[-pc|-pl][-zc|-plain][:minmax|:search|:p<percentile>][:h8|:h16][:n<images>][:f<first bits>][:e<head bits>]
- *     [:bc|:nobc][:oexact|:ofloat][:noeq|:eq<dw>/<other>][:align][:wclip]` (bias correction; the search objective;
- *     equalization; weight-grid alignment; weight fraction bits by least squared error with clipping),
+ *     [:bc|:nobc][:oexact|:ofloat][:noeq|:eq<dw>/<other>][:align][:wclip|:nowclip][:gptq|:nearest]` (bias correction; the search objective;
+ *     equalization; weight-grid alignment; weight fraction bits by least squared error with clipping; rounding
+ *     for the least output error),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
  *
  *   npx tsx scripts/bench-accuracy.ts widths [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--val <list>]
@@ -96,6 +97,9 @@ function parseSpec(spec: string): QuantizeOptions | 'float' {
     else if (t === 'noeq') o.equalize = false;
     else if (t === 'align') o.alignWeights = true;
     else if (t === 'wclip') o.weightClip = 'mse';
+    else if (t === 'nowclip') o.weightClip = 'minmax';
+    else if (t === 'gptq') o.rounding = 'output';
+    else if (t === 'nearest') o.rounding = 'nearest';
     else if (t.startsWith('eq')) {
       const [dw, other] = t.slice(2).split('/').map(Number);
       o.equalize = { depthwise: Number.isFinite(dw) ? dw : 1, other: Number.isFinite(other) ? other : 0.5 };

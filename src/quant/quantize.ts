@@ -12,7 +12,7 @@ import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsForm
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
-import { checkWbits, type WeightClip } from './weights.js';
+import { checkWbits, type WeightClip, type WeightRounding } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
@@ -31,6 +31,8 @@ export interface QuantizeOptions {
   zeroCenter: boolean;
   /** Weight fraction bits from the range ('minmax', default) or by least squared error with clipping ('mse'). */
   weightClip?: WeightClip;
+  /** 'output' (search only): round each layer's weights for the least error of its output (gptq.ts); default 'nearest'. */
+  rounding?: WeightRounding;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
   headAbits: number;
@@ -111,6 +113,9 @@ function checkOptions(opts: QuantizeOptions): void {
   });
   if (!['minmax', 'percentile', 'search'].includes(opts.actCalib)) {
     throw new ZeroqError('quant-options', `activation calibration must be minmax, percentile or search, got ${opts.actCalib}`, '--act-calib');
+  }
+  if (opts.rounding === 'output' && opts.actCalib !== 'search') {
+    throw new ZeroqError('quant-options', 'rounding for the output error needs the format search (--act-calib search)', '--rounding');
   }
   const p = opts.percentile ?? 99.99;
   if (!(p > 0 && p <= 100)) throw new ZeroqError('quant-options', `percentile must be in (0, 100], got ${p}`, '--percentile');
@@ -218,6 +223,7 @@ export async function quantizeModel(
         convOptions,
         stats,
         biasCorrection: opts.biasCorrection ?? false,
+        ...(opts.rounding === 'output' ? { rounding: 'output' as const } : {}),
         objective: opts.searchObjective ?? 'exact',
         onLayer: (d, t) => progress?.('search', d, t),
       });

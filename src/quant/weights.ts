@@ -8,6 +8,7 @@
  */
 import { largestFrac, roundHalfAway, signedMax } from '../qnet/arith.js';
 import { ZeroqError } from '../util/errors.js';
+import { roundChannel, type InputHessian } from './gptq.js';
 
 /** Weight fraction bits never exceed this: smaller weights are below any activation's resolution. */
 export const FW_MAX = 24;
@@ -31,9 +32,16 @@ export interface WeightQuantOptions {
    * the weights beyond ±(2^(Nw-1) - 1) steps clipped there.
    */
   clip?: WeightClip;
+  /**
+   * When given, the weights of each channel are rounded to minimise the error of the layer's output
+   * on the calibration inputs (gptq.ts) instead of each to its nearest grid point; the grid is the same.
+   */
+  hessian?: InputHessian;
 }
 
 export type WeightClip = 'minmax' | 'mse';
+/** Each weight to its nearest grid point, or for the least error of the layer's output (gptq.ts). */
+export type WeightRounding = 'nearest' | 'output';
 /** How many fracs finer than the min/max one the 'mse' rule tries. */
 export const WEIGHT_CLIP_STEPS = 2;
 
@@ -127,8 +135,21 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
   const q = new Int8Array(weight.length);
   const m = new Int32Array(filters);
   const fm = new Int32Array(filters);
+  const H = opts.hessian;
+  if (H && (H.d !== per || filters % H.factors.length !== 0)) {
+    throw new ZeroqError('quant-shape', `input statistics of ${H.factors.length} groups of ${H.d} do not fit ${filters} channels of ${per} weights`, where);
+  }
   for (let o = 0; o < filters; o++) {
     const s = 2 ** fw[o];
+    if (H) {
+      const D = new Float64Array(per);
+      for (let i = 0; i < per; i++) D[i] = weight[o * per + i] * scale - mu[o];
+      roundChannel(D, H.factors[Math.floor((o * H.factors.length) / filters)], fw[o], qmax, q, o * per);
+      const mq = quantizeMean(mu[o], fw[o]);
+      m[o] = mq.m;
+      fm[o] = mq.fm;
+      continue;
+    }
     for (let i = o * per; i < (o + 1) * per; i++) {
       // With a lowered fw (fwCap) nothing can exceed qmax either: the range only shrinks. With 'mse' it can.
       q[i] = Math.max(-qmax, Math.min(qmax, roundHalfAway((weight[i] * scale - mu[o]) * s)));
