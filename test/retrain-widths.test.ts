@@ -190,3 +190,20 @@ t.test('zeroq quantize --avg-bits: widths per layer at the average, recorded in 
   const bad = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'quantize', CFG, '--avg-bits', '5', '--wbits', '4', '--calib', dataPath('coco-val', 'calib.txt'), '-o', out]).catch((e: { code: number; stderr: string }) => e);
   t.match(bad, { code: 2, stderr: /either the weight width/ });
 });
+
+t.test('rounding for the output error: the quantizer changes integers, and retraining starts from exactly them', async (t) => {
+  const { model, calib } = await tiny(4);
+  const net = model.net;
+  const { wbits: _w, ...quant } = defaultQuantConfig(8);
+  const near = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, threads: 2 });
+  const out = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, rounding: 'output', threads: 2 });
+  t.ok(qnetDifferences(near.qnet, out.qnet).some((d) => d.endsWith(': q')), 'other integers than rounding to nearest');
+  const state = initialState(model.params, 1);
+  const first = await startIteration(net, state, calib, { ...quant, wbits: 4, rounding: 'output' }, 2);
+  t.same(qnetDifferences(first.qnet, out.qnet), [], 'the iteration starts from the quantizer\'s integers (checked inside too)');
+  t.throws(() => parseRetrainFlags(CFG, {
+    abits: '8', data: dataPath('coco-val', 'calib.txt'), labelWeight: '1', seed: '1', batch: '8', headAbits: '16', actCalib: 'minmax', percentile: '99.99',
+    searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: '32', threads: '1', output: 'o.zqw', lrUnit: 'absolute',
+    distill: 'objectness', wbits: '4', rounding: 'output',
+  }), { code: 'bad-option', message: /--act-calib search/ });
+});

@@ -29,6 +29,7 @@ interface QuantizeFlags {
   equalize?: boolean;
   alignWeights?: boolean;
   weightClip: string;
+  rounding: string;
   searchObjective: string;
   output: string;
   id?: string;
@@ -73,6 +74,7 @@ export function register(program: Command): void {
     .option('--no-equalize', 'do not equalize')
     .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
     .addOption(new Option('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)').choices(['minmax', 'mse']).default('minmax'))
+    .addOption(new Option('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search)').choices(['nearest', 'output']).default('nearest'))
     .addOption(new Option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model').choices(['exact', 'float']).default('exact'))
     .requiredOption('-o, --output <file>', 'the .zqw to write')
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -115,6 +117,7 @@ export function register(program: Command): void {
           equalize: flags.equalize,
           alignWeights: flags.alignWeights ?? false,
           ...(flags.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+          ...(flags.rounding === 'output' ? { rounding: 'output' as const } : {}),
           searchObjective: flags.searchObjective as 'exact' | 'float',
           searchImages: intOption(flags.searchImages, '--search-images', 1, 1e6),
           threads: intOption(flags.threads, '--threads', 1, 256)!,

@@ -10,6 +10,7 @@ export interface RetrainFlags {
   avgBits?: string;
   sensitivityImages?: string;
   weightClip?: string;
+  rounding?: string;
   crop?: string;
   abits: string;
   data?: string;
@@ -115,6 +116,11 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     throw new ZeroqError('bad-option', `"${o.weightClip}" is not a weight-clip rule (minmax, mse)`, '--weight-clip');
   }
   const weightClip = (o.weightClip ?? recipe.weightClip) as 'minmax' | 'mse';
+  if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'output') {
+    throw new ZeroqError('bad-option', `"${o.rounding}" is not a rounding (nearest, output)`, '--rounding');
+  }
+  const rounding = (o.rounding ?? recipe.rounding) as 'nearest' | 'output';
+  if (rounding === 'output' && o.actCalib !== 'search') throw new ZeroqError('bad-option', 'rounding for the output error needs --act-calib search', '--rounding');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const budget = o.budgetMinutes !== undefined ? num(o.budgetMinutes, '--budget-minutes', (x) => x > 0, 'a positive number of minutes') : 0;
   return {
@@ -136,6 +142,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
         biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer,
         ...(alignWeights && !o.perLayer ? { alignWeights: true } : {}), searchObjective: o.searchObjective as 'exact' | 'float',
         ...(weightClip === 'mse' ? { weightClip } : {}),
+        ...(rounding === 'output' ? { rounding } : {}),
       },
       schedule,
       iterations,
@@ -200,6 +207,7 @@ export function register(program: Command): void {
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
     .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize; default: per width)')
     .option('--no-align-weights', 'do not align the weight grid')
+    .option('--rounding <how>', 'weights to their nearest grid point (nearest) or for the least error of each layer\'s output (output), as zeroq quantize (default: per width)')
     .option('--weight-clip <rule>', 'weight fraction bits: minmax (nothing clipped) or mse (least squared error, clipping), as zeroq quantize (default: per width)')
     .option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', 'exact')
     .option('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', '32')

@@ -10,7 +10,7 @@
 import type { ConvLayer, Network } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { roundHalfAway, sat } from '../qnet/arith.js';
-import { quantizeWeights, type WeightClip } from '../quant/weights.js';
+import { quantizeWeights, type WeightClip, type WeightRounding } from '../quant/weights.js';
 import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../qnet/types.js';
@@ -30,6 +30,8 @@ export interface QuantConfig {
   zeroCentered: boolean;
   /** The quantizer's rule for weight fraction bits (`--weight-clip`; absent: min/max). */
   weightClip?: WeightClip;
+  /** The quantizer's rounding (`--rounding`; absent: to nearest). */
+  rounding?: WeightRounding;
   /** The quantizer's activation calibration (`zeroq quantize --act-calib`), and its percentile. */
   actCalib: ActCalibMethod;
   percentile?: number;
@@ -68,6 +70,7 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
     perChannel: cfg.perChannel,
     zeroCenter: cfg.zeroCentered,
     ...(cfg.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+    ...(cfg.rounding === 'output' ? { rounding: 'output' as const } : {}),
     abits: cfg.abits,
     headAbits: cfg.headBits,
     actCalib: cfg.actCalib,
@@ -132,6 +135,15 @@ export async function quantizerFormats(
     }, l.source ?? `layer ${l.index}`);
     const j = l.inputs[0];
     const faIn = j === -1 ? INPUT_FRAC : res.qnet.formats[j].frac;
+    if (cfg.rounding === 'output') {
+      // Not each weight's nearest grid point: the shadow weights move onto the grid points the
+      // quantizer chose, so that re-rounding them in these formats gives its integers back.
+      const per = p.weight.length / l.filters;
+      const scale = inputScale(l);
+      for (let o = 0; o < l.filters; o++) {
+        for (let i = o * per; i < (o + 1) * per; i++) p.weight[i] = (mu[o] + c.q[i] * 2 ** -c.fw[o]) / scale;
+      }
+    }
     const biasShift = new Float64Array(l.filters);
     for (let o = 0; o < l.filters; o++) biasShift[o] = c.bias[o] * 2 ** -(c.fw[o] + faIn) - p.bias[o];
     return { wbits: c.wbits, fw: c.fw.slice(), m: c.m.slice(), fm: c.fm.slice(), mu, biasShift };
