@@ -360,3 +360,34 @@ t.test('kill -9 during a download, during the checks and between install and swa
   t.same(readdirSync(path.join(updateDir, 'download')), []);
   t.equal((await d.kill('SIGTERM')).code, 0);
 });
+
+t.test('without auto_install a new version waits for the install command; hard frames reach the pool', { timeout: 300_000, skip: !ready && 'needs the shipped weight set, the data folder and mosquitto' }, async (t) => {
+  const r = await rig(t);
+  await r.publish(path.join(r.dir, 'v1.zqw'));
+  const { d } = await r.startDaemon('cam1', ['  auto_install: false', '  hard_frames:', '    enabled: true', '    margin: 0.5', '    per_hour: 3600']);
+  await updateState(r.watcher, 'cam1', (j) => j.state === 'idle' && j.running?.version === 1, 'idle on version 1');
+  const v2file = await makeSet(r.dir, 'v2.zqw', r.trusted, (q) => nudged(q, 1));
+  const v2 = parseZqw(readFileSync(v2file)).manifest.id;
+  let mark = r.watcher.messages.length;
+  await r.publish(v2file);
+  const avail = await updateState(r.watcher, 'cam1', (j) => j.state === 'available', 'version 2 available', mark);
+  t.match(avail.json, { running: { version: 1 }, available: { version: 2 }, in_progress: false });
+  t.not(avail.json.installed_version, avail.json.latest_version, 'Home Assistant shows an update');
+  mark = r.watcher.messages.length;
+  await r.watcher.client.publishAsync('zeroq/cam1/update/set', 'install');
+  await updateState(r.watcher, 'cam1', (j) => j.state === 'idle' && j.running?.version === 2, 'installed on the command', mark);
+  const n = r.watcher.messages.length;
+  const m = await r.watcher.waitFor((x) => x.topic === 'zeroq/cam1/detections', 'detections', 10_000, n);
+  t.equal(m.json.weights, v2);
+
+  // Hard frames: detections below threshold + margin are sent to the pool, with what the device knew.
+  await d.waitLog((l) => l.msg === 'hard frame sent', 'a hard frame sent');
+  const pool = path.join(r.dir, 'server', 'pool');
+  const sidecars = readdirSync(pool).filter((f) => f.endsWith('.jpg.json'));
+  t.ok(sidecars.length > 0, `${sidecars.length} hard frames in the pool`);
+  const meta = JSON.parse(readFileSync(path.join(pool, sidecars[0]), 'utf8'));
+  t.match(meta, { device: 'cam1', meta: { model: 'yolo-fastest-1.1', weights: String, frame: Number, scores: Array } });
+  t.ok((meta.meta.scores as number[]).every((s) => s >= 0.25 && s < 0.75), 'scores between the threshold and threshold + margin');
+  t.ok(meta.width <= 640 && meta.height <= 640);
+  t.equal((await d.kill('SIGTERM')).code, 0);
+});
