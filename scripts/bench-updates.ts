@@ -275,7 +275,7 @@ async function main(): Promise<void> {
   const load1 = os.loadavg()[0];
   const f = (v: number, d = 2) => v.toFixed(d);
   const lines = [
-    '# Weight-set updates: 200 simulated devices',
+    '## Weight-set updates: 200 simulated devices',
     '',
     `Written by \`tsx scripts/bench-updates.ts --devices ${DEVICES} --poll-s ${POLL_S}\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus()[0]?.model.trim()}, ${os.cpus().length} cores,`,
     `Node ${process.version}; load average ${f(load0, 1)} at the start and ${f(load1, 1)} at the end (the machine is shared).`,
@@ -300,7 +300,7 @@ async function main(): Promise<void> {
     '',
   ];
   // The hand-written measurements of a real daemon below the table are kept.
-  const KEEP = '## One real daemon';
+  const KEEP = '### One real daemon';
   const old = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
   const kept = old.includes(KEEP) ? old.slice(old.indexOf(KEEP)) : '';
   writeFileSync(OUT, lines.join('\n') + (kept ? `\n${kept}` : ''));

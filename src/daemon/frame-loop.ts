@@ -1,7 +1,8 @@
 /**
- * The scheduler: takes the newest frame from the mailbox, runs the engine, decodes the heads and
- * hands the result on. One frame at a time; what arrives meanwhile replaces the waiting frame
- * (counted as skipped by the mailbox). The engine and decode settings can be swapped between frames.
+ * The scheduler: takes the next frame from the queue (the newest frame of each camera, the cameras
+ * in turn), runs the engine, decodes the heads and hands the result on. One frame at a time; what
+ * arrives meanwhile replaces a camera's waiting frame (counted as skipped). The engine and decode
+ * settings can be swapped between frames.
  */
 import type { Logger } from 'pino';
 import { decodeHeads } from '../detect/decode.js';
@@ -10,7 +11,6 @@ import type { DecodeOptions, Detection } from '../detect/types.js';
 import type { Engine, Frame } from '../engine/engine.js';
 import { ZeroqError } from '../util/errors.js';
 import type { CapturedFrame } from './capture/supervisor.js';
-import type { Mailbox } from './mailbox.js';
 
 export interface DetectSettings {
   decode: DecodeOptions;
@@ -29,6 +29,11 @@ export interface ProcessedFrame {
 
 export type LoopEnd = 'ended' | 'max-frames' | 'stopped';
 
+/** Where frames come from: the newest frame of the next camera; undefined once all ended. */
+export interface FrameQueue {
+  take(): Promise<CapturedFrame | undefined>;
+}
+
 /** Engine errors in a row after which the daemon gives up (and systemd restarts it). */
 const MAX_ENGINE_ERRORS = 10;
 
@@ -43,6 +48,8 @@ export class FrameLoop {
   /** Frames whose inference or decoding failed, since the start. */
   failed = 0;
   maxFrames = 0;
+  /** Score thresholds of cameras that have their own (Home Assistant number). */
+  readonly cameraThreshold = new Map<string, number>();
 
   /** The engine (setEngine) and the settings (setSettings) are given before run(). */
   constructor(
@@ -100,7 +107,7 @@ export class FrameLoop {
     this.stopping = true;
   }
 
-  async run(mailbox: Mailbox<CapturedFrame>): Promise<LoopEnd> {
+  async run(mailbox: FrameQueue): Promise<LoopEnd> {
     for (;;) {
       if (this.stopping) return 'stopped';
       const f = await mailbox.take();
@@ -150,7 +157,9 @@ export class FrameLoop {
   private async process(f: CapturedFrame): Promise<ProcessedFrame> {
     const engine = this.currentEngine;
     const net = engine.net;
-    const { decode, classes } = this.settings;
+    const { classes } = this.settings;
+    const own = f.camera === undefined ? undefined : this.cameraThreshold.get(f.camera);
+    const decode = own === undefined ? this.settings.decode : { ...this.settings.decode, threshold: own };
     const input = this.inputFor(f, engine);
     const t0 = performance.now();
     const heads = await engine.infer(input);

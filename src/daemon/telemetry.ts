@@ -70,7 +70,12 @@ export class Telemetry {
       skipped: new Counter({ name: 'zeroq_frames_skipped_total', help: 'Frames replaced by a newer one before the detector took them', registers }),
       bad: new Counter({ name: 'zeroq_frames_bad_total', help: 'Malformed frames or undecodable images from the source', registers }),
       restarts: new Counter({ name: 'zeroq_source_restarts_total', help: 'Source restarts by the watchdog', registers }),
-      sourceUp: new Gauge({ name: 'zeroq_source_up', help: '1 while the source delivers frames', registers }),
+      sourceUp: new Gauge({ name: 'zeroq_source_up', help: '1 while every camera delivers frames', registers }),
+      cameraFrames: new Counter({ name: 'zeroq_camera_frames_total', help: 'Frames per camera and stage (captured, processed, skipped, bad)', labelNames: ['camera', 'stage'] as const, registers }),
+      cameraUp: new Gauge({ name: 'zeroq_camera_up', help: '1 while the camera delivers frames', labelNames: ['camera'] as const, registers }),
+      cameraRestarts: new Counter({ name: 'zeroq_camera_restarts_total', help: 'Source restarts per camera', labelNames: ['camera'] as const, registers }),
+      objects: new Gauge({ name: 'zeroq_objects', help: 'Objects tracked now, per camera and class', labelNames: ['camera', 'label'] as const, registers }),
+      events: new Counter({ name: 'zeroq_events_total', help: 'Object events per camera and type', labelNames: ['camera', 'type'] as const, registers }),
       detections: new Counter({ name: 'zeroq_detections_total', help: 'Objects detected, by class', labelNames: ['class'] as const, registers }),
       inference: new Histogram({
         name: 'zeroq_inference_seconds',
@@ -97,31 +102,55 @@ export class Telemetry {
     };
   }
 
-  captured(): void {
+  private readonly up = new Map<string, boolean>();
+
+  captured(camera: string): void {
     this.counts.captured++;
     this.m.captured.inc();
+    this.m.cameraFrames.inc({ camera, stage: 'captured' });
   }
 
-  skipped(): void {
+  skipped(camera: string): void {
     this.counts.skipped++;
     this.m.skipped.inc();
+    this.m.cameraFrames.inc({ camera, stage: 'skipped' });
   }
 
-  badFrame(): void {
+  badFrame(camera: string): void {
     this.counts.badFrames++;
     this.m.bad.inc();
+    this.m.cameraFrames.inc({ camera, stage: 'bad' });
   }
 
-  sourceRestart(): void {
+  sourceRestart(camera: string): void {
     this.counts.sourceRestarts++;
     this.m.restarts.inc();
+    this.m.cameraRestarts.inc({ camera });
   }
 
-  sourceUp(up: boolean): void {
-    this.m.sourceUp.set(up ? 1 : 0);
+  sourceUp(camera: string, up: boolean): void {
+    this.up.set(camera, up);
+    this.m.cameraUp.set({ camera }, up ? 1 : 0);
+    this.m.sourceUp.set([...this.up.values()].every(Boolean) ? 1 : 0);
   }
 
-  processed(inferenceMs: number, latencyMs: number, classes: readonly string[]): void {
+  /** A camera went away. */
+  forget(camera: string): void {
+    this.up.delete(camera);
+    this.m.cameraUp.remove({ camera });
+    this.m.objects.reset();
+  }
+
+  objects(camera: string, counts: Record<string, number>): void {
+    for (const [label, n] of Object.entries(counts)) this.m.objects.set({ camera, label }, n);
+  }
+
+  event(camera: string, type: string): void {
+    this.m.events.inc({ camera, type });
+  }
+
+  processed(inferenceMs: number, latencyMs: number, classes: readonly string[], camera?: string): void {
+    if (camera !== undefined) this.m.cameraFrames.inc({ camera, stage: 'processed' });
     this.counts.processed++;
     this.counts.detections += classes.length;
     this.lastProcessedAt = Date.now();
@@ -154,6 +183,11 @@ export class Telemetry {
   engine(kind: string, model: string, weights: string, threads: number): void {
     this.m.engine.reset();
     this.m.engine.set({ kind, model, weights, threads: String(threads) }, 1);
+  }
+
+  /** Inference time percentiles over the last frames. */
+  inferencePercentiles(): ReturnType<Window['percentiles']> {
+    return this.inference.percentiles();
   }
 
   /** Frame rates since the previous call, and latency percentiles over the last frames. */
