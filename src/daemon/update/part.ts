@@ -313,11 +313,13 @@ export class UpdatePart implements DaemonPart {
     }
     const u = this.cfg!.update;
     this.metrics.checks.inc();
+    // The state reported to the server is the one before this check.
+    const reported = this.status.state;
     this.set('checking');
     let d: Descriptor | undefined;
     try {
       // Without a known version the full answer is asked for (it names the version); else 304 when unchanged.
-      d = await checkLatest({ server: u.server!, model: this.model(), channel: u.channel, token: this.token, running: this.running?.sha256 || null, conditional: this.running?.version != null, state: this.status.state });
+      d = await checkLatest({ server: u.server!, model: this.model(), channel: u.channel, token: this.token, running: this.running?.sha256 || null, conditional: this.running?.version != null, state: reported });
     } catch (e) {
       this.fail(e, 'idle');
       this.retryLater();
@@ -531,10 +533,9 @@ export class UpdatePart implements DaemonPart {
     this.metrics.running.set(w.set.version ?? -1);
     this.log.info({ version: w.set.version, frames: w.frames, detections: w.detections }, 'the new set passed its health window');
     this.set('idle', { lastError: null });
-    if (this.again) {
-      this.again = false;
-      this.checkSoon('queued');
-    }
+    // Checking again reports the new version to the server at once (and finds a newer one if any).
+    this.again = false;
+    this.checkSoon('report');
   }
 
   private async rollback(w: Watch, reason: string): Promise<void> {
