@@ -45,15 +45,15 @@ t.test('an engine module registered from outside shows up in the CLI without edi
   writeFileSync(
     stub,
     `export const engine = {
-  kind: 'fpga',
-  summary: 'serial-attached accelerator (stub)',
+  kind: 'fpga-stub',
+  summary: 'a second serial-attached accelerator (stub)',
   modelFiles: 'a .zqw weight set',
   opens: () => false,
   options: {},
-  flags: [{ flags: '--device <path>', description: 'fpga: serial device', key: 'device' }],
+  flags: [{ flags: '--stub-port <path>', description: 'fpga-stub: serial device', key: 'port' }],
   capabilities: { integer: true, threads: false },
   async open(model, opts) {
-    const e = new Error('stub engine opened ' + model + ' on ' + opts.device);
+    const e = new Error('stub engine opened ' + model + ' on ' + opts.port);
     e.code = 'stub-open';
     e.where = 'fpga';
     throw e;
@@ -64,14 +64,14 @@ t.test('an engine module registered from outside shows up in the CLI without edi
   const env = { ...process.env, ZEROQ_ENGINE_MODULES: stub };
   for (const cmd of ['bench', 'detect', 'eval', 'run']) {
     const { stdout } = await zeroq([cmd, '--help'], env);
-    t.match(stdout, /choices:\s+"int",\s+"float",\s+"fpga"/, `${cmd} --help lists the stub kind`);
-    t.match(stdout, /--device <path>/, `${cmd} --help has the stub's flag`);
+    t.match(stdout, /choices:\s+"int",\s+"float",\s+"fpga",\s+"fpga-stub"/, `${cmd} --help lists the stub kind`);
+    t.match(stdout, /--stub-port <path>/, `${cmd} --help has the stub's flag`);
   }
   const { stdout: plain } = await zeroq(['bench', '--help']);
-  t.notMatch(plain, /fpga/, 'without the module there is no fpga kind');
-  const err = await zeroq(['detect', 'set.zqw', 'x.jpg', '--engine', 'fpga', '--device', '/dev/ttyX'], env).then(
+  t.notMatch(plain, /fpga-stub/, 'without the module there is no such kind');
+  const err = await zeroq(['detect', 'set.zqw', 'x.jpg', '--engine', 'fpga-stub', '--stub-port', '/dev/ttyX'], env).then(
     () => undefined,
     (e: { stderr: string }) => e,
   );
-  t.match(err?.stderr ?? '', /stub engine opened set\.zqw on \/dev\/ttyX/, '--engine fpga opens the stub with its option');
+  t.match(err?.stderr ?? '', /stub engine opened set\.zqw on \/dev\/ttyX/, '--engine fpga-stub opens the stub with its option');
 });
