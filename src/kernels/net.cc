@@ -516,9 +516,11 @@ void Net::runConv(L& l) {
     });
   } else if (p.kind == CONV_DW) {
     const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
-    pool_.run(macs < parMin_ ? 1 : p.Ho, [&](int b, int e, int) {
-      if (macs < parMin_) e = p.Ho;
-      kernels_->dw(p, in, out, b, e);
+    // Split in units of rows holding four 16-pixel vectors (the fast kernels' groups).
+    const int unit = std::max(1, 4 / ((p.Wo + 15) / 16)), units = (p.Ho + unit - 1) / unit;
+    pool_.run(macs < parMin_ ? 1 : units, [&](int b, int e, int) {
+      if (macs < parMin_) e = units;
+      kernels_->dw(p, in, out, b * unit, std::min(e * unit, p.Ho));
     });
   } else {
     pool_.run(p.O, [&](int b, int e, int) {
