@@ -821,8 +821,29 @@ void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int 
 }
 }  // namespace
 
+namespace {
+// 16 pixels of interleaved RGB (48 bytes) into 16 words (r, g, b, 0) with one byte permute.
+__attribute__((target("avx512vbmi"))) void loadVbmi(const uint8_t* rgb, const Buf& in, int w, int h) {
+  alignas(64) uint8_t ib[64];
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 4; j++) ib[4 * i + j] = (uint8_t)(j < 3 ? 3 * i + j : 0);
+  const __m512i idx = _mm512_load_si512(ib);
+  const __mmask64 keep = 0x7777777777777777ull;
+  for (int y = 0; y < h; y++) {
+    const uint8_t* s = rgb + (size_t)y * w * 3;
+    uint32_t* row = in.at(0, y, 0);
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const __m512i v = _mm512_maskz_loadu_epi8(0xffffffffffffull, s + 3 * x);  // 48 bytes
+      _mm512_storeu_si512(row + x, _mm512_maskz_permutexvar_epi8(keep, idx, v));
+    }
+    for (; x < w; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
+  }
+}
+}  // namespace
+
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
 const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi};
 }  // namespace zqint

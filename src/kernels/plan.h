@@ -118,6 +118,8 @@ struct Kernels {
   void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
   // Output rows [y0, y1) of a depthwise conv (all channel blocks).
   void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
+  // Interleaved RGB (w x h) into the input buffer's words; nullptr: the portable loop.
+  void (*load)(const uint8_t* rgb, const Buf& in, int w, int h) = nullptr;
 };
 
 // Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
