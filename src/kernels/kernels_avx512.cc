@@ -842,8 +842,20 @@ __attribute__((target("avx512vbmi"))) void loadVbmi(const uint8_t* rgb, const Bu
 }
 }  // namespace
 
+namespace {
+const char* pathAvx512(const ConvPlan& p, const Buf&, const Buf&) {
+  if (p.kind == CONV_GENERIC) return "generic";
+  if (p.kind == CONV_GEMM) return p.fast ? (p.direct ? "gemm direct fast" : "gemm panel fast") : (p.direct ? "gemm direct" : "gemm panel");
+  return p.act == A_LUT ? "depthwise, table" : "depthwise";
+}
+const char* pathVbmi(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (p.kind == CONV_DW) return dwFastFor(p, in, out) ? "depthwise fast" : "depthwise";
+  return pathAvx512(p, in, out);
+}
+}  // namespace
+
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
-const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi};
+const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512, nullptr, pathAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi, pathVbmi};
 }  // namespace zqint

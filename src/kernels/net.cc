@@ -752,6 +752,42 @@ void Net::runUpsample(L& l) {
     }
 }
 
+// Bytes of a tensor's interior in its stored form.
+static int64_t tensorBytes(const Buf& b) {
+  return b.wide ? (int64_t)4 * b.c * b.h * b.w : (int64_t)4 * b.cb * b.h * b.w;
+}
+
+Net::Info Net::info(int i) const {
+  const L& l = layers_.at(i);
+  Info r;
+  const int kind = l.d[F_KIND];
+  if (kind == K_DROPOUT || kind == K_YOLO) {
+    r.kernel = "alias";
+    return r;
+  }
+  if (l.fused) {
+    r.kernel = "fused into the conv before";
+    return r;
+  }
+  const Buf& out = bufs_[l.buf];
+  r.bytes = tensorBytes(out);
+  for (int b : l.in) r.bytes += tensorBytes(bufs_[b]);
+  if (kind == K_CONV) {
+    const ConvPlan& p = l.conv;
+    const Buf& in = bufs_[l.in[0]];
+    r.macs = (int64_t)p.P * p.O * p.Cg * p.taps;
+    r.bytes += (int64_t)p.O * p.Cg * p.taps;  // weights
+    if (p.fuseOut) r.bytes += 2 * tensorBytes(out);  // the fused shortcut's other input and output
+    const char* k = kernels_->path ? kernels_->path(p, in, out) : nullptr;
+    r.kernel = k ? k : p.kind == CONV_GEMM ? (p.direct ? "gemm direct" : "gemm panel") : p.kind == CONV_DW ? "depthwise" : "generic";
+    if (p.fuseOut) r.kernel += " + shortcut";
+    return r;
+  }
+  static const char* names[] = {"conv", "maxpool", "route", "shortcut", "upsample", "dropout", "yolo"};
+  r.kernel = names[kind];
+  return r;
+}
+
 size_t Net::count(int layer) const {
   const Buf& b = bufs_[layers_.at(layer).buf];
   return (size_t)b.c * b.h * b.w;

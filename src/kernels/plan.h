@@ -120,6 +120,8 @@ struct Kernels {
   void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
   // Interleaved RGB (w x h) into the input buffer's words; nullptr: the portable loop.
   void (*load)(const uint8_t* rgb, const Buf& in, int w, int h) = nullptr;
+  // The name of the code path gemm/dw take for a conv (profiles); nullptr: "gemm"/"depthwise".
+  const char* (*path)(const ConvPlan& p, const Buf& in, const Buf& out) = nullptr;
 };
 
 // Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
