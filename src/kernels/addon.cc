@@ -46,6 +46,9 @@ std::vector<const zqint::Kernels*> available() {
 #if defined(__aarch64__) && defined(__linux__)
   if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) v.push_back(&zqint::kDotprod);
 #endif
+#if defined(__aarch64__)
+  v.push_back(&zqint::kNeon);  // Advanced SIMD is part of every ARMv8-A core Linux runs on
+#endif
   v.push_back(&zqint::kScalar);
   return v;
 }

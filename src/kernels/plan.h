@@ -135,6 +135,7 @@ extern const Kernels kAvx512Vbmi;  // kAvx512 with the VBMI depthwise
 #endif
 #if defined(__aarch64__)
 extern const Kernels kDotprod;  // NEON with sdot/udot (ARMv8.2 dot product)
+extern const Kernels kNeon;     // NEON of ARMv8.0 (smull/sadalp)
 #endif
 
 }  // namespace zqint
