@@ -3,7 +3,7 @@
  * also the state of Home Assistant's `update` entity), its discovery config, and the metrics.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { slug } from '../mqtt/ha-discovery.js';
+import { ORIGIN, slug } from '../mqtt/ha-discovery.js';
 import { AVAILABILITY, PAYLOAD_VERSION, type Topics } from '../mqtt/topics.js';
 
 export type UpdateStateName = 'idle' | 'checking' | 'available' | 'downloading' | 'verifying' | 'selftest' | 'installing' | 'watching' | 'rolled_back' | 'failed';
@@ -62,7 +62,8 @@ export function updateDiscovery(discoveryPrefix: string, deviceId: string, topic
     JSON.stringify({
       name: 'weight set',
       unique_id: `${node}_weights`,
-      object_id: `${node}_weights`,
+      default_entity_id: `update.${node}_weights`,
+      origin: { ...ORIGIN, sw_version: version },
       device: { identifiers: [node], name: `zeroq ${deviceId}`, manufacturer: 'zeroq', model, sw_version: version },
       state_topic: t.status,
       command_topic: t.command,
