@@ -13,7 +13,7 @@
     },
     {
       "target_name": "zeroq_int",
-      "sources": ["src/kernels/addon.cc", "src/kernels/net.cc", "src/kernels/pool.cc", "src/kernels/kernels_scalar.cc", "src/kernels/resize.cc"],
+      "sources": ["src/kernels/addon.cc", "src/kernels/check.cc", "src/kernels/net.cc", "src/kernels/pool.cc", "src/kernels/kernels_scalar.cc", "src/kernels/resize.cc"],
       "cflags_cc": ["<@(zq_int_cflags)"],
       "cflags_cc!": ["-fno-exceptions", "-O2"],
       "cflags!": ["-fno-exceptions"],

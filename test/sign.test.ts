@@ -197,7 +197,7 @@ t.test('the daemon with model.trust: refuses an unsigned set at start, and an un
     writeConfig(k(name));
     const mark = d.logs.length;
     d.child.kill('SIGHUP');
-    const failed = await d.waitLog((l) => l.msg === 'reload failed part way', `reload of ${name} refused`, 30_000, mark);
+    const failed = await d.waitLog((l) => l.msg === 'reload: a part failed' && l.part === 'model', `reload of ${name} refused`, 30_000, mark);
     t.match(String(failed.err), reason, `${name}: ${String(failed.err)}`);
     const n = w.messages.length;
     const next = await w.waitFor((m) => m.topic === 'zeroq/cam/detections', 'still detecting', 10_000, n);

@@ -8,7 +8,11 @@ import { ZeroqError } from '../util/errors.js';
 
 interface QuantizeFlags {
   weights?: string;
-  wbits: string;
+  wbits?: string;
+  avgBits?: string;
+  val?: string;
+  gt?: string;
+  sensitivityImages: string;
   firstBits?: string;
   headBits?: string;
   abits: string;
@@ -24,6 +28,8 @@ interface QuantizeFlags {
   biasCorrection: boolean;
   equalize?: boolean;
   alignWeights?: boolean;
+  weightClip: string;
+  rounding: string;
   searchObjective: string;
   output: string;
   id?: string;
@@ -46,7 +52,11 @@ export function register(program: Command): void {
     .description('quantize a darknet model to a .zqw weight set (zero-centered fixed point, calibrated activations)')
     .argument('<cfg>', 'darknet .cfg (weights beside it, or --weights)')
     .option('--weights <file>', 'darknet .weights (default: the cfg with .weights)')
-    .requiredOption('--wbits <n>', 'weight width Nw of every conv layer (2..8)')
+    .option('--wbits <n>', 'weight width Nw of every conv layer (2..8)')
+    .option('--avg-bits <b>', 'instead of --wbits: a width per conv layer (2..8) from measured per-layer sensitivity, at this average bits per weight')
+    .option('--val <list>', 'with --avg-bits: validation images; the layer errors are measured on them and the candidate widths with the best AP50 there are kept')
+    .option('--gt <instances.json>', 'COCO ground truth of --val (default: instances.json beside it)')
+    .option('--sensitivity-images <n>', 'with --avg-bits: images the layer errors are measured on (the first of --val, else of --calib)', '32')
     .option('--first-bits <n>', 'weight width of the first conv layer (default --wbits)')
     .option('--head-bits <n>', 'weight width of the conv layers feeding yolo heads (default --wbits)')
     .option('--abits <n>', 'activation width', '8')
@@ -63,6 +73,8 @@ export function register(program: Command): void {
     .option('--equalize', 'equalize across conv pairs: activation ranges (per-channel formats) or weight ranges (per-layer); the default')
     .option('--no-equalize', 'do not equalize')
     .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
+    .addOption(new Option('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)').choices(['minmax', 'mse']).default('minmax'))
+    .addOption(new Option('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search)').choices(['nearest', 'output']).default('nearest'))
     .addOption(new Option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model').choices(['exact', 'float']).default('exact'))
     .requiredOption('-o, --output <file>', 'the .zqw to write')
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -71,9 +83,25 @@ export function register(program: Command): void {
     .option('--histogram-layer <index>', 'conv layer of the weight histogram (default: the one centering helps most)')
     .option('--threads <n>', 'threads for the float passes', '1')
     .action(async (cfg: string, flags: QuantizeFlags) => {
-      const { runQuantize } = await import('./quantize-run.js');
-      const wbits = intOption(flags.wbits, '--wbits', 2, 8)!;
+      const { runQuantize } = await import('../cli/quantize-run.js');
+      if ((flags.wbits === undefined) === (flags.avgBits === undefined)) {
+        throw new ZeroqError('bad-option', 'give either the weight width (--wbits N) or an average (--avg-bits B)', '--wbits');
+      }
+      let avgBits: number | undefined;
+      if (flags.avgBits !== undefined) {
+        avgBits = Number(flags.avgBits);
+        if (flags.avgBits.trim() === '' || !(avgBits >= 2 && avgBits <= 8)) throw new ZeroqError('bad-option', `--avg-bits must be a number from 2 to 8, got "${flags.avgBits}"`, '--avg-bits');
+        for (const [f, n] of [[flags.firstBits, '--first-bits'], [flags.headBits, '--head-bits']] as const) {
+          if (f !== undefined) throw new ZeroqError('bad-option', `${n} does not go with --avg-bits (the widths are chosen per layer)`, n);
+        }
+      } else if (flags.val !== undefined) {
+        throw new ZeroqError('bad-option', '--val is used by --avg-bits only', '--val');
+      }
+      const wbits = avgBits === undefined ? intOption(flags.wbits, '--wbits', 2, 8)! : 8;
       await runQuantize(cfg, {
+        ...(avgBits !== undefined
+          ? { avgBits: { target: avgBits, val: flags.val, gt: flags.gt, sensitivityImages: intOption(flags.sensitivityImages, '--sensitivity-images', 1, 1e6)! } }
+          : {}),
         weights: flags.weights,
         quant: {
           wbits,
@@ -88,6 +116,8 @@ export function register(program: Command): void {
           biasCorrection: flags.biasCorrection,
           equalize: flags.equalize,
           alignWeights: flags.alignWeights ?? false,
+          ...(flags.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+          ...(flags.rounding === 'output' ? { rounding: 'output' as const } : {}),
           searchObjective: flags.searchObjective as 'exact' | 'float',
           searchImages: intOption(flags.searchImages, '--search-images', 1, 1e6),
           threads: intOption(flags.threads, '--threads', 1, 256)!,

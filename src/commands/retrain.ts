@@ -3,16 +3,22 @@ import { existsSync } from 'node:fs';
 import { ZeroqError } from '../util/errors.js';
 import type { RetrainArgs } from '../retrain/run.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
+import { recipeFor } from '../retrain/recipes.js';
 
 export interface RetrainFlags {
   wbits?: string;
+  avgBits?: string;
+  sensitivityImages?: string;
+  weightClip?: string;
+  rounding?: string;
+  crop?: string;
   abits: string;
   data?: string;
   val?: string;
   gt?: string;
   weights?: string;
   iterations?: string;
-  epochs: string;
+  epochs?: string;
   schedule?: string;
   labels?: boolean;
   featureWeight?: string;
@@ -22,7 +28,7 @@ export interface RetrainFlags {
   resume?: boolean;
   checkpoint?: string;
   batch: string;
-  lr: string;
+  lr?: string;
   lrUnit: string;
   lrDecay?: string;
   flip?: boolean;
@@ -73,7 +79,14 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   if (!o.output) throw new ZeroqError('bad-option', 'give the output weight set (-o out.zqw)', '--output');
   if (o.abits !== '8') throw new ZeroqError('bad-option', `activation width ${o.abits} is not supported (8)`, '--abits');
   let schedule: number[];
-  if (o.schedule !== undefined) {
+  let avgBits: number | undefined;
+  if (o.avgBits !== undefined) {
+    avgBits = num(o.avgBits, '--avg-bits', (x) => x >= 2 && x <= 8, 'an average width from 2 to 8');
+    if (o.wbits !== undefined || o.schedule !== undefined) throw new ZeroqError('bad-option', '--avg-bits chooses the widths: give it without --wbits and --schedule', '--avg-bits');
+    if (o.perLayer) throw new ZeroqError('bad-option', '--avg-bits needs per-channel formats', '--per-layer');
+    // Every conv layer gets its own width; the run's nominal width is the widest allowed.
+    schedule = [8];
+  } else if (o.schedule !== undefined) {
     schedule = o.schedule.split(',').map((s) => width(s.trim(), '--schedule'));
     if (o.wbits !== undefined && Number(o.wbits) !== schedule[schedule.length - 1]) {
       throw new ZeroqError('bad-option', `--wbits ${o.wbits} disagrees with the last width of --schedule ${o.schedule}`, '--wbits');
@@ -82,10 +95,12 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       if (schedule[i] > schedule[i - 1]) throw new ZeroqError('bad-option', 'the schedule must not widen', '--schedule');
     }
   } else {
-    if (o.wbits === undefined) throw new ZeroqError('bad-option', 'give the weight width (--wbits N) or a schedule', '--wbits');
+    if (o.wbits === undefined) throw new ZeroqError('bad-option', 'give the weight width (--wbits N), a schedule or an average (--avg-bits B)', '--wbits');
     schedule = [width(o.wbits, '--wbits')];
   }
-  const iterations = o.iterations !== undefined ? posInt(o.iterations, '--iterations') : Math.max(3, schedule.length);
+  // Settings not given take the recipe of the (narrowest) width.
+  const recipe = recipeFor(avgBits !== undefined ? Math.floor(avgBits) : schedule[schedule.length - 1]);
+  const iterations = o.iterations !== undefined ? posInt(o.iterations, '--iterations') : Math.max(recipe.iterations, schedule.length);
   if (iterations < schedule.length) {
     throw new ZeroqError('bad-option', `${iterations} iterations cannot run the ${schedule.length} widths of the schedule`, '--iterations');
   }
@@ -97,6 +112,16 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     throw new ZeroqError('bad-option', `"${o.searchObjective}" is not a search objective (exact, float)`, '--search-objective');
   }
   const percentile = num(o.percentile, '--percentile', (x) => x > 0 && x <= 100, 'a percentile in (0, 100]');
+  if (o.weightClip !== undefined && o.weightClip !== 'minmax' && o.weightClip !== 'mse') {
+    throw new ZeroqError('bad-option', `"${o.weightClip}" is not a weight-clip rule (minmax, mse)`, '--weight-clip');
+  }
+  const weightClip = (o.weightClip ?? recipe.weightClip) as 'minmax' | 'mse';
+  if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'output') {
+    throw new ZeroqError('bad-option', `"${o.rounding}" is not a rounding (nearest, output)`, '--rounding');
+  }
+  const rounding = (o.rounding ?? recipe.rounding) as 'nearest' | 'output';
+  if (rounding === 'output' && o.actCalib !== 'search') throw new ZeroqError('bad-option', 'rounding for the output error needs --act-calib search', '--rounding');
+  const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const budget = o.budgetMinutes !== undefined ? num(o.budgetMinutes, '--budget-minutes', (x) => x > 0, 'a positive number of minutes') : 0;
   return {
     cfg,
@@ -110,25 +135,32 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     calibImages: posInt(o.calibImages, '--calib-images'),
     keepIterations: o.keepIterations ?? false,
     keepBest: o.keepBest ?? false,
+    ...(avgBits !== undefined ? { avgBits, sensitivityImages: posInt(o.sensitivityImages ?? '32', '--sensitivity-images') } : {}),
     train: {
       quant: {
         abits: 8, headBits, perChannel: !o.perLayer, zeroCentered: o.zeroCenter, actCalib: o.actCalib as ActCalibMethod, percentile,
         biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer,
-        ...(o.alignWeights ? { alignWeights: true } : {}), searchObjective: o.searchObjective as 'exact' | 'float',
+        ...(alignWeights && !o.perLayer ? { alignWeights: true } : {}), searchObjective: o.searchObjective as 'exact' | 'float',
+        ...(weightClip === 'mse' ? { weightClip } : {}),
+        ...(rounding === 'output' ? { rounding } : {}),
       },
       schedule,
       iterations,
-      epochs: posInt(o.epochs, '--epochs'),
+      epochs: o.epochs !== undefined ? posInt(o.epochs, '--epochs') : recipe.epochs,
       batch: posInt(o.batch, '--batch'),
-      lr: num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)'),
+      lr: o.lr !== undefined ? num(o.lr, '--lr', (x) => x > 0 && x < 1, 'a learning rate in (0, 1)') : recipe.lr,
       lrUnit: lrUnit(o.lrUnit),
-      lrDecay: num(o.lrDecay ?? '0.5', '--lr-decay', (x) => x > 0 && x <= 1, 'a factor in (0, 1]'),
-      flip: o.flip ?? false,
+      lrDecay: o.lrDecay !== undefined ? num(o.lrDecay, '--lr-decay', (x) => x > 0 && x <= 1, 'a factor in (0, 1]') : recipe.lrDecay,
+      flip: o.flip ?? recipe.flip,
+      ...(() => {
+        const crop = o.crop !== undefined ? num(o.crop, '--crop', (x) => x > 0 && x <= 1, 'a fraction in (0, 1]') : recipe.crop;
+        return crop < 1 ? { crop } : {};
+      })(),
       distill: distillWeighting(o.distill),
       seed: num(o.seed, '--seed', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
       threads: posInt(o.threads, '--threads'),
       labelWeight: o.labels ? num(o.labelWeight, '--label-weight', (x) => x > 0, 'a positive number') : 0,
-      featureWeight: num(o.featureWeight ?? '0', '--feature-weight', (x) => x >= 0, 'a non-negative number'),
+      featureWeight: o.featureWeight !== undefined ? num(o.featureWeight, '--feature-weight', (x) => x >= 0, 'a non-negative number') : recipe.featureWeight,
       budgetMs: budget * 60_000,
       maxStepsPerEpoch: o.maxSteps !== undefined ? posInt(o.maxSteps, '--max-steps') : 0,
     },
@@ -141,13 +173,15 @@ export function register(program: Command): void {
     .description('Iterative quantization-aware retraining of a darknet model into a fixed-point weight set')
     .argument('<cfg>', 'darknet cfg (weights: the same path with .weights, or --weights)')
     .option('--weights <file>', 'darknet .weights file')
-    .option('--wbits <n>', 'weight width of the result (2..8)')
+    .option('--wbits <n>', 'weight width of the result (2..8); settings not given take the values measured best for it (docs/retraining.md)')
+    .option('--avg-bits <b>', 'instead of --wbits: a width per conv layer (2..8) at this average bits per weight, chosen from measured per-layer sensitivity (as zeroq quantize --avg-bits; with --val, on it)')
+    .option('--sensitivity-images <n>', 'with --avg-bits: images the layer errors are measured on (the first of --val, else of --data)', '32')
     .option('--abits <n>', 'activation width', '8')
     .requiredOption('--data <list>', 'training images, one path per line (labels not needed)')
     .option('--val <list>', 'validation images for a per-iteration AP (disjoint from training and evaluation images)')
     .option('--gt <instances.json>', 'COCO ground truth of the validation images (default: instances.json beside --val)')
-    .option('--iterations <k>', 'quantize-then-fine-tune iterations (default: max(3, schedule length))')
-    .option('--epochs <e>', 'epochs per iteration', '1')
+    .option('--iterations <k>', 'quantize-then-fine-tune iterations (default: per width, at least the schedule length)')
+    .option('--epochs <e>', 'epochs per iteration (default: per width)')
     .option('--schedule <widths>', 'weight width per iteration, narrowing, e.g. 8,6,5,4')
     .option('--labels', 'add the YOLO loss against darknet labels (images/x.jpg -> labels/x.txt)')
     .option('--label-weight <w>', 'weight of the label loss', '1')
@@ -156,11 +190,13 @@ export function register(program: Command): void {
     .option('--resume', 'continue from the checkpoint')
     .option('--checkpoint <file>', 'checkpoint file (default: <output>.ckpt.json)')
     .option('--batch <n>', 'images per step', '8')
-    .option('--lr <rate>', 'Adam learning rate of the first iteration', '0.0001')
-    .option('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant)', '0.5')
-    .option('--flip', 'mirror each training image left-right with probability 1/2 at every step')
+    .option('--lr <rate>', 'Adam learning rate of the first iteration (default: per width)')
+    .option('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant; default: per width)')
+    .option('--flip', 'mirror each training image left-right with probability 1/2 at every step (default: per width)')
+    .option('--no-flip', 'do not mirror training images')
+    .option('--crop <f>', 'random crops: each training image at every step is a window of [f, 1] of its width and height, scaled back (1: none; default: per width)')
     .option('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', 'absolute')
-    .option('--feature-weight <w>', 'also distil the inner conv layers\' outputs (relative squared error to the float model\'s, summed over layers) with this weight; 0: heads only', '0')
+    .option('--feature-weight <w>', 'also distil the inner conv layers\' outputs (relative squared error to the float model\'s, summed over layers) with this weight; 0: heads only (default: per width)')
     .option('--distill <weighting>', 'objectness: class and x, y terms weighted by the teacher\'s objectness; uniform: every position alike', 'objectness')
     .option('--per-layer', 'one weight format per layer instead of per output channel')
     .option('--no-zero-center', 'plain fixed point (mu = 0), the baseline zero-centering is compared with')
@@ -169,7 +205,10 @@ export function register(program: Command): void {
     .option('--percentile <p>', 'for --act-calib percentile: the percentile of |x| kept unclipped', '99.99')
     .option('--no-bias-correction', 'keep the shadow biases at each iteration start (default: the quantizer corrects them)')
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
-    .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize)')
+    .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize; default: per width)')
+    .option('--no-align-weights', 'do not align the weight grid')
+    .option('--rounding <how>', 'weights to their nearest grid point (nearest) or for the least error of each layer\'s output (output), as zeroq quantize (default: per width)')
+    .option('--weight-clip <rule>', 'weight fraction bits: minmax (nothing clipped) or mse (least squared error, clipping), as zeroq quantize (default: per width)')
     .option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', 'exact')
     .option('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', '32')
     .option('--keep-best', 'with --val: write the iteration with the best validation AP50 as the output, not the last one')

@@ -3,7 +3,7 @@
  * variables, command-line flags; later layers win — and validates it. Every error names where the
  * bad value came from: the file and line with the key path, the variable or the flag.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -29,6 +29,8 @@ export const ENV_KEYS: Record<string, { path: string[]; type: ValueType }> = {
   ZEROQ_MQTT_PASSWORD: { path: ['mqtt', 'password'], type: 'string' },
   ZEROQ_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
   ZEROQ_TRUST: { path: ['model', 'trust'], type: 'list' },
+  ZEROQ_UPDATE_SERVER: { path: ['update', 'server'], type: 'string' },
+  ZEROQ_UPDATE_TOKEN: { path: ['update', 'token'], type: 'string' },
 };
 
 /** Command-line flags of `zeroq run` that map onto config keys. */
@@ -68,11 +70,19 @@ const FLAG_KEYS: FlagKey[] = [
   { flag: 'print', name: '--print', path: ['print'], type: 'bool' },
   { flag: 'httpPort', name: '--http-port', path: ['http', 'port'], type: 'int' },
   { flag: 'trust', name: '--trust', path: ['model', 'trust'], type: 'list' },
+  { flag: 'updateServer', name: '--update-server', path: ['update', 'server'], type: 'string' },
+  { flag: 'updateChannel', name: '--update-channel', path: ['update', 'channel'], type: 'string' },
+  { flag: 'updateToken', name: '--update-token', path: ['update', 'token'], type: 'string' },
+  { flag: 'updateInterval', name: '--update-interval', path: ['update', 'check_interval_s'], type: 'int' },
+  { flag: 'updateInstall', name: '--no-update-install', path: ['update', 'auto_install'], type: 'bool' },
+  { flag: 'updateDir', name: '--update-dir', path: ['update', 'dir'], type: 'string' },
 ];
 
 export interface LoadOptions {
   /** Config file (YAML or JSON); none: defaults plus environment and flags. */
   file?: string;
+  /** The file's text, when already read (`file` then only names it in messages). */
+  text?: string;
   env?: NodeJS.ProcessEnv;
   flags?: RunFlags;
 }
@@ -103,27 +113,49 @@ function setPath(obj: Obj, path: string[], value: Json): void {
   o[path[path.length - 1]] = value;
 }
 
-interface FileLayer {
+export interface FileLayer {
   data: Obj;
   /** 1-based line of a key path in the file, when known. */
   lineOf(path: PropertyKey[]): number | undefined;
 }
 
+/** A config file larger than this is refused unread (a configuration is a few kilobytes). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
 function readFile(file: string): FileLayer {
   let text: string;
   try {
+    if (statSync(file).size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ZeroqError('config', `cannot read config file: ${(err as Error).message}`, file, { cause: err });
   }
+  return parseConfigText(text, file);
+}
+
+/**
+ * Parses the text of a config file (YAML or JSON). Anything the YAML library refuses — syntax,
+ * an alias to no anchor, more than 100 aliases (a "billion laughs" document), nesting too deep for
+ * the stack — is a ZeroqError('config') naming the file (and line when known).
+ */
+export function parseConfigText(text: string, file: string): FileLayer {
   const lc = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const line = lc.linePos(e.pos[0]).line;
-    throw new ZeroqError('config', `not valid YAML/JSON: ${e.message.split('\n')[0]}`, `${file}:${line}`);
+  let doc: Document;
+  let data: Json;
+  try {
+    // logLevel error: no process warnings (e.g. for a collection used as a key, which then fails as an unknown key).
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0];
+      const line = lc.linePos(e.pos[0]).line;
+      throw new ZeroqError('config', `not valid YAML/JSON: ${e.message.split('\n')[0]}`, `${file}:${line}`);
+    }
+    data = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as Json;
+  } catch (e) {
+    if (e instanceof ZeroqError) throw e;
+    const why = e instanceof RangeError ? 'nested too deeply' : (e as Error).message;
+    throw new ZeroqError('config', `not a usable YAML/JSON document: ${why}`, file, { cause: e });
   }
-  const data = (doc.toJS() ?? {}) as Json;
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ZeroqError('config', 'expected a mapping of keys at the top level', file);
   }
@@ -164,7 +196,7 @@ function pathText(path: PropertyKey[]): string {
  */
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
-  const file = opts.file ? readFile(opts.file) : undefined;
+  const file = opts.text !== undefined ? parseConfigText(opts.text, opts.file ?? 'config') : opts.file ? readFile(opts.file) : undefined;
   const merged: Obj = file ? structuredClone(file.data) : {};
   /** dotted key path → the env variable or flag that set it. */
   const origin = new Map<string, string>();
@@ -177,8 +209,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   for (const f of [...FLAG_KEYS, ...engineFlagKeys()]) {
     const v = opts.flags?.[f.flag];
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
-    setPath(merged, f.path, convert(v, f.type));
+    const list = Array.isArray(v) && v.every((x) => typeof x === 'string');
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && !list) continue;
+    setPath(merged, f.path, convert(v as string | number | boolean | string[], f.type));
     origin.set(f.path.join('.'), f.name);
   }
 
@@ -199,11 +232,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
           const line = file.lineOf(path);
           where = line ? `${opts.file}:${line}` : opts.file;
         } else where = 'defaults';
-        lines.push(`${where}: ${key}: ${message}`);
+        // A key can be any YAML text (a flow mapping used as a key): keep it on one line.
+        lines.push(`${where}: ${key}: ${message}`.replace(/\s*[\r\n]+\s*/g, ' '));
       }
     }
+    // One line, as every error the CLI prints: the problems one after another.
     const head = lines.length === 1 ? 'invalid configuration' : `invalid configuration (${lines.length} problems)`;
-    const err = new ZeroqError('config', `${head}\n  ${lines.join('\n  ')}`);
+    const err = new ZeroqError('config', `${head}: ${lines.join('; ')}`);
     throw err;
   }
   const cfg = res.data;

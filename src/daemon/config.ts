@@ -276,6 +276,64 @@ const http = z
   })
   .prefault({});
 
+/** Weight-set updates from a retraining server (docs/updates.md). Off until `server` is set. */
+const update = z
+  .strictObject({
+    /** The retraining server, e.g. http://updates.local:8470. Absent: no updates. */
+    server: z.string().regex(/^https?:\/\/./, 'expected a URL such as http://host:8470').optional(),
+    channel: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" and "-"').default('stable'),
+    /** The model name on the server; default: the running network's name. */
+    model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(),
+    /** The device token (zeroq device add ID): reports and hard-frame uploads need it. */
+    token: z.string().min(1).optional(),
+    token_file: z.string().min(1).optional(),
+    /** Keys trusted for downloaded sets, besides model.trust (together they must name at least one). */
+    trust: z.array(z.string().min(1)).default([]),
+    check_interval_s: z.number().min(1).default(3600),
+    /** Install a new version by itself; false: only report it (and install on the `install` command). */
+    auto_install: z.boolean().default(true),
+    /** Where installed sets and the update state are kept (default: $STATE_DIRECTORY/updates, else ~/.local/state/zeroq/updates). */
+    dir: z.string().min(1).optional(),
+    /** Earlier sets kept for rollback, besides the running one. */
+    keep: z.number().int().min(1).max(20).default(2),
+    /** Listen for the server's MQTT announcements on <announce_prefix>/updates/<model>/<channel>. */
+    announce: z.boolean().default(true),
+    /** Prefix of the announcement topic (the server's --mqtt-prefix); default: mqtt.prefix. */
+    announce_prefix: z.string().min(1).regex(/^[^#+]+$/).optional(),
+    /** An announcement is acted on after a random delay up to this (spreads a fleet's downloads). */
+    announce_jitter_s: z.number().min(0).default(2),
+    /** Refuse sets that carry no self-test frames. */
+    require_selftest: z.boolean().default(true),
+    /** Largest set downloaded, bytes; and how long one download may take. */
+    max_bytes: z.number().int().positive().default(64 * 2 ** 20),
+    download_timeout_s: z.number().positive().default(300),
+    /** After a swap: frames watched before the new set is kept; what makes it fail. */
+    health: z
+      .strictObject({
+        frames: z.number().int().min(1).default(30),
+        /** Inference errors tolerated in the window. */
+        max_errors: z.number().int().min(0).default(0),
+        /** Detections per frame must stay within [min_ratio, max_ratio] × the previous set's rate... */
+        min_ratio: z.number().min(0).default(0.3),
+        max_ratio: z.number().min(1).default(5),
+        /** ...judged only when the previous rate was at least this (an empty scene says nothing). */
+        min_rate: z.number().min(0).default(0.2),
+      })
+      .prefault({}),
+    /** Upload frames whose detections sit near the threshold to the server's pool (needs a token). */
+    hard_frames: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** A frame is hard when a detection's score is below threshold + margin. */
+        margin: z.number().gt(0).lt(1).default(0.1),
+        per_hour: z.number().positive().default(6),
+        max_size: z.number().int().min(64).max(4096).default(640),
+        quality: z.number().int().min(1).max(100).default(85),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   /** Names the device in every topic; default: the host name. */
   device_id: z
@@ -293,6 +351,7 @@ export const configSchema = z.strictObject({
   homeassistant,
   publish,
   http,
+  update,
   /** Stop cleanly after this many processed frames (0: run until stopped). */
   max_frames: z.number().int().min(0).default(0),
   /** Print every message the daemon publishes (as a subscriber sees it) on stdout, one line each. */

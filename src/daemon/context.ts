@@ -44,6 +44,8 @@ export interface DaemonEvents {
   mqtt: [MqttLink];
   /** The engine in use was replaced. */
   engine: [Engine];
+  /** A frame failed in the engine or in decoding (the loop goes on with the next). */
+  failed: [Error];
 }
 
 export interface DaemonContext {

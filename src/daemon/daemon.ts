@@ -27,6 +27,7 @@ import { daemonParts } from './parts/index.js';
 import type { HttpPart } from './parts/http.js';
 import type { ModelPart } from './parts/model.js';
 import { SdNotify } from './sdnotify.js';
+import { installedModel } from './update/state.js';
 import { Telemetry, round } from './telemetry.js';
 
 export type OpenEngine = (kind: string, model: string, threads: number, options?: EngineOpenOptions) => Promise<Engine>;
@@ -50,7 +51,7 @@ const defaultOpenEngine: OpenEngine = async (kind, model, threads, options = {})
   engineModule(kind, 'model.engine').open(model, { ...options, threads });
 
 /** The configured model, else the default of the engine: the cfg for float, the shipped W8 weight set for the others. */
-function modelPath(m: ModelConfig): string {
+export function modelPath(m: ModelConfig): string {
   if (m.path) return m.path;
   return m.engine === 'float' ? defaultModelPath() : defaultWeightSet();
 }
@@ -97,7 +98,7 @@ export class Daemon implements DaemonContext {
     this.cfg = cfg;
     this.log = o.log;
     this.sd = new SdNotify(o.log.child({ mod: 'sd_notify' }));
-    this.loop = new FrameLoop((r) => this.onFrame(r), this.log.child({ mod: 'loop' }));
+    this.loop = new FrameLoop((r) => this.onFrame(r), this.log.child({ mod: 'loop' }), (err) => this.events.emit('failed', err));
     this.parts = daemonParts(this);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
@@ -145,7 +146,18 @@ export class Daemon implements DaemonContext {
 
   async openEngine(m: ModelConfig): Promise<Engine> {
     const open = this.o.openEngine ?? defaultOpenEngine;
-    return open(m.engine, modelPath(m), m.threads, { ...engineOptions(m), trust: await trustOf(m) });
+    const configured = modelPath(m);
+    // A weight set installed by the update part runs instead of the configured one (docs/updates.md).
+    const installed = engineModule(m.engine, 'model.engine').capabilities.integer ? installedModel(this.cfg, configured) : undefined;
+    if (installed) {
+      try {
+        const { loadTrust } = await import('../qnet/keys.js');
+        return await open(m.engine, installed.path, m.threads, { ...engineOptions(m), trust: loadTrust(installed.trust, 'model.trust, update.trust') });
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, set: installed.path }, 'the installed weight set does not open; running the configured model');
+      }
+    }
+    return open(m.engine, configured, m.threads, { ...engineOptions(m), trust: await trustOf(m) });
   }
 
   publicUrl(): string | undefined {

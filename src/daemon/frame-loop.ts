@@ -42,9 +42,11 @@ export class FrameLoop {
   private settings: DetectSettings = { decode: { threshold: 0.25, nms: 0.45, maxDetections: 100, nmsSpace: 'relative' }, classes: new Set() };
   private stopping = false;
   private busySince = 0;
-  private idle?: () => void;
   private engineErrors = 0;
+  private pendingSwap?: { next: Engine; resolve: (prev: Engine | undefined) => void };
   processed = 0;
+  /** Frames whose inference or decoding failed, since the start. */
+  failed = 0;
   maxFrames = 0;
   /** Score thresholds of cameras that have their own (Home Assistant number). */
   readonly cameraThreshold = new Map<string, number>();
@@ -53,6 +55,7 @@ export class FrameLoop {
   constructor(
     private readonly onFrame: (r: ProcessedFrame) => void,
     private readonly log: Logger,
+    private readonly onFailure?: (err: Error) => void,
   ) {}
 
   get currentEngine(): Engine {
@@ -74,12 +77,29 @@ export class FrameLoop {
     this.settings = s;
   }
 
-  /** Uses `next` from the next frame on; resolves with the previous engine once no frame uses it. */
+  /**
+   * Uses `next` from the next frame on; resolves with the previous engine once no frame uses it. A
+   * frame in progress finishes on (and is reported with) the engine it started on: the engine is
+   * replaced between two frames.
+   */
   async swapEngine(next: Engine): Promise<Engine | undefined> {
+    if (this.busySince === 0) {
+      const prev = this.engine;
+      this.engine = next;
+      return prev;
+    }
+    // An earlier swap still waiting for the frame to end is superseded: its engine was never used.
+    this.pendingSwap?.resolve(this.pendingSwap.next);
+    return new Promise((resolve) => (this.pendingSwap = { next, resolve }));
+  }
+
+  private applyPendingSwap(): void {
+    const p = this.pendingSwap;
+    if (!p) return;
+    this.pendingSwap = undefined;
     const prev = this.engine;
-    this.engine = next;
-    if (this.busySince !== 0) await new Promise<void>((resolve) => (this.idle = resolve));
-    return prev;
+    this.engine = p.next;
+    p.resolve(prev);
   }
 
   /** Asks the loop to return after the frame in progress. */
@@ -100,15 +120,15 @@ export class FrameLoop {
         this.onFrame(r);
       } catch (err) {
         this.engineErrors++;
+        this.failed++;
+        this.onFailure?.(err as Error);
         this.log.error({ err: (err as Error).message, frame: f.seq, inARow: this.engineErrors }, 'frame failed');
         if (this.engineErrors >= MAX_ENGINE_ERRORS) {
           throw new ZeroqError('engine-failed', `${this.engineErrors} frames in a row failed; last: ${(err as Error).message}`, this.engine?.modelId, { cause: err });
         }
       } finally {
         this.busySince = 0;
-        const idle = this.idle;
-        this.idle = undefined;
-        idle?.();
+        this.applyPendingSwap();
       }
       this.processed++;
       if (this.maxFrames > 0 && this.processed >= this.maxFrames) return 'max-frames';

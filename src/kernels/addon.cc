@@ -9,6 +9,7 @@
 //   destroy(handle)                       frees the network now, or when the frame in flight ends
 //                                         (later calls throw)
 //   resize(src, iw, ih, w, h, rgb, dstW, dstH, ox, oy, planar?)   darknet's resize (resize.h)
+//   limits() -> {layers, inputSide, ...}   the planner's declared-size limits (check.h)
 #include <node_api.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "net.h"
 #include "resize.h"
 
@@ -87,7 +89,7 @@ struct HeadsOut {
   std::vector<int32_t*> raw;
   std::vector<float*> data;
   std::vector<float> scale;
-  void write(const zqint::Net& net) const {
+  void write(zqint::Net& net) const {
     for (size_t i = 0; i < layer.size(); i++) {
       net.read(layer[i], raw[i]);
       if (!data[i]) continue;
@@ -194,8 +196,9 @@ napi_value Create(napi_env env, napi_callback_info info) {
       break;
     }
   if (!k) throw Error{std::string("instruction set '") + isaName + "' is not available on this CPU"};
+  auto* net = new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads);
   auto* h = new Handle;
-  h->net = new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads < 1 ? 1 : threads);
+  h->net = net;
   napi_value ext;
   CHECK(napi_create_external(
       env, h,
@@ -447,6 +450,24 @@ napi_value Resize(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// limits() -> {name: number}: the planner's declared-size limits and ranges (check.h).
+napi_value LimitsOf(napi_env env, napi_callback_info) {
+  const zqint::Limits l;
+  const std::pair<const char*, int64_t> fields[] = {
+      {"layers", l.layers}, {"inputSide", l.inputSide}, {"side", l.side}, {"channels", l.channels}, {"tensor", l.tensor},
+      {"total", l.total}, {"convWeights", l.convWeights}, {"weights", l.weights}, {"kernel", l.kernel}, {"stride", l.stride},
+      {"pad", l.pad}, {"inputs", l.inputs}, {"frac", l.frac}, {"lut", l.lut}, {"lutOffset", l.lutOffset}, {"threads", l.threads},
+  };
+  napi_value obj;
+  CHECK(napi_create_object(env, &obj));
+  for (const auto& [name, v] : fields) {
+    napi_value x;
+    CHECK(napi_create_double(env, (double)v, &x));
+    CHECK(napi_set_named_property(env, obj, name, x));
+  }
+  return obj;
+}
+
 template <napi_value (*F)(napi_env, napi_callback_info)>
 napi_value Guard(napi_env env, napi_callback_info info) {
   try {
@@ -471,6 +492,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"profile", nullptr, Guard<Profile>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"destroy", nullptr, Guard<Destroy>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resize", nullptr, Guard<Resize>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"limits", nullptr, Guard<LimitsOf>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <sys/mman.h>
 
+#include "check.h"
 #include "finish.h"
 
 namespace zqint {
@@ -27,6 +29,14 @@ inline int32_t align(int32_t x, int r, int lo, int hi) {
   return clampi(v, lo, hi);
 }
 
+// Checks the network (check.h) before the pool starts its threads; returns the thread count.
+int checkedThreads(const std::vector<LayerIn>& layers, int inC, int inH, int inW, int threads) {
+  const Limits lim;
+  checkNet(layers, inC, inH, inW, lim);
+  if (threads < 1 || threads > lim.threads) throw Error{"threads " + std::to_string(threads) + " (1.." + std::to_string(lim.threads) + ")"};
+  return threads;
+}
+
 }  // namespace
 
 void* Net::alloc(size_t bytes) {
@@ -39,9 +49,26 @@ void* Net::alloc(size_t bytes) {
 
 Net::~Net() = default;
 
-Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads)
-    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()) {
+Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads, bool retainAll)
+    : kernels_(kernels), pool_(checkedThreads(layers, inC, inH, inW, threads)), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()), retainAll_(retainAll) {
   const int n = (int)layers.size();
+  // Own copies of the layers for a twin (read()).
+  src_ = layers;
+  for (auto& l : src_) {
+    ConvParamsIn& c = l.conv;
+    if (!c.q) continue;
+    srcQ_.emplace_back(c.q, c.q + c.qLen);
+    c.q = srcQ_.back().data();
+    const size_t O = (size_t)l.desc[F_C];
+    for (const int32_t** a : {&c.fw, &c.m, &c.fm, &c.bias}) {
+      srcI_.emplace_back(*a, *a + O);
+      *a = srcI_.back().data();
+    }
+    if (c.lut) {
+      srcI_.emplace_back(c.lut, c.lut + c.lutLen);
+      c.lut = srcI_.back().data();
+    }
+  }
   layers_.resize(n);
   Buf input;
   input.c = inC;
@@ -70,6 +97,7 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     b.c = l.d[F_C];
     b.h = l.d[F_H];
     b.w = l.d[F_W];
+    b.wide = l.d[F_BITS] != 8;
     l.buf = (int)bufs_.size();
     bufs_.push_back(b);
     fracOf_.push_back(l.d[F_FRAC]);
@@ -83,13 +111,6 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     b.cb = (b.c + 3) / 4;
     b.rowStride = b.w + 2 * b.b;
     b.planeStride = roundUp((int64_t)(b.h + 2 * b.b) * b.rowStride, 16);
-    if (raw[i]) {
-      b.raw = (int32_t*)alloc(sizeof(int32_t) * (size_t)b.c * b.h * b.w);
-    } else {
-      size_t bytes = sizeof(uint32_t) * (size_t)(b.cb * b.planeStride);
-      b.words = (uint32_t*)alloc(bytes);
-      memset(b.words, b.zero, bytes);
-    }
   }
   for (int i = 0; i < n; i++) {
     L& l = layers_[i];
@@ -97,6 +118,17 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     if (l.d[F_KIND] == K_SHORTCUT && kernels_->fusesShortcut) planFusedShortcut(i);
     if (l.d[F_KIND] == K_SHORTCUT) scratchWords_ = std::max(scratchWords_, (size_t)4 * l.d[F_W] + 16);
     if (l.d[F_KIND] == K_MAXPOOL) scratchWords_ = std::max(scratchWords_, (size_t)bufs_[l.in[0]].h * l.d[F_W] + 16);
+  }
+  placeBuffers(raw);
+  // The fused shortcuts' buffers, now that they have memory.
+  for (int i = 0; i < n; i++) {
+    L& s = layers_[i];
+    if (!s.fused) continue;
+    for (L& c : layers_)
+      if (c.d[F_KIND] == K_CONV && c.conv.fuseOut == (uint32_t*)&s) {
+        c.conv.fuseOut = bufs_[s.buf].words;
+        c.conv.fuseAdd = bufs_[s.in[1]].words;
+      }
   }
   scratch_.resize(pool_.size());
   for (auto& s : scratch_) s = (uint32_t*)alloc(sizeof(uint32_t) * std::max<size_t>(scratchWords_, 64));
@@ -201,11 +233,11 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
       if (p.rsh[pc] > 31 || ybound + rnd >= two31) p.rAdd = false;
       else p.rrnd[pc] = (int32_t)rnd;
     }
-    const int lr = fw + faIn - l.d[F_LUTSHIFT];
-    p.lutsh[pc] = std::max(-32, std::min(lr, 32));
+    // F_LUTSHIFT is checked only for table activations: 64 bits for any other value.
+    const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
+    p.lutsh[pc] = (int32_t)std::max<int64_t>(-32, std::min<int64_t>(lr, 32));
   }
-  p.fast = p.outBits == 8 && !out.raw && (p.act == A_LINEAR || p.act == A_RELU || (p.act == A_LEAKY && p.leaky32)) && p.tAdd && p.rAdd &&
-           !p.anyLeft;
+  p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
   {
     bool m16 = true;
     for (int pc = 0; pc < np; pc++) m16 = m16 && p.mul[pc] >= INT16_MIN && p.mul[pc] <= INT16_MAX;
@@ -304,6 +336,103 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
   }
 }
 
+// Buffer memory: one arena (huge pages where the system gives them); a buffer shares memory with
+// buffers whose lifetimes [first writer, last reader] do not overlap its own, placed greedily by
+// size. The input and every buffer nothing reads (heads, outputs) live for the whole frame.
+void Net::placeBuffers(const std::vector<bool>& raw) {
+  const int n = (int)layers_.size(), nb = (int)bufs_.size();
+  first_.assign(nb, n);
+  last_.assign(nb, -1);
+  first_[0] = -1;
+  for (int i = 0; i < n; i++) {
+    const L& l = layers_[i];
+    if (l.d[F_KIND] != K_DROPOUT && l.d[F_KIND] != K_YOLO) first_[l.buf] = std::min(first_[l.buf], i);
+    for (int b : l.in) last_[b] = std::max(last_[b], i);
+    if (l.d[F_KIND] == K_YOLO) last_[l.buf] = n;
+    if (l.d[F_KIND] == K_CONV && l.conv.fuseOut) first_[((const L*)l.conv.fuseOut)->buf] = i;
+  }
+  for (int b = 0; b < nb; b++)
+    if (b == 0 || last_[b] < 0 || retainAll_) {
+      if (b == 0) first_[b] = -1;
+      last_[b] = n;
+    }
+  bytes_.assign(nb, 0);
+  offset_.assign(nb, 0);
+  for (int b = 0; b < nb; b++) {
+    const Buf& B = bufs_[b];
+    bytes_[b] = raw[b] ? sizeof(int32_t) * (size_t)B.c * B.h * B.w : sizeof(uint32_t) * (size_t)(B.cb * B.planeStride);
+    bytes_[b] = (size_t)roundUp((int64_t)bytes_[b] + 256, 4096);  // slack: kernels read up to a vector past a plane
+  }
+  std::vector<int> order(nb);
+  for (int b = 0; b < nb; b++) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return bytes_[a] > bytes_[b]; });
+  std::vector<int> placed;
+  for (int b : order) {
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (int o : placed)
+      if (!(last_[o] < first_[b] || last_[b] < first_[o])) busy.push_back({offset_[o], offset_[o] + bytes_[o]});
+    std::sort(busy.begin(), busy.end());
+    size_t at = 0;
+    for (auto& r : busy) {
+      if (r.first >= at + bytes_[b]) break;
+      at = std::max(at, r.second);
+    }
+    offset_[b] = at;
+    arenaBytes_ = std::max(arenaBytes_, at + bytes_[b]);
+    placed.push_back(b);
+  }
+  uint8_t* arena = nullptr;
+  const size_t huge = (size_t)2 << 20;
+  if (posix_memalign((void**)&arena, huge, roundUp((int64_t)arenaBytes_, huge)) != 0 || !arena) throw Error{"out of memory"};
+  mem_.emplace_back(arena);
+#ifdef MADV_HUGEPAGE
+  madvise(arena, roundUp((int64_t)arenaBytes_, huge), MADV_HUGEPAGE);
+#endif
+  for (int b = 0; b < nb; b++) {
+    Buf& B = bufs_[b];
+    uint8_t* mem = arena + offset_[b];
+    if (raw[b]) B.raw = (int32_t*)mem;
+    else B.words = (uint32_t*)mem;
+  }
+  // Fill every buffer with its zero value in the order of first use, and note the buffers whose
+  // memory another one uses between their uses: their borders are refilled before each write.
+  std::vector<int> byFirst(nb);
+  for (int b = 0; b < nb; b++) byFirst[b] = b;
+  std::stable_sort(byFirst.begin(), byFirst.end(), [&](int a, int b) { return first_[a] < first_[b]; });
+  for (int b : byFirst) memset(arena + offset_[b], raw[b] ? 0 : bufs_[b].zero, bytes_[b]);
+  for (int b = 1; b < nb; b++) {
+    if (raw[b] || bufs_[b].b == 0) continue;
+    bool shared = false;
+    for (int o = 0; o < nb && !shared; o++)
+      shared = o != b && offset_[o] < offset_[b] + bytes_[b] && offset_[b] < offset_[o] + bytes_[o];
+    if (shared && first_[b] >= 0 && first_[b] < n) layers_[first_[b]].writes.push_back(b);
+  }
+}
+
+bool Net::retained(int layer) const {
+  const int b = layers_.at(layer).buf;
+  for (int o = 0; o < (int)bufs_.size(); o++)
+    if (o != b && offset_[o] < offset_[b] + bytes_[b] && offset_[b] < offset_[o] + bytes_[o] && first_[o] > first_[b]) return false;
+  return true;
+}
+
+// The border frame of every block plane at the zero value (the kernels never write it).
+static void fillBorder(const Buf& B) {
+  const uint32_t z = 0x01010101u * B.zero;
+  for (int blk = 0; blk < B.cb; blk++) {
+    uint32_t* plane = B.words + blk * B.planeStride;
+    for (int y = 0; y < B.h + 2 * B.b; y++) {
+      uint32_t* row = plane + (int64_t)y * B.rowStride;
+      if (y < B.b || y >= B.h + B.b) {
+        std::fill(row, row + B.rowStride, z);
+      } else {
+        std::fill(row, row + B.b, z);
+        std::fill(row + B.w + B.b, row + B.rowStride, z);
+      }
+    }
+  }
+}
+
 void Net::load(const uint8_t* rgb) {
   Buf& in = bufs_[0];
   for (int y = 0; y < inH_; y++) {
@@ -314,6 +443,7 @@ void Net::load(const uint8_t* rgb) {
 }
 
 void Net::compute() {
+  frames_++;
   for (int i = 0; i < (int)layers_.size(); i++) {
     if (!profile) {
       runLayer(i);
@@ -342,13 +472,13 @@ void Net::planFusedShortcut(int i) {
       for (int b : l.in) readers += b == conv.buf;
   if (readers != 1) return;
   const Buf &co = bufs_[conv.buf], &add = bufs_[s.in[1]], &so = bufs_[s.buf];
-  if (s.in[1] == conv.buf || add.raw || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
+  if (s.in[1] == conv.buf || add.wide || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
   // The other input must be ready when the conv runs.
   int other = s.d[F_INPUTS + 1];
   while (other >= 0 && layers_[other].d[F_KIND] == K_DROPOUT) other = layers_[other].d[F_INPUTS];
   if (other >= c) return;
-  p.fuseAdd = add.words;
-  p.fuseOut = so.words;
+  p.fuseOut = (uint32_t*)&s;  // resolved to the buffers' memory once it is placed
+  p.fuseAdd = nullptr;
   p.fuseSa = std::max(-24, std::min(conv.d[F_FRAC] - s.d[F_FRAC], 30));
   p.fuseSb = std::max(-24, std::min(fracOf_[s.in[1]] - s.d[F_FRAC], 30));
   p.fuseAct = s.d[F_ACT];
@@ -358,6 +488,7 @@ void Net::planFusedShortcut(int i) {
 
 void Net::runLayer(int i) {
   L& l = layers_[i];
+  for (int b : l.writes) fillBorder(bufs_[b]);
   if (l.fused) return;  // done by the conv before it
   switch (l.d[F_KIND]) {
     case K_CONV: runConv(l); break;
@@ -423,7 +554,7 @@ void Net::runConv(L& l) {
       }
     });
   }
-  if (p.act == A_LUT) clearPaddedChannels(out);
+  if (p.act == A_LUT || p.kind == CONV_GENERIC) clearPaddedChannels(out);  // LUT: a table may map 0 elsewhere; generic: writes real channels only
 }
 
 void Net::runMaxpool(L& l) {
@@ -495,6 +626,7 @@ void Net::runRoute(L& l) {
       }
     }
   }
+  clearPaddedChannels(out);  // the per-channel copies write real channels only
 }
 
 // The elementwise loops below take plain locals and restrict pointers so that they vectorize.
@@ -598,7 +730,22 @@ size_t Net::count(int layer) const {
   return (size_t)b.c * b.h * b.w;
 }
 
-void Net::read(int layer, int32_t* dst) const {
+void Net::read(int layer, int32_t* dst) {
+  if (retained(layer)) {
+    readOwn(layer, dst);
+    return;
+  }
+  if (!twin_) twin_.reset(new Net(src_, inC_, inH_, inW_, kernels_, pool_.size(), true));
+  if (twinFrame_ != frames_) {
+    const Buf &a = bufs_[0], &t = twin_->bufs_[0];
+    memcpy(t.words, a.words, sizeof(uint32_t) * (size_t)(a.cb * a.planeStride));
+    twin_->compute();
+    twinFrame_ = frames_;
+  }
+  twin_->readOwn(layer, dst);
+}
+
+void Net::readOwn(int layer, int32_t* dst) const {
   const Buf& b = bufs_[layers_.at(layer).buf];
   if (b.raw) {
     memcpy(dst, b.raw, sizeof(int32_t) * count(layer));

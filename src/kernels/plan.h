@@ -32,6 +32,7 @@ struct Buf {
   uint32_t* words = nullptr;
   // 16-bit tensors (read only by yolo heads) live here instead: int32 CHW.
   int32_t* raw = nullptr;
+  bool wide = false;  // a 16-bit tensor (raw, once memory is placed)
   uint32_t* at(int blk, int y, int x) const {
     return words + blk * planeStride + (int64_t)(y + b) * rowStride + (x + b);
   }
@@ -60,8 +61,8 @@ struct ConvPlan {
   bool leaky32 = false;       // Y*3277 fits 32 bits
   bool tAdd = false;          // M*S + 2^(tsh-1) fits 32 bits: T = (M*S + rnd) >> tsh
   bool rAdd = false;          // |A(Y)| + 2^(rsh-1) fits 32 bits: rshr = (A + rnd) >> rsh
-  // The fast epilogue applies: 8-bit outputs, linear/leaky/relu, tAdd and rAdd (and leaky32 for
-  // leaky), no left shifts. Its output is sat8((Y + rrnd) >> rsh) with Y = acc + bias + T.
+  // The fast epilogue applies: linear/leaky/relu, tAdd and rAdd, no left shifts. Its output is
+  // sat((A(Y) + rrnd) >> rsh) with Y = acc + bias + T (saturated to 8 bits, or 16 for raw outputs).
   bool fast = false;
   // M*S by vpmaddwd / smull: every M fits 16 bits, and so does every window sum the kernels form
   // (the real S of a gemm window; the stored-byte sum of a depthwise window).

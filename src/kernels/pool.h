@@ -1,7 +1,8 @@
 // A small persistent thread pool. run(n, fn) cuts [0, n) into a few chunks per thread that every
 // participant (the caller included) takes from one atomic counter: when a worker is late (the
 // machine is busy), the caller simply does more chunks instead of waiting for it. Workers spin
-// briefly between jobs (a frame is a burst of ~100 short layers), then sleep.
+// briefly between jobs (a frame is a burst of ~100 short layers), then sleep; every wait yields
+// the core after a short spin, so more threads than cores still make progress.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -44,6 +45,7 @@ class Pool {
   void worker(int id);
   void work(Job& j, int id);
   int n_;
+  bool oversubscribed_;  // more threads than the machine has cores
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;

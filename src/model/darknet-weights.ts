@@ -150,9 +150,10 @@ export function readDarknetWeights(net: Network, data: Uint8Array, file: string)
 
 /**
  * Folds batch norm into weight and bias: w' = w*s, b' = bias - mean*s with s = scale/sqrt(var+1e-5),
- * computed in double precision and rounded once to float32.
+ * computed in double precision and rounded once to float32. Refuses (weights-bad-value) a layer
+ * whose folded numbers leave float32's range.
  */
-export function foldBatchNorm(raw: RawConvWeights): ConvParams {
+export function foldBatchNorm(raw: RawConvWeights, where?: string): ConvParams {
   if (!raw.bn) return { weight: Float32Array.from(raw.weights), bias: Float32Array.from(raw.biases) };
   const { scales, mean, variance } = raw.bn;
   const filters = raw.biases.length;
@@ -163,6 +164,10 @@ export function foldBatchNorm(raw: RawConvWeights): ConvParams {
     const s = scales[f] / Math.sqrt(variance[f] + BN_EPSILON);
     bias[f] = raw.biases[f] - mean[f] * s;
     for (let k = f * perFilter; k < (f + 1) * perFilter; k++) weight[k] = raw.weights[k] * s;
+    // Finite numbers can still fold to infinity (a huge scale over a tiny variance).
+    if (!Number.isFinite(bias[f]) || weight.subarray(f * perFilter, (f + 1) * perFilter).some((v) => !Number.isFinite(v))) {
+      throw new ZeroqError('weights-bad-value', `filter ${f}: batch norm folds to infinity (scale ${scales[f]}, variance ${variance[f]})`, where);
+    }
   }
   return { weight, bias };
 }

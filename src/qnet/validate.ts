@@ -48,6 +48,12 @@ export function validateQNet(qnet: QNet): void {
   for (const layer of net.layers) {
     const where = layerWhere(layer);
     const fmt = qnet.formats[layer.index];
+    for (const i of layer.inputs) {
+      if (i < -1 || i >= layer.index) throw new ZeroqError('QNET_INPUT', `reads layer ${i}`, where);
+      if (i === -1 && layer.kind !== 'conv') throw new ZeroqError('QNET_INPUT', 'only a conv layer may read the network input', where);
+      // A head is where a tensor leaves the engine; its own format is not one any layer can read.
+      if (i >= 0 && net.layers[i].kind === 'yolo') throw new ZeroqError('QNET_INPUT', `reads the yolo layer ${i}`, where);
+    }
     if (layer.kind === 'yolo') continue;
     if (fmt.bits !== 8 && fmt.bits !== 16) throw new ZeroqError('QNET_FORMAT', `format bits ${String(fmt.bits)} (8 or 16)`, where);
     if (!inRange(fmt.frac, -FRAC_LIMIT, FRAC_LIMIT)) throw new ZeroqError('QNET_FORMAT', `format frac ${fmt.frac} is not an integer within ±${FRAC_LIMIT}`, where);
@@ -57,10 +63,6 @@ export function validateQNet(qnet: QNet): void {
       if (r.length === 0 || bad) {
         throw new ZeroqError('QNET_16BIT', `16-bit output read by ${bad ? layerWhere(bad) : 'no yolo layer'}; only tensors feeding yolo heads may be 16-bit`, where);
       }
-    }
-    for (const i of layer.inputs) {
-      if (i < -1 || i >= layer.index) throw new ZeroqError('QNET_INPUT', `reads layer ${i}`, where);
-      if (i === -1 && layer.kind !== 'conv') throw new ZeroqError('QNET_INPUT', 'only a conv layer may read the network input', where);
     }
     switch (layer.kind) {
       case 'conv':

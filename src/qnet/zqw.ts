@@ -28,7 +28,8 @@ const MAX_PAYLOAD = 2 ** 31 - 1;
 const SIG_ED25519 = 1;
 const SIG_BYTES = 97;
 
-const align4 = (n: number): number => (n + 3) & ~3;
+// Arithmetic, not bitwise: lengths read from a header reach 2^32, past 32-bit bitwise operators.
+const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 const int = z.number().int();
 // Every integer the reader puts into an Int32Array is range-checked here first (no wrap-around).
@@ -81,6 +82,8 @@ export interface ZqwMeta {
   calibration?: Record<string, unknown>;
   /** Store manifest and payload deflated (default true). */
   deflate?: boolean;
+  /** Further manifest keys, kept as given (e.g. `selftest`, docs/formats/weight-set.md). */
+  extra?: Record<string, unknown>;
 }
 
 export interface ZqwSignature {
@@ -198,6 +201,7 @@ export function writeZqw(qnet: QNet, meta: ZqwMeta): Buffer {
     ...(meta.classes ? { classes: [...meta.classes] } : {}),
     quantization: { ...meta.quantization, weights: avg.weights, avgBitsPerWeight: avg.bits },
     ...(meta.calibration ? { calibration: meta.calibration } : {}),
+    ...meta.extra,
     layers,
     payloadBytes: payload.length,
   };

@@ -51,6 +51,10 @@ module zq_accel (
   localparam [NB-1:0] N_NB   = N;
   localparam [PBA:0]  PBC_P  = PBC;
   localparam [32:0]   AMAX   = (AW >= 32) ? 33'h1_0000_0000 : (33'd1 << AW);
+  // a segment (N*s + k - 1 bytes) spans s + 1 words and k weights two words: N >= KMAX - 1
+  generate if (N < KMAX - 1) begin : bad_config
+    initial $error("ZQ_LANES must be at least ZQ_KMAX - 1");
+  end endgenerate
 
   // ------------------------------------------------------------------ registers
   reg [31:0] r_in, r_out, r_wt, r_par;
@@ -267,13 +271,11 @@ module zq_accel (
   reg [AW-1:0]   l1_oaddr, l2_oaddr;
   reg [NB-1:0]   l1_nv, l2_nv;
   reg            l2_last;
-  reg signed [31:0]   acc [0:N-1];
-  reg signed [SW-1:0] sacc [0:N-1];
 
   // hold registers feeding the output stage, one lane per cycle
   reg            h_v;
-  reg signed [31:0]   h_acc [0:N-1];
-  reg signed [SW-1:0] h_s [0:N-1];
+  wire [N*32-1:0]     h_acc_all;      // lane i in bits 32i..
+  wire [N*SW-1:0]     h_s_all;
   reg [31:0]     h_b;
   reg [31:0]     h_m;
   reg [AW-1:0]   h_addr;
@@ -372,33 +374,39 @@ module zq_accel (
     end
   end
 
-  // the multiply-accumulate lanes
+  // the multiply-accumulate lanes (the accumulator sits in the DSP) and their hold registers,
+  // loaded at the end of a block
+  wire h_load = l2_last && h_free;
   genvar gl;
   generate
     for (gl = 0; gl < N; gl = gl + 1) begin : lane
       wire signed [8:0]  xv = l1_x[gl*9 +: 9];
       wire signed [31:0] pr = xv * l1_q;
+      wire signed [SW-1:0] xe = {{(SW-9){xv[8]}}, xv};
+      reg  signed [31:0] acc;
+      reg  signed [SW-1:0] sacc, hs;
+      reg  signed [31:0] ha;
       always @(posedge clk) begin
         if (!lane_stall && l1_v) begin
-          acc[gl]  <= (l1_first ? 32'sd0 : acc[gl]) + pr;
-          sacc[gl] <= (l1_first ? {SW{1'b0}} : sacc[gl]) + {{(SW-9){xv[8]}}, xv};
+          acc  <= (l1_first ? 32'sd0 : acc) + pr;
+          sacc <= l1_first ? xe : sacc + xe;
+        end
+        if (h_load) begin
+          ha <= acc;
+          hs <= sacc;
         end
       end
+      assign h_acc_all[gl*32 +: 32] = ha;
+      assign h_s_all[gl*SW +: SW] = hs;
     end
   endgenerate
 
-  // hold registers: loaded at the end of a block, read one lane per output pixel
-  integer hi2;
   always @(posedge clk) begin
     if (rst) begin
       h_v <= 1'b0;
     end else begin
-      if (l2_last && h_free) begin
+      if (h_load) begin
         h_v <= 1'b1;
-        for (hi2 = 0; hi2 < N; hi2 = hi2 + 1) begin
-          h_acc[hi2] <= acc[hi2];
-          h_s[hi2] <= sacc[hi2];
-        end
         h_b <= pb_b; h_m <= pb_m; h_addr <= l2_oaddr; h_nv <= l2_nv; h_cnt <= {NB{1'b0}};
       end else if (h_v && post_en) begin
         h_addr <= h_addr + {{(AW-2){1'b0}}, o16, ~o16};
@@ -412,9 +420,9 @@ module zq_accel (
   wire          p_ov, p_busy;
   wire [AW-1:0] p_addr;
   wire [15:0]   p_data;
-  zq_post #(.SW(SW), .AW(AW)) u_post (
-    .clk(clk), .rst(rst), .en(post_en), .act(act), .o16(o16), .iv(h_v), .iacc(h_acc[h_cnt]),
-    .is(h_s[h_cnt]), .im(h_m[15:0]), .its(h_m[23:16]), .ios(h_m[31:24]), .ib(h_b),
+  zq_post #(.SW(SW), .AW(AW), .LEAKY_DSP(N <= 4)) u_post (
+    .clk(clk), .rst(rst), .en(post_en), .act(act), .o16(o16), .iv(h_v), .iacc(h_acc_all[h_cnt*32 +: 32]),
+    .is(h_s_all[h_cnt*SW +: SW]), .im(h_m[15:0]), .its(h_m[23:16]), .ios(h_m[31:24]), .ib(h_b),
     .iaddr(h_addr), .ov(p_ov), .oaddr(p_addr), .odata(p_data), .busy(p_busy));
 
   reg         wr_flush;
@@ -449,6 +457,12 @@ module zq_accel (
     if (bs_n >= k) begin bs_n = bs_n - k; bo_n = bo_n - kp; end
   end
   wire [15:0] nbt_c = (nbtot - tb) < nb ? (nbtot - tb) : nb;
+  // the weights of the next kernel row: k bytes on (k may exceed N by one)
+  wire [NB:0]  wpk   = {1'b0, wp_b} + k;
+  wire         wpk2  = wpk >= 2 * N;
+  wire         wpk1  = wpk >= N;
+  wire [NB-1:0] wpk_b = wpk2 ? wpk - 2 * N : (wpk1 ? wpk - N : wpk);
+  wire [WBA:0] wpk_w = wp_w + (wpk2 ? 2'd2 : {1'b0, wpk1});
   wire signed [CW-1:0] cend = cx0 + $signed({{(CW-16){1'b0}}, nbNs}) + k_s - 1;
   // range checks of the tensors (error 2), one adder for all four
   wire [31:0] chk_base = su == 5'd15 ? r_in : (su == 5'd16 ? r_out : (su == 5'd17 ? r_wt : r_par));
@@ -457,7 +471,7 @@ module zq_accel (
 
   task fail(input [7:0] code);
     begin
-      st <= S_IDLE; st_busy <= 1'b0; st_err <= 1'b1; st_code <= code;
+      st <= S_IDLE; st_busy <= 1'b0; st_done <= 1'b1; st_err <= 1'b1; st_code <= code;
     end
   endtask
 
@@ -509,7 +523,8 @@ module zq_accel (
               5'd12: cgplane <= md_res[AW-1:0];
               5'd13: nbN <= md_res[15:0];
               5'd14: padw <= md_res[AW-1:0];
-              5'd15, 5'd17: if (chk_bad) fail(8'd2);
+              5'd15: if (chk_bad || |(r_in[1:0] | r_out[1:0] | r_wt[1:0] | r_par[1:0])) fail(8'd2);
+              5'd17: if (chk_bad) fail(8'd2);
               5'd16: if (chk_bad) fail(8'd2); else opb <= o16 ? {oplane[AW-2:0], 1'b0} : oplane;
               5'd18: if (chk_bad) fail(8'd2);
                      else begin
@@ -656,14 +671,12 @@ module zq_accel (
               ky <= ky + 1'b1; iy <= iy + 1;
               if (slot + 1'b1 == k) begin slot <= 3'd0; slot_off <= 0; end
               else begin slot <= slot + 1'b1; slot_off <= slot_off + pitch; end
-              if ({1'b0, wp_b} + k >= N) begin wp_b <= wp_b + k - N; wp_w <= wp_w + 1'b1; end
-              else wp_b <= wp_b + k;
+              wp_b <= wpk_b; wp_w <= wpk_w;
             end else begin
               ky <= 3'd0; iy <= iy0; slot <= base_slot; slot_off <= base_off;
               if (c != cg - 1'b1) begin
                 c <= c + 1'b1; lb_c <= lb_c + kp;
-                if ({1'b0, wp_b} + k >= N) begin wp_b <= wp_b + k - N; wp_w <= wp_w + 1'b1; end
-                else wp_b <= wp_b + k;
+                wp_b <= wpk_b; wp_w <= wpk_w;
               end else begin
                 c <= 16'd0; lb_c <= 0;
                 if (b != nbt - 1'b1) begin

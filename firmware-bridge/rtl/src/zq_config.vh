@@ -10,9 +10,9 @@
   `define ZQ_PB_CH     512    // output channels whose parameters one chunk holds
   `define ZQ_AW        32     // external memory address bits
 `else
-  `define ZQ_LANES     6      // 6 MAC DSPs + 2 DSPs for the window-sum product = the UP5K's 8
-  `define ZQ_LB_WORDS  512
-  `define ZQ_WB_WORDS  1024
+  `define ZQ_LANES     4      // 4 MAC DSPs + 2 for the window-sum product + 2 for leaky = the UP5K's 8
+  `define ZQ_LB_WORDS  1024
+  `define ZQ_WB_WORDS  2048
   `define ZQ_PB_CH     256
   `define ZQ_AW        24     // 16 MiB: the PSRAM of an UP5K board
 `endif

@@ -12,6 +12,7 @@ import { MqttPart } from './mqtt.js';
 import { PublishPart } from './publish.js';
 import { CamerasPart } from './cameras.js';
 import { ControlsPart } from './controls.js';
+import { UpdatePart } from '../update/part.js';
 
 export function daemonParts(ctx: DaemonContext): DaemonPart[] {
   return [
@@ -23,5 +24,6 @@ export function daemonParts(ctx: DaemonContext): DaemonPart[] {
     new CamerasPart(ctx),
     new HomeAssistantPart(ctx),
     new ControlsPart(ctx),
+    new UpdatePart(ctx),
   ];
 }

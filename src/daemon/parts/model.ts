@@ -14,7 +14,13 @@ export class ModelPart implements DaemonPart {
   private engine?: Engine;
   private threads = 1;
 
-  constructor(private readonly ctx: DaemonContext) {}
+  constructor(private readonly ctx: DaemonContext) {
+    // Another part (updates) may swap the engine: the one in use is the one to close at stop.
+    ctx.events.on('engine', (e) => {
+      this.engine = e;
+      this.note();
+    });
+  }
 
   section(cfg: Config): unknown {
     return cfg.model;
