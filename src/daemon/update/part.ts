@@ -240,7 +240,7 @@ export class UpdatePart implements DaemonPart {
     link.publisher.subscribe(updateTopics(link.topics).command);
     const ha = this.cfg.homeassistant;
     if (ha.enabled) {
-      const [topic, payload] = updateDiscovery(ha.discovery_prefix, link.deviceId, link.topics, this.ctx.loop.currentEngine.net.name, this.ctx.version);
+      const [topic, payload] = updateDiscovery(ha.discovery_prefix, link.deviceId, link.topics, this.ctx.loop.currentEngine.net.name, this.ctx.version, this.ctx.publicUrl());
       link.publisher.setState(topic, payload);
     }
     this.publish();
