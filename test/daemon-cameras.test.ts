@@ -14,7 +14,7 @@ import { Daemon } from '../src/daemon/daemon.js';
 import { loadConfig } from '../src/daemon/config-load.js';
 import { camerasOf } from '../src/daemon/config.js';
 import { dataPath } from '../src/util/paths.js';
-import { Watcher } from './helpers/daemon.js';
+import { DaemonProcess, Watcher } from './helpers/daemon.js';
 import { freePort } from './helpers/mosquitto.js';
 
 const haveModel = existsSync(dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg'));
@@ -137,4 +137,25 @@ t.test('two cameras, one engine: both publish on their topics; per-camera stats;
   t.same([...d.cameras.keys()], ['yard', 'door']);
   await w.waitFor((m) => m.topic === 'zeroq/multi/side/counts' && m.payload.length === 0, 'side counts cleared', 10_000, n);
   t.equal(await d.stop(0), 0);
+});
+
+t.test('the demo source as zeroq run shows it: events new and end, counts from objects; per-frame detections off', { timeout: 90_000, skip: !haveModel && 'no model' }, async (t) => {
+  const dir = tmpdir(t);
+  const config = path.join(dir, 'zeroq.yaml');
+  writeFileSync(config, 'mqtt: { embedded: { port: 0 } }\nhttp: { port: 0 }\npublish: { detections: false }\n');
+  const d = DaemonProcess.start(['--config', config, '--print', '--max-frames', '30', '--device-id', 'demo']);
+  const exit = await d.exit;
+  t.same(exit, { code: 0, signal: null }, d.stderrText.slice(-2000));
+  const lines = d.stdout.trim().split('\n');
+  const payloads = (topic: string) => lines.filter((l) => l.startsWith(`${topic} `)).map((l) => JSON.parse(l.slice(l.indexOf('{'))));
+  t.same(payloads('zeroq/demo/detections'), [], 'publish.detections: false: no per-frame messages');
+  const events = payloads('zeroq/demo/events');
+  t.ok(events.some((e) => e.type === 'new'), 'new events');
+  const ended = events.filter((e) => e.type === 'end');
+  t.ok(ended.length > 0, 'end events: the demo moves on to the next image after 10 frames');
+  for (const e of ended) t.ok(events.some((x) => x.type === 'new' && x.id === e.id), `${e.label} ${e.id} had a new event`);
+  const counts = payloads('zeroq/demo/counts');
+  t.ok(counts.some((c) => c.total > 0), 'counts of tracked objects');
+  t.ok(counts.length < 15, `counts are published when they change (${counts.length} messages in 30 frames)`);
+  t.equal(lines[lines.length - 1], 'zeroq/demo/availability stopped');
 });

@@ -1,7 +1,7 @@
 /**
  * Home Assistant: every discovery payload checked against the keys HA documents for its component
  * (the schema below is written from the MQTT integration's documentation: home-assistant.io
- * /integrations/{sensor,binary_sensor,switch,number,button,image}.mqtt/), in a unit check and on a
+ * /integrations/{sensor,binary_sensor,switch,number,button,image,update}.mqtt/), in a unit check and on a
  * live daemon; the controls by command topics, with garbage logged and ignored.
  */
 import t from 'tap';
@@ -15,6 +15,7 @@ import { Daemon } from '../src/daemon/daemon.js';
 import { discoveryConfigs } from '../src/daemon/mqtt/ha-discovery.js';
 import { topicsFor } from '../src/daemon/mqtt/topics.js';
 import { parseCommand } from '../src/daemon/parts/controls.js';
+import { updateDiscovery } from '../src/daemon/update/status.js';
 import { dataPath } from '../src/util/paths.js';
 import { Watcher } from './helpers/daemon.js';
 import { freePort } from './helpers/mosquitto.js';
@@ -97,6 +98,10 @@ const COMPONENTS: Record<string, Component> = {
     // Exactly one of image_topic and url_topic.
     required: [['image_topic', 'url_topic']],
   },
+  update: {
+    keys: { state_topic: topic, command_topic: topic, payload_install: str, latest_version_topic: topic, latest_version_template: str, value_template: str, device_class: oneOf('firmware'), display_precision: num, release_summary: str, release_url: str, retain: bool, title: str },
+    required: [['state_topic']],
+  },
 };
 
 function keysIn(o: object, allowed: Record<string, Check>): boolean {
@@ -147,7 +152,8 @@ t.test('discovery payloads, single camera and several: all conform; names and to
     version: '1.2.3',
     cameras: [{ name: 'front', topicLevel: 'front' }, { name: 'back', topicLevel: 'back' }],
   });
-  for (const [tp, p] of [...single, ...multi]) t.same(problems(tp, JSON.parse(p)), [], tp);
+  const update = updateDiscovery('homeassistant', 'dev', topics, 'm', '1.2.3', 'http://127.0.0.1:9464');
+  for (const [tp, p] of [...single, ...multi, update]) t.same(problems(tp, JSON.parse(p)), [], tp);
   const get = (m: Map<string, string>, tp: string) => JSON.parse(m.get(tp)!);
   const img = get(single, 'homeassistant/image/zeroq_dev/snapshot/config');
   t.match(img, { image_topic: 'zq/dev/snapshot', content_type: 'image/jpeg', default_entity_id: 'image.zeroq_dev_snapshot', origin: { name: 'zeroq', sw_version: '1.2.3' } });

@@ -184,7 +184,8 @@ export class Camera {
 
   /** Follows the objects of a processed frame; keeps what the live view shows. */
   track(r: ProcessedFrame): TrackResult {
-    const f = r.frame;
+    // What is kept (latest, event pictures) without the network input made from it.
+    const f: CapturedFrame = { ...r.frame, input: undefined };
     this.counts.processed++;
     this.counts.detections += r.detections.length;
     this.recent.push(performance.now());

@@ -107,10 +107,10 @@ export class FrameLoop {
     this.stopping = true;
   }
 
-  async run(mailbox: FrameQueue): Promise<LoopEnd> {
+  async run(queue: FrameQueue): Promise<LoopEnd> {
     for (;;) {
       if (this.stopping) return 'stopped';
-      const f = await mailbox.take();
+      const f = await queue.take();
       if (this.stopping) return 'stopped';
       if (!f) return 'ended';
       this.busySince = performance.now();

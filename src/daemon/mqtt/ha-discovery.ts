@@ -36,8 +36,13 @@ export function slug(s: string): string {
   return s.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
 }
 
-/** Discovery topic → config payload (JSON). */
-export function discoveryConfigs(d: DiscoveryInput): Map<string, string> {
+export type DeviceInput = Pick<DiscoveryInput, 'discoveryPrefix' | 'deviceId' | 'topics' | 'model' | 'version' | 'configurationUrl'>;
+
+/**
+ * One entity's discovery topic and payload: the entity's own keys plus what every entity of the
+ * device has (unique_id, default_entity_id, availability, device, origin).
+ */
+export function entityConfig(d: DeviceInput, component: string, object: string, cfg: Record<string, unknown>): [string, string] {
   const node = `zeroq_${slug(d.deviceId)}`;
   const device: Record<string, unknown> = {
     identifiers: [node],
@@ -47,7 +52,6 @@ export function discoveryConfigs(d: DiscoveryInput): Map<string, string> {
     sw_version: d.version,
   };
   if (d.configurationUrl) device.configuration_url = d.configurationUrl;
-  const origin = { ...ORIGIN, sw_version: d.version };
   const availability = [
     {
       topic: d.topics.availability,
@@ -55,13 +59,19 @@ export function discoveryConfigs(d: DiscoveryInput): Map<string, string> {
       value_template: `{{ '${AVAILABILITY.online}' if value == '${AVAILABILITY.online}' else '${AVAILABILITY.offline}' }}`,
     },
   ];
+  const id = `${node}_${object}`;
+  return [
+    `${d.discoveryPrefix}/${component}/${node}/${object}/config`,
+    JSON.stringify({ ...cfg, unique_id: id, default_entity_id: `${component}.${id}`, availability, device, origin: { ...ORIGIN, sw_version: d.version } }),
+  ];
+}
+
+/** Discovery topic → config payload (JSON). */
+export function discoveryConfigs(d: DiscoveryInput): Map<string, string> {
   const out = new Map<string, string>();
   const add = (component: string, object: string, cfg: Record<string, unknown>) => {
-    const id = `${node}_${object}`;
-    out.set(
-      `${d.discoveryPrefix}/${component}/${node}/${object}/config`,
-      JSON.stringify({ ...cfg, unique_id: id, default_entity_id: `${component}.${id}`, availability, device, origin }),
-    );
+    const [topic, payload] = entityConfig(d, component, object, cfg);
+    out.set(topic, payload);
   };
   const range = d.threshold ?? { min: 0.05, max: 0.95, step: 0.01 };
   const cams = d.cameras ?? [{ name: 'main', topicLevel: undefined }];

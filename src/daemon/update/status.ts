@@ -3,8 +3,8 @@
  * also the state of Home Assistant's `update` entity), its discovery config, and the metrics.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { slug } from '../mqtt/ha-discovery.js';
-import { AVAILABILITY, PAYLOAD_VERSION, type Topics } from '../mqtt/topics.js';
+import { entityConfig } from '../mqtt/ha-discovery.js';
+import { PAYLOAD_VERSION, type Topics } from '../mqtt/topics.js';
 
 export type UpdateStateName = 'idle' | 'checking' | 'available' | 'downloading' | 'verifying' | 'selftest' | 'installing' | 'watching' | 'rolled_back' | 'failed';
 
@@ -54,23 +54,15 @@ export function statusPayload(s: UpdateStatus): string {
 }
 
 /** Home Assistant discovery of the `update` entity: topic → config. */
-export function updateDiscovery(discoveryPrefix: string, deviceId: string, topics: Topics, model: string, version: string): [string, string] {
-  const node = `zeroq_${slug(deviceId)}`;
+export function updateDiscovery(discoveryPrefix: string, deviceId: string, topics: Topics, model: string, version: string, configurationUrl?: string): [string, string] {
   const t = updateTopics(topics);
-  return [
-    `${discoveryPrefix}/update/${node}/weights/config`,
-    JSON.stringify({
-      name: 'weight set',
-      unique_id: `${node}_weights`,
-      object_id: `${node}_weights`,
-      device: { identifiers: [node], name: `zeroq ${deviceId}`, manufacturer: 'zeroq', model, sw_version: version },
-      state_topic: t.status,
-      command_topic: t.command,
-      payload_install: 'install',
-      entity_category: 'config',
-      availability: [{ topic: topics.availability, value_template: `{{ '${AVAILABILITY.online}' if value == '${AVAILABILITY.online}' else '${AVAILABILITY.offline}' }}` }],
-    }),
-  ];
+  return entityConfig({ discoveryPrefix, deviceId, topics, model, version, configurationUrl }, 'update', 'weights', {
+    name: 'weight set',
+    state_topic: t.status,
+    command_topic: t.command,
+    payload_install: 'install',
+    entity_category: 'config',
+  });
 }
 
 export class UpdateMetrics {

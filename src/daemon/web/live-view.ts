@@ -15,7 +15,7 @@ import type { DaemonContext } from '../context.js';
 import type { ProcessedFrame } from '../frame-loop.js';
 import { renderSnapshot } from '../snapshot.js';
 import { round } from '../telemetry.js';
-import { countObjects } from '../track/tracker.js';
+import { countObjects, type TrackResult } from '../track/tracker.js';
 
 const BOUNDARY = 'zeroqframe';
 /** JPEG quality of the stream and latest.jpg. */
@@ -45,13 +45,23 @@ function livePage(): string {
 export class LiveView {
   private readonly streams = new Map<Camera, CameraStream>();
   private readonly onFrame = (r: ProcessedFrame) => this.frame(r);
+  /** An event that ended gets its picture now, and lets go of its frame. */
+  private readonly onTrack = (cam: Camera, res: TrackResult) => {
+    for (const e of res.events) {
+      if (e.type !== 'end') continue;
+      const rec = cam.events.find((x) => x.id === e.object.id);
+      if (rec?.frame) this.eventPicture(rec).catch((err: Error) => this.ctx.log.warn({ err: err.message, camera: cam.name }, 'live view: event picture failed'));
+    }
+  };
 
   constructor(private readonly ctx: DaemonContext) {
     ctx.events.on('frame', this.onFrame);
+    ctx.events.on('track', this.onTrack);
   }
 
   close(): void {
     this.ctx.events.off('frame', this.onFrame);
+    this.ctx.events.off('track', this.onTrack);
     for (const s of this.streams.values()) for (const c of s.clients) c.res.end();
     this.streams.clear();
   }
