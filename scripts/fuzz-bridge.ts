@@ -4,7 +4,9 @@
  * undefined-behaviour sanitizers), for a number of inputs, and writes the figures into
  * docs/benchmarks/fuzz.md (section "Bridge firmware").
  *
- *   npx tsx scripts/fuzz-bridge.ts [--runs N] [--write]
+ *   npx tsx scripts/fuzz-bridge.ts [--runs N] [--jobs J] [--write]
+ *
+ * With --jobs J, J fuzzer processes share the corpus and run runs/J inputs each.
  *
  * Seeds: a packet on the wire, framed packets of every request type, and device images of a small
  * network with every layer kind (made by the encoder the fpga engine uses).
@@ -21,6 +23,7 @@ import { NetBuilder, randomQNet, rng } from '../test/helpers/random-qnet.js';
 const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1] ?? NaN) || 10_000_000;
 const write = args.includes('--write');
+const jobs = Math.max(1, Number(args[args.indexOf('--jobs') + 1] ?? NaN) || 1);
 const fw = path.join(repoRoot, 'firmware-bridge');
 const build = path.join(fw, 'build');
 
@@ -77,24 +80,32 @@ for (const seed of [1, 2, 3]) {
 for (const [name, data] of Object.entries(seedFiles)) writeFileSync(path.join(seeds, name), data);
 
 const t0 = Date.now();
-const child = spawn(path.join(build, 'fuzz-frame'), [`-runs=${runs}`, '-print_final_stats=1', '-timeout=10', '-rss_limit_mb=2048', `-artifact_prefix=${build}/`, corpus, seeds], {
-  stdio: ['ignore', 'inherit', 'pipe'],
-});
-let log = '';
-child.stderr.on('data', (d: Buffer) => {
-  log += d.toString();
-  if (log.length > 4e6) log = log.slice(-2e6);
-});
-const code: number = await new Promise((r) => child.on('exit', (c) => r(c ?? 1)));
+/** One fuzzer process; resolves with its exit code and its output (the tail of it). */
+function fuzzOnce(i: number, n: number): Promise<{ code: number; log: string }> {
+  const child = spawn(path.join(build, 'fuzz-frame'), [`-runs=${n}`, `-seed=${i + 1}`, '-print_final_stats=1', '-timeout=10', '-rss_limit_mb=2048', `-artifact_prefix=${build}/`, corpus, seeds], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d: Buffer) => {
+    log += d.toString();
+    if (log.length > 4e6) log = log.slice(-2e6);
+  });
+  return new Promise((r) => child.on('exit', (c) => r({ code: c ?? 1, log })));
+}
+const results = await Promise.all(Array.from({ length: jobs }, (_, i) => fuzzOnce(i, Math.ceil(runs / jobs))));
 const seconds = (Date.now() - t0) / 1000;
-const stat = (k: string): string => new RegExp(`stat::${k}:\\s+(\\d+)`).exec(log)?.[1] ?? '?';
-const cov = [...log.matchAll(/cov: (\d+) ft: (\d+) corp: (\d+)/g)].pop();
+const code = Math.max(...results.map((x) => x.code));
+const stat = (k: string): number[] => results.map((x) => Number(new RegExp(`stat::${k}:\\s+(\\d+)`).exec(x.log)?.[1] ?? NaN));
+const sum = (v: number[]): number => v.reduce((a, b) => a + b, 0);
+const covs = results.map((x) => [...x.log.matchAll(/cov: (\d+) ft: (\d+) corp: (\d+)/g)].pop()).filter((m): m is RegExpExecArray => !!m);
+const cov = covs.sort((a, b) => Number(b[1]) - Number(a[1]))[0];
+const log = results.map((x) => x.log).join('\n');
 const crashes = (log.match(/==\d+==ERROR|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)|deadly signal|timeout after/g) ?? []).length;
 const clang = execFileSync('clang', ['--version'], { encoding: 'utf8' }).split('\n')[0];
 const section = `## Bridge firmware: frame parser, packet handlers, device-image loader (libFuzzer)
 
-\`npx tsx scripts/fuzz-bridge.ts --runs ${runs} --write\` — target firmware-bridge/fuzz/fuzz_frame.c
-(${clang}, \`-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all\`), one process. Inputs go
+\`npx tsx scripts/fuzz-bridge.ts --runs ${runs}${jobs > 1 ? ` --jobs ${jobs}` : ''} --write\` — target firmware-bridge/fuzz/fuzz_frame.c
+(${clang}, \`-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all\`), ${jobs} process${jobs > 1 ? 'es sharing the corpus' : ''}. Inputs go
 to the link as raw bytes, as well-framed packets of any content (every handler, with and without a
 loaded image), or as a device image that is checked, loaded and, when it loads, run on a frame.
 Seeds: ${Object.keys(seedFiles).length} (a HELLO on the wire, upload and frame packet sequences, three
@@ -102,7 +113,7 @@ device images of a 11-layer network with every layer kind).
 
 | inputs | time | inputs/s | coverage (edges / features) | corpus | peak RSS | crashes, sanitizer reports, timeouts |
 |---:|---:|---:|---:|---:|---:|---:|
-| ${Number(stat('number_of_executed_units')).toLocaleString('en')} | ${(seconds / 60).toFixed(1)} min | ${Number(stat('average_exec_per_sec')).toLocaleString('en')} | ${cov ? `${cov[1]} / ${cov[2]}` : '?'} | ${cov?.[3] ?? '?'} | ${stat('peak_rss_mb')} MB | ${crashes}${code !== 0 ? ` (exit ${code})` : ''} |
+| ${sum(stat('number_of_executed_units')).toLocaleString('en')} | ${(seconds / 60).toFixed(1)} min | ${sum(stat('average_exec_per_sec')).toLocaleString('en')} | ${cov ? `${cov[1]} / ${cov[2]}` : '?'} | ${cov?.[3] ?? '?'} | ${Math.max(...stat('peak_rss_mb'))} MB | ${crashes}${code !== 0 ? ` (exit ${code})` : ''} |
 `;
 process.stdout.write(`\n${section}`);
 if (write) {

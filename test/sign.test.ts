@@ -173,6 +173,11 @@ t.test('the daemon with model.trust: refuses an unsigned set at start, and an un
   const exit = await d.exit;
   t.equal(exit.code, 2, 'unsigned set: the daemon does not start');
   t.match(d.stderrText, /not signed \[zqw-signature\]/);
+  // The same with the key given as a flag instead of model.trust.
+  writeFileSync(k('plain.yaml'), ['device_id: cam', 'source:', `  url: ${folder}`, 'model:', '  engine: int', `  path: ${set}`, 'mqtt:', `  url: ${broker.url}`, 'http:', '  port: 0'].join('\n') + '\n');
+  d = DaemonProcess.start(['--config', k('plain.yaml'), '--trust', k('dev.pub')]);
+  t.equal((await d.exit).code, 2, '--trust: the unsigned set is refused');
+  t.match(d.stderrText, /not signed \[zqw-signature\]/);
 
   copyFileSync(set, k('good.zqw'));
   t.equal((await zeroq(['sign', k('good.zqw'), '--key', k('dev.key')])).code, 0);

@@ -21,7 +21,6 @@ import { ServerProcess } from './helpers/server.js';
 import { UpdateProxy } from './helpers/update-proxy.js';
 import { blindHeads, nudged, variant } from './helpers/variants.js';
 import { freePort } from './helpers/mosquitto.js';
-import { zeroq } from './helpers/zeroq-cli.js';
 
 type TT = Test;
 const BASE = path.join(repoRoot, 'deploy', 'weights', 'yolo-fastest-1.1-w8.zqw');
@@ -104,12 +103,15 @@ async function rig(t: TT): Promise<Rig> {
     other,
     images,
     async publish(file, channel = 'stable') {
-      const res = await zeroq(['publish', file, '--server', url, '--channel', channel, '--token', token, '--json']);
-      if (res.code !== 0) throw new Error(res.stderr);
-      return JSON.parse(res.stdout);
+      // The HTTP API directly (zeroq publish is tested in server.test.ts): no process start per version.
+      const res = await fetch(`${url}/v1/sets?channel=${channel}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: readFileSync(file) as unknown as string });
+      const j = (await res.json()) as { version: number; sha256: string; id: string; message?: string };
+      if (!res.ok) throw new Error(j.message);
+      return j;
     },
     async startDaemon(device, extra = []) {
-      const dev = await zeroq(['device', 'add', device, '--server', url, '--token', token]);
+      const dev = await fetch(`${url}/v1/devices`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: device }) });
+      const devToken = ((await dev.json()) as { token: string }).token;
       const config = path.join(dir, `${device}.yaml`);
       const updateDir = path.join(dir, `${device}-updates`);
       const httpPort = await freePort();
@@ -130,7 +132,9 @@ async function rig(t: TT): Promise<Rig> {
           `  port: ${httpPort}`,
           'update:',
           `  server: ${proxy.url}`,
-          `  token: ${dev.stdout.trim()}`,
+          `  token: ${devToken}`,
+          // Only the announcement (or the check at start) makes a device look: no interval check in a test.
+          '  check_interval_s: 3600',
           `  dir: ${updateDir}`,
           '  announce_jitter_s: 0',
           '  health:',
@@ -162,7 +166,7 @@ function checkSwap(t: TT, msgs: Msg[], oldId: string, newId: string, device: str
   t.ok(msgs.slice(i).every((m) => m.json.weights === newId), `${device}: the new weights id from the first frame after it on`);
 }
 
-t.test('a new version is swapped in between two frames by every daemon; bad sets are refused; a blind set is rolled back', { timeout: 300_000, skip: !ready && 'needs the shipped weight set, the data folder and mosquitto' }, async (t) => {
+t.test('a new version is swapped in between two frames by every daemon; bad sets are refused; a blind set is rolled back', { timeout: 600_000, skip: !ready && 'needs the shipped weight set, the data folder and mosquitto' }, async (t) => {
   const r = await rig(t);
   const v1 = parseZqw(readFileSync(path.join(r.dir, 'v1.zqw'))).manifest.id;
   const p1 = await r.publish(path.join(r.dir, 'v1.zqw'));
@@ -180,10 +184,9 @@ t.test('a new version is swapped in between two frames by every daemon; bad sets
   const v2file = await makeSet(r.dir, 'v2.zqw', r.trusted, (q) => nudged(q, 1));
   const v2 = parseZqw(readFileSync(v2file)).manifest.id;
   let mark = r.watcher.messages.length;
-  const t0 = Date.now();
   const p2 = await r.publish(v2file);
-  for (const dev of ['cam1', 'cam2']) await updateState(r.watcher, dev, (j) => j.state === 'idle' && j.running?.version === 2, `${dev} runs version 2`, mark);
-  t.ok(Date.now() - t0 < 30_000, `both swapped and passed the health window in ${Date.now() - t0} ms`);
+  // check_interval_s is an hour: the announcement is what made them act.
+  for (const dev of ['cam1', 'cam2']) await updateState(r.watcher, dev, (j) => j.state === 'idle' && j.running?.version === 2, `${dev} runs version 2`, mark, 120_000);
   for (const dev of ['cam1', 'cam2']) {
     await r.watcher.waitFor((m) => m.topic === `zeroq/${dev}/detections` && m.json.weights === v2, `${dev} detects with version 2`, 10_000, mark);
     checkSwap(t, detections(r.watcher, dev), v1, v2, dev);
@@ -218,7 +221,7 @@ t.test('a new version is swapped in between two frames by every daemon; bad sets
     tampered[at] ^= 0x01;
     await refuse(`one byte flipped at ${at}`, await fresh(`real-t${at}.zqw`), /digest mismatch|signature does not verify|zqw-|magic|truncated|trailing|header/, tampered);
   }
-  await refuse('truncated', await fresh('real-b.zqw'), /truncated|shorter/, signed.subarray(0, Math.floor(signed.length * 0.6)));
+  await refuse('truncated', await fresh('real-b.zqw'), /bytes, the header announces at least/, signed.subarray(0, Math.floor(signed.length * 0.6)));
   // Signed by a key the server accepts but the device does not trust.
   await refuse('untrusted key', await fresh('foreign.zqw', r.other), /not trusted/);
   // Another architecture (a network of another input size), signed and published for the same model name.
@@ -282,7 +285,7 @@ t.test('a new version is swapped in between two frames by every daemon; bad sets
   t.equal(p2.version, 2);
 });
 
-t.test('kill -9 during a download, during the checks and between install and swap: a set runs at the next start, and the update completes', { timeout: 300_000, skip: !ready && 'needs the shipped weight set, the data folder and mosquitto' }, async (t) => {
+t.test('kill -9 during a download, during the checks and between install and swap: a set runs at the next start, and the update completes', { timeout: 600_000, skip: !ready && 'needs the shipped weight set, the data folder and mosquitto' }, async (t) => {
   const r = await rig(t);
   const v1 = parseZqw(readFileSync(path.join(r.dir, 'v1.zqw'))).manifest.id;
   await r.publish(path.join(r.dir, 'v1.zqw'));
@@ -304,8 +307,11 @@ t.test('kill -9 during a download, during the checks and between install and swa
   const v2 = parseZqw(readFileSync(v2file)).manifest.id;
   const size = readFileSync(v2file).length;
   r.proxy.stallAfter = Math.floor(size / 2);
+  const mark0 = r.watcher.messages.length;
   await r.publish(v2file);
   await r.proxy.stalled;
+  // The device reports its progress after writing: the first 40% are on its disk.
+  await updateState(r.watcher, 'cam1', (j) => j.state === 'downloading' && j.progress?.bytes >= 0.4 * size, 'a partial download', mark0);
   await d.kill('SIGKILL');
   const part = readdirSync(path.join(updateDir, 'download'));
   t.equal(part.length, 1, 'a partial download on disk');
@@ -352,5 +358,36 @@ t.test('kill -9 during a download, during the checks and between install and swa
   t.match(state, { current: { version: 4 }, trial: null, previous: [{ version: 3 }, { version: 2 }] });
   t.same(readdirSync(path.join(updateDir, 'sets')).sort(), [state.current.sha256, ...state.previous.map((p: { sha256: string }) => p.sha256)].map((s: string) => `${s}.zqw`).sort(), 'the running set and the two kept');
   t.same(readdirSync(path.join(updateDir, 'download')), []);
+  t.equal((await d.kill('SIGTERM')).code, 0);
+});
+
+t.test('without auto_install a new version waits for the install command; hard frames reach the pool', { timeout: 300_000, skip: !ready && 'needs the shipped weight set, the data folder and mosquitto' }, async (t) => {
+  const r = await rig(t);
+  await r.publish(path.join(r.dir, 'v1.zqw'));
+  const { d } = await r.startDaemon('cam1', ['  auto_install: false', '  hard_frames:', '    enabled: true', '    margin: 0.5', '    per_hour: 3600']);
+  await updateState(r.watcher, 'cam1', (j) => j.state === 'idle' && j.running?.version === 1, 'idle on version 1');
+  const v2file = await makeSet(r.dir, 'v2.zqw', r.trusted, (q) => nudged(q, 1));
+  const v2 = parseZqw(readFileSync(v2file)).manifest.id;
+  let mark = r.watcher.messages.length;
+  await r.publish(v2file);
+  const avail = await updateState(r.watcher, 'cam1', (j) => j.state === 'available', 'version 2 available', mark);
+  t.match(avail.json, { running: { version: 1 }, available: { version: 2 }, in_progress: false });
+  t.not(avail.json.installed_version, avail.json.latest_version, 'Home Assistant shows an update');
+  mark = r.watcher.messages.length;
+  await r.watcher.client.publishAsync('zeroq/cam1/update/set', 'install');
+  await updateState(r.watcher, 'cam1', (j) => j.state === 'idle' && j.running?.version === 2, 'installed on the command', mark);
+  const n = r.watcher.messages.length;
+  const m = await r.watcher.waitFor((x) => x.topic === 'zeroq/cam1/detections', 'detections', 10_000, n);
+  t.equal(m.json.weights, v2);
+
+  // Hard frames: detections below threshold + margin are sent to the pool, with what the device knew.
+  await d.waitLog((l) => l.msg === 'hard frame sent', 'a hard frame sent');
+  const pool = path.join(r.dir, 'server', 'pool');
+  const sidecars = readdirSync(pool).filter((f) => f.endsWith('.jpg.json'));
+  t.ok(sidecars.length > 0, `${sidecars.length} hard frames in the pool`);
+  const meta = JSON.parse(readFileSync(path.join(pool, sidecars[0]), 'utf8'));
+  t.match(meta, { device: 'cam1', meta: { model: 'yolo-fastest-1.1', weights: String, frame: Number, scores: Array } });
+  t.ok((meta.meta.scores as number[]).every((s) => s >= 0.25 && s < 0.75), 'scores between the threshold and threshold + margin');
+  t.ok(meta.width <= 640 && meta.height <= 640);
   t.equal((await d.kill('SIGTERM')).code, 0);
 });

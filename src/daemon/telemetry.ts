@@ -3,6 +3,10 @@
  * /healthz, and as Prometheus metrics (prom-client, a registry of our own) for /metrics.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EngineLinkStatus } from '../engine/engine.js';
+
+type LinkCounter = 'bytesOut' | 'bytesIn' | 'retries' | 'timeouts' | 'crcErrors' | 'framingErrors' | 'resyncs' | 'reconnects' | 'uploads' | 'deviceFrames' | 'fallbackFrames';
+const LINK_COUNTERS: LinkCounter[] = ['bytesOut', 'bytesIn', 'retries', 'timeouts', 'crcErrors', 'framingErrors', 'resyncs', 'reconnects', 'uploads', 'deviceFrames', 'fallbackFrames'];
 
 /** Latency samples kept for the percentiles of the stats topic. */
 const WINDOW = 512;
@@ -59,8 +63,28 @@ export class Telemetry {
   private last = { at: performance.now(), captured: 0, processed: 0 };
 
   private readonly m;
+  /** The current engine's link (undefined: none), and what the engines before it counted. */
+  private linkOf?: () => EngineLinkStatus;
+  private readonly linkBase = Object.fromEntries(LINK_COUNTERS.map((k) => [k, 0])) as Record<LinkCounter, number>;
 
   constructor() {
+    // Link counters are read from the engine when scraped, added to those of the engines before it.
+    const link = (k: LinkCounter): number | undefined => {
+      const l = this.linkOf?.();
+      return l ? this.linkBase[k] + l[k] : undefined;
+    };
+    const linkCounter = (name: string, help: string, k: LinkCounter) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const v = link(k);
+          this.reset();
+          if (v !== undefined) this.inc(v);
+        },
+      });
+    const tel = this;
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'zeroq_' });
     const registers = [r];
@@ -99,7 +123,60 @@ export class Telemetry {
         labelNames: ['kind', 'model', 'weights', 'threads'] as const,
         registers,
       }),
+      linkState: new Gauge({
+        name: 'zeroq_engine_link_state',
+        help: "Engines behind a link (fpga): 1 for the link's state (ready: frames on the device; fallback: on the CPU while reconnecting; unsupported: on the CPU for good)",
+        labelNames: ['state', 'device'] as const,
+        registers,
+        collect() {
+          this.reset();
+          const l = tel.linkOf?.();
+          if (l) this.set({ state: l.state, device: l.device }, 1);
+        },
+      }),
+      linkBytes: new Counter({
+        name: 'zeroq_engine_link_bytes_total',
+        help: 'Bytes on the engine link, by direction (out: to the device)',
+        labelNames: ['direction'] as const,
+        registers,
+        collect() {
+          this.reset();
+          const o = link('bytesOut');
+          if (o !== undefined) {
+            this.inc({ direction: 'out' }, o);
+            this.inc({ direction: 'in' }, link('bytesIn')!);
+          }
+        },
+      }),
+      linkFrames: new Counter({
+        name: 'zeroq_engine_link_frames_total',
+        help: 'Frames of an engine behind a link, by where they were computed (device, or the CPU fallback)',
+        labelNames: ['on'] as const,
+        registers,
+        collect() {
+          this.reset();
+          const d = link('deviceFrames');
+          if (d !== undefined) {
+            this.inc({ on: 'device' }, d);
+            this.inc({ on: 'fallback' }, link('fallbackFrames')!);
+          }
+        },
+      }),
+      linkRetries: linkCounter('zeroq_engine_link_retries_total', 'Requests sent again (no answer in time, or passed over)', 'retries'),
+      linkTimeouts: linkCounter('zeroq_engine_link_timeouts_total', 'Requests without an answer in time', 'timeouts'),
+      linkCrc: linkCounter('zeroq_engine_link_crc_errors_total', 'Packets or results refused for a CRC mismatch', 'crcErrors'),
+      linkFraming: linkCounter('zeroq_engine_link_framing_errors_total', 'Packets refused for bad framing (COBS, length, overrun)', 'framingErrors'),
+      linkResyncs: linkCounter('zeroq_engine_link_resyncs_total', 'Resynchronisations after a failed frame', 'resyncs'),
+      linkReconnects: linkCounter('zeroq_engine_link_reconnects_total', 'Reconnect attempts while on the CPU fallback', 'reconnects'),
+      linkUploads: linkCounter('zeroq_engine_link_uploads_total', 'Weight sets uploaded to the device', 'uploads'),
     };
+  }
+
+  /** The engine's link (on start and on every engine swap); the previous engine's counts are kept. */
+  engineLink(of: (() => EngineLinkStatus) | undefined): void {
+    const prev = this.linkOf?.();
+    if (prev) for (const k of LINK_COUNTERS) this.linkBase[k] += prev[k];
+    this.linkOf = of;
   }
 
   private readonly up = new Map<string, boolean>();

@@ -112,7 +112,7 @@ inline VP channelVP(const ConvPlan& p, int c) {
 }
 
 // Stores a vector of 16 position words by its runs of consecutive pixels.
-inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
+__attribute__((always_inline)) inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
   const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
   if (s1 - s0 == 1 && p.segs[s0].count == VL) {
     _mm512_storeu_si512(plane + p.segs[s0].off, word);
@@ -239,7 +239,7 @@ inline FastChan fastChan(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
 // long latencies of the multiplies overlap): y[i] = acc + bias of value i, S[i] its window sums,
 // ch[i] its channel. Leaves (Y' + rrnd) >> rsh, not yet saturated, in y.
 template <int ACT, bool MADD, int N>
-inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
+__attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
   __m512i t[N];
   for (int i = 0; i < N; i++) t[i] = MADD ? _mm512_madd_epi16(S[i], ch[i]->mul) : _mm512_mullo_epi32(S[i], ch[i]->mul);
   for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], ch[i]->trnd);
@@ -268,7 +268,7 @@ inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
 // Four channels' values at 16 positions as stored words (byte j: channel j + 128), saturated:
 // the packs leave, in each 128-bit lane, 4 positions of r0, then of r1, r2, r3; one byte shuffle
 // makes a word per position.
-inline __m512i packChannels(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+__attribute__((always_inline)) inline __m512i packChannels(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
   const __m512i t = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
   const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(r0, r1), _mm512_packs_epi32(r2, r3));
   return _mm512_xor_si512(_mm512_shuffle_epi8(b, t), _mm512_set1_epi8((char)0x80));
@@ -286,7 +286,7 @@ inline __m512i align16(__m512i x, int r) {
 }
 
 // The shortcut fused after a fast conv, on stored words: a = the conv's words, b = the other input's.
-inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
+__attribute__((always_inline)) inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   a = _mm512_xor_si512(a, flip);
   b = _mm512_xor_si512(b, flip);
@@ -307,7 +307,7 @@ inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
 }
 
 // The words of vector v at its runs of the plane.
-inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
+__attribute__((always_inline)) inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
   const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
   if (s1 - s0 == 1 && p.segs[s0].count == VL) return _mm512_loadu_si512(plane + p.segs[s0].off);
   __m512i w = _mm512_setzero_si512();
@@ -321,7 +321,7 @@ inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
 // NV position vectors x one tile of 8 output channels: accumulate over the chunks (chunk c of
 // vector j at x + c * cstride + j * vstride), finish, store (and the fused shortcut).
 template <int ACT, bool MADD, int NV>
-inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int v, const uint32_t* x, int64_t cstride, int64_t vstride,
+__attribute__((always_inline)) inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int v, const uint32_t* x, int64_t cstride, int64_t vstride,
                          const __m512i* S) {
   const int pc0 = (g * p.ntiles + tile) * TILE_O;
   const int32_t* w = (const int32_t*)p.wgemm + (size_t)pc0 * p.chunks;
@@ -341,17 +341,18 @@ inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int
   const int oc0 = g * p.Og + tile * TILE_O;
   for (int h = 0; h < TILE_O / 4; h++) {
     if (tile * TILE_O + 4 * h >= p.Og) break;
-    FastChan fc[4];
-    for (int c = 0; c < 4; c++) fc[c] = fastChan<MADD>(p, pc0 + 4 * h + c);
-    const FastChan* chs[4 * NV];
-    __m512i r[4 * NV], Ss[4 * NV];
-    for (int j = 0; j < NV; j++)
-      for (int c = 0; c < 4; c++) {
-        chs[4 * j + c] = &fc[c];
-        r[4 * j + c] = acc[j][4 * h + c];
-        Ss[4 * j + c] = S[j];
+    __m512i r[4 * NV];
+    for (int c = 0; c < 4; c++) {
+      const FastChan fc = fastChan<MADD>(p, pc0 + 4 * h + c);
+      const FastChan* chs[NV];
+      __m512i y[NV];
+      for (int j = 0; j < NV; j++) {
+        chs[j] = &fc;
+        y[j] = acc[j][4 * h + c];
       }
-    fastEpi<ACT, MADD, 4 * NV>(chs, r, Ss);
+      fastEpi<ACT, MADD, NV>(chs, y, S);
+      for (int j = 0; j < NV; j++) r[4 * j + c] = y[j];
+    }
     if (out.raw) {
       // 16-bit outputs, int32 CHW.
       const __m512i lo = _mm512_set1_epi32(p.lo), hi = _mm512_set1_epi32(p.hi);
@@ -374,7 +375,7 @@ inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int
 
 // The windows of vector v (group base) into the panel (chunk c at panel + c * cstride); returns
 // the stored-byte sum of each window.
-inline __m512i buildPanel(const ConvPlan& p, const Buf& in, const uint32_t* base, int v, uint32_t* panel, int64_t cstride) {
+__attribute__((always_inline)) inline __m512i buildPanel(const ConvPlan& p, const Buf& in, const uint32_t* base, int v, uint32_t* panel, int64_t cstride) {
   const __m512i ones = _mm512_set1_epi8(1);
   const int pos0 = v * VL;
   __m512i S = _mm512_setzero_si512();
@@ -820,8 +821,41 @@ void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int 
 }
 }  // namespace
 
+namespace {
+// 16 pixels of interleaved RGB (48 bytes) into 16 words (r, g, b, 0) with one byte permute.
+__attribute__((target("avx512vbmi"))) void loadVbmi(const uint8_t* rgb, const Buf& in, int w, int h) {
+  alignas(64) uint8_t ib[64];
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 4; j++) ib[4 * i + j] = (uint8_t)(j < 3 ? 3 * i + j : 0);
+  const __m512i idx = _mm512_load_si512(ib);
+  const __mmask64 keep = 0x7777777777777777ull;
+  for (int y = 0; y < h; y++) {
+    const uint8_t* s = rgb + (size_t)y * w * 3;
+    uint32_t* row = in.at(0, y, 0);
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const __m512i v = _mm512_maskz_loadu_epi8(0xffffffffffffull, s + 3 * x);  // 48 bytes
+      _mm512_storeu_si512(row + x, _mm512_maskz_permutexvar_epi8(keep, idx, v));
+    }
+    for (; x < w; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
+  }
+}
+}  // namespace
+
+namespace {
+const char* pathAvx512(const ConvPlan& p, const Buf&, const Buf&) {
+  if (p.kind == CONV_GENERIC) return "generic";
+  if (p.kind == CONV_GEMM) return p.fast ? (p.direct ? "gemm direct fast" : "gemm panel fast") : (p.direct ? "gemm direct" : "gemm panel");
+  return p.act == A_LUT ? "depthwise, table" : "depthwise";
+}
+const char* pathVbmi(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (p.kind == CONV_DW) return dwFastFor(p, in, out) ? "depthwise fast" : "depthwise";
+  return pathAvx512(p, in, out);
+}
+}  // namespace
+
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
-const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi};
+const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512, nullptr, pathAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi, pathVbmi};
 }  // namespace zqint

@@ -435,6 +435,10 @@ static void fillBorder(const Buf& B) {
 
 void Net::load(const uint8_t* rgb) {
   Buf& in = bufs_[0];
+  if (kernels_->load && inC_ == 3) {
+    kernels_->load(rgb, in, inW_, inH_);
+    return;
+  }
   for (int y = 0; y < inH_; y++) {
     uint32_t* row = in.at(0, y, 0);
     const uint8_t* s = rgb + (size_t)y * inW_ * 3;
@@ -526,9 +530,11 @@ void Net::runConv(L& l) {
     });
   } else if (p.kind == CONV_DW) {
     const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
-    pool_.run(macs < parMin_ ? 1 : p.Ho, [&](int b, int e, int) {
-      if (macs < parMin_) e = p.Ho;
-      kernels_->dw(p, in, out, b, e);
+    // Split in units of rows holding four 16-pixel vectors (the fast kernels' groups).
+    const int unit = std::max(1, 4 / ((p.Wo + 15) / 16)), units = (p.Ho + unit - 1) / unit;
+    pool_.run(macs < parMin_ ? 1 : units, [&](int b, int e, int) {
+      if (macs < parMin_) e = units;
+      kernels_->dw(p, in, out, b * unit, std::min(e * unit, p.Ho));
     });
   } else {
     pool_.run(p.O, [&](int b, int e, int) {
@@ -557,6 +563,11 @@ void Net::runConv(L& l) {
   if (p.act == A_LUT || p.kind == CONV_GENERIC) clearPaddedChannels(out);  // LUT: a table may map 0 elsewhere; generic: writes real channels only
 }
 
+// Byte-wise max of n bytes (stored values are offset binary: max of the values). Vectorizes.
+static void maxBytes(uint8_t* __restrict d, const uint8_t* __restrict s, int n) {
+  for (int i = 0; i < n; i++) d[i] = d[i] > s[i] ? d[i] : s[i];
+}
+
 void Net::runMaxpool(L& l) {
   const Buf& in = bufs_[l.in[0]];
   const Buf& out = bufs_[l.buf];
@@ -565,7 +576,7 @@ void Net::runMaxpool(L& l) {
   pool_.run(in.cb, [&](int b0, int b1, int t) {
     uint8_t* tmp = (uint8_t*)scratch_[t];
     for (int blk = b0; blk < b1; blk++) {
-      // Horizontal pass: tmp[iy][x] = max over the valid kx of row iy.
+      // Horizontal pass: tmp[iy][x] = max over the valid kx of row iy (0 is below every stored value).
       for (int iy = 0; iy < in.h; iy++) {
         const uint8_t* src = (const uint8_t*)in.at(blk, iy, 0);
         uint8_t* dst = tmp + (size_t)iy * Wo * 4;
@@ -575,6 +586,11 @@ void Net::runMaxpool(L& l) {
           int xlo = std::max(0, (off - kx + stride - 1) / stride);
           if (in.w - 1 + off - kx < 0) continue;
           int xhi = std::min(Wo - 1, (in.w - 1 + off - kx) / stride);
+          if (xhi < xlo) continue;
+          if (stride == 1) {
+            maxBytes(dst + (size_t)xlo * 4, src + (size_t)(xlo - off + kx) * 4, (xhi - xlo + 1) * 4);
+            continue;
+          }
           for (int x = xlo; x <= xhi; x++) {
             const uint8_t* s = src + (size_t)(x * stride - off + kx) * 4;
             uint8_t* d = dst + (size_t)x * 4;
@@ -588,12 +604,26 @@ void Net::runMaxpool(L& l) {
         for (int ky = 0; ky < size; ky++) {
           int iy = y * stride - off + ky;
           if (iy < 0 || iy >= in.h) continue;
-          const uint8_t* s = tmp + (size_t)iy * Wo * 4;
-          for (int i = 0; i < Wo * 4; i++) d[i] = std::max(d[i], s[i]);
+          maxBytes(d, tmp + (size_t)iy * Wo * 4, Wo * 4);
         }
       }
     }
   });
+}
+
+// Stored bytes re-aligned from one format to another: sat8(rshr(x, r)) or sat8(x * 2^-r). Vectorizes.
+static void alignBytes(uint8_t* __restrict d, const uint8_t* __restrict s, int n, int r) {
+  if (r > 0) {
+    const int rr = r > 15 ? 15 : r, h = 1 << (rr - 1);  // from 9 on every value rounds to 0 either way
+    for (int i = 0; i < n; i++) d[i] = (uint8_t)((((int)s[i] - 128 + h) >> rr) + 128);
+  } else {
+    const int m = 1 << (-r > 8 ? 8 : -r);  // from 8 on every nonzero value saturates either way
+    for (int i = 0; i < n; i++) {
+      int v = ((int)s[i] - 128) * m;
+      v = v < -128 ? -128 : v > 127 ? 127 : v;
+      d[i] = (uint8_t)(v + 128);
+    }
+  }
 }
 
 void Net::runRoute(L& l) {
@@ -605,10 +635,13 @@ void Net::runRoute(L& l) {
   for (int inb : l.in) {
     const Buf& in = bufs_[inb];
     const int cs = in.c / groups, c0 = cs * gid, r = fracOf_[inb] - fo;
-    const bool copyBlocks = !out.raw && r == 0 && c0 % 4 == 0 && oc % 4 == 0 && (cs % 4 == 0);
-    if (copyBlocks) {
+    const bool blocks = !out.raw && c0 % 4 == 0 && oc % 4 == 0 && (cs % 4 == 0);
+    if (blocks) {
       for (int j = 0; j < cs / 4; j++)
-        for (int y = 0; y < in.h; y++) memcpy(out.at(oc / 4 + j, y, 0), in.at(c0 / 4 + j, y, 0), 4 * (size_t)in.w);
+        for (int y = 0; y < in.h; y++) {
+          if (r == 0) memcpy(out.at(oc / 4 + j, y, 0), in.at(c0 / 4 + j, y, 0), 4 * (size_t)in.w);
+          else alignBytes((uint8_t*)out.at(oc / 4 + j, y, 0), (const uint8_t*)in.at(c0 / 4 + j, y, 0), 4 * in.w, r);
+        }
       oc += cs;
       continue;
     }
@@ -719,10 +752,50 @@ void Net::runUpsample(L& l) {
   const int s = l.d[F_STRIDE];
   for (int b = 0; b < out.cb; b++)
     for (int y = 0; y < out.h; y++) {
-      const uint32_t* src = in.at(b, y / s, 0);
-      uint32_t* dst = out.at(b, y, 0);
+      const uint32_t* __restrict src = in.at(b, y / s, 0);
+      uint32_t* __restrict dst = out.at(b, y, 0);
+      if (s == 2 && out.w == 2 * in.w) {
+        for (int x = 0; x < in.w; x++) dst[2 * x] = dst[2 * x + 1] = src[x];
+        continue;
+      }
       for (int x = 0; x < out.w; x++) dst[x] = src[x / s];
     }
+}
+
+// Bytes of a tensor's interior in its stored form.
+static int64_t tensorBytes(const Buf& b) {
+  return b.wide ? (int64_t)4 * b.c * b.h * b.w : (int64_t)4 * b.cb * b.h * b.w;
+}
+
+Net::Info Net::info(int i) const {
+  const L& l = layers_.at(i);
+  Info r;
+  const int kind = l.d[F_KIND];
+  if (kind == K_DROPOUT || kind == K_YOLO) {
+    r.kernel = "alias";
+    return r;
+  }
+  if (l.fused) {
+    r.kernel = "fused into the conv before";
+    return r;
+  }
+  const Buf& out = bufs_[l.buf];
+  r.bytes = tensorBytes(out);
+  for (int b : l.in) r.bytes += tensorBytes(bufs_[b]);
+  if (kind == K_CONV) {
+    const ConvPlan& p = l.conv;
+    const Buf& in = bufs_[l.in[0]];
+    r.macs = (int64_t)p.P * p.O * p.Cg * p.taps;
+    r.bytes += (int64_t)p.O * p.Cg * p.taps;  // weights
+    if (p.fuseOut) r.bytes += 2 * tensorBytes(out);  // the fused shortcut's other input and output
+    const char* k = kernels_->path ? kernels_->path(p, in, out) : nullptr;
+    r.kernel = k ? k : p.kind == CONV_GEMM ? (p.direct ? "gemm direct" : "gemm panel") : p.kind == CONV_DW ? "depthwise" : "generic";
+    if (p.fuseOut) r.kernel += " + shortcut";
+    return r;
+  }
+  static const char* names[] = {"conv", "maxpool", "route", "shortcut", "upsample", "dropout", "yolo"};
+  r.kernel = names[kind];
+  return r;
 }
 
 size_t Net::count(int layer) const {

@@ -57,6 +57,13 @@ class Net {
   int threads() const { return pool_.size(); }
   // Nanoseconds spent per layer since the last reset (when profiling).
   std::vector<double> layerNs;
+  // What a layer does: the code path, its multiply-adds, and the bytes of the tensors it reads and
+  // writes (stored form: 4 bytes per pixel and channel block, int32 for 16-bit tensors; weights).
+  struct Info {
+    std::string kernel;
+    int64_t macs = 0, bytes = 0;
+  };
+  Info info(int layer) const;
   bool profile = false;
 
  private:

@@ -118,6 +118,10 @@ struct Kernels {
   void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
   // Output rows [y0, y1) of a depthwise conv (all channel blocks).
   void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
+  // Interleaved RGB (w x h) into the input buffer's words; nullptr: the portable loop.
+  void (*load)(const uint8_t* rgb, const Buf& in, int w, int h) = nullptr;
+  // The name of the code path gemm/dw take for a conv (profiles); nullptr: "gemm"/"depthwise".
+  const char* (*path)(const ConvPlan& p, const Buf& in, const Buf& out) = nullptr;
 };
 
 // Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
@@ -131,6 +135,7 @@ extern const Kernels kAvx512Vbmi;  // kAvx512 with the VBMI depthwise
 #endif
 #if defined(__aarch64__)
 extern const Kernels kDotprod;  // NEON with sdot/udot (ARMv8.2 dot product)
+extern const Kernels kNeon;     // NEON of ARMv8.0 (smull/sadalp)
 #endif
 
 }  // namespace zqint

@@ -58,7 +58,7 @@ export class UpdateProxy {
       return;
     }
     const headers: Record<string, string> = {};
-    for (const h of ['authorization', 'range', 'if-range', 'if-none-match', 'x-zeroq-running', 'x-zeroq-state', 'content-type']) {
+    for (const h of ['authorization', 'range', 'if-range', 'if-none-match', 'x-zeroq-running', 'x-zeroq-state', 'x-zeroq-meta', 'content-type']) {
       const v = req.headers[h];
       if (typeof v === 'string') headers[h] = v;
     }

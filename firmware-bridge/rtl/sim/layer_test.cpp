@@ -28,9 +28,16 @@ enum Reg : uint32_t {
 
 constexpr uint32_t kMem = 4u << 20;
 constexpr uint32_t kLanes = ZQ_LANES;
+constexpr uint32_t kKmax = ZQ_KMAX;
+#ifdef ZQ_SMALL
+// the line buffer holds k full rows of every input channel of a group, the weight buffer a channel
+constexpr uint32_t kLbBytes = ZQ_LB_BYTES;
+constexpr uint32_t kWbBytes = ZQ_WB_BYTES;
+#else
+// the line buffer holds k rows of a column tile, each (s + 1) words of LANES bytes per channel
 constexpr uint32_t kLbWords = ZQ_LB_WORDS;
 constexpr uint32_t kWbBytes = ZQ_WB_WORDS * ZQ_LANES;
-constexpr uint32_t kKmax = ZQ_KMAX;
+#endif
 
 std::mt19937_64 rng;
 
@@ -39,8 +46,13 @@ bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng)
 
 // Does the layer fit this build's buffers (else the accelerator answers error 1)?
 bool fits(const ConvDesc &d) {
-  const uint32_t cg = d.c / d.groups, e = d.k > 1 ? 1 : 0;
+  const uint32_t cg = d.c / d.groups;
+#ifdef ZQ_SMALL
+  return cg * d.k * d.k <= kWbBytes && uint64_t(d.k) * cg * d.w <= kLbBytes;
+#else
+  const uint32_t e = d.k > 1 ? 1 : 0;
   return cg * d.k * d.k <= kWbBytes && cg * d.k * (d.stride + e) <= kLbWords;
+#endif
 }
 
 uint32_t out_dim(uint32_t in, uint32_t k, uint32_t s, uint32_t pad) { return (in + 2 * pad - k) / s + 1; }
@@ -313,8 +325,13 @@ void error_cases(Stats &st) {
     {"activation 3", [](ConvDesc &d) { d.flags = 6; }, 1},
     {"weights of a channel past the weight buffer",
      [](ConvDesc &d) { d.c = kWbBytes / 9 + 1; d.groups = 1; d.in_addr = 0; }, 1},
+#ifdef ZQ_SMALL
+    {"rows past the line buffer",
+     [](ConvDesc &d) { d.k = kKmax; d.pad = 0; d.stride = 2; d.c = 2; d.h = 9; d.w = kLbBytes / (2 * kKmax) + 1; d.ho = 3; d.wo = 3; }, 1},
+#else
     {"rows past the line buffer",
      [](ConvDesc &d) { d.k = kKmax; d.pad = 0; d.stride = 2; d.c = kLbWords / (kKmax * 3) + 1; d.h = 9; d.w = 9; d.ho = 3; d.wo = 3; }, 1},
+#endif
     {"input past the memory", [](ConvDesc &d) { d.in_addr = kMem - 64; }, 2},
     {"output past the memory", [](ConvDesc &d) { d.out_addr = kMem - 100; }, 2},
     {"16-bit output past the memory", [](ConvDesc &d) { d.out_addr = kMem - 200; d.flags = 8; }, 2},

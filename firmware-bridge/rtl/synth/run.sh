@@ -9,11 +9,13 @@ mkdir -p "$out"
 for t in yosys nextpnr-ice40 icepack icetime; do
   command -v $t >/dev/null 2>&1 || { echo "synth: $t is missing (Debian: apt-get install yosys nextpnr-ice40 fpga-icestorm)" >&2; exit 1; }
 done
-srcs="src/zq_accel.v src/zq_loader.v src/zq_post.v src/zq_writer.v src/zq_muldiv.v src/zq_ram.v"
+# the modules of each configuration's core (src/zq_config.vh)
+small="src/zq_accel.v src/zq_small.v src/zq_bload.v src/zq_bbuf.v src/zq_post2.v src/zq_writer.v src/zq_muldiv.v src/zq_ram.v"
+large="src/zq_accel.v src/zq_wide.v src/zq_loader.v src/zq_post.v src/zq_writer.v src/zq_muldiv.v src/zq_ram.v"
 freq="${FREQ:-24}"
 
 # ---- iCE40 UP5K
-yosys -q -l "$out/up5k_yosys.log" -p "read_verilog -Isrc $srcs synth/zq_up5k_top.v; synth_ice40 -top zq_up5k_top -dsp -spram -json $out/up5k.json" >/dev/null
+yosys -q -l "$out/up5k_yosys.log" -p "read_verilog -Isrc $small synth/zq_up5k_top.v; synth_ice40 -top zq_up5k_top -dsp -spram -json $out/up5k.json" >/dev/null
 pnr=0
 nextpnr-ice40 --up5k --package sg48 --json "$out/up5k.json" --pcf synth/up5k.pcf --freq "$freq" \
   --asc "$out/up5k.asc" --seed 1 >"$out/up5k_nextpnr.log" 2>&1 || pnr=$?
@@ -34,7 +36,7 @@ cat "$out/up5k.txt"
 [ "$pnr" = 0 ] && icepack "$out/up5k.asc" "$out/up5k.bin"
 
 # ---- the large configuration, yosys only
-yosys -q -l "$out/large_yosys.log" -p "read_verilog -DZQ_CFG_LARGE -Isrc $srcs; synth_ecp5 -top zq_accel; stat" >/dev/null
+yosys -q -l "$out/large_yosys.log" -p "read_verilog -DZQ_CFG_LARGE -Isrc $large; synth_ecp5 -top zq_accel; stat" >/dev/null
 {
   echo "large configuration (ECP5 mapping): $(grep -E '^\s+`define ZQ_(LANES|LB_WORDS|WB_WORDS|PB_CH|AW)' src/zq_config.vh | sed -n '1,5p' | awk '{printf "%s=%s ", $2, $3}')"
   echo "tools: $(yosys -V)"

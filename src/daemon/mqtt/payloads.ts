@@ -1,5 +1,6 @@
 /** The payloads of interface version 1 (docs/mqtt.md), built from daemon state. */
 import type { Detection } from '../../detect/types.js';
+import type { EngineLinkStatus } from '../../engine/engine.js';
 import type { TrackEvent } from '../track/tracker.js';
 import { redact } from '../../util/redact.js';
 import { round } from '../telemetry.js';
@@ -12,6 +13,33 @@ export interface EngineInfo {
   /** Weight-set id (int) or model name (float). */
   weights: string;
   threads: number;
+  /** Engines behind a link (fpga): its state and counters. */
+  link?: EngineLinkStatus;
+}
+
+/** The engine as the status (link state only) and the stats (link counters too) show it. */
+function engineJson(e: EngineInfo, counters: boolean): Record<string, unknown> {
+  const { link, ...rest } = e;
+  if (!link) return rest;
+  const state = { state: link.state, device: link.device, reason: link.reason === undefined ? null : redact(link.reason) };
+  if (!counters) return { ...rest, link: state };
+  return {
+    ...rest,
+    link: {
+      ...state,
+      device_frames: link.deviceFrames,
+      fallback_frames: link.fallbackFrames,
+      bytes_out: link.bytesOut,
+      bytes_in: link.bytesIn,
+      retries: link.retries,
+      timeouts: link.timeouts,
+      crc_errors: link.crcErrors,
+      framing_errors: link.framingErrors,
+      resyncs: link.resyncs,
+      reconnects: link.reconnects,
+      uploads: link.uploads,
+    },
+  };
 }
 
 export interface FrameResult {
@@ -145,7 +173,7 @@ export function statusPayload(s: { stopping: boolean; cameras: Record<string, So
     state,
     source: sourceJson(cams[0]),
     cameras: Object.fromEntries(Object.entries(s.cameras).map(([n, c]) => [n, sourceJson(c)])),
-    engine: s.engine,
+    engine: engineJson(s.engine, false),
   });
 }
 
@@ -182,7 +210,7 @@ export function statsPayload(s: StatsInput): string {
     mqtt: { connected: s.mqtt.connected, reconnects: c.mqttReconnects, buffered: s.mqtt.buffered, dropped: c.mqttDropped },
     inference_ms: s.window.inferenceMs,
     latency_ms: s.window.latencyMs,
-    engine: s.engine,
+    engine: engineJson(s.engine, true),
     cameras: Object.fromEntries(
       Object.entries(s.cameras).map(([n, x]) => [
         n,

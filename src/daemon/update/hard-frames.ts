@@ -44,7 +44,9 @@ export class HardFrames {
       .toBuffer()
       .then((jpeg) => this.upload(jpeg, { ...meta, frame: f.seq, time: new Date(f.time).toISOString(), scores: near }))
       .then((ok) => {
-        if (ok) this.sent++;
+        if (!ok) return;
+        this.sent++;
+        this.log.info({ frame: f.seq, scores: near, sent: this.sent }, 'hard frame sent');
       })
       .catch((e: Error) => this.log.warn({ err: e.message }, 'hard frame not uploaded'))
       .finally(() => (this.busy = false));

@@ -56,6 +56,8 @@ export class UpdatePart implements DaemonPart {
   private running?: SetRef;
   private timer?: NodeJS.Timeout;
   private jitter?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private failures = 0;
   private busy?: Promise<void>;
   private again = false;
   private installRequested = false;
@@ -66,6 +68,8 @@ export class UpdatePart implements DaemonPart {
   private link?: MqttLink;
   private ownSwap?: Engine;
   private hard?: HardFrames;
+  /** Waiting for enough frames of the running set to compare the new one with. */
+  private baseline?: { need: number; resolve: () => void };
   private readonly metrics: UpdateMetrics;
   private readonly log;
   private readonly onFrame = (r: ProcessedFrame) => this.frame(r);
@@ -143,11 +147,13 @@ export class UpdatePart implements DaemonPart {
   async drain(): Promise<void> {
     this.clearTimers();
     this.abort?.abort();
+    this.baseline?.resolve();
   }
 
   async stop(): Promise<void> {
     this.clearTimers();
     this.abort?.abort();
+    this.baseline?.resolve();
     await this.busy?.catch(() => undefined);
     this.ctx.events.off('frame', this.onFrame);
     this.ctx.events.off('failed', this.onFailed);
@@ -172,8 +178,10 @@ export class UpdatePart implements DaemonPart {
   private clearTimers(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.jitter) clearTimeout(this.jitter);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.timer = undefined;
     this.jitter = undefined;
+    this.retryTimer = undefined;
   }
 
   private model(): string {
@@ -305,15 +313,19 @@ export class UpdatePart implements DaemonPart {
     }
     const u = this.cfg!.update;
     this.metrics.checks.inc();
+    // The state reported to the server is the one before this check.
+    const reported = this.status.state;
     this.set('checking');
     let d: Descriptor | undefined;
     try {
       // Without a known version the full answer is asked for (it names the version); else 304 when unchanged.
-      d = await checkLatest({ server: u.server!, model: this.model(), channel: u.channel, token: this.token, running: this.running?.sha256 || null, conditional: this.running?.version != null, state: this.status.state });
+      d = await checkLatest({ server: u.server!, model: this.model(), channel: u.channel, token: this.token, running: this.running?.sha256 || null, conditional: this.running?.version != null, state: reported });
     } catch (e) {
       this.fail(e, 'idle');
+      this.retryLater();
       return;
     }
+    this.failures = 0;
     this.status.lastCheck = new Date().toISOString();
     if (!d) {
       this.set('idle', { available: this.running ? { ...this.running, size: 0 } : null, lastError: null });
@@ -346,9 +358,22 @@ export class UpdatePart implements DaemonPart {
         this.state!.refused[d.sha256] = e.message;
         await this.files!.save(this.state!);
         await unlink(this.files!.partPath(d.sha256)).catch(() => undefined);
-      }
+      } else if (!(isZeroqError(e) && e.code === 'update-stopped')) this.retryLater();
       this.fail(e, 'failed');
     }
+  }
+
+  /** After a network error or a bad download: again in 5 s, 10 s, 20 s, … (at most the check interval), with jitter. */
+  private retryLater(): void {
+    if (this.ctx.stopping) return;
+    this.failures++;
+    const ms = Math.min(this.cfg!.update.check_interval_s * 1000, 5000 * 2 ** (this.failures - 1)) * (0.5 + Math.random());
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.checkSoon('retry');
+    }, ms);
+    this.retryTimer.unref();
   }
 
   private fail(e: unknown, state: UpdateStateName): void {
@@ -361,11 +386,11 @@ export class UpdatePart implements DaemonPart {
     const u = this.cfg!.update;
     const files = this.files!;
     const target = files.setPath(d.sha256);
+    this.abort = new AbortController();
     let file = target;
     if (!existsSync(target)) {
       file = files.partPath(d.sha256);
       this.set('downloading', { progress: { bytes: 0, size: d.size } });
-      this.abort = new AbortController();
       let last = 0;
       let reported = 0;
       await download({
@@ -419,6 +444,8 @@ export class UpdatePart implements DaemonPart {
       await files.save(this.state!);
       this.log.info({ version: d.version }, 'installed; swapping engines between two frames');
 
+      await this.waitForBaseline();
+      if (this.ctx.stopping || this.abort.signal.aborted) throw new ZeroqError('update-stopped', 'the daemon is stopping', `version ${d.version}`);
       // The swap: the next frame runs the new engine; the old one stays open for a rollback.
       const previousRate = this.recent.length > 0 ? this.recent.reduce((a, b) => a + b, 0) / this.recent.length : 0;
       this.ownSwap = engine;
@@ -438,6 +465,25 @@ export class UpdatePart implements DaemonPart {
 
   // --- the health window
 
+  /**
+   * The health window compares with the running set's detections per frame: right after a start
+   * there are none yet, so the swap waits for as many frames as the window has (at most a minute;
+   * without frames only errors are judged).
+   */
+  private async waitForBaseline(): Promise<void> {
+    const need = this.cfg!.update.health.frames;
+    if (this.recent.length >= need) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.baseline = { need, resolve };
+      timer = setTimeout(resolve, 60_000);
+      this.abort?.signal.addEventListener('abort', () => resolve());
+    });
+    clearTimeout(timer);
+    this.baseline = undefined;
+    if (this.recent.length < need) this.log.warn({ frames: this.recent.length }, 'few frames of the running set to compare with: the health window judges errors only');
+  }
+
   private frame(r: ProcessedFrame): void {
     const w = this.watch;
     if (w && r.engine === w.engine) {
@@ -447,6 +493,7 @@ export class UpdatePart implements DaemonPart {
     } else if (!w) {
       this.recent.push(r.detections.length);
       if (this.recent.length > RECENT) this.recent.shift();
+      if (this.baseline && this.recent.length >= this.baseline.need) this.baseline.resolve();
     }
     this.hard?.consider(r, this.ctx.config.detect.threshold, { model: this.model(), weights: r.engine.modelId });
   }
@@ -486,10 +533,9 @@ export class UpdatePart implements DaemonPart {
     this.metrics.running.set(w.set.version ?? -1);
     this.log.info({ version: w.set.version, frames: w.frames, detections: w.detections }, 'the new set passed its health window');
     this.set('idle', { lastError: null });
-    if (this.again) {
-      this.again = false;
-      this.checkSoon('queued');
-    }
+    // Checking again reports the new version to the server at once (and finds a newer one if any).
+    this.again = false;
+    this.checkSoon('report');
   }
 
   private async rollback(w: Watch, reason: string): Promise<void> {

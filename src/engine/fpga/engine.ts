@@ -250,10 +250,13 @@ export class FpgaEngine extends EventEmitter implements Engine {
       const refusal = caps.version !== 1 ? `protocol version ${caps.version}` : deviceRefusal(this.qnet, caps, this.image.length);
       if (refusal) return this.unsupported(refusal);
       if (!(caps.imageState === 1 && caps.imageDigest === this.digest)) {
+        const t0 = performance.now();
+        log.info({ device: this.opts.device, weights: this.modelId, bytes: this.image.length }, 'fpga: uploading the weight set');
         const sent = await client.upload(this.image, this.digest, this.opts.onUpload);
         if (sent) {
           this.counters.uploads++;
           this.counters.uploadBytes += this.image.length;
+          log.info({ device: this.opts.device, weights: this.modelId, ms: Math.round(performance.now() - t0) }, 'fpga: weight set uploaded');
         }
         await client.hello(false, 2);
       }
