@@ -25,6 +25,12 @@ export interface FrameResult {
   detections: Detection[];
 }
 
+/** One detection as the detections payload (and `zeroq detect --json`) writes it: class, class_id, score, box. */
+export function detectionFields(d: Detection, classId: number, digits = { score: 4, box: 1 }) {
+  const b = (v: number) => round(v, digits.box);
+  return { class: d.className, class_id: classId, score: round(d.score, digits.score), box: { x: b(d.box.x), y: b(d.box.y), w: b(d.box.w), h: b(d.box.h) } };
+}
+
 export function detectionsPayload(device: string, r: FrameResult, engine: EngineInfo, classIds: (d: Detection) => number): string {
   return JSON.stringify({
     v: PAYLOAD_VERSION,
@@ -39,12 +45,7 @@ export function detectionsPayload(device: string, r: FrameResult, engine: Engine
     height: r.height,
     inference_ms: round(r.inferenceMs, 2),
     latency_ms: round(r.latencyMs, 2),
-    detections: r.detections.map((d) => ({
-      class: d.className,
-      class_id: classIds(d),
-      score: round(d.score, 4),
-      box: { x: round(d.box.x, 1), y: round(d.box.y, 1), w: round(d.box.w, 1), h: round(d.box.h, 1) },
-    })),
+    detections: r.detections.map((d) => detectionFields(d, classIds(d))),
   });
 }
 
