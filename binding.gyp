@@ -20,7 +20,7 @@
       "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math"]},
       "conditions": [
         ["target_arch=='x64'", {"dependencies": ["zeroq_int_avx2", "zeroq_int_avx512"]}],
-        ["target_arch=='arm64'", {"dependencies": ["zeroq_int_dotprod"]}]
+        ["target_arch=='arm64'", {"dependencies": ["zeroq_int_dotprod"], "sources": ["src/kernels/kernels_neon.cc"]}]
       ]
     }
   ],

@@ -11,9 +11,18 @@
  *     Scores configurations on a list; with the calib list and --skip 400 this scores on calib images
  *     the calibration never saw (the calibration takes the first --calib-images of calib.txt).
  *     A spec is `float` or `w<N>[-pc|-pl][-zc|-plain][:minmax|:search|:p<percentile>][:h8|:h16][:n<images>][:f<first bits>][:e<head bits>]
- *     [:bc|:nobc][:oexact|:ofloat][:noeq|:eq<dw>/<other>][:align]` (bias correction; the search objective;
- *     equalization; weight-grid alignment),
+ *     [:bc|:nobc][:oexact|:ofloat][:noeq|:eq<dw>/<other>][:align][:wclip|:nowclip][:gptq|:nearest]` (bias correction; the search objective;
+ *     equalization; weight-grid alignment; weight fraction bits by least squared error with clipping; rounding
+ *     for the least output error),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
+ *
+ *   npx tsx scripts/bench-accuracy.ts widths [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--val <list>]
+ *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
+ *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg]
+ *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
+ *     measured once per model on the first --sensitivity-images of --val, every candidate scored on --val,
+ *     the chosen one (best validation AP50) and the uniform widths scored on --val and on --data; the
+ *     chosen weight sets are written to --weights-dir.
  *
  * Common: --threads N (float passes and the int engine), --cache file.json (results already there
  * are reused, new ones appended as they finish, so an interrupted run resumes).
@@ -57,6 +66,12 @@ const { positionals, values: args } = parseArgs({
     cache: { type: 'string' },
     out: { type: 'string', default: 'docs/benchmarks/accuracy.md' },
     svg: { type: 'string', default: 'docs/benchmarks/ap50-vs-bits.svg' },
+    avg: { type: 'string', default: '4,4.5,5,6' },
+    uniform: { type: 'string', default: '4,5,6,8' },
+    val: { type: 'string' },
+    'sensitivity-images': { type: 'string', default: '32' },
+    'errors-dir': { type: 'string' },
+    'weights-dir': { type: 'string', default: 'docs/benchmarks/weights' },
   },
 });
 const mode = positionals[0] ?? 'sweep';
@@ -81,6 +96,10 @@ function parseSpec(spec: string): QuantizeOptions | 'float' {
     else if (t === 'bc') o.biasCorrection = true;
     else if (t === 'noeq') o.equalize = false;
     else if (t === 'align') o.alignWeights = true;
+    else if (t === 'wclip') o.weightClip = 'mse';
+    else if (t === 'nowclip') o.weightClip = 'minmax';
+    else if (t === 'gptq') o.rounding = 'output';
+    else if (t === 'nearest') o.rounding = 'nearest';
     else if (t.startsWith('eq')) {
       const [dw, other] = t.slice(2).split('/').map(Number);
       o.equalize = { depthwise: Number.isFinite(dw) ? dw : 1, other: Number.isFinite(other) ? other : 0.5 };
@@ -231,6 +250,122 @@ async function sweep(): Promise<void> {
   process.stdout.write(md.join('\n'));
 }
 
+interface WidthResult {
+  model: string;
+  avgBits: number;
+  chosen: { minBits: number; avgBits: number; layerBits: number[]; val: { AP: number; AP50: number }; dev: { AP: number; AP50: number }; file: string; id: string };
+  candidates: { minBits: number; avgBits: number; error: number; valAP50: number }[];
+  seconds: number;
+}
+
+async function widths(): Promise<void> {
+  const { chooseLayerWidths, layerErrors } = await import('../src/retrain/bit-widths.js');
+  const { loadFrames: loadFrameSet, readGroundTruth, readImageList: readPaths } = await import('../src/retrain/data.js');
+  const { writeZqw, parseZqw } = await import('../src/qnet/zqw.js');
+  const { createHash } = await import('node:crypto');
+  if (!args.val) throw new Error('--val <list> is required (the validation split)');
+  const avgs = args.avg!.split(',').map(Number);
+  const uniform = args.uniform!.split(',').map(Number);
+  const dev = args.data ?? dataPath('coco-val', 'dev.txt');
+  const valList = args.val;
+  const sensN = Number(args['sensitivity-images']);
+  const weightsDir = args['weights-dir']!;
+  mkdirSync(weightsDir, { recursive: true });
+  const resultsFile = path.join(weightsDir, '..', 'bit-widths.json');
+  const results: WidthResult[] = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as WidthResult[]) : [];
+  const d = quantizeDefaults();
+  const series: Series[] = [];
+  const refs: { label: string; y: number }[] = [];
+  const md: string[] = [
+    '## Weight widths per layer at an average (`zeroq quantize --avg-bits`)',
+    '',
+    `Validation split: ${path.basename(valList)} = calib.txt images 559–758 (0-based; the last 200), never used for calibration or training;`,
+    `every choice below (the candidate widths, see src/retrain/bit-widths.ts) is made on it. ${path.basename(dev)} is only reported.`,
+    `Layer errors: each conv layer alone at 2..7 bits (8-bit formats otherwise), growth of the heads' distillation loss on the first ${sensN}`,
+    'images of the validation split. Candidates: the least summed error at the average with the narrowest width 2, 3, ... up to the average;',
+    `the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
+    `zero-centered), calibration on the first ${calibImages} images of calib.txt; AP50 / AP in percent, integer engine, darknet \`detector valid\`.`,
+    `Regenerate: \`npx tsx scripts/bench-accuracy.ts widths --val val.txt --avg ${avgs.join(',')} --uniform ${uniform.join(',')}\`` +
+      ` (val.txt: \`tail -n 200 calib.txt\` with absolute paths). The chosen weight sets are in [weights/](weights/): \`zeroq eval <set> --data dev.txt\`.`,
+    '',
+  ];
+  for (const m of models) {
+    const model = await loadDarknet(dataPath('models', 'yolo-fastest', `${m}.cfg`));
+    const valPaths = await readPaths(valList);
+    const gt = await readGroundTruth(path.join(path.dirname(dataPath('coco-val', 'calib.txt')), 'instances.json'));
+    const valFrames = await loadFrameSet(model.net, valPaths);
+    const sens = await loadFrameSet(model.net, valPaths.slice(0, sensN));
+    const calibList = readImageList(dataPath('coco-val', 'calib.txt')).slice(0, calibImages);
+    const calib = await loadFrames(calibList, model.net);
+    const errFile = args['errors-dir'] ? path.join(args['errors-dir'], `errors-${m}.json`) : undefined;
+    let measured: Awaited<ReturnType<typeof layerErrors>> | undefined = errFile && existsSync(errFile) ? JSON.parse(readFileSync(errFile, 'utf8')) : undefined;
+    if (!measured) {
+      const t0 = performance.now();
+      const base = await quantizeModel(model, calib, { ...d, wbits: 8, threads });
+      measured = layerErrors(base.qnet, base.model, sens, { quant: { ...d, wbits: 8 }, threads, log });
+      log(`${m}: layer errors in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      if (errFile) writeFileSync(errFile, JSON.stringify(measured));
+    }
+    const devSet = await loadEvalSet(dev);
+    const devScored: ScoredSet = { images: devSet.images, gt: devSet.gt };
+    for (const B of avgs) {
+      if (results.some((r) => r.model === m && r.avgBits === B)) continue;
+      const t0 = performance.now();
+      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, log });
+      const devS = await scoreQNet(ch.result.qnet, devScored, threads);
+      const buf = writeZqw(ch.result.qnet, {
+        source: { model: m, cfg: `${m}.cfg`, weights: `${m}.weights`, weightsSha256: createHash('sha256').update(readFileSync(model.weightsPath)).digest('hex') },
+        quantization: {
+          wbits: Math.max(...ch.chosen.layerBits), abits: 8, headAbits: d.headAbits, perChannel: d.perChannel, zeroCentered: d.zeroCenter, biasCorrection: true,
+          widths: { method: 'layer sensitivity', avgBitsTarget: B, minBits: ch.chosen.minBits, sensitivityImages: sensN, validationList: 'calib.txt[559:759]',
+            candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, validationAP50: c.ap50 })) },
+        },
+        calibration: { ...ch.result.calibration, list: 'calib.txt', imageIds: calibList.map((im) => im.id) },
+      });
+      const file = path.join(weightsDir, `${m}-avg${B}.zqw`);
+      writeFileSync(file, buf);
+      results.push({
+        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000,
+        chosen: { minBits: ch.chosen.minBits, avgBits: ch.chosen.avgBits, layerBits: ch.chosen.layerBits, val: { AP: ch.chosen.ap!, AP50: ch.chosen.ap50! }, dev: { AP: devS.AP, AP50: devS.AP50 }, file: path.basename(file), id: parseZqw(buf).manifest.id },
+        candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, valAP50: c.ap50! })),
+      });
+      writeFileSync(resultsFile, JSON.stringify(results, null, 1));
+      log(`${m} avg ${B}: chose ${ch.chosen.minBits}..8 (${ch.chosen.avgBits.toFixed(3)} bits), val AP50 ${pct(ch.chosen.ap50)}, dev ${pct(devS.AP50)}`);
+    }
+    // Uniform widths and float on both splits.
+    const valKey = { list: dataPath('coco-val', 'calib.txt'), skip: 559 };
+    const uspecs = ['float', ...uniform.map((b) => `w${b}`)];
+    const uv = await run(m, uspecs, valKey.list, valKey.skip);
+    const ud = await run(m, uspecs, dev, 0);
+    const fv = uv.find((r) => r.spec === 'float')!;
+    const fd = ud.find((r) => r.spec === 'float')!;
+    const mine = results.filter((r) => r.model === m && avgs.includes(r.avgBits)).sort((a, b) => a.avgBits - b.avgBits);
+    md.push(`### ${m} (float: validation AP50 ${pct(fv.AP50)}, ${path.basename(dev)} ${pct(fd.AP50)})`, '');
+    md.push('| weights | bits per weight | validation AP50 / AP | Δ | dev AP50 / AP | Δ | chosen by |', '|---|---:|---:|---:|---:|---:|---|');
+    for (const b of uniform) {
+      const v = uv.find((r) => r.spec === `w${b}`)!;
+      const dv = ud.find((r) => r.spec === `w${b}`)!;
+      md.push(`| uniform W${b} | ${b.toFixed(2)} | ${pct(v.AP50)} / ${pct(v.AP)} | ${(100 * (v.AP50 - fv.AP50)).toFixed(2)} | ${pct(dv.AP50)} / ${pct(dv.AP)} | ${(100 * (dv.AP50 - fd.AP50)).toFixed(2)} | – |`);
+    }
+    for (const r of mine) {
+      const hist = new Map<number, number>();
+      r.chosen.layerBits.forEach((b) => b && hist.set(b, (hist.get(b) ?? 0) + 1));
+      const spread = [...hist].sort((a, b) => a[0] - b[0]).map(([b, n]) => `${n}×${b}`).join(' ');
+      md.push(`| --avg-bits ${r.avgBits} (${spread}) | ${r.chosen.avgBits.toFixed(2)} | ${pct(r.chosen.val.AP50)} / ${pct(r.chosen.val.AP)} | ${(100 * (r.chosen.val.AP50 - fv.AP50)).toFixed(2)} | ${pct(r.chosen.dev.AP50)} / ${pct(r.chosen.dev.AP)} | ${(100 * (r.chosen.dev.AP50 - fd.AP50)).toFixed(2)} | validation: best of ${r.candidates.map((c) => `${c.minBits}..8 ${pct(c.valAP50)}`).join(', ')} |`);
+    }
+    md.push('');
+    refs.push({ label: `${m} float (dev)`, y: 100 * fd.AP50 });
+    const short = m.replace('yolo-fastest-', '');
+    series.push({ label: `${short} uniform (dev)`, dashed: true, points: uniform.map((b) => ({ x: b, y: 100 * ud.find((r) => r.spec === `w${b}`)!.AP50 })) });
+    series.push({ label: `${short} per layer (dev)`, points: mine.map((r) => ({ x: r.chosen.avgBits, y: 100 * r.chosen.dev.AP50 })) });
+  }
+  md.push(`![AP50 on dev against average bits per weight](${path.relative(path.dirname(args.out!), args.svg!)})`, '');
+  writeFileSync(args.out!, md.join('\n'));
+  writeFileSync(args.svg!, lineChartSvg(`AP50 on ${path.basename(dev)} against average bits per weight`, 'bits per weight', 'AP50 (%)', series, refs));
+  process.stdout.write(md.join('\n'));
+}
+
 if (mode === 'compare') await compare();
+else if (mode === 'widths') await widths();
 else if (mode === 'sweep') await sweep();
 else throw new Error(`unknown mode ${mode} (sweep, compare)`);

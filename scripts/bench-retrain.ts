@@ -86,6 +86,14 @@ interface RunResult {
   alignWeights?: boolean;
   /** Seed of the run (recorded from the weight sets' metadata). */
   seed?: number;
+  /** Random crops down to this fraction (absent: none). */
+  crop?: number;
+  /** Weight fraction bits by least squared error with clipping (absent: min/max). */
+  weightClip?: 'mse';
+  /** Widths per layer at this average (`--avg-bits`; absent: one width). */
+  avgBits?: number;
+  /** Training images (absent in older results: 559). */
+  trainImages?: number;
   batch: number;
   /** The command's report and where it came from. */
   report: string;
@@ -166,6 +174,9 @@ async function score(): Promise<void> {
       ...(q.featureWeight ? { featureWeight: Number(q.featureWeight) } : {}),
       ...(q.alignWeights ? { alignWeights: true } : {}),
       ...(q.seed !== undefined ? { seed: Number(q.seed) } : {}),
+      ...(q.crop !== undefined ? { crop: Number(q.crop) } : {}),
+      ...(q.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+      ...((q.widths as { avgBitsTarget?: number } | undefined)?.avgBitsTarget !== undefined ? { avgBits: (q.widths as { avgBitsTarget: number }).avgBitsTarget } : {}),
       batch: Number(q.batch),
       report: path.basename(reportFile),
       trainMinutes: report.elapsedMs / 60000,
@@ -196,7 +207,7 @@ function heldOutOfOutput(r: RunResult): number {
 }
 
 function label(r: RunResult): string {
-  return `W${r.wbits} ${r.zeroCentered ? 'zero-centered' : 'plain'}`;
+  return `${r.avgBits !== undefined ? `${r.avgBits} bits on average` : `W${r.wbits}`} ${r.zeroCentered ? 'zero-centered' : 'plain'}`;
 }
 
 /** Schedule, epochs, iterations and learning rate of a run, in a few words. */
@@ -204,7 +215,7 @@ function training(r: RunResult): string {
   const decay = r.lrDecay ?? 0.5;
   const per = r.iterations === 1 || decay === 1 ? '' : decay === 0.5 ? ' halved per it.' : ` ×${decay} per it.`;
   const lr = `Adam ${r.lr.toExponential(0)}${per}${decay === 1 && r.iterations > 1 ? ' constant' : ''}`;
-  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}${r.featureWeight ? `, inner layers ×${r.featureWeight}` : ''}${r.alignWeights ? ', grid-aligned' : ''}${r.seed !== undefined ? `, seed ${r.seed}` : ''}`;
+  return `${r.schedule.join(',')} × ${r.epochs} epoch${r.epochs > 1 ? 's' : ''}, ${r.iterations} it., ${lr}${r.flip ? ', flip' : ''}${r.featureWeight ? `, inner layers ×${r.featureWeight}` : ''}${r.alignWeights ? ', grid-aligned' : ''}${r.crop !== undefined ? `, crops to ${r.crop}` : ''}${r.weightClip ? ', weights clipped by least squares' : ''}${r.seed !== undefined ? `, seed ${r.seed}` : ''}`;
 }
 
 function writeDocs(results: Results): void {

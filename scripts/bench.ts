@@ -35,6 +35,8 @@ function includedSections(): string {
 ${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
 ${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
 ${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts (figures written up by hand from its JSON reports)')}
+${section('rtl.md', 'Accelerator RTL', 'npx tsx scripts/bench-rtl.ts --write; npx tsx scripts/rtl-cosim.ts --write; make -C firmware-bridge/rtl synth')}
+${section('updates.md', 'Weight-set updates', 'npx tsx scripts/bench-updates.ts')}
 `;
 }
 if (values['sections-only']) {

@@ -157,8 +157,9 @@ const detectionSchema = z
 
 const detectionsSchema = z
   .object({
-    v: z.literal(1),
+    v: z.literal(2),
     device: z.string().regex(/^[A-Za-z0-9_-]+$/),
+    camera: z.string().regex(/^[a-z0-9_-]+$/),
     frame: z.int().positive(),
     time: z.iso.datetime(),
     ts: z.int().positive(),

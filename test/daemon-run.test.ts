@@ -140,7 +140,7 @@ t.test('live camera on mosquitto: interface, health, source and broker failures,
   // --- the published interface
   await w.waitFor((m) => m.topic === 'zq/cam1/availability' && m.text === 'online', 'online');
   const det = await w.waitFor((m) => m.topic === 'zq/cam1/detections', 'detections');
-  t.match(det.json, { v: 1, device: 'cam1', model: 'yolo-fastest-1.1', weights: 'yolo-fastest-1.1', engine: 'float', width: 640, height: 360 });
+  t.match(det.json, { v: 2, device: 'cam1', camera: 'main', model: 'yolo-fastest-1.1', weights: 'yolo-fastest-1.1', engine: 'float', width: 640, height: 360 });
   t.type(det.json.frame, 'number');
   t.type(det.json.inference_ms, 'number');
   t.ok(Array.isArray(det.json.detections));

@@ -12,7 +12,8 @@ const cli = path.join(repo, 'src', 'cli.ts');
 const zeroq = (args: string[], env?: NodeJS.ProcessEnv) => run(process.execPath, ['--import', 'tsx', cli, ...args], { env: env ?? process.env });
 
 t.test('built-in kinds; the engine of a path; unknown kinds list the available ones', async (t) => {
-  t.ok(engineKinds().includes('int') && engineKinds().includes('float'));
+  t.ok(engineKinds().includes('int') && engineKinds().includes('float') && engineKinds().includes('fpga'));
+  t.equal(engineFor('a/b.zqw').kind, 'int', 'a .zqw runs on int unless fpga is asked for');
   t.equal(engineFor('a/b.cfg').kind, 'float');
   t.equal(engineFor('a/b.ZQW').kind, 'int');
   t.equal(engineFor('a/b.cfg', 'int').kind, 'int', 'an explicit kind wins');
@@ -41,21 +42,21 @@ t.test('the daemon config takes any registered kind and its options; others are 
 // command's --engine choices with its own flags, and --engine <kind> reaches its open().
 t.test('an engine module registered from outside shows up in the CLI without edits elsewhere', async (t) => {
   const dir = t.testdir({});
-  const stub = path.join(dir, 'fpga-stub.mjs');
+  const stub = path.join(dir, 'npu-stub.mjs');
   writeFileSync(
     stub,
     `export const engine = {
-  kind: 'fpga',
-  summary: 'serial-attached accelerator (stub)',
+  kind: 'npu',
+  summary: 'an accelerator (stub)',
   modelFiles: 'a .zqw weight set',
   opens: () => false,
   options: {},
-  flags: [{ flags: '--device <path>', description: 'fpga: serial device', key: 'device' }],
+  flags: [{ flags: '--npu-port <path>', description: 'npu: its port', key: 'port' }],
   capabilities: { integer: true, threads: false },
   async open(model, opts) {
-    const e = new Error('stub engine opened ' + model + ' on ' + opts.device);
+    const e = new Error('stub engine opened ' + model + ' on ' + opts.port);
     e.code = 'stub-open';
-    e.where = 'fpga';
+    e.where = 'npu';
     throw e;
   },
 };
@@ -64,14 +65,14 @@ t.test('an engine module registered from outside shows up in the CLI without edi
   const env = { ...process.env, ZEROQ_ENGINE_MODULES: stub };
   for (const cmd of ['bench', 'detect', 'eval', 'run']) {
     const { stdout } = await zeroq([cmd, '--help'], env);
-    t.match(stdout, /choices:\s+"int",\s+"float",\s+"fpga"/, `${cmd} --help lists the stub kind`);
-    t.match(stdout, /--device <path>/, `${cmd} --help has the stub's flag`);
+    t.match(stdout, /choices:\s+"int",\s+"float",\s+"fpga",\s+"npu"/, `${cmd} --help lists the stub kind`);
+    t.match(stdout, /--npu-port <path>/, `${cmd} --help has the stub's flag`);
   }
   const { stdout: plain } = await zeroq(['bench', '--help']);
-  t.notMatch(plain, /fpga/, 'without the module there is no fpga kind');
-  const err = await zeroq(['detect', 'set.zqw', 'x.jpg', '--engine', 'fpga', '--device', '/dev/ttyX'], env).then(
+  t.notMatch(plain, /npu/, 'without the module there is no npu kind');
+  const err = await zeroq(['detect', 'set.zqw', 'x.jpg', '--engine', 'npu', '--npu-port', '/dev/ttyX'], env).then(
     () => undefined,
     (e: { stderr: string }) => e,
   );
-  t.match(err?.stderr ?? '', /stub engine opened set\.zqw on \/dev\/ttyX/, '--engine fpga opens the stub with its option');
+  t.match(err?.stderr ?? '', /stub engine opened set\.zqw on \/dev\/ttyX/, '--engine npu opens the stub with its option');
 });

@@ -173,6 +173,11 @@ t.test('the daemon with model.trust: refuses an unsigned set at start, and an un
   const exit = await d.exit;
   t.equal(exit.code, 2, 'unsigned set: the daemon does not start');
   t.match(d.stderrText, /not signed \[zqw-signature\]/);
+  // The same with the key given as a flag instead of model.trust.
+  writeFileSync(k('plain.yaml'), ['device_id: cam', 'source:', `  url: ${folder}`, 'model:', '  engine: int', `  path: ${set}`, 'mqtt:', `  url: ${broker.url}`, 'http:', '  port: 0'].join('\n') + '\n');
+  d = DaemonProcess.start(['--config', k('plain.yaml'), '--trust', k('dev.pub')]);
+  t.equal((await d.exit).code, 2, '--trust: the unsigned set is refused');
+  t.match(d.stderrText, /not signed \[zqw-signature\]/);
 
   copyFileSync(set, k('good.zqw'));
   t.equal((await zeroq(['sign', k('good.zqw'), '--key', k('dev.key')])).code, 0);
@@ -197,7 +202,7 @@ t.test('the daemon with model.trust: refuses an unsigned set at start, and an un
     writeConfig(k(name));
     const mark = d.logs.length;
     d.child.kill('SIGHUP');
-    const failed = await d.waitLog((l) => l.msg === 'reload failed part way', `reload of ${name} refused`, 30_000, mark);
+    const failed = await d.waitLog((l) => l.msg === 'reload: a part failed' && l.part === 'model', `reload of ${name} refused`, 30_000, mark);
     t.match(String(failed.err), reason, `${name}: ${String(failed.err)}`);
     const n = w.messages.length;
     const next = await w.waitFor((m) => m.topic === 'zeroq/cam/detections', 'still detecting', 10_000, n);

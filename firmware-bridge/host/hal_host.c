@@ -87,9 +87,10 @@ double host_link_wait_s(void) {
 
 int hal_link_read(uint8_t *buf, int max) {
   if (rate > 0) {
-    /* A UART delivers rate bytes per second; a short burst (its FIFO) may wait. */
+    /* A UART delivers rate bytes per second. Bytes due while this process did not run (up to
+     * 20 ms of them) are delivered at once, so a busy host keeps the average rate. */
     double t = now_s();
-    const double burst = rate * 0.004 > 64 ? rate * 0.004 : 64;
+    const double burst = rate * 0.02 > 64 ? rate * 0.02 : 64;
     if (rx_time < t - burst / rate) rx_time = t - burst / rate;
     int allowed = (int)((t - rx_time) * rate);
     if (allowed <= 0) return 0;
@@ -109,7 +110,7 @@ void hal_link_write(const uint8_t *buf, int n) {
       const int most = rate * 0.001 > 64 ? (int)(rate * 0.001) : 64;
       if (piece > most) piece = most;
       double t = now_s();
-      if (tx_time < t) tx_time = t;
+      if (tx_time < t - 0.02) tx_time = t - 0.02; /* catch up at most 20 ms of oversleeping */
       sleep_s(tx_time - t);
     }
     ssize_t w = write(master, buf, (size_t)piece);

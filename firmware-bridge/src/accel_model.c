@@ -51,6 +51,21 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo :
 
 static uint32_t status, cycles;
 
+/* Row buffers: one output row (Wo < 2^16). Static: the model allocates nothing per layer. */
+static int32_t srow[65536], acc32[65536];
+static int64_t acc64[65536];
+
+/* The outputs x in [xa, xb) whose input column x·s + kx − pad lies inside [0, W). */
+static void x_range(uint32_t kx, uint32_t pad, uint32_t s, uint32_t W, uint32_t Wo, uint32_t *xa, uint32_t *xb) {
+  const int64_t off = (int64_t)kx - pad;
+  int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;               /* first x with x·s + off >= 0 */
+  int64_t b = ((int64_t)W - 1 - off) < 0 ? 0 : ((int64_t)W - 1 - off) / s + 1; /* x·s + off <= W − 1 */
+  if (b > (int64_t)Wo) b = Wo;
+  if (a > b) a = b;
+  *xa = (uint32_t)a;
+  *xb = (uint32_t)b;
+}
+
 static void run_layer(void) {
   const uint32_t C = regs[ACC_IN_C], H = regs[ACC_IN_H], W = regs[ACC_IN_W];
   const uint32_t O = regs[ACC_OUT_C], Ho = regs[ACC_OUT_H], Wo = regs[ACC_OUT_W];
@@ -82,58 +97,75 @@ static void run_layer(void) {
   const uint8_t *P = mem + pa;
   uint8_t *out = mem + oa;
   const int64_t hi = out16 ? 32767 : 127, lo = out16 ? -32768 : -128;
+  const int64_t xmax = u8in ? 255 : 128;
 
-  for (uint32_t o = 0; o < O; o++) {
-    const uint32_t g = o / Og;
-    const uint8_t *p = P + 8 * o;
-    const int32_t B = (int32_t)((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24));
-    const int16_t M = (int16_t)(p[4] | (p[5] << 8));
-    const int TS = (int8_t)p[6], OS = (int8_t)p[7];
-    const int8_t *q = Q + (size_t)o * K;
-    for (uint32_t y = 0; y < Ho; y++) {
-      /* The kernel rows inside the input: padding contributes 0 to both sums. */
-      const int64_t y0 = (int64_t)y * s - pad;
-      const uint32_t ky0 = y0 < 0 ? (uint32_t)(-y0) : 0;
-      const uint32_t ky1 = y0 + k > H ? (uint32_t)((int64_t)H - y0 > 0 ? (int64_t)H - y0 : 0) : k;
-      for (uint32_t x = 0; x < Wo; x++) {
-        const int64_t x0 = (int64_t)x * s - pad;
-        const uint32_t kx0 = x0 < 0 ? (uint32_t)(-x0) : 0;
-        const uint32_t kx1 = x0 + k > W ? (uint32_t)((int64_t)W - x0 > 0 ? (int64_t)W - x0 : 0) : k;
-        int64_t acc = 0, sum = 0;
+  /* Output row by row: per group the window sums of the row, then per output channel its
+   * products, accumulated along the row (contiguous input reads at stride 1). */
+  for (uint32_t y = 0; y < Ho; y++) {
+    const int64_t y0 = (int64_t)y * s - pad;
+    for (uint32_t g = 0; g < G; g++) {
+      /* S: |S| <= Cg·k²·255 < 2^31 for any C < 2^16, k <= 7. */
+      for (uint32_t x = 0; x < Wo; x++) srow[x] = 0;
+      for (uint32_t c = 0; c < Cg; c++) {
+        const uint8_t *xc = X + (size_t)(g * Cg + c) * H * W;
+        for (uint32_t ky = 0; ky < k; ky++) {
+          const int64_t iy = y0 + ky;
+          if (iy < 0 || iy >= (int64_t)H) continue;
+          const uint8_t *row = xc + (size_t)iy * W;
+          for (uint32_t kx = 0; kx < k; kx++) {
+            uint32_t xa, xb;
+            x_range(kx, pad, s, W, Wo, &xa, &xb);
+            if (u8in) for (uint32_t x = xa; x < xb; x++) srow[x] += row[x * s + kx - pad];
+            else for (uint32_t x = xa; x < xb; x++) srow[x] += (int8_t)row[x * s + kx - pad];
+          }
+        }
+      }
+      for (uint32_t o = g * Og; o < (g + 1) * Og; o++) {
+        const uint8_t *p = P + 8 * o;
+        const int32_t B = (int32_t)((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24));
+        const int16_t M = (int16_t)(p[4] | (p[5] << 8));
+        const int TS = (int8_t)p[6], OS = (int8_t)p[7];
+        const int8_t *q = Q + (size_t)o * K;
+        /* 32-bit accumulation when the channel's weights cannot leave it (every valid layer). */
+        int64_t sum_abs = 0;
+        for (uint32_t j = 0; j < K; j++) sum_abs += q[j] < 0 ? -q[j] : q[j];
+        const int narrow = sum_abs * xmax < ((int64_t)1 << 31);
+        if (narrow) for (uint32_t x = 0; x < Wo; x++) acc32[x] = 0;
+        else for (uint32_t x = 0; x < Wo; x++) acc64[x] = 0;
         for (uint32_t c = 0; c < Cg; c++) {
           const uint8_t *xc = X + (size_t)(g * Cg + c) * H * W;
-          const int8_t *qc = q + (size_t)c * k * k;
-          for (uint32_t ky = ky0; ky < ky1; ky++) {
-            const uint8_t *row = xc + (size_t)(y0 + (int64_t)ky) * W;
-            const int8_t *qr = qc + ky * k;
-            if (u8in) {
-              for (uint32_t kx = kx0; kx < kx1; kx++) {
-                int32_t v = row[x0 + kx];
-                acc += (int32_t)qr[kx] * v;
-                sum += v;
-              }
-            } else {
-              for (uint32_t kx = kx0; kx < kx1; kx++) {
-                int32_t v = (int8_t)row[x0 + kx];
-                acc += (int32_t)qr[kx] * v;
-                sum += v;
-              }
+          for (uint32_t ky = 0; ky < k; ky++) {
+            const int64_t iy = y0 + ky;
+            if (iy < 0 || iy >= (int64_t)H) continue;
+            const uint8_t *row = xc + (size_t)iy * W;
+            for (uint32_t kx = 0; kx < k; kx++) {
+              const int32_t w = q[(c * k + ky) * k + kx];
+              if (w == 0) continue;
+              uint32_t xa, xb;
+              x_range(kx, pad, s, W, Wo, &xa, &xb);
+              if (narrow && u8in) for (uint32_t x = xa; x < xb; x++) acc32[x] += w * row[x * s + kx - pad];
+              else if (narrow) for (uint32_t x = xa; x < xb; x++) acc32[x] += w * (int8_t)row[x * s + kx - pad];
+              else if (u8in) for (uint32_t x = xa; x < xb; x++) acc64[x] += (int64_t)w * row[x * s + kx - pad];
+              else for (uint32_t x = xa; x < xb; x++) acc64[x] += (int64_t)w * (int8_t)row[x * s + kx - pad];
             }
           }
         }
-        /* |M·S| < 2^15·2^40: no overflow before the shift. */
-        int64_t Y = acc + rshr((int64_t)M * sum, TS) + B;
-        Y = clamp64(Y, -((int64_t)1 << 48), (int64_t)1 << 48);
-        int64_t A = Y;
-        if (act == 1) A = Y >= 0 ? Y : rshr(Y * 3277, 15);
-        else if (act == 2) A = Y > 0 ? Y : 0;
-        int64_t v = clamp64(rshr(A, OS), lo, hi);
-        size_t idx = ((size_t)o * Ho + y) * Wo + x;
-        if (out16) {
-          out[2 * idx] = (uint8_t)(v & 0xff);
-          out[2 * idx + 1] = (uint8_t)((v >> 8) & 0xff);
-        } else {
-          out[idx] = (uint8_t)(v & 0xff);
+        for (uint32_t x = 0; x < Wo; x++) {
+          const int64_t acc = narrow ? acc32[x] : acc64[x];
+          /* |M·S| < 2^15·2^31: no overflow before the shift. */
+          int64_t Y = acc + rshr((int64_t)M * srow[x], TS) + B;
+          Y = clamp64(Y, -((int64_t)1 << 48), (int64_t)1 << 48);
+          int64_t A = Y;
+          if (act == 1) A = Y >= 0 ? Y : rshr(Y * 3277, 15);
+          else if (act == 2) A = Y > 0 ? Y : 0;
+          const int64_t v = clamp64(rshr(A, OS), lo, hi);
+          const size_t idx = ((size_t)o * Ho + y) * Wo + x;
+          if (out16) {
+            out[2 * idx] = (uint8_t)(v & 0xff);
+            out[2 * idx + 1] = (uint8_t)((v >> 8) & 0xff);
+          } else {
+            out[idx] = (uint8_t)(v & 0xff);
+          }
         }
       }
     }

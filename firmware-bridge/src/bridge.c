@@ -37,7 +37,7 @@ static image_t *img_next; /* parsed into while checking a new one */
 static uint8_t image_state;
 static uint8_t digest[32];
 static accel_caps_t caps;
-static uint32_t accel_id, boot_id;
+static uint32_t accel_id, boot_id, boot_ms;
 static uint16_t host_max = CAP_MAX_PAYLOAD;
 
 static struct {
@@ -130,6 +130,7 @@ void bridge_init(void) {
   caps.max_k = (accel_id >> 8) & 0xffu;
   caps.mem_bytes = hal_accel_mem_size();
   boot_id = hal_boot_id();
+  boot_ms = hal_time_ms();
   img_next = &images[0];
   reset_slots();
   if (load_active() != E_OK) st.refused++;
@@ -189,7 +190,7 @@ static void hello(const packet_t *p) {
 static void stats(const packet_t *p) {
   uint8_t *o = frame_tx_payload(&tx);
   const uint32_t v[STATS_COUNT] = { rx.frames, rx.bytes, rx.crc_errors, rx.cobs_errors, rx.overruns, st.frames_tx,
-                                    st.bytes_tx, st.inferred, st.accel_errors, st.uploads, st.refused, hal_time_ms() };
+                                    st.bytes_tx, st.inferred, st.accel_errors, st.uploads, st.refused, hal_time_ms() - boot_ms };
   for (int i = 0; i < STATS_COUNT; i++) wr32(o + 4 * i, v[i]);
   send(p->type, E_OK, p->seq, 4 * STATS_COUNT);
 }

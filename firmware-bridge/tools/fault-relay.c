@@ -8,7 +8,7 @@
  *   cut MS         close the port in the middle of the next frame from the bridge, reopen it after MS
  *   unplug MS      close the port now and reopen it (a new pty, same PATH) after MS
  *   pass           no faults
- *   stats          "stats up=N down=N corrupted=N dropped=N cuts=N"
+ *   stats          "stats up=N down=N frames=N corrupted=N dropped=N cuts=N" (bytes each way, frames seen)
  * When the upstream port vanishes (the bridge stopped) the relay keeps trying to reopen it.
  */
 #define _GNU_SOURCE
@@ -31,7 +31,7 @@ static char pty_name[256];
 static double p_corrupt, p_drop;
 static double stall_until, replug_at, cut_ms = -1;
 static int drop_up, drop_down, in_frame_up, in_frame_down, cut_armed;
-static unsigned long long n_up, n_down, n_corrupt, n_dropped, n_cuts;
+static unsigned long long n_up, n_down, n_corrupt, n_dropped, n_cuts, n_frames;
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static volatile sig_atomic_t stop;
 
@@ -104,6 +104,7 @@ static size_t mangle(const uint8_t *in, size_t n, uint8_t *out, int *dropping, i
     uint8_t b = in[i];
     if (!*in_frame) {
       *in_frame = 1;
+      n_frames++;
       *dropping = p_drop > 0 && unit() < p_drop;
       if (*dropping) n_dropped++;
     }
@@ -143,7 +144,8 @@ static void command(char *line) {
     stall_until = 0;
     cut_armed = 0;
   } else if (!strcmp(word, "stats")) {
-    printf("stats up=%llu down=%llu corrupted=%llu dropped=%llu cuts=%llu\n", n_up, n_down, n_corrupt, n_dropped, n_cuts);
+    printf("stats up=%llu down=%llu frames=%llu corrupted=%llu dropped=%llu cuts=%llu\n", n_up, n_down, n_frames, n_corrupt,
+           n_dropped, n_cuts);
     fflush(stdout);
     return;
   } else {

@@ -106,7 +106,17 @@ export function choice(flags: string, description: string, choices: readonly str
 }
 
 const MISSING = Symbol('missing');
-type Collecting = Command & { [MISSING]?: string[] };
+const ONE_OF = Symbol('one of');
+type Collecting = Command & { [MISSING]?: string[]; [ONE_OF]?: string[][] };
+
+/**
+ * Options of which exactly one must be given (e.g. --wbits or --avg-bits): "(required: one of ...)"
+ * belongs in their help text; none given is reported with the other missing ones, both a usage error.
+ */
+export function requireOneOf(cmd: Command, ...flags: string[]): Command {
+  ((cmd as Collecting)[ONE_OF] ??= []).push(flags);
+  return cmd;
+}
 
 /**
  * Makes a command collect its missing required arguments and options instead of stopping at the
@@ -114,13 +124,22 @@ type Collecting = Command & { [MISSING]?: string[] };
  */
 export function collectMissing(cmd: Command): void {
   const c = cmd as Collecting & { missingArgument(name: string): void; missingMandatoryOptionValue(o: Option): void };
+  // Every mandatory option (commander's requiredOption too) says so in --help.
+  for (const o of cmd.options) if (o.mandatory && !o.description.includes('(required)')) o.description += ' (required)';
   c.missingArgument = (name: string) => (c[MISSING] ??= []).push(`<${name}>`);
   c.missingMandatoryOptionValue = (o: Option) => (c[MISSING] ??= []).push(o.flags.replace(/ <.*$/, ''));
   for (const sub of cmd.commands) collectMissing(sub);
 }
 
 export function checkMissing(action: Command): void {
-  const missing = (action as Collecting)[MISSING];
+  const c = action as Collecting;
+  const given = (flag: string): boolean => action.getOptionValueSource(flag.replace(/^-+/, '').replace(/-([a-z])/g, (_, x: string) => x.toUpperCase())) === 'cli';
+  for (const group of c[ONE_OF] ?? []) {
+    const n = group.filter(given).length;
+    if (n === 0) (c[MISSING] ??= []).push(group.join(' or '));
+    if (n > 1) throw new UsageError(`give one of ${group.join(', ')}, not several`, action.name());
+  }
+  const missing = c[MISSING];
   // Arguments first, as they come first on the command line.
   if (missing?.length) throw new UsageError(`missing ${[...missing].sort((a, b) => Number(b.startsWith('<')) - Number(a.startsWith('<'))).join(', ')}`, action.name());
 }

@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .option('--no-spin', "float: onnxruntime's workers do not spin waiting between runs")
     .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
     .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
-    .option('--profile', 'int: time per layer kind')
+    .option('--profile', 'int: per layer time, multiply-adds, bytes moved, GMAC/s and GB/s (median of up to 100 frames), and totals by layer kind')
     .option('--json', 'print the result as JSON');
   addEngineOptions(cmd, { threads: 1 });
   cmd.action(async (model: string, flags: BenchFlags) => {

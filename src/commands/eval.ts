@@ -120,6 +120,7 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   const engine = await module.open(model, options);
   let run;
   let set;
+  let link: import('../engine/engine.js').EngineLinkStatus | undefined;
   try {
     const head = engine.net.layers[engine.net.heads[0]];
     set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit, classes: head?.kind === 'yolo' ? head.classes : undefined });
@@ -131,6 +132,7 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
     } finally {
       p.stop();
     }
+    link = engine.link?.();
   } finally {
     await engine.close();
   }
@@ -150,6 +152,7 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
         ms_per_image: Number(ms.toFixed(3)),
         ms_per_image_stat: 'median of network + decode/NMS per image',
         wall_s: Number((run.wallMs / 1000).toFixed(3)),
+        ...(link ? { link } : {}),
         ...figures(ev, !!flags.perClass),
       }) + '\n',
     );
@@ -158,6 +161,9 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   let out = `${engine.modelId} (${kind}, ${threads} thread${threads > 1 ? 's' : ''}) on ${set.images.length} images of ${flags.data}\n`;
   out += `ground truth: ${set.gtSource}${set.missingLabels ? ` (${set.missingLabels} images without a label file)` : ''}; ${ev.detections} detections\n`;
   out += `time: ${ms.toFixed(2)} ms per image (median, network + decode/NMS), ${(run.wallMs / 1000).toFixed(2)} s wall\n`;
+  if (link) {
+    out += `link ${link.device}: ${link.state}; ${link.deviceFrames} images on the device, ${link.fallbackFrames} on the CPU; ${link.retries} retries, ${link.crcErrors} CRC errors, ${link.resyncs} resyncs\n`;
+  }
   out += 'COCO bbox figures (fractions, as pycocotools prints them):\n';
   out += formatSummary(ev);
   if (flags.perClass) out += perClassTable(ev);

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required } from '../cli/options.js';
+import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, requireOneOf, UsageError } from '../cli/options.js';
 
 /**
  * `zeroq quantize <cfg>`: a darknet model → a .zqw weight set (zero-centered fixed point), with the
@@ -8,7 +8,11 @@ import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required } from '../c
 
 interface QuantizeFlags {
   weights?: string;
-  wbits: number;
+  wbits?: number;
+  avgBits?: number;
+  val?: string;
+  gt?: string;
+  sensitivityImages: number;
   firstBits?: number;
   headBits?: number;
   abits: number;
@@ -24,6 +28,8 @@ interface QuantizeFlags {
   biasCorrection: boolean;
   equalize?: boolean;
   alignWeights?: boolean;
+  weightClip: 'minmax' | 'mse';
+  rounding: 'nearest' | 'output';
   searchObjective: 'exact' | 'float';
   output: string;
   id?: string;
@@ -34,12 +40,18 @@ interface QuantizeFlags {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('quantize')
     .description('quantize a darknet model to a .zqw weight set (zero-centered fixed point, calibrated activations)')
     .argument('<cfg>', 'darknet .cfg (weights beside it, or --weights)')
     .option('--weights <file>', 'darknet .weights (default: the cfg with .weights)')
-    .addOption(required('--wbits <n>', 'weight width Nw of every conv layer (2..8)', parse.weightBits))
+    .addOption(opt('--wbits <n>', 'weight width Nw of every conv layer (2..8) (required: this or --avg-bits)', parse.weightBits))
+    .addOption(
+      opt('--avg-bits <b>', 'instead of --wbits: a width per conv layer (2..8) from measured per-layer sensitivity, at this average bits per weight', numberIn(2, 8)),
+    )
+    .option('--val <list>', 'with --avg-bits: validation images; the layer errors are measured on them and the candidate widths with the best AP50 there are kept')
+    .option('--gt <instances.json>', 'COCO ground truth of --val (default: instances.json beside it)')
+    .addOption(opt('--sensitivity-images <n>', 'with --avg-bits: images the layer errors are measured on (the first of --val, else of --calib)', parse.positiveInt, 32))
     .addOption(opt('--first-bits <n>', 'weight width of the first conv layer (default --wbits)', parse.weightBits))
     .addOption(opt('--head-bits <n>', 'weight width of the conv layers feeding yolo heads (default --wbits)', parse.weightBits))
     .addOption(opt('--abits <n>', 'activation width (8)', intIn(8, 8), 8))
@@ -56,41 +68,57 @@ export function register(program: Command): void {
     .option('--equalize', 'equalize across conv pairs: activation ranges (per-channel formats) or weight ranges (per-layer); the default')
     .option('--no-equalize', 'do not equalize')
     .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
+    .addOption(choice('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)', ['minmax', 'mse'], 'minmax'))
+    .addOption(
+      choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search)', ['nearest', 'output'], 'nearest'),
+    )
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(required('-o, --output <file>', 'the .zqw to write'))
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
     .option('--json', 'print one JSON object (report and totals) instead of the table')
     .option('--report-dir <dir>', 'also write report.json and SVG pictures there')
     .addOption(opt('--histogram-layer <index>', 'conv layer of the weight histogram (default: the one centering helps most)', parse.count))
-    .addOption(opt('--threads <n>', `threads for the float passes (1..${MAX_THREADS})`, parse.threads, 1))
-    .action(async (cfg: string, flags: QuantizeFlags) => {
-      const { runQuantize } = await import('./quantize-run.js');
-      await runQuantize(cfg, {
-        weights: flags.weights,
-        quant: {
-          wbits: flags.wbits,
-          firstBits: flags.firstBits,
-          headBits: flags.headBits,
-          abits: flags.abits,
-          headAbits: flags.headAbits,
-          perChannel: !flags.perLayer,
-          zeroCenter: flags.zeroCenter,
-          actCalib: flags.actCalib,
-          percentile: flags.percentile,
-          biasCorrection: flags.biasCorrection,
-          equalize: flags.equalize,
-          alignWeights: flags.alignWeights ?? false,
-          searchObjective: flags.searchObjective,
-          searchImages: flags.searchImages,
-          threads: flags.threads,
-        },
-        calib: flags.calib,
-        calibImages: flags.calibImages,
-        output: flags.output,
-        id: flags.id,
-        json: flags.json ?? false,
-        reportDir: flags.reportDir,
-        histogramLayer: flags.histogramLayer,
-      });
+    .addOption(opt('--threads <n>', `threads for the float passes (1..${MAX_THREADS})`, parse.threads, 1));
+  requireOneOf(cmd, '--wbits', '--avg-bits');
+  cmd.action(async (cfg: string, flags: QuantizeFlags) => {
+    const { runQuantize } = await import('../cli/quantize-run.js');
+    const avgBits = flags.avgBits;
+    if (avgBits !== undefined) {
+      for (const [f, n] of [[flags.firstBits, '--first-bits'], [flags.headBits, '--head-bits']] as const) {
+        if (f !== undefined) throw new UsageError(`${n} does not go with --avg-bits (the widths are chosen per layer)`, 'quantize');
+      }
+    } else if (flags.val !== undefined) {
+      throw new UsageError('--val is used by --avg-bits only', 'quantize');
+    }
+    await runQuantize(cfg, {
+      ...(avgBits !== undefined ? { avgBits: { target: avgBits, val: flags.val, gt: flags.gt, sensitivityImages: flags.sensitivityImages } } : {}),
+      weights: flags.weights,
+      quant: {
+        wbits: flags.wbits ?? 8,
+        firstBits: flags.firstBits,
+        headBits: flags.headBits,
+        abits: flags.abits,
+        headAbits: flags.headAbits,
+        perChannel: !flags.perLayer,
+        zeroCenter: flags.zeroCenter,
+        actCalib: flags.actCalib,
+        percentile: flags.percentile,
+        biasCorrection: flags.biasCorrection,
+        equalize: flags.equalize,
+        alignWeights: flags.alignWeights ?? false,
+        ...(flags.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+        ...(flags.rounding === 'output' ? { rounding: 'output' as const } : {}),
+        searchObjective: flags.searchObjective,
+        searchImages: flags.searchImages,
+        threads: flags.threads,
+      },
+      calib: flags.calib,
+      calibImages: flags.calibImages,
+      output: flags.output,
+      id: flags.id,
+      json: flags.json ?? false,
+      reportDir: flags.reportDir,
+      histogramLayer: flags.histogramLayer,
     });
+  });
 }

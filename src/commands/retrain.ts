@@ -3,18 +3,24 @@ import { existsSync } from 'node:fs';
 import { ZeroqError } from '../util/errors.js';
 import type { RetrainArgs } from '../retrain/run.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
+import { recipeFor } from '../retrain/recipes.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, UsageError } from '../cli/options.js';
 
-/** The flags as commander parsed them (numbers and choices checked already). */
+/** The flags as commander parsed them (numbers and choices checked already); unset ones take the width's recipe. */
 export interface RetrainFlags {
   wbits?: number;
+  avgBits?: number;
+  sensitivityImages?: number;
+  weightClip?: 'minmax' | 'mse';
+  rounding?: 'nearest' | 'output';
+  crop?: number;
   abits: number;
   data?: string;
   val?: string;
   gt?: string;
   weights?: string;
   iterations?: number;
-  epochs: number;
+  epochs?: number;
   schedule?: number[];
   labels?: boolean;
   featureWeight?: number;
@@ -24,7 +30,7 @@ export interface RetrainFlags {
   resume?: boolean;
   checkpoint?: string;
   batch: number;
-  lr: number;
+  lr?: number;
   lrUnit: 'absolute' | 'step';
   lrDecay?: number;
   flip?: boolean;
@@ -56,7 +62,13 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   if (o.keepBest && !o.val) throw new UsageError('choosing the best iteration (--keep-best) needs a validation list (--val)', 'retrain');
   if (!o.output) throw new UsageError('give the output weight set (-o out.zqw)', 'retrain');
   let schedule: number[];
-  if (o.schedule !== undefined) {
+  const avgBits = o.avgBits;
+  if (avgBits !== undefined) {
+    if (o.wbits !== undefined || o.schedule !== undefined) throw new UsageError('--avg-bits chooses the widths: give it without --wbits and --schedule', 'retrain');
+    if (o.perLayer) throw new UsageError('--avg-bits needs per-channel formats (not --per-layer)', 'retrain');
+    // Every conv layer gets its own width; the run's nominal width is the widest allowed.
+    schedule = [8];
+  } else if (o.schedule !== undefined) {
     schedule = o.schedule;
     if (o.wbits !== undefined && o.wbits !== schedule[schedule.length - 1]) {
       throw new UsageError(`--wbits ${o.wbits} disagrees with the last width of --schedule ${schedule.join(',')}`, 'retrain');
@@ -65,13 +77,20 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       if (schedule[i] > schedule[i - 1]) throw new UsageError(`--schedule ${schedule.join(',')}: the schedule must not widen`, 'retrain');
     }
   } else {
-    if (o.wbits === undefined) throw new UsageError('give the weight width (--wbits N) or a schedule (--schedule)', 'retrain');
+    if (o.wbits === undefined) throw new UsageError('give the weight width (--wbits N), a schedule (--schedule) or an average (--avg-bits B)', 'retrain');
     schedule = [o.wbits];
   }
-  const iterations = o.iterations ?? Math.max(3, schedule.length);
+  // Settings not given take the recipe of the (narrowest) width.
+  const recipe = recipeFor(avgBits !== undefined ? Math.floor(avgBits) : schedule[schedule.length - 1]);
+  const iterations = o.iterations ?? Math.max(recipe.iterations, schedule.length);
   if (iterations < schedule.length) {
     throw new UsageError(`--iterations ${iterations} cannot run the ${schedule.length} widths of the schedule`, 'retrain');
   }
+  const weightClip = (o.weightClip ?? recipe.weightClip) as 'minmax' | 'mse';
+  const rounding = (o.rounding ?? recipe.rounding) as 'nearest' | 'output';
+  if (rounding === 'output' && o.actCalib !== 'search') throw new UsageError('--rounding output (the least output error) needs --act-calib search', 'retrain');
+  const alignWeights = o.alignWeights ?? recipe.alignWeights;
+  const crop = o.crop ?? recipe.crop;
   return {
     cfg,
     weights: o.weights,
@@ -84,25 +103,29 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     calibImages: o.calibImages,
     keepIterations: o.keepIterations ?? false,
     keepBest: o.keepBest ?? false,
+    ...(avgBits !== undefined ? { avgBits, sensitivityImages: o.sensitivityImages ?? 32 } : {}),
     train: {
       quant: {
         abits: 8, headBits: o.headAbits, perChannel: !o.perLayer, zeroCentered: o.zeroCenter, actCalib: o.actCalib, percentile: o.percentile,
         biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer,
-        ...(o.alignWeights ? { alignWeights: true } : {}), searchObjective: o.searchObjective,
+        ...(alignWeights && !o.perLayer ? { alignWeights: true } : {}), searchObjective: o.searchObjective,
+        ...(weightClip === 'mse' ? { weightClip } : {}),
+        ...(rounding === 'output' ? { rounding } : {}),
       },
       schedule,
       iterations,
-      epochs: o.epochs,
+      epochs: o.epochs ?? recipe.epochs,
       batch: o.batch,
-      lr: o.lr,
+      lr: o.lr ?? recipe.lr,
       lrUnit: o.lrUnit,
-      lrDecay: o.lrDecay ?? 0.5,
-      flip: o.flip ?? false,
+      lrDecay: o.lrDecay ?? recipe.lrDecay,
+      flip: o.flip ?? recipe.flip,
+      ...(crop < 1 ? { crop } : {}),
       distill: o.distill,
       seed: o.seed,
       threads: o.threads,
       labelWeight: o.labels ? o.labelWeight : 0,
-      featureWeight: o.featureWeight ?? 0,
+      featureWeight: o.featureWeight ?? recipe.featureWeight,
       budgetMs: (o.budgetMinutes ?? 0) * 60_000,
       maxStepsPerEpoch: o.maxSteps ?? 0,
     },
@@ -115,13 +138,17 @@ export function register(program: Command): void {
     .description('Iterative quantization-aware retraining of a darknet model into a fixed-point weight set')
     .argument('<cfg>', 'darknet cfg (weights: the same path with .weights, or --weights)')
     .option('--weights <file>', 'darknet .weights file')
-    .addOption(opt('--wbits <n>', 'weight width of the result (2..8; or --schedule)', parse.weightBits))
+    .addOption(opt('--wbits <n>', 'weight width of the result (2..8); settings not given take the values measured best for it (docs/retraining.md)', parse.weightBits))
+    .addOption(
+      opt('--avg-bits <b>', 'instead of --wbits: a width per conv layer (2..8) at this average bits per weight, chosen from measured per-layer sensitivity (as zeroq quantize --avg-bits; with --val, on it)', numberIn(2, 8)),
+    )
+    .addOption(opt('--sensitivity-images <n>', 'with --avg-bits: images the layer errors are measured on (the first of --val, else of --data)', parse.positiveInt, 32))
     .addOption(opt('--abits <n>', 'activation width (8)', intIn(8, 8), 8))
     .addOption(required('--data <list>', 'training images, one path per line (labels not needed)'))
     .option('--val <list>', 'validation images for a per-iteration AP (disjoint from training and evaluation images)')
     .option('--gt <instances.json>', 'COCO ground truth of the validation images (default: instances.json beside --val)')
-    .addOption(opt('--iterations <k>', 'quantize-then-fine-tune iterations (default: max(3, schedule length))', parse.positiveInt))
-    .addOption(opt('--epochs <e>', 'epochs per iteration', parse.positiveInt, 1))
+    .addOption(opt('--iterations <k>', 'quantize-then-fine-tune iterations (default: per width, at least the schedule length)', parse.positiveInt))
+    .addOption(opt('--epochs <e>', 'epochs per iteration (default: per width)', parse.positiveInt))
     .addOption(opt('--schedule <widths>', 'weight width per iteration, narrowing, e.g. 8,6,5,4', parse.weightBitsList))
     .option('--labels', 'add the YOLO loss against darknet labels (images/x.jpg -> labels/x.txt)')
     .addOption(opt('--label-weight <w>', 'weight of the label loss', numberIn(0, 1e6, { lo: true }), 1))
@@ -130,11 +157,15 @@ export function register(program: Command): void {
     .option('--resume', 'continue from the checkpoint')
     .option('--checkpoint <file>', 'checkpoint file (default: <output>.ckpt.json)')
     .addOption(opt('--batch <n>', 'images per step', parse.positiveInt, 8))
-    .addOption(opt('--lr <rate>', 'Adam learning rate of the first iteration', numberIn(0, 1, { lo: true, hi: true }), 0.0001))
-    .addOption(opt('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant)', numberIn(0, 1, { lo: true }), 0.5))
-    .option('--flip', 'mirror each training image left-right with probability 1/2 at every step')
+    .addOption(opt('--lr <rate>', 'Adam learning rate of the first iteration (default: per width)', numberIn(0, 1, { lo: true, hi: true })))
+    .addOption(opt('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant; default: per width)', numberIn(0, 1, { lo: true })))
+    .option('--flip', 'mirror each training image left-right with probability 1/2 at every step (default: per width)')
+    .option('--no-flip', 'do not mirror training images')
+    .addOption(opt('--crop <f>', 'random crops: each training image at every step is a window of [f, 1] of its width and height, scaled back (1: none; default: per width)', numberIn(0, 1, { lo: true })))
     .addOption(choice('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', ['absolute', 'step'], 'absolute'))
-    .addOption(opt('--feature-weight <w>', 'also distil the inner conv layers\' outputs (relative squared error to the float model\'s, summed over layers) with this weight; 0: heads only', numberIn(0, 1e6), 0))
+    .addOption(
+      opt('--feature-weight <w>', 'also distil the inner conv layers\' outputs (relative squared error to the float model\'s, summed over layers) with this weight; 0: heads only (default: per width)', numberIn(0, 1e6)),
+    )
     .addOption(choice('--distill <weighting>', 'objectness: class and x, y terms weighted by the teacher\'s objectness; uniform: every position alike', ['objectness', 'uniform'], 'objectness'))
     .option('--per-layer', 'one weight format per layer instead of per output channel')
     .option('--no-zero-center', 'plain fixed point (mu = 0), the baseline zero-centering is compared with')
@@ -143,7 +174,10 @@ export function register(program: Command): void {
     .addOption(opt('--percentile <p>', 'for --act-calib percentile: the percentile of |x| kept unclipped', numberIn(0, 100, { lo: true }), 99.99))
     .option('--no-bias-correction', 'keep the shadow biases at each iteration start (default: the quantizer corrects them)')
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
-    .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize)')
+    .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize; default: per width)')
+    .option('--no-align-weights', 'do not align the weight grid')
+    .addOption(choice('--rounding <how>', 'weights to their nearest grid point (nearest) or for the least error of each layer\'s output (output), as zeroq quantize (default: per width)', ['nearest', 'output']))
+    .addOption(choice('--weight-clip <rule>', 'weight fraction bits: minmax (nothing clipped) or mse (least squared error, clipping), as zeroq quantize (default: per width)', ['minmax', 'mse']))
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(opt('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', parse.positiveInt, 32))
     .option('--keep-best', 'with --val: write the iteration with the best validation AP50 as the output, not the last one')

@@ -29,7 +29,13 @@ export function register(program: Command): void {
     .option('--device-id <id>', 'device id used in the MQTT topics (default: the host name)')
     .addOption(opt('--max-frames <n>', 'stop cleanly after this many processed frames', parse.positiveInt))
     .addOption(opt('--http-port <port>', 'health and metrics port (0: off)', parse.port))
-    .option('--print', 'print every message published, one line each, on stdout');
+    .option('--print', 'print every message published, one line each, on stdout')
+    .option('--update-server <url>', 'retraining server to take new weight sets from (docs/updates.md)')
+    .option('--update-channel <name>', 'its channel (default: stable)')
+    .option('--update-token <token>', 'the device token (zeroq device add ID)')
+    .addOption(opt('--update-interval <s>', 'seconds between update checks (default: 3600; MQTT announcements come at once)', parse.positiveInt))
+    .option('--no-update-install', 'only report new versions; install on the Home Assistant or MQTT install command')
+    .option('--update-dir <dir>', 'where installed weight sets and the update state are kept');
   addEngineOptions(cmd, { engineHelp: `engine: ${engineKinds().join(', ')} (default: int)` });
   cmd.action(async (o: RunOptions, cmd: Command) => {
       const [{ Daemon }, { log }, { readFileSync }, path, { repoRoot }] = await Promise.all([
@@ -57,6 +63,8 @@ export function register(program: Command): void {
             httpPort: o.httpPort,
             print: o.print,
             trust: (cmd.optsWithGlobals() as { trust?: string[] }).trust,
+            // commander defaults a --no- flag to true: only an explicit --no-update-install counts.
+            updateInstall: cmd.getOptionValueSource('updateInstall') === 'cli' ? o.updateInstall : undefined,
           },
         },
         out: process.stdout,

@@ -4,6 +4,7 @@ interface SignOptions {
   key: string;
   detached?: boolean;
   output?: string;
+  golden?: string[];
 }
 
 /** `zeroq sign SET.zqw --key NAME.key`: signs a weight set (embedded signature, or SET.zqw.sig). */
@@ -14,16 +15,19 @@ export function register(program: Command): void {
     .argument('<set>', '.zqw weight set')
     .requiredOption('--key <file>', 'private key (NAME.key from zeroq keygen)')
     .option('--detached', 'write the signature to SET.zqw.sig and leave the weight set as it is')
+    .option('--golden <images...>', 'first put self-test frames made from these images into the set (their expected head digests on the integer engine); devices run them before installing')
     .option('-o, --output <file>', 'where to write the signed set (default: in place), or the signature with --detached (default: SET.zqw.sig)')
     .action(async (set: string, o: SignOptions) => {
-      const [{ readFile }, { readPrivateKey }, zqw, { writeFileAtomic }, { ZeroqError }] = await Promise.all([
+      const [{ readFile }, { createPublicKey }, { readPrivateKey }, zqw, { writeFileAtomic }, { ZeroqError }] = await Promise.all([
         import('node:fs/promises'),
+        import('node:crypto'),
         import('../qnet/keys.js'),
         import('../qnet/zqw.js'),
         import('../util/atomic.js'),
         import('../util/errors.js'),
       ]);
       const key = readPrivateKey(o.key);
+      const pub = createPublicKey(key);
       let buf: Buffer;
       try {
         buf = await readFile(set);
@@ -31,15 +35,20 @@ export function register(program: Command): void {
         throw new ZeroqError('zqw-read', `cannot read the weight set: ${(e as Error).message}`, set);
       }
       // Checks the file first (a damaged set is never signed); no trust check: signing makes it trusted.
-      const f = zqw.parseZqw(buf, { name: set });
-      const { createPublicKey } = await import('node:crypto');
-      const pub = createPublicKey(key);
+      let f = zqw.parseZqw(buf, { name: set });
+      if (o.golden && o.golden.length > 0) {
+        const { addGoldenFrames } = await import('../update/golden.js');
+        buf = await addGoldenFrames(buf, o.golden, set);
+        f = zqw.parseZqw(buf, { name: set });
+      }
       let out: string;
       if (o.detached) {
         if (f.signature) throw new ZeroqError('zqw-signature', 'the set carries an embedded signature; a detached one is for unsigned files (sign without --detached to replace it)', set);
         out = o.output ?? `${set}.sig`;
         const sig = zqw.detachedSignature(buf, key);
         zqw.parseZqw(buf, { trust: [pub], detachedSignature: sig, name: set });
+        // With new self-test frames the set itself changed: it is written first, then its signature.
+        if (o.golden && o.golden.length > 0) await writeFileAtomic(set, buf);
         await writeFileAtomic(out, sig);
       } else {
         out = o.output ?? set;
@@ -47,6 +56,7 @@ export function register(program: Command): void {
         zqw.parseZqw(signed, { trust: [pub], name: out });
         await writeFileAtomic(out, signed);
       }
-      process.stdout.write(`signed ${f.manifest.id} (digest ${f.digest.slice(0, 16)}…) with key ${zqw.keyId(pub).slice(0, 16)}…: ${out}\n`);
+      const golden = o.golden?.length ? `, ${o.golden.length} self-test frame${o.golden.length > 1 ? 's' : ''}` : '';
+      process.stdout.write(`signed ${f.manifest.id} (digest ${f.digest.slice(0, 16)}…${golden}) with key ${zqw.keyId(pub).slice(0, 16)}…: ${out}\n`);
     });
 }

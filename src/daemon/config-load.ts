@@ -29,6 +29,8 @@ export const ENV_KEYS: Record<string, { path: string[]; type: ValueType }> = {
   ZEROQ_MQTT_PASSWORD: { path: ['mqtt', 'password'], type: 'string' },
   ZEROQ_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
   ZEROQ_TRUST: { path: ['model', 'trust'], type: 'list' },
+  ZEROQ_UPDATE_SERVER: { path: ['update', 'server'], type: 'string' },
+  ZEROQ_UPDATE_TOKEN: { path: ['update', 'token'], type: 'string' },
 };
 
 /** Command-line flags of `zeroq run` that map onto config keys. */
@@ -68,6 +70,12 @@ const FLAG_KEYS: FlagKey[] = [
   { flag: 'print', name: '--print', path: ['print'], type: 'bool' },
   { flag: 'httpPort', name: '--http-port', path: ['http', 'port'], type: 'int' },
   { flag: 'trust', name: '--trust', path: ['model', 'trust'], type: 'list' },
+  { flag: 'updateServer', name: '--update-server', path: ['update', 'server'], type: 'string' },
+  { flag: 'updateChannel', name: '--update-channel', path: ['update', 'channel'], type: 'string' },
+  { flag: 'updateToken', name: '--update-token', path: ['update', 'token'], type: 'string' },
+  { flag: 'updateInterval', name: '--update-interval', path: ['update', 'check_interval_s'], type: 'int' },
+  { flag: 'updateInstall', name: '--no-update-install', path: ['update', 'auto_install'], type: 'bool' },
+  { flag: 'updateDir', name: '--update-dir', path: ['update', 'dir'], type: 'string' },
 ];
 
 export interface LoadOptions {
@@ -172,6 +180,9 @@ function describeIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message:
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => ({ path: [...issue.path, k], message: 'unknown key' }));
   }
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) {
+    return [{ path: issue.path, message: `bad name: ${issue.issues.map((i) => i.message).join('; ')}` }];
+  }
   return [{ path: issue.path, message: issue.message }];
 }
 
@@ -198,11 +209,16 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   for (const f of [...FLAG_KEYS, ...engineFlagKeys()]) {
     const v = opts.flags?.[f.flag];
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
-    setPath(merged, f.path, convert(v, f.type));
+    const list = Array.isArray(v) && v.every((x) => typeof x === 'string');
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && !list) continue;
+    setPath(merged, f.path, convert(v as string | number | boolean | string[], f.type));
     origin.set(f.path.join('.'), f.name);
   }
 
+  if (merged.cameras !== undefined && merged.source !== undefined) {
+    const from = origin.get('source.url');
+    throw new ZeroqError('config', `source${from ? ` (from ${from})` : ''} and cameras: use one of them (a camera of the cameras map is a source section)`, opts.file ?? 'cameras');
+  }
   const res = configSchema.safeParse(merged);
   if (!res.success) {
     const lines: string[] = [];
@@ -229,8 +245,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (!cfg.device_id) cfg.device_id = defaultDeviceId();
   const rc = cfg.mqtt.reconnect;
   if (rc.max_ms < rc.min_ms) throw new ZeroqError('config', `max_ms (${rc.max_ms}) is below min_ms (${rc.min_ms})`, 'mqtt.reconnect');
-  const rs = cfg.source.restart;
-  if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, 'source.restart');
+  if (cfg.cameras && Object.keys(cfg.cameras).length === 0) throw new ZeroqError('config', 'no camera: name at least one, or use source', 'cameras');
+  for (const [key, c] of cfg.cameras ? Object.entries(cfg.cameras).map(([n, c]) => [`cameras.${n}`, c] as const) : [['source', cfg.source] as const]) {
+    const rs = c.restart;
+    if (rs.max_ms < rs.initial_ms) throw new ZeroqError('config', `max_ms (${rs.max_ms}) is below initial_ms (${rs.initial_ms})`, `${key}.restart`);
+  }
   const e = cfg.mqtt.embedded;
   if ((e.password !== undefined || e.password_file !== undefined) && e.username === undefined) {
     throw new ZeroqError('config', 'a password needs a username', 'mqtt.embedded');

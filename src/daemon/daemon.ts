@@ -13,19 +13,21 @@ import { engineModule, type EngineOpenOptions } from '../engine/registry.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
 import { redactDeep } from '../util/redact.js';
+import type { Camera } from './camera.js';
 import type { CapturedFrame } from './capture/supervisor.js';
 import { defaultWeightSet, type Config, type ModelConfig } from './config.js';
 import { loadConfig, type LoadOptions } from './config-load.js';
-import type { DaemonContext, DaemonEvents, MqttLink, SourceView } from './context.js';
+import type { DaemonContext, DaemonEvents, MqttLink } from './context.js';
+import { FairQueue } from './fair-queue.js';
 import { FrameLoop, type LoopEnd, type ProcessedFrame } from './frame-loop.js';
 import type { Health } from './http.js';
-import { Mailbox } from './mailbox.js';
-import { statusPayload, type EngineInfo } from './mqtt/payloads.js';
+import { statusPayload, type EngineInfo, type SourceStatus } from './mqtt/payloads.js';
 import { reloadReaches, type DaemonPart } from './part.js';
 import { daemonParts } from './parts/index.js';
 import type { HttpPart } from './parts/http.js';
 import type { ModelPart } from './parts/model.js';
 import { SdNotify } from './sdnotify.js';
+import { installedModel } from './update/state.js';
 import { Telemetry, round } from './telemetry.js';
 
 export type OpenEngine = (kind: string, model: string, threads: number, options?: EngineOpenOptions) => Promise<Engine>;
@@ -49,7 +51,7 @@ const defaultOpenEngine: OpenEngine = async (kind, model, threads, options = {})
   engineModule(kind, 'model.engine').open(model, { ...options, threads });
 
 /** The configured model, else the default of the engine: the cfg for float, the shipped W8 weight set for the others. */
-function modelPath(m: ModelConfig): string {
+export function modelPath(m: ModelConfig): string {
   if (m.path) return m.path;
   return m.engine === 'float' ? defaultModelPath() : defaultWeightSet();
 }
@@ -70,13 +72,13 @@ function engineOptions(m: ModelConfig): EngineOpenOptions {
 export class Daemon implements DaemonContext {
   private cfg: Config;
   readonly telemetry = new Telemetry();
-  readonly mailbox: Mailbox<CapturedFrame>;
+  readonly queue = new FairQueue<CapturedFrame>();
   readonly sd: SdNotify;
   readonly log: Logger;
   readonly loop: FrameLoop;
   readonly events = new EventEmitter<DaemonEvents>();
   mqtt: MqttLink | undefined;
-  source: SourceView | undefined;
+  readonly cameras = new Map<string, Camera>();
   private readonly parts: DaemonPart[];
   /** The configuration each started part runs with. */
   private readonly applied = new Map<DaemonPart, Config>();
@@ -96,8 +98,7 @@ export class Daemon implements DaemonContext {
     this.cfg = cfg;
     this.log = o.log;
     this.sd = new SdNotify(o.log.child({ mod: 'sd_notify' }));
-    this.mailbox = new Mailbox<CapturedFrame>(() => this.telemetry.skipped());
-    this.loop = new FrameLoop((r) => this.onFrame(r), this.log.child({ mod: 'loop' }));
+    this.loop = new FrameLoop((r) => this.onFrame(r), this.log.child({ mod: 'loop' }), (err) => this.events.emit('failed', err));
     this.parts = daemonParts(this);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
@@ -145,7 +146,22 @@ export class Daemon implements DaemonContext {
 
   async openEngine(m: ModelConfig): Promise<Engine> {
     const open = this.o.openEngine ?? defaultOpenEngine;
-    return open(m.engine, modelPath(m), m.threads, { ...engineOptions(m), trust: await trustOf(m) });
+    const configured = modelPath(m);
+    // A weight set installed by the update part runs instead of the configured one (docs/updates.md).
+    const installed = engineModule(m.engine, 'model.engine').capabilities.integer ? installedModel(this.cfg, configured) : undefined;
+    if (installed) {
+      try {
+        const { loadTrust } = await import('../qnet/keys.js');
+        return await open(m.engine, installed.path, m.threads, { ...engineOptions(m), trust: loadTrust(installed.trust, 'model.trust, update.trust') });
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, set: installed.path }, 'the installed weight set does not open; running the configured model');
+      }
+    }
+    return open(m.engine, configured, m.threads, { ...engineOptions(m), trust: await trustOf(m) });
+  }
+
+  publicUrl(): string | undefined {
+    return this.part<HttpPart>('http')?.url;
   }
 
   engineInfo(): EngineInfo {
@@ -167,7 +183,7 @@ export class Daemon implements DaemonContext {
       await p.start(cfg);
       this.applied.set(p, cfg);
     }
-    this.loopDone = this.loop.run(this.mailbox);
+    this.loopDone = this.loop.run(this.queue);
     this.loopDone.then(
       (end) => {
         if (end !== 'stopped') {
@@ -180,21 +196,23 @@ export class Daemon implements DaemonContext {
         void this.stop(1);
       },
     );
-    await this.sd.ready(`running: ${this.source?.current.description ?? ''}`);
+    await this.sd.ready(`running: ${[...this.cameras.values()].map((c) => c.current.description).join(', ')}`);
     this.sd.startWatchdog(() => this.loop.busyMs() < 60_000);
-    this.log.info({ device: cfg.device_id, source: redactDeep(this.source?.resolved), mqtt: redactDeep(this.mqtt?.url), parts: this.parts.map((p) => p.name) }, 'daemon running');
+    this.log.info({ device: cfg.device_id, cameras: redactDeep(Object.fromEntries([...this.cameras].map(([n, c]) => [n, c.resolved]))), mqtt: redactDeep(this.mqtt?.url), parts: this.parts.map((p) => p.name) }, 'daemon running');
   }
 
   publishStatus(): void {
     const m = this.mqtt;
-    const s = this.source;
-    if (!m || !s) return;
-    const c = s.current;
+    if (!m || this.cameras.size === 0) return;
+    const view = (cam: Camera): SourceStatus => {
+      const c = cam.current;
+      return { url: cam.url, kind: cam.resolved?.kind, state: c.state, restarts: c.restarts, frames: c.frames, badFrames: c.badFrames, lastError: c.lastError, retryInMs: c.retryInMs, detecting: cam.detecting };
+    };
     m.publisher.setState(
       m.topics.status,
       statusPayload({
         stopping: this.stopping,
-        source: { url: s.url, kind: s.resolved?.kind, state: c.state, restarts: c.restarts, frames: c.frames, badFrames: c.badFrames, lastError: c.lastError, retryInMs: c.retryInMs },
+        cameras: Object.fromEntries([...this.cameras].map(([n, c]) => [n, view(c)])),
         engine: this.engineInfo(),
       }),
     );
@@ -205,6 +223,7 @@ export class Daemon implements DaemonContext {
       r.inferenceMs,
       r.latencyMs,
       r.detections.map((d) => d.className),
+      r.frame.camera,
     );
     this.events.emit('frame', r);
   }
@@ -302,7 +321,7 @@ export class Daemon implements DaemonContext {
     this.loop.stop();
     const started = [...this.begun].reverse();
     for (const p of started) await p.drain?.();
-    this.mailbox.close();
+    this.queue.close();
     await this.loopDone?.catch(() => undefined);
     for (const p of started) {
       try {

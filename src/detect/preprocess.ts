@@ -9,6 +9,11 @@ import type { Network } from '../model/ir.js';
 import { loadNativeKernels } from '../engine/int/native.js';
 import { ZeroqError } from '../util/errors.js';
 
+// One image at a time, decoded once: libvips' operation cache (up to 50 MB) and its per-core worker
+// threads buy nothing here and cost a small board's memory.
+sharp.cache(false);
+sharp.concurrency(1);
+
 /** An 8-bit RGB image, interleaved (HWC). */
 export interface RgbImage {
   data: Uint8Array;

@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { ZeroqError } from '../util/errors.js';
 import type { Engine, EngineOptions } from './engine.js';
 import { floatEngine } from './kinds/float.js';
+import { fpgaEngine } from './kinds/fpga.js';
 import { intEngine } from './kinds/int.js';
 
 /** A command-line flag of an engine, mapped to one of its options. */
@@ -51,7 +52,7 @@ export interface EngineModule {
 }
 
 // The order is the preference for a model path several engines open.
-const BUILTIN: EngineModule[] = [intEngine, floatEngine];
+const BUILTIN: EngineModule[] = [intEngine, floatEngine, fpgaEngine];
 
 const modules = new Map<string, EngineModule>();
 for (const m of BUILTIN) modules.set(m.kind, m);

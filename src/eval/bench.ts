@@ -31,8 +31,25 @@ export interface BenchOptions {
   floatModel?: string;
   /** The engine's own options (registry keys: isa, device, ...). */
   engineOptions?: EngineOpenOptions;
-  /** Per-layer-kind breakdown of the int engine. */
+  /** Per-layer profile of the int engine (time, multiply-adds, bytes moved, rates; totals by kind). */
   profile?: boolean;
+}
+
+/** One layer of the int engine's profile: median over the profiled frames. */
+export interface LayerProfile {
+  index: number;
+  /** Layer kind with its shape: "conv 1x1", "conv dw 3x3/2", "maxpool 5", ... */
+  kind: string;
+  /** Output tensor, CxHxW. */
+  out: string;
+  /** The native code path ("gemm direct fast", "depthwise fast", ...). */
+  kernel: string;
+  ms: number;
+  macs: number;
+  /** Bytes of the tensors the layer reads and writes (stored form) and of its weights. */
+  bytes: number;
+  gmacPerS: number;
+  gbPerS: number;
 }
 
 export interface Stats {
@@ -60,8 +77,10 @@ export interface EngineBench {
   endToEndMs: Stats;
   /** Frames per second, network only and end to end (1000 / median). */
   fps: { network: number; endToEnd: number };
-  /** int: median ms per frame by layer kind (conv split into 1x1, depthwise, kxk). */
+  /** int: ms per frame by layer kind (conv split into 1x1, depthwise, kxk): sums of the per-layer medians. */
   layerKinds?: Record<string, number>;
+  /** int: the per-layer profile. */
+  layers?: LayerProfile[];
 }
 
 export interface BenchResult {
@@ -92,6 +111,7 @@ interface Opened {
   randomWeights?: boolean;
   spin?: boolean;
   profile?: (on: boolean) => Float64Array;
+  layerInfo?: () => { kernel: string[]; macs: Float64Array; bytes: Float64Array };
 }
 
 /** Opens one measured engine through the registry; int on a .cfg runs random weights of its shapes. */
@@ -115,6 +135,7 @@ async function openMeasured(kind: string, opts: BenchOptions, threads: number): 
   }
   const isa = (engine as { isa?: unknown }).isa;
   const profile = (engine as { profile?: unknown }).profile;
+  const layerInfo = (engine as { layerInfo?: unknown }).layerInfo;
   return {
     kind,
     engine,
@@ -122,6 +143,7 @@ async function openMeasured(kind: string, opts: BenchOptions, threads: number): 
     ...(kind === 'float' ? { spin: opts.spin ?? true } : {}),
     ...(typeof isa === 'string' ? { isa } : {}),
     ...(typeof profile === 'function' ? { profile: (on: boolean) => (profile as (on: boolean) => Float64Array).call(engine, on) } : {}),
+    ...(typeof layerInfo === 'function' ? { layerInfo: () => (layerInfo as () => ReturnType<NonNullable<Opened['layerInfo']>>).call(engine) } : {}),
   };
 }
 
@@ -231,7 +253,15 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
         endToEndMs,
         fps: { network: 1000 / networkMs.median, endToEnd: 1000 / endToEndMs.median },
       };
-      if (opts.profile && o.profile) b.layerKinds = await layerKinds(o, n, Math.min(frames, 100), frame);
+      if (opts.profile && o.profile) {
+        b.layers = await profileLayers(o, n, Math.min(frames, 100), frame);
+        b.layerKinds = {};
+        for (const l of n.layers) {
+          const key =
+            l.kind === 'conv' ? (l.groups > 1 && l.groups === l.filters ? 'conv depthwise' : l.size === 1 ? 'conv 1x1' : `conv ${l.size}x${l.size}`) : l.kind;
+          b.layerKinds[key] = (b.layerKinds[key] ?? 0) + b.layers[l.index].ms;
+        }
+      }
       engines.push(b);
     }
     const f = engines.find((e) => e.engine === 'float');
@@ -252,18 +282,43 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
   }
 }
 
-/** Mean ms per frame by layer kind, from the native per-layer timers. */
-async function layerKinds(o: Opened, net: Network, frames: number, frame: Frame): Promise<Record<string, number>> {
-  o.profile!(true);
-  for (let i = 0; i < frames; i++) await o.engine.infer(frame);
-  const ns = o.profile!(false);
-  const out: Record<string, number> = {};
-  for (const l of net.layers) {
-    const key =
-      l.kind === 'conv' ? (l.groups > 1 && l.groups === l.filters ? 'conv depthwise' : l.size === 1 ? 'conv 1x1' : `conv ${l.size}x${l.size}`) : l.kind;
-    out[key] = (out[key] ?? 0) + ns[l.index] / frames / 1e6;
+/** A layer's kind and shape as the profile names it. */
+function layerKind(net: Network, i: number): string {
+  const l = net.layers[i];
+  if (l.kind === 'conv') {
+    const dw = l.groups > 1 && l.groups === l.filters;
+    return `conv ${dw ? 'dw ' : l.groups > 1 ? `g${l.groups} ` : ''}${l.size}x${l.size}${l.stride > 1 ? `/${l.stride}` : ''}`;
   }
-  return out;
+  if (l.kind === 'maxpool') return `maxpool ${l.size}${l.stride > 1 ? `/${l.stride}` : ''}`;
+  return l.kind;
+}
+
+/** Per layer: the median over `frames` frames of the native per-layer timers, with work and rates. */
+async function profileLayers(o: Opened, net: Network, frames: number, frame: Frame): Promise<LayerProfile[]> {
+  const per: number[][] = net.layers.map(() => []);
+  o.profile!(true);
+  for (let i = 0; i < frames; i++) {
+    await o.engine.infer(frame);
+    o.profile!(true).forEach((ns, j) => per[j].push(ns / 1e6));
+  }
+  o.profile!(false);
+  const info = o.layerInfo?.();
+  return net.layers.map((l, i) => {
+    const ms = stats(per[i]).median;
+    const macs = info ? info.macs[i] : 0;
+    const bytes = info ? info.bytes[i] : 0;
+    return {
+      index: i,
+      kind: layerKind(net, i),
+      out: `${l.out.c}x${l.out.h}x${l.out.w}`,
+      kernel: info ? info.kernel[i] : '',
+      ms,
+      macs,
+      bytes,
+      gmacPerS: ms > 0 ? macs / ms / 1e6 : 0,
+      gbPerS: ms > 0 ? bytes / ms / 1e6 : 0,
+    };
+  });
 }
 
 /** The human-readable report. */
@@ -281,6 +336,18 @@ export function formatBench(r: BenchResult): string {
     if (e.randomWeights) lines.push(`        (int ran random weights of the cfg's shapes: speed only)`);
     if (e.layerKinds) {
       for (const [k, v] of Object.entries(e.layerKinds).sort((a, b) => b[1] - a[1])) if (v >= 0.005) lines.push(`        ${k.padEnd(16)} ${f2(v)} ms`);
+    }
+    if (e.layers) {
+      lines.push(
+        `        ${'layer'.padStart(5)}  ${'kind'.padEnd(15)}${'out'.padEnd(12)}${'kernel'.padEnd(30)}${'ms'.padStart(7)}${'MMAC'.padStart(8)}${'KB'.padStart(8)}${'GMAC/s'.padStart(8)}${'GB/s'.padStart(7)}`,
+      );
+      for (const l of e.layers) {
+        if (l.ms < 0.0005 && l.macs === 0) continue;  // aliases and fused layers
+        lines.push(
+          `        ${String(l.index).padStart(5)}  ${l.kind.padEnd(15)}${l.out.padEnd(12)}${l.kernel.padEnd(30)}${l.ms.toFixed(3).padStart(7)}${(l.macs / 1e6).toFixed(2).padStart(8)}` +
+            `${(l.bytes / 1024).toFixed(0).padStart(8)}${l.gmacPerS.toFixed(1).padStart(8)}${l.gbPerS.toFixed(1).padStart(7)}`,
+        );
+      }
     }
   }
   if (r.ratio) {

@@ -112,7 +112,7 @@ inline VP channelVP(const ConvPlan& p, int c) {
 }
 
 // Stores a vector of 16 position words by its runs of consecutive pixels.
-inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
+__attribute__((always_inline)) inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
   const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
   if (s1 - s0 == 1 && p.segs[s0].count == VL) {
     _mm512_storeu_si512(plane + p.segs[s0].off, word);
@@ -215,10 +215,12 @@ inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* 
 // (equal to the reference's branch: the scaled value is above Y exactly when Y < 0); the output
 // (Y' + rrnd) >> rsh is saturated to 8 bits by the signed packs that build the stored bytes.
 
+// Leaky for values whose product with 3277 may pass 32 bits (the plan's leaky32 false).
+constexpr int A_LEAKYW = 4;
+
 // The per-channel constants of the fast epilogue, uniform over the lanes.
 struct FastChan {
-  __m512i mul, trnd, rrnd;
-  __m128i tsh, rsh;
+  __m512i mul, trnd, rrnd, tsh, rsh;
 };
 
 // M as the kernel multiplies it: vpmaddwd wants M in the low half of each lane and 0 in the high half.
@@ -229,28 +231,44 @@ inline __m512i mulOf(int32_t m) {
 
 template <bool MADD>
 inline FastChan fastChan(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
-  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.rrnd[c]), _mm_cvtsi32_si128(p.tsh[c]),
-          _mm_cvtsi32_si128(p.rsh[c])};
+  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.rrnd[c]), _mm512_set1_epi32(p.tsh[c]),
+          _mm512_set1_epi32(p.rsh[c])};
 }
 
-// y: acc + bias. Returns (Y' + rrnd) >> rsh, not yet saturated.
-template <int ACT, bool MADD>
-inline __m512i fastEpi(const FastChan& c, __m512i y, __m512i S) {
-  const __m512i ms = MADD ? _mm512_madd_epi16(S, c.mul) : _mm512_mullo_epi32(S, c.mul);
-  y = _mm512_add_epi32(y, _mm512_sra_epi32(_mm512_add_epi32(ms, c.trnd), c.tsh));
+// N values side by side, one step at a time (independent chains next to each other, so that the
+// long latencies of the multiplies overlap): y[i] = acc + bias of value i, S[i] its window sums,
+// ch[i] its channel. Leaves (Y' + rrnd) >> rsh, not yet saturated, in y.
+template <int ACT, bool MADD, int N>
+__attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
+  __m512i t[N];
+  for (int i = 0; i < N; i++) t[i] = MADD ? _mm512_madd_epi16(S[i], ch[i]->mul) : _mm512_mullo_epi32(S[i], ch[i]->mul);
+  for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], ch[i]->trnd);
+  for (int i = 0; i < N; i++) t[i] = _mm512_srav_epi32(t[i], ch[i]->tsh);
+  for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], t[i]);
   if (ACT == A_LEAKY) {
-    const __m512i l = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, _mm512_set1_epi32(3277)), _mm512_set1_epi32(16384)), 15);
-    y = _mm512_max_epi32(y, l);
+    for (int i = 0; i < N; i++) t[i] = _mm512_mullo_epi32(y[i], _mm512_set1_epi32(3277));
+    for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], _mm512_set1_epi32(16384));
+    for (int i = 0; i < N; i++) t[i] = _mm512_srai_epi32(t[i], 15);
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], t[i]);
+  } else if (ACT == A_LEAKYW) {
+    // Y*3277 may pass 32 bits: Y = hi * 2^15 + lo (0 <= lo < 2^15), rshr(Y*3277, 15) = hi*3277 + rshr(lo*3277, 15).
+    for (int i = 0; i < N; i++) {
+      const __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y[i], 15), _mm512_set1_epi32(3277));
+      __m512i lo = _mm512_madd_epi16(_mm512_and_si512(y[i], _mm512_set1_epi32(0x7fff)), _mm512_set1_epi32(3277));
+      lo = _mm512_srai_epi32(_mm512_add_epi32(lo, _mm512_set1_epi32(16384)), 15);
+      y[i] = _mm512_max_epi32(y[i], _mm512_add_epi32(hi, lo));
+    }
   } else if (ACT == A_RELU) {
-    y = _mm512_max_epi32(y, _mm512_setzero_si512());
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], _mm512_setzero_si512());
   }
-  return _mm512_sra_epi32(_mm512_add_epi32(y, c.rrnd), c.rsh);
+  for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], ch[i]->rrnd);
+  for (int i = 0; i < N; i++) y[i] = _mm512_srav_epi32(y[i], ch[i]->rsh);
 }
 
 // Four channels' values at 16 positions as stored words (byte j: channel j + 128), saturated:
 // the packs leave, in each 128-bit lane, 4 positions of r0, then of r1, r2, r3; one byte shuffle
 // makes a word per position.
-inline __m512i packChannels(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+__attribute__((always_inline)) inline __m512i packChannels(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
   const __m512i t = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
   const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(r0, r1), _mm512_packs_epi32(r2, r3));
   return _mm512_xor_si512(_mm512_shuffle_epi8(b, t), _mm512_set1_epi8((char)0x80));
@@ -268,7 +286,7 @@ inline __m512i align16(__m512i x, int r) {
 }
 
 // The shortcut fused after a fast conv, on stored words: a = the conv's words, b = the other input's.
-inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
+__attribute__((always_inline)) inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   a = _mm512_xor_si512(a, flip);
   b = _mm512_xor_si512(b, flip);
@@ -289,7 +307,7 @@ inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
 }
 
 // The words of vector v at its runs of the plane.
-inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
+__attribute__((always_inline)) inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
   const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
   if (s1 - s0 == 1 && p.segs[s0].count == VL) return _mm512_loadu_si512(plane + p.segs[s0].off);
   __m512i w = _mm512_setzero_si512();
@@ -303,7 +321,7 @@ inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
 // NV position vectors x one tile of 8 output channels: accumulate over the chunks (chunk c of
 // vector j at x + c * cstride + j * vstride), finish, store (and the fused shortcut).
 template <int ACT, bool MADD, int NV>
-inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int v, const uint32_t* x, int64_t cstride, int64_t vstride,
+__attribute__((always_inline)) inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int v, const uint32_t* x, int64_t cstride, int64_t vstride,
                          const __m512i* S) {
   const int pc0 = (g * p.ntiles + tile) * TILE_O;
   const int32_t* w = (const int32_t*)p.wgemm + (size_t)pc0 * p.chunks;
@@ -323,14 +341,32 @@ inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int
   const int oc0 = g * p.Og + tile * TILE_O;
   for (int h = 0; h < TILE_O / 4; h++) {
     if (tile * TILE_O + 4 * h >= p.Og) break;
-    __m512i r[NV][4];
+    __m512i r[4 * NV];
     for (int c = 0; c < 4; c++) {
       const FastChan fc = fastChan<MADD>(p, pc0 + 4 * h + c);
-      for (int j = 0; j < NV; j++) r[j][c] = fastEpi<ACT, MADD>(fc, acc[j][4 * h + c], S[j]);
+      const FastChan* chs[NV];
+      __m512i y[NV];
+      for (int j = 0; j < NV; j++) {
+        chs[j] = &fc;
+        y[j] = acc[j][4 * h + c];
+      }
+      fastEpi<ACT, MADD, NV>(chs, y, S);
+      for (int j = 0; j < NV; j++) r[4 * j + c] = y[j];
+    }
+    if (out.raw) {
+      // 16-bit outputs, int32 CHW.
+      const __m512i lo = _mm512_set1_epi32(p.lo), hi = _mm512_set1_epi32(p.hi);
+      for (int j = 0; j < NV; j++) {
+        const int pos0 = (v + j) * VL;
+        const __mmask16 lm = (__mmask16)((1u << (p.P - pos0 < VL ? p.P - pos0 : VL)) - 1);
+        for (int c = 0; c < 4 && tile * TILE_O + 4 * h + c < p.Og; c++)
+          _mm512_mask_storeu_epi32(out.raw + (int64_t)(oc0 + 4 * h + c) * p.P + pos0, lm, _mm512_min_epi32(_mm512_max_epi32(r[4 * j + c], lo), hi));
+      }
+      continue;
     }
     const int64_t poff = (int64_t)((oc0 >> 2) + h) * out.planeStride;
     for (int j = 0; j < NV; j++) {
-      const __m512i word = packChannels(r[j][0], r[j][1], r[j][2], r[j][3]);
+      const __m512i word = packChannels(r[4 * j], r[4 * j + 1], r[4 * j + 2], r[4 * j + 3]);
       storeVector(p, v + j, out.words + poff, word);
       if (p.fuseOut) storeVector(p, v + j, p.fuseOut + poff, shortcutWords(p, word, loadVector(p, v + j, p.fuseAdd + poff)));
     }
@@ -339,7 +375,7 @@ inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int
 
 // The windows of vector v (group base) into the panel (chunk c at panel + c * cstride); returns
 // the stored-byte sum of each window.
-inline __m512i buildPanel(const ConvPlan& p, const Buf& in, const uint32_t* base, int v, uint32_t* panel, int64_t cstride) {
+__attribute__((always_inline)) inline __m512i buildPanel(const ConvPlan& p, const Buf& in, const uint32_t* base, int v, uint32_t* panel, int64_t cstride) {
   const __m512i ones = _mm512_set1_epi8(1);
   const int pos0 = v * VL;
   __m512i S = _mm512_setzero_si512();
@@ -405,12 +441,14 @@ void gemmFast(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0,
 
 using GemmFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int, uint32_t*);
 template <bool MADD>
-GemmFn gemmFastFor(int act) {
-  return act == A_LEAKY ? gemmFast<A_LEAKY, MADD> : act == A_RELU ? gemmFast<A_RELU, MADD> : gemmFast<A_LINEAR, MADD>;
+GemmFn gemmFastFor(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? gemmFast<A_LEAKY, MADD> : gemmFast<A_LEAKYW, MADD>)
+         : p.act == A_RELU ? gemmFast<A_RELU, MADD>
+                           : gemmFast<A_LINEAR, MADD>;
 }
 
 void gemmAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
-  if (plan.fast) return (plan.madd ? gemmFastFor<true>(plan.act) : gemmFastFor<false>(plan.act))(plan, inBuf, outBuf, v0, v1, scratch);
+  if (plan.fast) return (plan.madd ? gemmFastFor<true>(plan) : gemmFastFor<false>(plan))(plan, inBuf, outBuf, v0, v1, scratch);
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
@@ -662,23 +700,23 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
         __m512i wk[K][NG];
         for (int ky = 0; ky < K; ky++)
           for (int g = 0; g < NG; g++) wk[ky][g] = _mm512_set1_epi32(p.wdwRow[((size_t)ch * K + ky) * NG + g]);
-        __m512i r[4];
+        // The four vectors side by side: each input row's windows feed the vectors that use it.
+        __m512i r[4], S[4];
         for (int j = 0; j < 4; j++) {
-          if (j >= nj) {
-            r[j] = _mm512_setzero_si512();
-            continue;
-          }
-          __m512i acc = bias, S = _mm512_setzero_si512();
-          for (int ky = 0; ky < K; ky++) {
+          r[j] = bias;
+          S[j] = _mm512_setzero_si512();
+        }
+        for (int ky = 0; ky < K; ky++)
+          for (int j = 0; j < 4; j++) {  // past nj: copies of the last vector, not stored
             const __m512i row = _mm512_loadu_si512(rows[j][ky] + (size_t)c * rowBytes);
             for (int g = 0; g < NG; g++) {
               const __m512i win = _mm512_permutexvar_epi8(idx[g], row);
-              acc = _mm512_dpbusd_epi32(acc, win, wk[ky][g]);
-              S = _mm512_dpbusd_epi32(S, win, ones[g]);
+              r[j] = _mm512_dpbusd_epi32(r[j], win, wk[ky][g]);
+              S[j] = _mm512_dpbusd_epi32(S[j], win, ones[g]);
             }
           }
-          r[j] = fastEpi<ACT, MADD>(fc, acc, S);
-        }
+        const FastChan* chs[4] = {&fc, &fc, &fc, &fc};
+        fastEpi<ACT, MADD, 4>(chs, r, S);
         R[c] = _mm512_xor_si512(_mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3])), flip);
       }
       // R[c], lane i: bytes of vectors 0..3 at pixels 4i..4i+3. Interleave the channels.
@@ -696,16 +734,18 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
 
 using DwFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int);
 template <int K, int ST, bool MADD>
-DwFn dwFastAct(int act) {
-  return act == A_LEAKY ? dwFast<K, ST, A_LEAKY, MADD> : act == A_RELU ? dwFast<K, ST, A_RELU, MADD> : dwFast<K, ST, A_LINEAR, MADD>;
+DwFn dwFastAct(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? dwFast<K, ST, A_LEAKY, MADD> : dwFast<K, ST, A_LEAKYW, MADD>)
+         : p.act == A_RELU ? dwFast<K, ST, A_RELU, MADD>
+                           : dwFast<K, ST, A_LINEAR, MADD>;
 }
 template <int K, int ST>
 DwFn dwFastMadd(const ConvPlan& p) {
-  return p.madd ? dwFastAct<K, ST, true>(p.act) : dwFastAct<K, ST, false>(p.act);
+  return p.madd ? dwFastAct<K, ST, true>(p) : dwFastAct<K, ST, false>(p);
 }
 // The fast depthwise for this plan and input, or nullptr.
-DwFn dwFastFor(const ConvPlan& p, const Buf& in) {
-  if (!p.fast || in.rowStride > 384) return nullptr;
+DwFn dwFastFor(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (!p.fast || out.raw || in.rowStride > 384) return nullptr;
   if (p.k == 3) return p.stride == 1 ? dwFastMadd<3, 1>(p) : p.stride == 2 ? dwFastMadd<3, 2>(p) : nullptr;
   if (p.k == 5) return p.stride == 1 ? dwFastMadd<5, 1>(p) : p.stride == 2 ? dwFastMadd<5, 2>(p) : nullptr;
   return nullptr;
@@ -775,14 +815,47 @@ void dwAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0,
 
 namespace {
 void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
-  if (DwFn f = dwFastFor(p, in)) f(p, in, out, y0, y1);
+  if (DwFn f = dwFastFor(p, in, out)) f(p, in, out, y0, y1);
   else if (p.k <= 16 && p.stride <= 2 && p.ng <= 4 && in.rowStride <= 384 && 15 * p.stride + p.k <= 64) dwVbmi(p, in, out, y0, y1);
   else dwAvx512(p, in, out, y0, y1);
 }
 }  // namespace
 
+namespace {
+// 16 pixels of interleaved RGB (48 bytes) into 16 words (r, g, b, 0) with one byte permute.
+__attribute__((target("avx512vbmi"))) void loadVbmi(const uint8_t* rgb, const Buf& in, int w, int h) {
+  alignas(64) uint8_t ib[64];
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 4; j++) ib[4 * i + j] = (uint8_t)(j < 3 ? 3 * i + j : 0);
+  const __m512i idx = _mm512_load_si512(ib);
+  const __mmask64 keep = 0x7777777777777777ull;
+  for (int y = 0; y < h; y++) {
+    const uint8_t* s = rgb + (size_t)y * w * 3;
+    uint32_t* row = in.at(0, y, 0);
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const __m512i v = _mm512_maskz_loadu_epi8(0xffffffffffffull, s + 3 * x);  // 48 bytes
+      _mm512_storeu_si512(row + x, _mm512_maskz_permutexvar_epi8(keep, idx, v));
+    }
+    for (; x < w; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
+  }
+}
+}  // namespace
+
+namespace {
+const char* pathAvx512(const ConvPlan& p, const Buf&, const Buf&) {
+  if (p.kind == CONV_GENERIC) return "generic";
+  if (p.kind == CONV_GEMM) return p.fast ? (p.direct ? "gemm direct fast" : "gemm panel fast") : (p.direct ? "gemm direct" : "gemm panel");
+  return p.act == A_LUT ? "depthwise, table" : "depthwise";
+}
+const char* pathVbmi(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (p.kind == CONV_DW) return dwFastFor(p, in, out) ? "depthwise fast" : "depthwise";
+  return pathAvx512(p, in, out);
+}
+}  // namespace
+
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
-const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi};
+const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512, nullptr, pathAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi, pathVbmi};
 }  // namespace zqint

@@ -32,6 +32,7 @@ struct Buf {
   uint32_t* words = nullptr;
   // 16-bit tensors (read only by yolo heads) live here instead: int32 CHW.
   int32_t* raw = nullptr;
+  bool wide = false;  // a 16-bit tensor (raw, once memory is placed)
   uint32_t* at(int blk, int y, int x) const {
     return words + blk * planeStride + (int64_t)(y + b) * rowStride + (x + b);
   }
@@ -60,8 +61,8 @@ struct ConvPlan {
   bool leaky32 = false;       // Y*3277 fits 32 bits
   bool tAdd = false;          // M*S + 2^(tsh-1) fits 32 bits: T = (M*S + rnd) >> tsh
   bool rAdd = false;          // |A(Y)| + 2^(rsh-1) fits 32 bits: rshr = (A + rnd) >> rsh
-  // The fast epilogue applies: 8-bit outputs, linear/leaky/relu, tAdd and rAdd (and leaky32 for
-  // leaky), no left shifts. Its output is sat8((Y + rrnd) >> rsh) with Y = acc + bias + T.
+  // The fast epilogue applies: linear/leaky/relu, tAdd and rAdd, no left shifts. Its output is
+  // sat((A(Y) + rrnd) >> rsh) with Y = acc + bias + T (saturated to 8 bits, or 16 for raw outputs).
   bool fast = false;
   // M*S by vpmaddwd / smull: every M fits 16 bits, and so does every window sum the kernels form
   // (the real S of a gemm window; the stored-byte sum of a depthwise window).
@@ -117,6 +118,10 @@ struct Kernels {
   void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
   // Output rows [y0, y1) of a depthwise conv (all channel blocks).
   void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
+  // Interleaved RGB (w x h) into the input buffer's words; nullptr: the portable loop.
+  void (*load)(const uint8_t* rgb, const Buf& in, int w, int h) = nullptr;
+  // The name of the code path gemm/dw take for a conv (profiles); nullptr: "gemm"/"depthwise".
+  const char* (*path)(const ConvPlan& p, const Buf& in, const Buf& out) = nullptr;
 };
 
 // Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
@@ -130,6 +135,7 @@ extern const Kernels kAvx512Vbmi;  // kAvx512 with the VBMI depthwise
 #endif
 #if defined(__aarch64__)
 extern const Kernels kDotprod;  // NEON with sdot/udot (ARMv8.2 dot product)
+extern const Kernels kNeon;     // NEON of ARMv8.0 (smull/sadalp)
 #endif
 
 }  // namespace zqint

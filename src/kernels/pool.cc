@@ -22,7 +22,9 @@ static void waitUntil(Done done) {
   }
 }
 
-Pool::Pool(int threads) : n_(threads < 1 ? 1 : threads), oversubscribed_(std::thread::hardware_concurrency() > 0 && n_ > (int)std::thread::hardware_concurrency()) {
+Pool::Pool(int threads)
+    : n_(threads < 1 ? 1 : threads > kMaxThreads ? kMaxThreads : threads),
+      oversubscribed_(std::thread::hardware_concurrency() > 0 && n_ > (int)std::thread::hardware_concurrency()) {
   for (int i = 1; i < n_; i++) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -36,15 +38,26 @@ Pool::~Pool() {
   for (auto& t : threads_) t.join();
 }
 
-// Takes chunks until none is left.
+// Runs the next chunk of owner's range; false when that range is exhausted.
+bool Pool::take(Job& j, int owner, int id) {
+  Cursor& k = j.cur[owner];
+  if (k.next.load(std::memory_order_relaxed) >= j.per) return false;
+  const int i = k.next.fetch_add(1);
+  if (i >= j.per) return false;
+  const int c = owner * j.per + i;
+  const int b = (int)((long long)j.items * c / j.chunks), e = (int)((long long)j.items * (c + 1) / j.chunks);
+  if (b < e) j.fn.call(j.fn.ctx, b, e, id);
+  j.done.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+// The thread's own chunks, then the others' (from the next thread on).
 void Pool::work(Job& j, int id) {
-  for (;;) {
-    const int c = (int)j.next.fetch_add(1);
-    if (c >= j.chunks) return;
-    const int b = (int)((long long)j.items * c / j.chunks), e = (int)((long long)j.items * (c + 1) / j.chunks);
-    if (b < e) j.fn.call(j.fn.ctx, b, e, id);
-    j.done.fetch_add(1, std::memory_order_release);
+  while (take(j, id, id)) {
   }
+  for (int d = 1; d < n_; d++)
+    while (take(j, (id + d) % n_, id)) {
+    }
 }
 
 void Pool::runTask(int n, const Task& fn) {
@@ -58,8 +71,9 @@ void Pool::runTask(int n, const Task& fn) {
   waitUntil([&] { return j.users.load() == 0; });  // a worker of generation gen-2 still inside
   j.fn = fn;
   j.items = n;
-  j.chunks = n < 4 * n_ ? n : 4 * n_;
-  j.next.store(0);
+  j.per = n < 4 * n_ ? (n + n_ - 1) / n_ : 4;
+  j.chunks = j.per * n_;  // chunks past n are empty ranges
+  for (int t = 0; t < n_; t++) j.cur[t].next.store(0, std::memory_order_relaxed);
   j.done.store(0);
   j.gen.store(gen);
   cur_.store(&j);

@@ -70,7 +70,7 @@ int main() {
     if (__builtin_cpu_supports("avx512vbmi")) isas.push_back(&kAvx512Vbmi);
   }
 #elif defined(__aarch64__)
-  isas = {&kDotprod};
+  isas = {&kDotprod, &kNeon};
 #endif
   int failures = 0, checks = 0;
   for (int seed = 0; seed < 12; seed++) {

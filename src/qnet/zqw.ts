@@ -82,6 +82,8 @@ export interface ZqwMeta {
   calibration?: Record<string, unknown>;
   /** Store manifest and payload deflated (default true). */
   deflate?: boolean;
+  /** Further manifest keys, kept as given (e.g. `selftest`, docs/formats/weight-set.md). */
+  extra?: Record<string, unknown>;
 }
 
 export interface ZqwSignature {
@@ -199,6 +201,7 @@ export function writeZqw(qnet: QNet, meta: ZqwMeta): Buffer {
     ...(meta.classes ? { classes: [...meta.classes] } : {}),
     quantization: { ...meta.quantization, weights: avg.weights, avgBitsPerWeight: avg.bits },
     ...(meta.calibration ? { calibration: meta.calibration } : {}),
+    ...meta.extra,
     layers,
     payloadBytes: payload.length,
   };

@@ -9,8 +9,9 @@ import { convWeightCount } from '../model/ir.js';
 import type { QConv } from '../qnet/types.js';
 import { roundHalfAway } from '../qnet/arith.js';
 import { channelBound, checkStructural, INT32_MAX, kernelTerms, proveConv, type ChannelBound, type ConvInput } from '../qnet/bounds.js';
-import { dequantizeWeights, quantizeWeights, sqnrDb, FW_MAX } from './weights.js';
+import { dequantizeWeights, quantizeWeights, sqnrDb, FW_MAX, type WeightClip } from './weights.js';
 import { ZeroqError } from '../util/errors.js';
+import type { InputHessian } from './gptq.js';
 
 /** Lowest fw tried before refusing a layer (far below anything a trained network needs). */
 const FW_MIN = -32;
@@ -19,6 +20,10 @@ export interface ConvQuantOptions {
   wbits: number;
   perChannel: boolean;
   zeroCenter: boolean;
+  /** How fw is chosen (weights.ts): from the range (default) or by the least squared error, clipping. */
+  clip?: WeightClip;
+  /** Round for the least output error on these input statistics (gptq.ts) instead of to the nearest. */
+  hessian?: InputHessian;
   /**
    * Mean of each input channel (real values) over the calibration images: when given, each bias
    * absorbs the mean error the weight rounding causes, Σ (w − ŵ)·E[x] (bias correction).

@@ -13,7 +13,7 @@ import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsForm
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
-import { checkWbits } from './weights.js';
+import { checkWbits, type WeightClip, type WeightRounding } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
@@ -23,8 +23,17 @@ export interface QuantizeOptions {
   /** ...except the first (reading the frame) and the head convs (read only by yolo layers), when given. */
   firstBits?: number;
   headBits?: number;
+  /**
+   * Per-layer weight widths, indexed like the network's layers (0 or absent: the rules above). Made by
+   * the bit allocation (`--avg-bits`, src/retrain/bit-widths.ts); overrides wbits, firstBits and headBits.
+   */
+  layerBits?: number[];
   perChannel: boolean;
   zeroCenter: boolean;
+  /** Weight fraction bits from the range ('minmax', default) or by least squared error with clipping ('mse'). */
+  weightClip?: WeightClip;
+  /** 'output' (search only): round each layer's weights for the least error of its output (gptq.ts); default 'nearest'. */
+  rounding?: WeightRounding;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
   headAbits: number;
@@ -89,9 +98,10 @@ export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
 export function convOptionsFor(opts: QuantizeOptions, heads: boolean[]): (layer: ConvLayer) => ConvQuantOptions {
   return (layer) => {
     let wbits = opts.wbits;
-    if (layer.inputs[0] === -1 && opts.firstBits !== undefined) wbits = opts.firstBits;
+    if (opts.layerBits?.[layer.index]) wbits = opts.layerBits[layer.index];
+    else if (layer.inputs[0] === -1 && opts.firstBits !== undefined) wbits = opts.firstBits;
     else if (heads[layer.index] && opts.headBits !== undefined) wbits = opts.headBits;
-    return { wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter };
+    return { wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter, ...(opts.weightClip === 'mse' ? { clip: 'mse' as const } : {}) };
   };
 }
 
@@ -99,8 +109,14 @@ function checkOptions(opts: QuantizeOptions): void {
   checkWbits(opts.wbits, '--wbits');
   if (opts.firstBits !== undefined) checkWbits(opts.firstBits, '--first-bits');
   if (opts.headBits !== undefined) checkWbits(opts.headBits, '--head-bits');
+  opts.layerBits?.forEach((b, i) => {
+    if (b !== 0) checkWbits(b, `layer ${i} width`);
+  });
   if (!['minmax', 'percentile', 'search'].includes(opts.actCalib)) {
     throw new ZeroqError('quant-options', `activation calibration must be minmax, percentile or search, got ${opts.actCalib}`, '--act-calib');
+  }
+  if (opts.rounding === 'output' && opts.actCalib !== 'search') {
+    throw new ZeroqError('quant-options', 'rounding for the output error needs the format search (--act-calib search)', '--rounding');
   }
   const p = opts.percentile ?? 99.99;
   if (!(p > 0 && p <= 100)) throw new ZeroqError('quant-options', `percentile must be in (0, 100], got ${p}`, '--percentile');
@@ -167,6 +183,9 @@ export async function quantizeModel(
   const { net } = model0;
   const refused = unsupportedLayers(net.layers, 'quantizer');
   if (refused.length > 0) throw new ZeroqError('quant-unsupported', unsupportedMessage(refused), net.name);
+  if (opts.layerBits && opts.layerBits.length !== net.layers.length) {
+    throw new ZeroqError('quant-bits', `${opts.layerBits.length} layer widths for ${net.layers.length} layers`, net.name);
+  }
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'calibration needs at least one image', net.name);
   const equalize = opts.equalize ?? true;
   const bits = outputBits(net, opts.abits, opts.headAbits);
@@ -207,6 +226,7 @@ export async function quantizeModel(
         convOptions,
         stats,
         biasCorrection: opts.biasCorrection ?? false,
+        ...(opts.rounding === 'output' ? { rounding: 'output' as const } : {}),
         objective: opts.searchObjective ?? 'exact',
         onLayer: (d, t) => progress?.('search', d, t),
       });

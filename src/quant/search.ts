@@ -21,6 +21,8 @@ import { convActivated, requantize, routeInt, shortcutInt, squaredError } from '
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { ZeroqError } from '../util/errors.js';
+import { inputHessian } from './gptq.js';
+import type { WeightRounding } from './weights.js';
 
 export interface SearchOptions {
   /** Output width of every layer. */
@@ -29,6 +31,8 @@ export interface SearchOptions {
   convOptions: (layer: ConvLayer) => ConvQuantOptions;
   /** Correct each conv bias for the mean error of its rounded weights, using the inputs' means. */
   biasCorrection?: boolean;
+  /** 'output': round each conv's weights for the least error of its output on the integer inputs (gptq.ts). */
+  rounding?: WeightRounding;
   /**
    * What each candidate format is compared with: 'exact', the values the layer computes from its
    * (integer) inputs before its own output rounding — the error this format adds; or 'float', the
@@ -234,6 +238,7 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
         const inFmt = formatOf(formats, src);
         const copts = opts.convOptions(layer);
         if (opts.biasCorrection) copts.inputMean = channelMeans(frames.map((_, k) => get(k, src)), inFmt.frac);
+        if (opts.rounding === 'output') copts.hessian = inputHessian(net, layer, frames.map((_, k) => ({ ...get(k, src), frac: inFmt.frac })));
         const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, copts, src === -1 ? networkInput() : tensorInput(inFmt));
         convs[L] = qconv;
         convStats[L] = stats;

@@ -8,6 +8,7 @@
  */
 import { largestFrac, roundHalfAway, signedMax } from '../qnet/arith.js';
 import { ZeroqError } from '../util/errors.js';
+import { roundChannel, type InputHessian } from './gptq.js';
 
 /** Weight fraction bits never exceed this: smaller weights are below any activation's resolution. */
 export const FW_MAX = 24;
@@ -25,6 +26,35 @@ export interface WeightQuantOptions {
   inputScale?: number;
   /** Upper bound of fw per output channel (from the accumulator proof); FW_MAX when absent. */
   fwCap?: ArrayLike<number>;
+  /**
+   * 'minmax' (default): fw from the range, nothing clipped (the paper's rule). 'mse': of fw and the
+   * next finer WEIGHT_CLIP_STEPS fracs, the one with the least squared error of the group's weights,
+   * the weights beyond ±(2^(Nw-1) - 1) steps clipped there.
+   */
+  clip?: WeightClip;
+  /**
+   * When given, the weights of each channel are rounded to minimise the error of the layer's output
+   * on the calibration inputs (gptq.ts) instead of each to its nearest grid point; the grid is the same.
+   */
+  hessian?: InputHessian;
+}
+
+export type WeightClip = 'minmax' | 'mse';
+/** Each weight to its nearest grid point, or for the least error of the layer's output (gptq.ts). */
+export type WeightRounding = 'nearest' | 'output';
+/** How many fracs finer than the min/max one the 'mse' rule tries. */
+export const WEIGHT_CLIP_STEPS = 2;
+
+/** Squared error of D - mean quantized with `frac` fraction bits, clipped to ±qmax. */
+function clippedError(weight: Float32Array, from: number, to: number, scale: number, mean: number, frac: number, qmax: number): number {
+  const s = 2 ** frac;
+  let e = 0;
+  for (let i = from; i < to; i++) {
+    const d = weight[i] * scale - mean;
+    const q = Math.max(-qmax, Math.min(qmax, roundHalfAway(d * s)));
+    e += (d - q / s) ** 2;
+  }
+  return e;
 }
 
 /** The integer weights of a layer and the real values they stand for. */
@@ -83,8 +113,18 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
     let range = 0;
     for (let i = from; i < to; i++) range = Math.max(range, Math.abs(weight[i] * scale - mean));
     let f = largestFrac(range, qmax, FW_MAX);
+    let cap = FW_MAX;
     if (opts.fwCap) {
-      for (let o = from / per; o < to / per; o++) f = Math.min(f, opts.fwCap[o]);
+      for (let o = from / per; o < to / per; o++) cap = Math.min(cap, opts.fwCap[o]);
+    }
+    f = Math.min(f, cap);
+    if (opts.clip === 'mse' && range > 0) {
+      let best = clippedError(weight, from, to, scale, mean, f, qmax);
+      const f0 = f;
+      for (let g = f0 + 1; g <= Math.min(cap, f0 + WEIGHT_CLIP_STEPS); g++) {
+        const e = clippedError(weight, from, to, scale, mean, g, qmax);
+        if (e < best) (best = e), (f = g);
+      }
     }
     for (let o = from / per; o < to / per; o++) {
       mu[o] = mean;
@@ -95,11 +135,24 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
   const q = new Int8Array(weight.length);
   const m = new Int32Array(filters);
   const fm = new Int32Array(filters);
+  const H = opts.hessian;
+  if (H && (H.d !== per || filters % H.factors.length !== 0)) {
+    throw new ZeroqError('quant-shape', `input statistics of ${H.factors.length} groups of ${H.d} do not fit ${filters} channels of ${per} weights`, where);
+  }
   for (let o = 0; o < filters; o++) {
     const s = 2 ** fw[o];
+    if (H) {
+      const D = new Float64Array(per);
+      for (let i = 0; i < per; i++) D[i] = weight[o * per + i] * scale - mu[o];
+      roundChannel(D, H.factors[Math.floor((o * H.factors.length) / filters)], fw[o], qmax, q, o * per);
+      const mq = quantizeMean(mu[o], fw[o]);
+      m[o] = mq.m;
+      fm[o] = mq.fm;
+      continue;
+    }
     for (let i = o * per; i < (o + 1) * per; i++) {
-      // With a lowered fw (fwCap) nothing can exceed qmax either: the range only shrinks.
-      q[i] = roundHalfAway((weight[i] * scale - mu[o]) * s);
+      // With a lowered fw (fwCap) nothing can exceed qmax either: the range only shrinks. With 'mse' it can.
+      q[i] = Math.max(-qmax, Math.min(qmax, roundHalfAway((weight[i] * scale - mu[o]) * s)));
     }
     const mq = quantizeMean(mu[o], fw[o]);
     m[o] = mq.m;

@@ -50,6 +50,15 @@ export async function saveCheckpoint(file: string, settings: Record<string, unkn
   await rename(tmp, file);
 }
 
+/** The settings a checkpoint was made with (to take over choices made at the start of its run). */
+export async function readCheckpointSettings(file: string): Promise<Record<string, unknown>> {
+  try {
+    return (JSON.parse(await readFile(file, 'utf8')) as Checkpoint).settings;
+  } catch (e) {
+    throw new ZeroqError('retrain-checkpoint', `cannot read the checkpoint: ${(e as Error).message}`, file, { cause: e });
+  }
+}
+
 export async function loadCheckpoint(file: string, settings: Record<string, unknown>): Promise<TrainState> {
   let body: Checkpoint;
   try {

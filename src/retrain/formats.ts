@@ -10,7 +10,7 @@
 import type { ConvLayer, Network } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { roundHalfAway, sat } from '../qnet/arith.js';
-import { quantizeWeights } from '../quant/weights.js';
+import { quantizeWeights, type WeightClip, type WeightRounding } from '../quant/weights.js';
 import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../qnet/types.js';
@@ -18,14 +18,20 @@ import { ZeroqError } from '../util/errors.js';
 import type { IntConv, IntNet, ParamSet } from './sim.js';
 
 export interface QuantConfig {
-  /** Weight width Nw (2..8) of every conv layer. */
+  /** Weight width Nw (2..8) of every conv layer... */
   wbits: number;
+  /** ...or per layer (indexed like the network's layers; 0 for layers without weights), when given. */
+  layerBits?: number[];
   /** Activation width (8). */
   abits: 8;
   /** Width of the tensors that only yolo layers read (8 or 16). */
   headBits: 8 | 16;
   perChannel: boolean;
   zeroCentered: boolean;
+  /** The quantizer's rule for weight fraction bits (`--weight-clip`; absent: min/max). */
+  weightClip?: WeightClip;
+  /** The quantizer's rounding (`--rounding`; absent: to nearest). */
+  rounding?: WeightRounding;
   /** The quantizer's activation calibration (`zeroq quantize --act-calib`), and its percentile. */
   actCalib: ActCalibMethod;
   percentile?: number;
@@ -60,8 +66,11 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
   return {
     ...quantizeDefaults(),
     wbits: cfg.wbits,
+    ...(cfg.layerBits ? { layerBits: cfg.layerBits } : {}),
     perChannel: cfg.perChannel,
     zeroCenter: cfg.zeroCentered,
+    ...(cfg.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+    ...(cfg.rounding === 'output' ? { rounding: 'output' as const } : {}),
     abits: cfg.abits,
     headAbits: cfg.headBits,
     actCalib: cfg.actCalib,
@@ -76,6 +85,8 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
 
 /** Weight formats of one conv layer, per output channel. */
 export interface WeightFormat {
+  /** The layer's weight width (absent in checkpoints written before per-layer widths: the run's width). */
+  wbits?: number;
   fw: Int32Array;
   m: Int32Array;
   fm: Int32Array;
@@ -120,13 +131,22 @@ export async function quantizerFormats(
     if (!c || !p) throw new ZeroqError('retrain-params', 'conv layer without parameters', l.source ?? `layer ${l.index}`);
     // mu as the quantizer takes it (it does not depend on fw); fw, M, fm as the quantizer chose them.
     const { mu } = quantizeWeights(p.weight, l.filters, {
-      wbits: cfg.wbits, perChannel: cfg.perChannel, zeroCenter: cfg.zeroCentered, inputScale: inputScale(l),
+      wbits: c.wbits, perChannel: cfg.perChannel, zeroCenter: cfg.zeroCentered, inputScale: inputScale(l),
     }, l.source ?? `layer ${l.index}`);
     const j = l.inputs[0];
     const faIn = j === -1 ? INPUT_FRAC : res.qnet.formats[j].frac;
+    if (cfg.rounding === 'output') {
+      // Not each weight's nearest grid point: the shadow weights move onto the grid points the
+      // quantizer chose, so that re-rounding them in these formats gives its integers back.
+      const per = p.weight.length / l.filters;
+      const scale = inputScale(l);
+      for (let o = 0; o < l.filters; o++) {
+        for (let i = o * per; i < (o + 1) * per; i++) p.weight[i] = (mu[o] + c.q[i] * 2 ** -c.fw[o]) / scale;
+      }
+    }
     const biasShift = new Float64Array(l.filters);
     for (let o = 0; o < l.filters; o++) biasShift[o] = c.bias[o] * 2 ** -(c.fw[o] + faIn) - p.bias[o];
-    return { fw: c.fw.slice(), m: c.m.slice(), fm: c.fm.slice(), mu, biasShift };
+    return { wbits: c.wbits, fw: c.fw.slice(), m: c.m.slice(), fm: c.fm.slice(), mu, biasShift };
   });
   return { formats: { tensors: res.qnet.formats.map((t) => ({ ...t })), weights }, params: out, qnet: res.qnet };
 }
@@ -162,7 +182,7 @@ export function inputScale(layer: ConvLayer): number {
 /**
  * The integer parameters of one conv layer for the current shadow weights in frozen formats:
  * Q = sat(round((w - mu) * 2^fw)), B = round((bias + biasShift) * 2^(fw + fa_in)) and the real weights
- * the integers stand for.
+ * the integers stand for. `wbits` is the width when the format does not carry its own.
  */
 export function quantizeConv(
   layer: ConvLayer, weight: Float32Array, bias: Float32Array, wf: WeightFormat, faIn: number, faOut: number, wbits: number,
@@ -170,6 +190,7 @@ export function quantizeConv(
   const O = layer.filters;
   const per = weight.length / O;
   const scale = inputScale(layer);
+  const nw = wf.wbits ?? wbits;
   const q = new Int16Array(weight.length);
   const weff = new Float32Array(weight.length);
   const B = new Int32Array(O);
@@ -180,7 +201,7 @@ export function quantizeConv(
     const mu = wf.mu[o];
     const muQ = wf.m[o] * 2 ** -wf.fm[o];
     for (let i = o * per; i < (o + 1) * per; i++) {
-      const v = sat(roundHalfAway((weight[i] * scale - mu) * step), wbits);
+      const v = sat(roundHalfAway((weight[i] * scale - mu) * step), nw);
       q[i] = v;
       weff[i] = v / step + muQ;
     }
@@ -191,7 +212,7 @@ export function quantizeConv(
   return { q, m: wf.m.slice(), mShift, bias: B, outShift, weff };
 }
 
-/** The integer network for the current shadow parameters in frozen formats. */
+/** The integer network for the current shadow parameters in frozen formats (`wbits`: where a format has no width of its own). */
 export function intNet(net: Network, params: ParamSet, f: Formats, wbits: number): IntNet {
   const frac = Int32Array.from(f.tensors, (t) => t.frac);
   const bits = Int32Array.from(f.tensors, (t) => t.bits);
@@ -212,7 +233,7 @@ export function toQNet(net: Network, f: Formats, q: IntNet, cfg: QuantConfig): Q
     const wf = f.weights[l.index];
     if (l.kind !== 'conv' || !c || !wf) return undefined;
     return {
-      wbits: cfg.wbits,
+      wbits: wf.wbits ?? cfg.wbits,
       perChannel: cfg.perChannel,
       zeroCentered: cfg.zeroCentered,
       q: Int8Array.from(c.q),
@@ -225,6 +246,23 @@ export function toQNet(net: Network, f: Formats, q: IntNet, cfg: QuantConfig): Q
   return { net, formats: f.tensors.map((t) => ({ ...t })), convs };
 }
 
+/** The integer parameters of conv layer `l` of a QNet, reading a tensor of `faIn` fraction bits and writing `faOut`. */
+export function intConvOf(l: ConvLayer, c: QConv, faIn: number, faOut: number): IntConv {
+  const per = c.q.length / l.filters;
+  const weff = new Float32Array(c.q.length);
+  for (let o = 0; o < l.filters; o++) {
+    for (let i = o * per; i < (o + 1) * per; i++) weff[i] = c.q[i] * 2 ** -c.fw[o] + c.m[o] * 2 ** -c.fm[o];
+  }
+  return {
+    q: Int16Array.from(c.q),
+    m: c.m.slice(),
+    mShift: Int32Array.from(c.fm, (fm, o) => fm - c.fw[o]),
+    bias: c.bias.slice(),
+    outShift: Int32Array.from(c.fw, (fw) => fw + faIn - faOut),
+    weff,
+  };
+}
+
 /** The integer network of an existing QNet (to resume from, or to check against the engine). */
 export function fromQNet(qnet: QNet): IntNet {
   const { net } = qnet;
@@ -234,20 +272,7 @@ export function fromQNet(qnet: QNet): IntNet {
     const c = qnet.convs[l.index];
     if (l.kind !== 'conv' || !c) return undefined;
     const j = l.inputs[0];
-    const faIn = j === -1 ? INPUT_FRAC : frac[j];
-    const per = c.q.length / l.filters;
-    const weff = new Float32Array(c.q.length);
-    for (let o = 0; o < l.filters; o++) {
-      for (let i = o * per; i < (o + 1) * per; i++) weff[i] = c.q[i] * 2 ** -c.fw[o] + c.m[o] * 2 ** -c.fm[o];
-    }
-    return {
-      q: Int16Array.from(c.q),
-      m: c.m.slice(),
-      mShift: Int32Array.from(c.fm, (fm, o) => fm - c.fw[o]),
-      bias: c.bias.slice(),
-      outShift: Int32Array.from(c.fw, (fw) => fw + faIn - frac[l.index]),
-      weff,
-    };
+    return intConvOf(l, c, j === -1 ? INPUT_FRAC : frac[j], frac[l.index]);
   });
   return { frac, bits, convs };
 }

@@ -13,8 +13,11 @@ import { validateQNet } from '../qnet/validate.js';
 import type { QNet } from '../qnet/types.js';
 import { writeZqw, type ZqwMeta } from '../qnet/zqw.js';
 import { ZeroqError } from '../util/errors.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { imageIdOf, loadFrames, readGroundTruth, readImageList, readLabels } from './data.js';
+import { loadCheckpoint, readCheckpointSettings, saveCheckpoint } from './checkpoint.js';
+import { imageIdOf, loadFrames, readGroundTruth, readImageList, readLabels, type FrameSet } from './data.js';
+import { chooseLayerWidths } from './bit-widths.js';
+import { quantizeOptionsOf } from './formats.js';
+import type { GroundTruth } from '../eval/coco.js';
 import { checkSupported } from './sim.js';
 import { initialState, train, type IterationRecord, type ProgressEvent, type TrainConfig } from './trainer.js';
 import { validationAp } from './validate.js';
@@ -37,6 +40,13 @@ export interface RetrainArgs {
    * AP50 (written when it is validated), not the last one.
    */
   keepBest?: boolean;
+  /**
+   * A width per conv layer at this average (bit-widths.ts), chosen before the first iteration on the
+   * first `sensitivityImages` of the validation list (else of the training list); a resumed run takes
+   * the widths from its checkpoint.
+   */
+  avgBits?: number;
+  sensitivityImages?: number;
   train: TrainConfig;
   /** Network input size override (tests). */
   size?: { width: number; height: number };
@@ -106,19 +116,47 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   const calib: Frame[] = [];
   for (const p of trainPaths.slice(0, a.calibImages)) calib.push((await prepareFrame(p, net)).frame);
   let validate: ((q: QNet) => Promise<{ ap: number; ap50: number }>) | undefined;
+  let valFrames: FrameSet | undefined;
+  let valGt: GroundTruth | undefined;
   if (valPaths) {
     const gtFile = a.gt ?? path.join(path.dirname(a.val!), 'instances.json');
     const gt = await readGroundTruth(gtFile);
     log(`loading ${valPaths.length} validation images`);
-    const valFrames = await loadFrames(net, valPaths);
+    const frames = await loadFrames(net, valPaths);
+    valFrames = frames;
+    valGt = gt;
     validate = (q) => {
-      const v = validationAp(q, valFrames, gt, a.train.threads);
+      const v = validationAp(q, frames, gt, a.train.threads);
       log(`validation AP ${v.ap.toFixed(4)} AP50 ${v.ap50.toFixed(4)}`);
       return Promise.resolve(v);
     };
   }
   const ckpt = a.checkpoint ?? `${a.out}.ckpt.json`;
+  let widths: Record<string, unknown> | undefined;
+  if (a.avgBits !== undefined) {
+    if (a.resume && existsSync(ckpt)) {
+      const saved = (await readCheckpointSettings(ckpt)).quant as { layerBits?: number[] } | undefined;
+      if (!saved?.layerBits) throw new ZeroqError('retrain-checkpoint', 'the checkpoint was not made with --avg-bits', ckpt);
+      a.train.quant.layerBits = saved.layerBits;
+      widths = { method: 'layer sensitivity', avgBitsTarget: a.avgBits, resumed: true };
+    } else {
+      const sensPaths = (valPaths ?? trainPaths).slice(0, a.sensitivityImages ?? 32);
+      log(`choosing widths per layer at ${a.avgBits} bits per weight`);
+      const ch = await chooseLayerWidths(model, calib, {
+        quant: quantizeOptionsOf({ ...a.train.quant, wbits: 8 }, a.train.quant.equalize, a.train.threads),
+        avgBits: a.avgBits, sensitivity: await loadFrames(net, sensPaths),
+        ...(valFrames && valGt ? { val: { frames: valFrames, gt: valGt } } : {}), threads: a.train.threads, log,
+      });
+      a.train.quant.layerBits = ch.chosen.layerBits;
+      widths = {
+        method: 'layer sensitivity', avgBitsTarget: a.avgBits, minBits: ch.chosen.minBits, sensitivityImages: ch.sensitivityImages,
+        candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, ...(c.ap50 !== undefined ? { validationAP: c.ap, validationAP50: c.ap50 } : {}) })),
+      };
+    }
+    a.train.schedule = [Math.max(...a.train.quant.layerBits)];
+  }
   const featureSetting = a.train.featureWeight ? { featureWeight: a.train.featureWeight } : {};
+  const cropSetting = a.train.crop !== undefined && a.train.crop < 1 ? { crop: a.train.crop } : {};
   const settings: Record<string, unknown> = {
     net: net.name, input: net.input, data: path.resolve(a.data), schedule: a.train.schedule, quant: a.train.quant,
     batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false,
@@ -126,6 +164,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     calibImages: a.calibImages,
     // Only when used, so that checkpoints made before the option existed still resume.
     ...featureSetting,
+    ...cropSetting,
   };
   let state = initialState(model.params, a.train.seed);
   if (a.resume) {
@@ -139,7 +178,8 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, distill: a.train.distill ?? 'objectness', ...featureSetting, seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, seed: a.train.seed,
+    ...(widths ? { widths } : {}),
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });
   const calibration = { method: a.train.quant.actCalib, images: calib.length, list: path.basename(a.data), imageIds: trainPaths.slice(0, calib.length).map(imageIdOrName) };

@@ -218,10 +218,16 @@ export interface Tape {
   argmax: (Int32Array | undefined)[];
 }
 
-export function quantForward(net: Network, q: IntNet, batch: Batch, threads = 1): Tape {
+/**
+ * The quantized forward pass of a batch. With `reuse`, the layers before `reuse.from` are taken from
+ * an earlier pass over the same batch (whose parameters of those layers were the same) instead of
+ * being computed again.
+ */
+export function quantForward(net: Network, q: IntNet, batch: Batch, threads = 1, reuse?: { tape: Tape; from: number }): Tape {
   const nat = retrainNative();
   const n = batch.n;
-  const input = planar(net, batch, new Int16Array(n * size(net.input)), 1);
+  if (reuse && reuse.tape.n !== n) throw new ZeroqError('retrain-batch', `the reused pass has ${reuse.tape.n} frames, the batch ${n}`);
+  const input = reuse ? reuse.tape.input : planar(net, batch, new Int16Array(n * size(net.input)), 1);
   const outs: Int16Array[] = [];
   const codes: (Uint8Array | undefined)[] = [];
   const argmax: (Int32Array | undefined)[] = [];
@@ -229,6 +235,12 @@ export function quantForward(net: Network, q: IntNet, batch: Batch, threads = 1)
   const shapeOf = (j: number) => (j === -1 ? net.input : net.layers[j].out);
   const fracOf = (j: number) => (j === -1 ? INPUT_FRAC : q.frac[j]);
   for (const l of net.layers) {
+    if (reuse && l.index < reuse.from) {
+      outs.push(reuse.tape.outs[l.index]);
+      codes.push(reuse.tape.codes[l.index]);
+      argmax.push(reuse.tape.argmax[l.index]);
+      continue;
+    }
     const os = size(l.out);
     const bits = q.bits[l.index];
     let y: Int16Array;

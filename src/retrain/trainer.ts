@@ -30,6 +30,12 @@ export interface TrainConfig {
   /** Mirror each training image left-right with probability 1/2 at every step (default off). */
   flip?: boolean;
   /**
+   * Random crops: at every step each training image is replaced by a window of a random fraction in
+   * [crop, 1] of its width and height at a random place, scaled back to the full size (bilinear);
+   * labels follow. 1 or absent: none.
+   */
+  crop?: number;
+  /**
    * 'absolute': the Adam step size is lr for every parameter; 'step': lr times the parameter's
    * quantization step (2^-fw of its channel for weights, the LSB of the layer's output for biases),
    * so that channels whose ranges differ by orders of magnitude move alike.
@@ -176,23 +182,86 @@ export function mirrorFrame(rgb: Uint8Array, w: number, h: number): void {
   }
 }
 
+/** A crop window, relative to the frame: left, top, width, height in [0, 1]. */
+export interface CropWindow {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** The window of an HWC RGB frame scaled back to the frame's size (bilinear, pixel centres aligned), into `out`. */
+export function cropFrame(src: Uint8Array, w: number, h: number, c: CropWindow, out: Uint8Array): void {
+  // Source pixels per output pixel.
+  const sx = c.w;
+  const sy = c.h;
+  for (let y = 0; y < h; y++) {
+    const fy = Math.min(h - 1, Math.max(0, c.y * h + (y + 0.5) * sy - 0.5));
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(h - 1, y0 + 1);
+    const ay = fy - y0;
+    for (let x = 0; x < w; x++) {
+      const fx = Math.min(w - 1, Math.max(0, c.x * w + (x + 0.5) * sx - 0.5));
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(w - 1, x0 + 1);
+      const ax = fx - x0;
+      for (let ch = 0; ch < 3; ch++) {
+        const v00 = src[(y0 * w + x0) * 3 + ch];
+        const v01 = src[(y0 * w + x1) * 3 + ch];
+        const v10 = src[(y1 * w + x0) * 3 + ch];
+        const v11 = src[(y1 * w + x1) * 3 + ch];
+        const v = (1 - ay) * ((1 - ax) * v00 + ax * v01) + ay * ((1 - ax) * v10 + ax * v11);
+        out[(y * w + x) * 3 + ch] = Math.round(v);
+      }
+    }
+  }
+}
+
+/** Label boxes seen through a crop window: moved and scaled, cut at the window, dropped when less than a tenth is left. */
+export function cropLabels(boxes: LabelBox[], c: CropWindow): LabelBox[] {
+  const out: LabelBox[] = [];
+  for (const b of boxes) {
+    const x0 = Math.max(b.cx - b.w / 2, c.x);
+    const x1 = Math.min(b.cx + b.w / 2, c.x + c.w);
+    const y0 = Math.max(b.cy - b.h / 2, c.y);
+    const y1 = Math.min(b.cy + b.h / 2, c.y + c.h);
+    if (x1 <= x0 || y1 <= y0 || (x1 - x0) * (y1 - y0) < 0.1 * b.w * b.h) continue;
+    out.push({ ...b, cx: ((x0 + x1) / 2 - c.x) / c.w, cy: ((y0 + y1) / 2 - c.y) / c.h, w: (x1 - x0) / c.w, h: (y1 - y0) / c.h });
+  }
+  return out;
+}
+
 /**
- * The batch of the images `idx`; with `flip`, each one mirrored with probability 1/2 (drawn from the
- * state's generator, so a resumed run draws the same) and its labels with it.
+ * The batch of the images `idx`; with `flip`, each one mirrored with probability 1/2, with `crop` < 1
+ * each one cropped (cropFrame; scale and place drawn per image), labels alike. The draws come from
+ * the state's generator, so a resumed run draws the same.
  */
-export function sliceBatch(net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean): { batch: Batch; labels?: LabelBox[][] } {
+export function sliceBatch(
+  net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean, crop = 1,
+): { batch: Batch; labels?: LabelBox[][] } {
   const { w, h } = net.input;
   const per = w * h * 3;
   const rgb = new Uint8Array(per * idx.length);
   const lb = labels ? idx.map((k) => labels[k]) : undefined;
-  idx.forEach((k, i) => {
-    rgb.set(frames.rgb.subarray(k * per, (k + 1) * per), i * per);
-    if (!flip) return;
+  const draw = (): number => {
     const [r, s] = nextRandom(state.rng);
     state.rng = s;
-    if (r >= 0.5) return;
-    mirrorFrame(rgb.subarray(i * per, (i + 1) * per), w, h);
-    if (lb) lb[i] = lb[i].map((b) => ({ ...b, cx: 1 - b.cx }));
+    return r;
+  };
+  idx.forEach((k, i) => {
+    const img = rgb.subarray(i * per, (i + 1) * per);
+    img.set(frames.rgb.subarray(k * per, (k + 1) * per));
+    if (flip && draw() < 0.5) {
+      mirrorFrame(img, w, h);
+      if (lb) lb[i] = lb[i].map((b) => ({ ...b, cx: 1 - b.cx }));
+    }
+    if (crop < 1) {
+      const cw = crop + (1 - crop) * draw();
+      const ch = crop + (1 - crop) * draw();
+      const win = { x: (1 - cw) * draw(), y: (1 - ch) * draw(), w: cw, h: ch };
+      cropFrame(img.slice(), w, h, win, img);
+      if (lb) lb[i] = cropLabels(lb[i], win);
+    }
   });
   return { batch: { n: idx.length, rgb }, ...(lb ? { labels: lb } : {}) };
 }
@@ -319,7 +388,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
           break;
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
-        const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false);
+        const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false, cfg.crop ?? 1);
         const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale);
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
         state.lossSum += loss;

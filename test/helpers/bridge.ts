@@ -3,7 +3,7 @@
  * pty link in a temporary folder, and the fault relay between a client and a bridge.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,9 +13,21 @@ export const firmwareDir = path.join(repoRoot, 'firmware-bridge');
 export const bridgeHost = path.join(firmwareDir, 'build', 'bridge-host');
 export const faultRelay = path.join(firmwareDir, 'build', 'fault-relay');
 
+/**
+ * Runs make in firmware-bridge under a lock: test files run in parallel, and two makes writing the
+ * same binary at once could leave a broken one.
+ */
+export function makeFirmware(targets: string[]): string {
+  mkdirSync(path.join(firmwareDir, 'build'), { recursive: true });
+  return execFileSync('flock', [path.join(firmwareDir, 'build', '.make-lock'), 'make', '-C', firmwareDir, ...targets], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 /** Builds bridge-host and fault-relay (make does nothing when they are up to date). */
 export function buildFirmware(): void {
-  execFileSync('make', ['-s', '-C', firmwareDir, 'host'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  makeFirmware(['-s', 'host']);
 }
 
 export function tempDir(prefix = 'zeroq-fpga-'): { dir: string; remove(): void } {

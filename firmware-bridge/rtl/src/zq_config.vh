@@ -1,5 +1,8 @@
 // The accelerator's build parameters, all in one place.
 // Select a configuration with a define: ZQ_CFG_LARGE (a mid-size FPGA); the default fits an iCE40 UP5K.
+// The two configurations are two cores behind the same interface (docs/decisions/accelerator-rtl.md):
+// the large one fetches row segments into many lanes (zq_wide.v), the UP5K one reads one byte per
+// lane and cycle from single-port SPRAM buffers (zq_small.v).
 `ifndef ZQ_CONFIG_VH
 `define ZQ_CONFIG_VH
 
@@ -10,10 +13,11 @@
   `define ZQ_PB_CH     512    // output channels whose parameters one chunk holds
   `define ZQ_AW        32     // external memory address bits
 `else
-  `define ZQ_LANES     6      // 6 MAC DSPs + 2 DSPs for the window-sum product = the UP5K's 8
-  `define ZQ_LB_WORDS  512
-  `define ZQ_WB_WORDS  1024
-  `define ZQ_PB_CH     256
+  `define ZQ_SMALL            // the UP5K core (zq_small.v)
+  `define ZQ_LANES     2      // output pixels computed in parallel; each lane has its line-buffer copy
+  `define ZQ_LB_BYTES  32768  // line buffer bytes (one 256 Kbit SPRAM per lane): k*Cg*W must fit
+  `define ZQ_WB_BYTES  32768  // weight buffer bytes (one SPRAM): Cg*k*k must fit
+  `define ZQ_PB_CH     256    // output channels whose parameters one chunk holds (block RAM)
   `define ZQ_AW        24     // 16 MiB: the PSRAM of an UP5K board
 `endif
 

@@ -80,7 +80,7 @@ module zq_loader #(
       rfirst <= 1'b1;
       skip   <= addr[1:0];
       lastb  <= addr[1:0] + nbytes[1:0] - 2'd1;
-      pc     <= raw ? {PW{1'b0}} : lz[PW-1:0];
+      pc     <= raw ? {PW{1'b0}} : lz;   // zero-extended when PW > 3
       pk     <= {(N*8){1'b0}};
       wa     <= dest;
       flush  <= 1'b0;

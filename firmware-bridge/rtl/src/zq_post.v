@@ -1,13 +1,14 @@
 // Per-pixel output stage of docs/formats/fixed-point.md "Convolution", one pixel per cycle:
 //   T = rshr(M*S, TS); Y = ACC + T + B; A = act(Y); out = sat(rshr(A, OS)).
-// Both rounding shifts take one right shifter: rshr(v, r) for any r (a negative r shifts left) is
-// (u >>> 1) + u[0] with u = (v << L) >>> (L - 1 + r), L one more than the largest left shift that
-// matters (the bits shifted in below v are zero, so no rounding happens for r <= 0).
+// rshr(v, r) for r > 0 is (u >>> 1) + u[0] with u = v >>> (r - 1). The output shift takes both
+// directions in one right shifter: u = (v << L) >>> (L - 1 + r), L one more than the largest left
+// shift that matters (the bits shifted in below v are zero, so no rounding happens for r <= 0).
 // Five pipeline stages; `en` low freezes them (the writer is full). `act` and `o16` are layer
 // constants.
 module zq_post #(
   parameter SW = 24,           // window-sum width
-  parameter AW = 32            // address width
+  parameter AW = 32,           // address width
+  parameter LEAKY_DSP = 0      // the leaky product in DSPs
 ) (
   input  wire                 clk,
   input  wire                 rst,
@@ -42,15 +43,17 @@ module zq_post #(
     end
   end
 
-  // ---- stage 2: T = rshr(P, TS) (|T| < 2^31 by validation; a left shift of 32 or more gives 0 in
-  // 32 bits), Y = ACC + T + B
-  localparam TL = 33;
-  wire signed [PW+TL-1:0] pl = {p1, {TL{1'b0}}};
-  wire signed [9:0]   tr0 = $signed({{2{ts1[7]}}, ts1}) + (TL - 1);
-  wire [6:0]          tr  = tr0 < 0 ? 7'd0 : (tr0 > PW + TL - 1 ? PW + TL - 1 : tr0[6:0]);
-  wire signed [PW+TL-1:0] tu  = pl >>> tr;
+  // ---- stage 2: T = rshr(P, TS), Y = ACC + T + B. |T| < 2^31 by validation, so 32 bits of the
+  // result are enough, and a left shift by 32 or more gives 0.
+  wire                tpos = ts1 > 8'sd0;
+  wire [7:0]          trm1 = ts1 - 8'sd1;
+  wire [5:0]          tr   = (tpos && trm1 < PW - 1) ? trm1[5:0] : PW - 1;
+  wire signed [PW-1:0] tu  = p1 >>> tr;
   wire signed [32:0]  tu1 = tu[33:1];
-  wire [31:0]         t2  = tu1[31:0] + {31'd0, tu[0]};
+  wire [31:0]         tp   = tu1[31:0] + {31'd0, tu[0]};
+  wire [7:0]          tl   = 8'd0 - ts1;
+  wire [31:0]         tn   = tl[7:5] != 3'd0 ? 32'd0 : (p1[31:0] << tl[4:0]);
+  wire [31:0]         t2   = tpos ? tp : tn;
   reg                 v2;
   reg signed [31:0]   y2;
   reg signed [7:0]    os2;
@@ -62,10 +65,17 @@ module zq_post #(
     end
   end
 
-  // ---- stage 3: Y*3277 = (Y*273)*12 + Y, shifts and adds
+  // ---- stage 3: Y*3277 (a DSP product, or (Y*273)*12 + Y in shifts and adds)
   wire signed [43:0]  ye  = {{12{y2[31]}}, y2};
-  wire signed [43:0]  z   = (ye <<< 8) + (ye <<< 4) + ye;
-  wire signed [43:0]  yl  = (z <<< 3) + (z <<< 2) + ye;
+  wire signed [43:0]  yl;
+  generate
+    if (LEAKY_DSP) begin : lk_dsp
+      assign yl = y2 * 14'sd3277;
+    end else begin : lk_lut
+      wire signed [43:0] z = (ye <<< 8) + (ye <<< 4) + ye;
+      assign yl = (z <<< 3) + (z <<< 2) + ye;
+    end
+  endgenerate
   reg                 v3;
   reg signed [31:0]   y3;
   reg signed [43:0]   yl3;

@@ -21,11 +21,16 @@ export interface ResolvedSource {
   input: string;
   loop: boolean;
   fps?: number;
+  /** Folders: frames per image. */
+  hold?: number;
 }
 
-/** The demo source: the COCO validation images of the data folder, looping, 5 frames/s unless set. */
+/**
+ * The demo source: the COCO validation images of the data folder, looping, 5 frames/s unless set,
+ * each image held for 10 frames (so that objects stay long enough to be followed).
+ */
 export function demoSource(cfg: SourceConfig): ResolvedSource {
-  return { kind: 'folder', input: dataPath('coco-val', 'images'), loop: true, fps: cfg.fps ?? 5 };
+  return { kind: 'folder', input: dataPath('coco-val', 'images'), loop: true, fps: cfg.fps ?? 5, hold: cfg.hold ?? 10 };
 }
 
 /** Works out the kind of input (unless the config names it) and checks that local inputs exist. */
@@ -61,7 +66,7 @@ export function resolveSource(cfg: SourceConfig): ResolvedSource {
     }
     if (!isDir) throw new ZeroqError('source', 'not a folder', `source.url "${redact(url)}"`);
   }
-  return { kind, input, loop: cfg.loop, fps: cfg.fps };
+  return { kind, input, loop: cfg.loop, fps: cfg.fps, hold: cfg.hold };
 }
 
 /** A factory of fresh source instances for the supervisor. */
@@ -69,7 +74,7 @@ export function sourceFactory(cfg: SourceConfig, net: Network, log: Logger): { r
   const r = resolveSource(cfg);
   const slog = log.child({ source: redact(`${r.kind} ${r.input}`) });
   if (r.kind === 'folder') {
-    return { resolved: r, create: () => new FolderSource({ dir: r.input, loop: r.loop, fps: r.fps, log: slog }) };
+    return { resolved: r, create: () => new FolderSource({ dir: r.input, loop: r.loop, fps: r.fps, hold: r.hold, log: slog }) };
   }
   // ffmpeg scales to the network input unless the host should (letterbox networks: the host pads).
   const ffmpegScales = cfg.scale === 'ffmpeg' && !net.letterbox;

@@ -15,6 +15,8 @@ export interface CapturedFrame extends RawFrame {
   seq: number;
   /** The network input made from this frame ahead of time (see FrameLoop.prepare), if any. */
   input?: Frame;
+  /** The camera it came from (set when it is handed to the engine's queue). */
+  camera?: string;
 }
 
 export type SourceState = 'starting' | 'running' | 'restarting' | 'ended' | 'stopped';

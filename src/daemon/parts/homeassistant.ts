@@ -10,7 +10,7 @@ import type { DaemonPart, ReloadContext } from '../part.js';
 
 export class HomeAssistantPart implements DaemonPart {
   readonly name = 'homeassistant';
-  readonly follows = ['model'];
+  readonly follows = ['model', 'http', 'cameras'];
   /** Discovery topics published on the current link. */
   private published = new Set<string>();
   private readonly onLink = (link: MqttLink) => this.attach(link);
@@ -29,8 +29,9 @@ export class HomeAssistantPart implements DaemonPart {
   }
 
   async reload(_cfg: Config, r: ReloadContext): Promise<boolean> {
-    // A new connection got the new configs when it was made.
-    if (r.changed.includes('mqtt') || !this.ctx.mqtt) return false;
+    // A new connection got the new configs when it was made, unless the cameras or the live
+    // view's address changed after it.
+    if (!this.ctx.mqtt || (r.changed.includes('mqtt') && !r.changed.includes('http') && !r.changed.includes('cameras'))) return false;
     this.publish(this.ctx.mqtt);
     return true;
   }
@@ -78,6 +79,8 @@ export class HomeAssistantPart implements DaemonPart {
           classes: cfg.homeassistant.classes,
           model: this.ctx.loop.currentEngine.net.name,
           version: this.ctx.version,
+          cameras: [...this.ctx.cameras.values()].map((c) => ({ name: c.name, topicLevel: c.def.topicLevel })),
+          configurationUrl: this.ctx.publicUrl(),
         })
       : new Map<string, string>();
     for (const t of this.published) if (!configs.has(t)) link.publisher.setState(t, '');

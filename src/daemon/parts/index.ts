@@ -10,16 +10,20 @@ import { HttpPart } from './http.js';
 import { ModelPart } from './model.js';
 import { MqttPart } from './mqtt.js';
 import { PublishPart } from './publish.js';
-import { SourcePart } from './source.js';
+import { CamerasPart } from './cameras.js';
+import { ControlsPart } from './controls.js';
+import { UpdatePart } from '../update/part.js';
 
 export function daemonParts(ctx: DaemonContext): DaemonPart[] {
   return [
     new ModelPart(ctx),
     new DetectPart(ctx),
     new MqttPart(ctx),
-    new HomeAssistantPart(ctx),
     new PublishPart(ctx),
     new HttpPart(ctx),
-    new SourcePart(ctx),
+    new CamerasPart(ctx),
+    new HomeAssistantPart(ctx),
+    new ControlsPart(ctx),
+    new UpdatePart(ctx),
   ];
 }

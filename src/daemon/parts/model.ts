@@ -13,8 +13,15 @@ export class ModelPart implements DaemonPart {
   readonly name = 'model';
   private engine?: Engine;
   private threads = 1;
+  private unwatch?: () => void;
 
-  constructor(private readonly ctx: DaemonContext) {}
+  constructor(private readonly ctx: DaemonContext) {
+    // Another part (updates) may swap the engine: the one in use is the one to close at stop.
+    ctx.events.on('engine', (e) => {
+      this.engine = e;
+      this.note();
+    });
+  }
 
   section(cfg: Config): unknown {
     return cfg.model;
@@ -26,7 +33,22 @@ export class ModelPart implements DaemonPart {
     this.threads = cfg.model.threads;
     this.ctx.log.info({ engine: this.engine.kind, model: this.engine.modelId, ms: Math.round(performance.now() - t0) }, 'engine ready');
     this.ctx.loop.setEngine(this.engine);
+    this.watch(this.engine);
     this.note();
+  }
+
+  /** An engine behind a link: its state changes go to the log and the retained status at once. */
+  private watch(e: Engine): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+    this.ctx.telemetry.engineLink(e.link ? () => e.link!() : undefined);
+    if (!e.onLinkChange) return;
+    this.unwatch = e.onLinkChange((l) => {
+      const fields = { engine: e.kind, device: l.device, state: l.state, reason: l.reason };
+      if (l.state === 'ready') this.ctx.log.info(fields, 'engine link ready');
+      else this.ctx.log.warn(fields, 'engine link not on the device');
+      this.ctx.publishStatus();
+    });
   }
 
   async reload(cfg: Config): Promise<boolean> {
@@ -34,6 +56,7 @@ export class ModelPart implements DaemonPart {
     const prev = await this.ctx.loop.swapEngine(next);
     await prev?.close();
     this.engine = next;
+    this.watch(next);
     this.threads = cfg.model.threads;
     this.note();
     this.ctx.events.emit('engine', next);
@@ -42,7 +65,8 @@ export class ModelPart implements DaemonPart {
 
   info(): EngineInfo {
     const e = this.ctx.loop.currentEngine;
-    return { kind: e.kind, model: e.net.name, weights: e.modelId, threads: this.threads };
+    const link = e.link?.();
+    return { kind: e.kind, model: e.net.name, weights: e.modelId, threads: this.threads, ...(link ? { link } : {}) };
   }
 
   private note(): void {
@@ -51,6 +75,8 @@ export class ModelPart implements DaemonPart {
   }
 
   async stop(): Promise<void> {
+    this.unwatch?.();
+    this.unwatch = undefined;
     await this.engine?.close();
     this.engine = undefined;
   }

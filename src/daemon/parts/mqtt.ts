@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import type { DaemonContext, MqttLink } from '../context.js';
 import { readSecret } from '../capture/open.js';
 import { isLoopback, startEmbeddedBroker, type EmbeddedBroker } from '../mqtt/broker.js';
+import { slug } from '../mqtt/ha-discovery.js';
 import { startPrinter, type Printer } from '../mqtt/printer.js';
 import { Publisher, type PublisherOptions } from '../mqtt/publisher.js';
 import { AVAILABILITY, topicsFor } from '../mqtt/topics.js';
@@ -126,7 +127,8 @@ export class MqttPart implements DaemonPart {
     const conn: Connection = { link, broker, flushTimeoutMs: m.flush_timeout_s * 1000 };
 
     if (cfg.print) {
-      conn.printer = startPrinter(url, `${topics.base}/#`, ctx.out, { username, password, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized });
+      const discovery = `${cfg.homeassistant.discovery_prefix}/+/zeroq_${slug(cfg.device_id!)}/#`;
+      conn.printer = startPrinter(url, cfg.homeassistant.enabled ? [`${topics.base}/#`, discovery] : `${topics.base}/#`, ctx.out, { username, password, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.rejectUnauthorized });
     }
 
     // `online` is the first state topic, so every (re)connect announces it before the rest.

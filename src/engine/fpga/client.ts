@@ -41,6 +41,8 @@ export interface ClientCounters {
   requests: number;
   retries: number;
   timeouts: number;
+  /** Requests resent at once because a later one was answered first (the device answers in order). */
+  lost: number;
 }
 
 export interface ClientOptions {
@@ -55,15 +57,20 @@ export interface ClientOptions {
 }
 
 interface Pending {
-  resolve: (p: Packet) => void;
+  resolve: (p: Packet | undefined) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
+  /** Send order, to spot a request passed over by a later answer. */
+  order: number;
+  /** INFER is answered when computed, not in order. */
+  deferred: boolean;
 }
 
 export const HOST_MAX_PAYLOAD = 4104;
 
 export class BridgeClient {
-  readonly counters: ClientCounters = { requests: 0, retries: 0, timeouts: 0 };
+  readonly counters: ClientCounters = { requests: 0, retries: 0, timeouts: 0, lost: 0 };
+  private order = 0;
   caps?: Capabilities;
   private seq = Math.floor(Math.random() * 0xffff);
   private readonly pending = new Map<number, Pending>();
@@ -95,6 +102,16 @@ export class BridgeClient {
     this.pending.delete(p.seq);
     clearTimeout(w.timer);
     w.resolve(p);
+    // The device answers requests in arrival order (INFER aside): an earlier request still waiting
+    // was lost on the way there or back, so resend it now rather than at its deadline.
+    for (const [seq, q] of this.pending) {
+      if (q.order < w.order && !q.deferred) {
+        this.pending.delete(seq);
+        clearTimeout(q.timer);
+        this.counters.lost++;
+        q.resolve(undefined);
+      }
+    }
   }
 
   private onClose(reason: string): void {
@@ -134,9 +151,10 @@ export class BridgeClient {
       const seq = this.seq;
       const timer = setTimeout(() => {
         this.pending.delete(seq);
+        this.counters.timeouts++;
         resolve(undefined);
       }, timeoutMs);
-      this.pending.set(seq, { resolve, reject, timer });
+      this.pending.set(seq, { resolve, reject, timer, order: this.order++, deferred: type === Msg.INFER });
       try {
         this.link.send(encodePacket(type, 0, seq, payload));
       } catch (e) {
@@ -160,10 +178,7 @@ export class BridgeClient {
         if (t > 0) this.counters.retries++;
         this.counters.requests++;
         const p = await this.once(type, payload, timeout);
-        if (!p) {
-          this.counters.timeouts++;
-          continue;
-        }
+        if (!p) continue; // timed out, or passed over by a later answer
         if (p.type !== (type | PKT_RESPONSE)) throw new ZeroqError('fpga-protocol', `response type 0x${p.type.toString(16)} to request 0x${type.toString(16)}`, this.link.path);
         if (p.status !== 0) throw new DeviceError(p.status, type, p.payload.toString('utf8').replace(/[^\x20-\x7e]/g, ''), this.link.path);
         return p.payload;
@@ -187,8 +202,8 @@ export class BridgeClient {
     return parseStats(await this.call(Msg.STATS, Buffer.alloc(0), { respBytes: 48 }));
   }
 
-  async ping(data: Buffer): Promise<Buffer> {
-    return this.call(Msg.PING, data, { respBytes: data.length });
+  async ping(data: Buffer, tries?: number): Promise<Buffer> {
+    return this.call(Msg.PING, data, { respBytes: data.length, tries });
   }
 
   /** Data bytes per FRAME_DATA/UPLOAD_DATA/READ packet. */

@@ -5,15 +5,16 @@
  * A frame goes to the device while the link is up. A request without an answer is retried; then
  * the link is resynchronised (HELLO with a session reset, the image uploaded again if the device
  * lost it) and the frame tried once more; then the frame and the following ones are computed by
- * the int engine while a background loop reconnects with back-off (100 ms doubling to 500 ms),
+ * the int engine while a background loop reconnects with back-off (100 ms doubling to 400 ms),
  * reopening the port if it vanished. Every result from the device is checked (packet CRCs, the
  * result's CRC, the image digest, the head shapes and formats), so a detection never comes from
  * integers the device did not compute from this frame and these weights.
  */
+import { EventEmitter } from 'node:events';
 import { ZeroqError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { QNet } from '../../qnet/types.js';
-import type { Engine, Frame, HeadTensor } from '../engine.js';
+import type { Engine, EngineLinkStatus, Frame, HeadTensor } from '../engine.js';
 import { validateQNet } from '../../qnet/validate.js';
 import { BridgeClient, DeviceError, HOST_MAX_PAYLOAD } from './client.js';
 import { deviceRefusal, encodeDeviceImage, imageDigest } from './image.js';
@@ -32,11 +33,14 @@ export interface FpgaCounters {
   requests: number;
   retries: number;
   timeouts: number;
+  /** Requests resent at once because a later one was answered first. */
+  lost: number;
   /** Packets from the device dropped for a bad CRC / bad framing (COBS, length, overrun). */
   crcErrors: number;
   framingErrors: number;
   /** Results refused by the end-to-end checks (result CRC, digest, heads). */
   resultErrors: number;
+  /** Resynchronisations after a failed frame / attempts of the background reconnect loop. */
   resyncs: number;
   reconnects: number;
   uploads: number;
@@ -72,30 +76,33 @@ export interface FpgaEngineOptions {
   requireDevice?: boolean;
   /** Deadline floor per request, ms (default 250). */
   baseTimeoutMs?: number;
-  /** Back-off of the reconnect loop, ms (default 100 doubling to 500). */
+  /** Back-off of the reconnect loop, ms (default 100 doubling to 400). */
   backoffMs?: [number, number];
   /** Called with upload progress. */
   onUpload?: (done: number, total: number) => void;
 }
 
 const zeroCounters = (): FpgaCounters => ({
-  deviceFrames: 0, fallbackFrames: 0, bytesOut: 0, bytesIn: 0, requests: 0, retries: 0, timeouts: 0, crcErrors: 0,
+  deviceFrames: 0, fallbackFrames: 0, bytesOut: 0, bytesIn: 0, requests: 0, retries: 0, timeouts: 0, lost: 0, crcErrors: 0,
   framingErrors: 0, resultErrors: 0, resyncs: 0, reconnects: 0, uploads: 0, uploadBytes: 0, accelCycles: 0, deviceUs: 0,
 });
 
-export class FpgaEngine implements Engine {
+/**
+ * Emits 'state' (state: LinkState, reason?: string) whenever the link state changes.
+ */
+export class FpgaEngine extends EventEmitter implements Engine {
   readonly kind = 'fpga' as const;
   readonly net;
   readonly modelId: string;
   readonly image: Buffer;
   readonly digest: string;
-  private state: LinkState = 'connecting';
+  private _state: LinkState = 'connecting';
   private reason?: string;
-  private link?: SerialLink;
+  private port?: SerialLink;
   private client?: BridgeClient;
   private readonly counters = zeroCounters();
   /** Counters of links already closed (the live link's are added on read). */
-  private readonly past = { bytesOut: 0, bytesIn: 0, requests: 0, retries: 0, timeouts: 0, crcErrors: 0, framingErrors: 0 };
+  private readonly past = { bytesOut: 0, bytesIn: 0, requests: 0, retries: 0, timeouts: 0, lost: 0, crcErrors: 0, framingErrors: 0 };
   private connecting?: Promise<boolean>;
   private reconnectTimer?: NodeJS.Timeout;
   private backoff: number;
@@ -111,6 +118,7 @@ export class FpgaEngine implements Engine {
     private readonly qnet: QNet,
     private readonly opts: FpgaEngineOptions,
   ) {
+    super();
     validateQNet(qnet);
     this.net = qnet.net;
     this.modelId = opts.modelId ?? qnet.net.name;
@@ -142,6 +150,16 @@ export class FpgaEngine implements Engine {
     return e;
   }
 
+  private get state(): LinkState {
+    return this._state;
+  }
+
+  private set state(s: LinkState) {
+    if (s === this._state) return;
+    this._state = s;
+    this.emit('state', s, this.reason);
+  }
+
   /** A method, not a field test: close() may run while a frame awaits. */
   private isClosed(): boolean {
     return this.state === 'closed';
@@ -154,8 +172,24 @@ export class FpgaEngine implements Engine {
     return { state: this.state, device: this.opts.device, counters: c, caps: this.client?.caps, reason: this.reason, digest: this.digest, imageBytes: this.image.length };
   }
 
+  link(): EngineLinkStatus {
+    const s = this.status();
+    const c = s.counters;
+    return {
+      state: s.state, device: s.device, reason: s.reason, bytesOut: c.bytesOut, bytesIn: c.bytesIn, retries: c.retries,
+      timeouts: c.timeouts, crcErrors: c.crcErrors + c.resultErrors, framingErrors: c.framingErrors, resyncs: c.resyncs,
+      reconnects: c.reconnects, uploads: c.uploads, deviceFrames: c.deviceFrames, fallbackFrames: c.fallbackFrames,
+    };
+  }
+
+  onLinkChange(listener: (s: EngineLinkStatus) => void): () => void {
+    const on = (): void => listener(this.link());
+    this.on('state', on);
+    return () => this.off('state', on);
+  }
+
   private liveCounters(): typeof this.past {
-    const l = this.link;
+    const l = this.port;
     const cl = this.client;
     return {
       bytesOut: l?.counters.bytesOut ?? 0,
@@ -163,6 +197,7 @@ export class FpgaEngine implements Engine {
       requests: cl?.counters.requests ?? 0,
       retries: cl?.counters.retries ?? 0,
       timeouts: cl?.counters.timeouts ?? 0,
+      lost: cl?.counters.lost ?? 0,
       crcErrors: l?.decoder.counters.crcErrors ?? 0,
       framingErrors: (l?.decoder.counters.framingErrors ?? 0) + (l?.decoder.counters.overruns ?? 0),
     };
@@ -171,8 +206,8 @@ export class FpgaEngine implements Engine {
   private async dropLink(): Promise<void> {
     const live = this.liveCounters();
     for (const k of Object.keys(this.past) as (keyof typeof this.past)[]) this.past[k] += live[k];
-    const l = this.link;
-    this.link = undefined;
+    const l = this.port;
+    this.port = undefined;
     this.client = undefined;
     if (l) await l.close();
   }
@@ -190,14 +225,14 @@ export class FpgaEngine implements Engine {
   private async connectOnce(): Promise<boolean> {
     if (this.state === 'closed' || this.state === 'unsupported') return false;
     try {
-      if (!this.link?.isOpen) {
+      if (!this.port?.isOpen) {
         await this.dropLink();
         const link = await SerialLink.open(this.opts.device, this.opts.baud ?? 115200, HOST_MAX_PAYLOAD);
         if (this.isClosed()) {
           await link.close();
           return false;
         }
-        this.link = link;
+        this.port = link;
         this.client = new BridgeClient(link, {
           bytesPerSecond: this.opts.baud ? this.opts.baud / 10 : undefined,
           baseTimeoutMs: this.opts.baseTimeoutMs,
@@ -205,33 +240,46 @@ export class FpgaEngine implements Engine {
         link.on('close', (why: string) => this.onLinkClosed(link, why));
       } else {
         // Resynchronise an open link: forget a partial packet, end one at the device.
-        this.counters.resyncs++;
-        this.link.flushInput();
-        this.link.send(Buffer.alloc(16));
+        this.port.flushInput();
+        this.port.send(Buffer.alloc(16));
       }
       const client = this.client!;
-      const caps = await client.hello(true, 2);
+      const reconnect = this._state === 'fallback';
+      const caps = await client.hello(true, reconnect ? 1 : 2);
       this.generation++;
       const refusal = caps.version !== 1 ? `protocol version ${caps.version}` : deviceRefusal(this.qnet, caps, this.image.length);
       if (refusal) return this.unsupported(refusal);
       if (!(caps.imageState === 1 && caps.imageDigest === this.digest)) {
+        const t0 = performance.now();
+        log.info({ device: this.opts.device, weights: this.modelId, bytes: this.image.length }, 'fpga: uploading the weight set');
         const sent = await client.upload(this.image, this.digest, this.opts.onUpload);
         if (sent) {
           this.counters.uploads++;
           this.counters.uploadBytes += this.image.length;
+          log.info({ device: this.opts.device, weights: this.modelId, ms: Math.round(performance.now() - t0) }, 'fpga: weight set uploaded');
         }
         await client.hello(false, 2);
+      }
+      if (reconnect) {
+        // A link that answers a short HELLO may still lose every full-size packet (heavy corruption):
+        // go back to the device only when a full-size packet survives the trip.
+        const probe = Buffer.alloc(client.chunkBytes(), 0x5a);
+        const echo = await client.ping(probe, 1);
+        if (!echo.equals(probe)) throw new ZeroqError('fpga-probe', 'the link probe came back altered');
       }
       const slots = Math.max(1, Math.min(caps.slots, this.opts.inflight ?? 1));
       this.freeSlots = Array.from({ length: slots }, (_, i) => i);
       for (const wake of this.slotWaiters.splice(0)) wake(-1);
-      this.state = 'ready';
       this.reason = undefined;
-      this.backoff = (this.opts.backoffMs ?? [100, 500])[0];
+      this.state = 'ready';
+      this.backoff = (this.opts.backoffMs ?? [100, 400])[0];
       return true;
     } catch (e) {
       if (e instanceof DeviceError && isPermanent(e.status)) return this.unsupported(e.message);
       this.reason = (e as Error).message;
+      // The next attempt reopens the port: a vanished pty or USB device is not always reported
+      // (a write blocked on a hung-up port waits forever), and the path may now name a new one.
+      await this.dropLink();
       if (!this.isClosed()) this.state = 'fallback';
       this.scheduleReconnect();
       return false;
@@ -246,7 +294,7 @@ export class FpgaEngine implements Engine {
   }
 
   private onLinkClosed(link: SerialLink, why: string): void {
-    if (link !== this.link) return;
+    if (link !== this.port) return;
     this.reason = `link closed: ${why}`;
     if (this.state === 'ready' || this.state === 'connecting') {
       this.state = 'fallback';
@@ -257,7 +305,7 @@ export class FpgaEngine implements Engine {
   private scheduleReconnect(): void {
     if (this.reconnectTimer || this.state === 'closed' || this.state === 'unsupported') return;
     const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, (this.opts.backoffMs ?? [100, 500])[1]);
+    this.backoff = Math.min(this.backoff * 2, (this.opts.backoffMs ?? [100, 400])[1]);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.state !== 'fallback') return;
@@ -312,7 +360,9 @@ export class FpgaEngine implements Engine {
     try {
       const id = this.frameId;
       this.frameId = (this.frameId + 1) >>> 0 || 1;
-      const inferMs = Math.max(2000, (4 * this.lastDeviceUs) / 1000);
+      // The device answers INFER when the frame is computed: allow 4 times the last frame's time
+      // (the first frame, unknown, 5 s).
+      const inferMs = this.lastDeviceUs > 0 ? 100 + (4 * this.lastDeviceUs) / 1000 : 5000;
       const { info, result } = await client.frame(slot, id, frame.rgb, inferMs);
       let heads: HeadTensor[];
       try {
@@ -359,7 +409,9 @@ export class FpgaEngine implements Engine {
           }
           if (e instanceof DeviceError && e.status === Err.BUSY) continue;
           if (gen !== this.generation) continue; // another frame resynchronised meanwhile: just try again
-          if (attempt === 0 && !(await this.connect())) break; // resynchronise, then one more try
+          if (attempt > 0) break;
+          this.counters.resyncs++;
+          if (!(await this.connect())) break; // resynchronise, then one more try
         }
       }
       if (this.state === 'ready') {

@@ -18,10 +18,16 @@ import { writeZqw } from '../qnet/zqw.js';
 import { inputScaleFor } from '../quant/conv.js';
 import { quantizeWeights } from '../quant/weights.js';
 import { lineChartSvg, weightHistogramSvg } from '../quant/svg.js';
+import { chooseLayerWidths, type WidthChoice } from '../retrain/bit-widths.js';
+import { loadFrames as loadFrameSet, readGroundTruth, readImageList as readTrainList, type FrameSet } from '../retrain/data.js';
+import type { GroundTruth } from '../eval/coco.js';
+import type { Frame } from '../engine/engine.js';
 
 export interface QuantizeCommand {
   weights?: string;
   quant: QuantizeOptions;
+  /** Widths per layer at an average (quant.wbits is then ignored). */
+  avgBits?: { target: number; val?: string; gt?: string; sensitivityImages: number };
   calib: string;
   calibImages: number;
   output: string;
@@ -198,11 +204,56 @@ async function writeReport(dir: string, res: QuantizeResult, summary: Record<str
   return written;
 }
 
+/** The widths per layer for --avg-bits: layer errors on the first images of --val (else of the calibration list). */
+async function chooseWidths(
+  model: Awaited<ReturnType<typeof loadDarknet>>, calib: Frame[], calibPaths: string[], quant: QuantizeOptions, a: NonNullable<QuantizeCommand['avgBits']>,
+): Promise<WidthChoice> {
+  const { net } = model;
+  const log = (m: string) => process.stderr.write(`${m}\n`);
+  let val: { frames: FrameSet; gt: GroundTruth } | undefined;
+  let sensPaths = calibPaths.slice(0, a.sensitivityImages);
+  if (a.val) {
+    const paths = await readTrainList(a.val);
+    const calibSet = new Set(calibPaths.map((p) => path.resolve(p)));
+    const both = paths.filter((p) => calibSet.has(path.resolve(p)));
+    if (both.length > 0) throw new ZeroqError('bad-option', `${both.length} validation images are also calibration images (e.g. ${both[0]})`, a.val);
+    const gt = await readGroundTruth(a.gt ?? path.join(path.dirname(a.val), 'instances.json'));
+    log(`loading ${paths.length} validation images`);
+    val = { frames: await loadFrameSet(net, paths), gt };
+    sensPaths = paths.slice(0, a.sensitivityImages);
+  }
+  const sensitivity = await loadFrameSet(net, sensPaths);
+  return chooseLayerWidths(model, calib, { quant, avgBits: a.target, sensitivity, ...(val ? { val } : {}), threads: quant.threads ?? 1, log });
+}
+
+function widthsMeta(w: WidthChoice, a: NonNullable<QuantizeCommand['avgBits']>): Record<string, unknown> {
+  return {
+    method: 'layer sensitivity',
+    avgBitsTarget: a.target,
+    minBits: w.chosen.minBits,
+    sensitivityImages: w.sensitivityImages,
+    ...(a.val ? { validationList: path.basename(a.val) } : {}),
+    candidates: w.candidates.map((c) => ({
+      minBits: c.minBits, avgBits: c.avgBits, error: c.error, ...(c.ap50 !== undefined ? { validationAP: c.ap, validationAP50: c.ap50 } : {}),
+    })),
+  };
+}
+
+function widthLines(w: WidthChoice): string[] {
+  const hist = new Map<number, number>();
+  for (const b of w.chosen.layerBits) if (b) hist.set(b, (hist.get(b) ?? 0) + 1);
+  const lines = [`  widths per layer: ${[...hist].sort((x, y) => x[0] - y[0]).map(([b, n]) => `${n} layers at ${b}`).join(', ')} (narrowest allowed ${w.chosen.minBits})`];
+  for (const c of w.candidates) {
+    lines.push(`    candidate ${c.minBits}..8: ${c.avgBits.toFixed(3)} bits, summed error ${c.error.toFixed(3)}${c.ap50 !== undefined ? `, validation AP50 ${(100 * c.ap50).toFixed(2)}` : ''}${c === w.chosen ? ' (chosen)' : ''}`);
+  }
+  return lines;
+}
+
 export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<void> {
   const model = await loadDarknet(cfg, cmd.weights);
   const list = readImageList(cmd.calib).slice(0, cmd.calibImages);
   // Progress on stderr: a bar per phase on a terminal, a line about every 10% otherwise.
-  const { progress } = await import('../cli/progress.js');
+  const { progress } = await import('./progress.js');
   const p = progress('quantize');
   const PHASES: Record<string, [string, string]> = {
     images: ['loading calibration images', 'images'],
@@ -220,9 +271,17 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
     p.update(done);
   };
   let res: QuantizeResult;
+  let widths: WidthChoice | undefined;
   try {
     const frames = await loadFrames(list, model.net, (k) => step('images', k, list.length));
-    res = await quantizeModel(model, frames, cmd.quant, (ph: ProgressPhase, done, total) => step(ph, done, total));
+    if (cmd.avgBits) {
+      p.stop();
+      phase = '';
+      widths = await chooseWidths(model, frames, list.map((im) => im.path), cmd.quant, cmd.avgBits);
+      res = widths.result;
+    } else {
+      res = await quantizeModel(model, frames, cmd.quant, (ph: ProgressPhase, done, total) => step(ph, done, total));
+    }
   } finally {
     p.stop();
   }
@@ -239,7 +298,8 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
     },
     classes: classNames(cfg, heads[0]?.classes ?? 0),
     quantization: {
-      wbits: cmd.quant.wbits,
+      wbits: widths ? Math.max(...res.qnet.convs.map((c) => c?.wbits ?? 0)) : cmd.quant.wbits,
+      ...(widths ? { widths: widthsMeta(widths, cmd.avgBits!) } : {}),
       ...(cmd.quant.firstBits !== undefined ? { firstBits: cmd.quant.firstBits } : {}),
       ...(cmd.quant.headBits !== undefined ? { headBits: cmd.quant.headBits } : {}),
       abits: cmd.quant.abits,
@@ -249,6 +309,8 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       biasCorrection: cmd.quant.biasCorrection ?? false,
       equalized: res.equalized?.length ?? 0,
       ...(cmd.quant.alignWeights && cmd.quant.perChannel ? { alignedWeights: true } : {}),
+      ...(cmd.quant.weightClip === 'mse' ? { weightClip: 'mse' } : {}),
+      ...(cmd.quant.rounding === 'output' ? { rounding: 'output' } : {}),
       ...(res.calibration.method === 'search' ? { searchObjective: cmd.quant.searchObjective ?? 'exact' } : {}),
     },
     calibration: { ...res.calibration, list: path.basename(cmd.calib), imageIds: list.map((im) => im.id) },
@@ -265,7 +327,8 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
     id: (await import('../qnet/zqw.js')).parseZqw(buf).manifest.id,
     architecture: architectureHash(model.net),
     model: model.net.name,
-    options: cmd.quant,
+    options: widths ? { ...cmd.quant, wbits: undefined, avgBits: cmd.avgBits!.target } : cmd.quant,
+    ...(widths ? { widths: widthsMeta(widths, cmd.avgBits!) } : {}),
     calibration: { ...res.calibration, list: cmd.calib },
     totals,
     layers: res.layers,
@@ -285,6 +348,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       `${model.net.name} → ${out}`,
       `  id ${summary.id}`,
       `  ${t.convLayers} conv layers, ${t.weights} weights, ${t.avgBitsPerWeight.toFixed(2)} bits per weight`,
+      ...(widths ? widthLines(widths) : []),
       `  ${t.bytes} bytes: ${(100 * t.ratioToFloat).toFixed(1)}% of float32 (${t.floatBytes}), ${(100 * t.ratioToDarknet).toFixed(1)}% of the darknet weights file (${t.darknetBytes})`,
       `  activations ${res.calibration.method} on ${res.calibration.images} images${res.calibration.searchImages !== undefined ? ` (search on ${res.calibration.searchImages})` : ''}; minimum accumulator headroom ${t.minHeadroomBits.toFixed(1)} bits${t.loweredChannels ? `; fw lowered on ${t.loweredChannels} channels` : ''}`,
       ...(pictures.length ? [`  report: ${pictures.join(', ')}`] : []),

@@ -1,0 +1,172 @@
+/**
+ * Rounding that minimises the error of a conv layer's output instead of each weight's own
+ * (the second-order method of Frantar et al., "GPTQ", 2022, after "Optimal Brain Quantization"):
+ * for one output channel with weights w over its input window x, the output error is
+ * E[((w − ŵ)·x)²] = (w − ŵ)ᵀ H (w − ŵ) with H = E[x xᵀ]. The weights are rounded one at a time onto
+ * the channel's grid (mu + k·2^-fw, |k| ≤ 2^(Nw−1) − 1) and the error each rounding makes is spread
+ * over the weights not rounded yet, in the proportions H says keep the output closest:
+ * with U the upper Cholesky factor of H⁻¹, after rounding weight j, w_k −= (w_j − ŵ_j)/U_jj · U_jk (k > j).
+ * The grid (mu, fw) is chosen as before; only which grid point each weight takes changes.
+ *
+ * H comes from the layer's inputs on the calibration images, as the integer network quantized so
+ * far computes them (the format search has them), so each layer also absorbs part of the error of
+ * the layers before it.
+ */
+import type { ConvLayer, Network } from '../model/ir.js';
+import { inputShape } from '../model/ir.js';
+import { roundHalfAway } from '../qnet/arith.js';
+
+/** Relative damping added to H's diagonal (of its mean), as GPTQ does, so that H is safely invertible. */
+export const DAMPING = 0.01;
+
+/** One input of a layer: an integer tensor (CHW) and its fraction bits. */
+export interface LayerInput {
+  c: number;
+  h: number;
+  w: number;
+  data: Int32Array | Int16Array;
+  frac: number;
+}
+
+/** Per group of the conv: the upper Cholesky factor of the damped inverse of H (d×d, row-major), d = weights per output channel. */
+export interface InputHessian {
+  d: number;
+  factors: Float64Array[];
+}
+
+/**
+ * H = Σ x xᵀ over the output positions of every input (per group of the conv), at most `maxPositions`
+ * evenly spaced positions per input, then damped, inverted and factored.
+ */
+export function inputHessian(net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048): InputHessian {
+  const inShape = inputShape(net, layer);
+  const k = layer.size;
+  const kk = k * k;
+  const G = layer.groups;
+  const cg = inShape.c / G;
+  const d = cg * kk;
+  const { h: OH, w: OW } = layer.out;
+  const H = Array.from({ length: G }, () => new Float64Array(d * d));
+  const x = new Float64Array(d);
+  const positions = OH * OW;
+  const every = Math.max(1, Math.ceil(positions / maxPositions));
+  for (const inp of inputs) {
+    const s = 2 ** -inp.frac;
+    const plane = inp.h * inp.w;
+    for (let p = 0; p < positions; p += every) {
+      const oy = Math.floor(p / OW);
+      const ox = p % OW;
+      for (let g = 0; g < G; g++) {
+        let nz = false;
+        for (let c = 0; c < cg; c++) {
+          const ch = g * cg + c;
+          for (let ky = 0; ky < k; ky++) {
+            const iy = oy * layer.stride - layer.pad + ky;
+            for (let kx = 0; kx < k; kx++) {
+              const ix = ox * layer.stride - layer.pad + kx;
+              const v = iy >= 0 && iy < inp.h && ix >= 0 && ix < inp.w ? inp.data[ch * plane + iy * inp.w + ix] * s : 0;
+              x[c * kk + ky * k + kx] = v;
+              if (v !== 0) nz = true;
+            }
+          }
+        }
+        if (!nz) continue;
+        const Hg = H[g];
+        for (let i = 0; i < d; i++) {
+          const xi = x[i];
+          if (xi === 0) continue;
+          const row = i * d;
+          for (let j = i; j < d; j++) Hg[row + j] += xi * x[j];
+        }
+      }
+    }
+  }
+  return { d, factors: H.map((Hg) => inverseCholeskyUpper(symmetrize(Hg, d), d)) };
+}
+
+function symmetrize(H: Float64Array, d: number): Float64Array {
+  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) H[i * d + j] = H[j * d + i];
+  return H;
+}
+
+/** Lower Cholesky factor L (L Lᵀ = A) in place of a copy; returns undefined when A is not positive definite. */
+function cholesky(A: Float64Array, d: number): Float64Array | undefined {
+  const L = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = A[i * d + j];
+      for (let k = 0; k < j; k++) s -= L[i * d + k] * L[j * d + k];
+      if (i === j) {
+        if (!(s > 0)) return undefined;
+        L[i * d + i] = Math.sqrt(s);
+      } else L[i * d + j] = s / L[j * d + j];
+    }
+  }
+  return L;
+}
+
+/**
+ * U with Uᵀ U = (H + damping)⁻¹, upper triangular (row-major). Inputs that never vary (zero rows of H)
+ * get a unit diagonal: their weights are rounded on their own.
+ */
+export function inverseCholeskyUpper(H: Float64Array, d: number): Float64Array {
+  let mean = 0;
+  for (let i = 0; i < d; i++) mean += H[i * d + i];
+  mean /= d;
+  const A = H.slice();
+  for (let i = 0; i < d; i++) {
+    if (A[i * d + i] === 0) {
+      for (let j = 0; j < d; j++) (A[i * d + j] = 0), (A[j * d + i] = 0);
+      A[i * d + i] = 1;
+    }
+  }
+  for (let damp = DAMPING; ; damp *= 10) {
+    const B = A.slice();
+    for (let i = 0; i < d; i++) B[i * d + i] += damp * (mean > 0 ? mean : 1);
+    const L = cholesky(B, d);
+    if (!L) continue;
+    // H⁻¹ = L⁻ᵀ L⁻¹: invert L (lower), form H⁻¹, factor it.
+    const Li = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) {
+      Li[i * d + i] = 1 / L[i * d + i];
+      for (let j = 0; j < i; j++) {
+        let s = 0;
+        for (let k = j; k < i; k++) s += L[i * d + k] * Li[k * d + j];
+        Li[i * d + j] = -s / L[i * d + i];
+      }
+    }
+    const Hi = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = 0;
+        for (let k = i; k < d; k++) s += Li[k * d + i] * Li[k * d + j];
+        Hi[i * d + j] = s;
+        Hi[j * d + i] = s;
+      }
+    }
+    // Hi = L Lᵀ (lower Cholesky factor) → U = Lᵀ is upper with Uᵀ U = Hi.
+    const Lh = cholesky(Hi, d);
+    if (!Lh) continue;
+    const U = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) U[j * d + i] = Lh[i * d + j];
+    return U;
+  }
+}
+
+/**
+ * The integers of one output channel: D = w − mu (input-scaled), rounded one at a time onto
+ * k·2^-frac, |k| ≤ qmax, the error of each spread over the rest by U.
+ */
+export function roundChannel(D: Float64Array, U: Float64Array, frac: number, qmax: number, out: Int8Array, at: number): void {
+  const d = D.length;
+  const w = D.slice();
+  const s = 2 ** frac;
+  for (let j = 0; j < d; j++) {
+    const q = Math.max(-qmax, Math.min(qmax, roundHalfAway(w[j] * s)));
+    out[at + j] = q;
+    const err = (w[j] - q / s) / U[j * d + j];
+    if (err === 0) continue;
+    const row = j * d;
+    for (let k = j + 1; k < d; k++) w[k] -= err * U[row + k];
+  }
+}

@@ -1,0 +1,81 @@
+import t from 'tap';
+import { allocateBits, monotoneErrors, type LayerErrors } from '../src/quant/bit-allocation.js';
+
+/** Errors halving with every bit, scaled per layer. */
+function layer(index: number, weights: number, scale: number): LayerErrors {
+  const error: number[] = [];
+  for (let b = 2; b <= 8; b++) error[b] = b === 8 ? 0 : scale * 2 ** -(b - 2);
+  return { layer: index, weights, error };
+}
+
+/** Least summed error over every assignment of widths (small cases only). */
+function bruteForce(layers: LayerErrors[], avg: number, minBits: number): number {
+  const total = layers.reduce((s, l) => s + l.weights, 0);
+  const errs = layers.map((l) => monotoneErrors(l.error, minBits, 8));
+  let best = Infinity;
+  const rec = (k: number, bits: number, err: number): void => {
+    if (bits > avg * total + 1e-9) return;
+    if (k === layers.length) {
+      best = Math.min(best, err);
+      return;
+    }
+    for (let b = minBits; b <= 8; b++) rec(k + 1, bits + layers[k].weights * b, err + errs[k][b]);
+  };
+  rec(0, 0, 0);
+  return best;
+}
+
+t.test('an integer average with equal layers gives every layer that width', async (t) => {
+  const layers = [layer(0, 100, 1), layer(1, 100, 1), layer(2, 100, 1)];
+  const a = allocateBits(layers, 5);
+  t.same(a.widths, [5, 5, 5]);
+  t.equal(a.avgBits, 5);
+});
+
+t.test('the bits go to the sensitive layer, the average is not exceeded', async (t) => {
+  const layers = [layer(0, 100, 100), layer(1, 100, 1)];
+  const a = allocateBits(layers, 5);
+  t.ok(a.widths[0] > a.widths[1], `sensitive layer wider: ${a.widths}`);
+  t.ok(a.avgBits <= 5 + 1e-12);
+  t.equal(a.avgBits, 5, 'the whole budget is used');
+});
+
+t.test('a large cheap layer is narrowed to pay for small costly ones', async (t) => {
+  // 1000 weights with little error, three layers of 10 with much: at 4.1 bits on average the big one
+  // goes to 4 or below and the small ones as wide as the rest allows.
+  const layers = [layer(0, 1000, 1), layer(1, 10, 50), layer(2, 10, 50), layer(3, 10, 50)];
+  const a = allocateBits(layers, 4.1);
+  t.ok(a.widths[0] <= 4);
+  t.same(a.widths.slice(1), [8, 8, 8]);
+});
+
+t.test('the dynamic programme finds the least summed error (against brute force)', async (t) => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let trial = 0; trial < 20; trial++) {
+    const layers: LayerErrors[] = [];
+    for (let k = 0; k < 4; k++) {
+      const error: number[] = [];
+      for (let b = 2; b <= 8; b++) error[b] = b === 8 ? 0 : rand() * 10 * (9 - b);
+      layers.push({ layer: k, weights: 1 + Math.floor(rand() * 50), error });
+    }
+    const avg = 2 + rand() * 5;
+    const minBits = trial % 3 === 0 ? 3 : 2;
+    if (avg < minBits) continue;
+    const a = allocateBits(layers, avg, { minBits, states: 1e6 });
+    const total = layers.reduce((s, l) => s + l.weights, 0);
+    const used = layers.reduce((s, l, k) => s + l.weights * a.widths[k], 0);
+    t.ok(used <= avg * total + 1e-9, `trial ${trial}: within the budget`);
+    t.ok(a.widths.every((b) => b >= minBits && b <= 8));
+    t.ok(Math.abs(a.error - bruteForce(layers, avg, minBits)) < 1e-9, `trial ${trial}: optimal (${a.error})`);
+  }
+});
+
+t.test('measured errors are made monotone: a wider format never counts as worse', async (t) => {
+  const e = monotoneErrors([0, 0, 5, 7, 2, 3, 1, 0.5, 0], 2, 8);
+  t.same(e.slice(2), [7, 7, 3, 3, 1, 0.5, 0]);
+});
+
+t.test('a floor above the average is refused', async (t) => {
+  t.throws(() => allocateBits([layer(0, 10, 1)], 3.5, { minBits: 4 }), { code: 'quant-bits' });
+});

@@ -1,0 +1,218 @@
+// Widths per layer (--avg-bits): the layer errors, the partial forward pass they rest on, the
+// quantizer and the trainer with per-layer widths; the per-width recipes of zeroq retrain; crops.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { loadDarknet } from '../src/model/darknet.js';
+import { dataPath, repoRoot } from '../src/util/paths.js';
+import { loadFrames, readImageList } from '../src/retrain/data.js';
+import { prepareFrame } from '../src/detect/preprocess.js';
+import { quantizeDefaults, quantizeModel } from '../src/quant/quantize.js';
+import { allocateBits } from '../src/quant/bit-allocation.js';
+import { layerErrors } from '../src/retrain/bit-widths.js';
+import { defaultQuantConfig, fromQNet, intConvOf, qnetDifferences } from '../src/retrain/formats.js';
+import { quantForward } from '../src/retrain/sim.js';
+import { cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
+import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
+import { zeroq as zeroqCli } from './helpers/cli.js';
+import { readZqw } from '../src/qnet/zqw.js';
+import { quantizeConv } from '../src/quant/conv.js';
+import { tensorInput } from '../src/qnet/bounds.js';
+
+const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
+
+async function tiny(images: number) {
+  const model = await loadDarknet(CFG, undefined, { width: 64, height: 64 });
+  const paths = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, images);
+  const calib = await Promise.all(paths.slice(0, 4).map(async (p) => (await prepareFrame(p, model.net)).frame));
+  return { model, frames: await loadFrames(model.net, paths), calib };
+}
+
+t.test('a forward pass that reuses the layers before a changed one equals the whole pass', async (t) => {
+  const { model, frames, calib } = await tiny(3);
+  const net = model.net;
+  const base = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax' });
+  const q8 = fromQNet(base.qnet);
+  const batch = { n: 3, rgb: frames.rgb };
+  const tape = quantForward(net, q8, batch, 2);
+  // Layer L at 3 bits.
+  const L = net.layers.filter((l) => l.kind === 'conv')[20].index;
+  const l = net.layers[L];
+  if (l.kind !== 'conv') throw new Error('not a conv');
+  const src = l.inputs[0];
+  const { qconv } = quantizeConv(net, l, base.model.params[L]!, { wbits: 3, perChannel: true, zeroCenter: true }, tensorInput(base.qnet.formats[src]));
+  const convs = q8.convs.slice();
+  convs[L] = intConvOf(l, qconv, base.qnet.formats[src].frac, base.qnet.formats[L].frac);
+  const q3 = { ...q8, convs };
+  const whole = quantForward(net, q3, batch, 2);
+  const partial = quantForward(net, q3, batch, 2, { tape, from: L });
+  let differ = 0;
+  net.layers.forEach((_, i) => {
+    t.ok(Buffer.compare(Buffer.from(whole.outs[i].buffer), Buffer.from(partial.outs[i].buffer)) === 0 || (differ++, false), `layer ${i}`);
+  });
+  t.equal(differ, 0, 'every layer output is the same');
+  const head = net.layers[net.heads[0]].inputs[0];
+  t.not(Buffer.compare(Buffer.from(whole.outs[head].buffer), Buffer.from(tape.outs[head].buffer)), 0, 'the 3-bit layer changes the heads');
+});
+
+t.test('layer errors: none at 8 bits, more at 2 than at 6 bits, and widths chosen from them run through the quantizer', async (t) => {
+  const { model, frames, calib } = await tiny(4);
+  const net = model.net;
+  const quant = { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax' as const };
+  const base = await quantizeModel(model, calib, quant);
+  const { errors, baseLoss } = layerErrors(base.qnet, base.model, frames, { quant, threads: 2, batch: 2 });
+  t.equal(errors.length, net.layers.filter((l) => l.kind === 'conv').length, 'one entry per conv layer');
+  t.ok(baseLoss >= 0 && Number.isFinite(baseLoss));
+  t.ok(errors.every((e) => e.error[8] === 0), 'the 8-bit network is the reference');
+  const sum = (b: number) => errors.reduce((s, e) => s + e.error[b], 0);
+  t.ok(sum(2) > sum(4) && sum(4) > sum(6), `summed errors fall with the width: ${sum(2).toFixed(3)} ${sum(4).toFixed(3)} ${sum(6).toFixed(3)}`);
+  const a = allocateBits(errors, 4.5, { minBits: 3 });
+  t.ok(a.avgBits <= 4.5 && a.avgBits > 4.4, `average ${a.avgBits}`);
+  t.ok(new Set(a.widths).size > 1, 'the layers get different widths');
+  const layerBits = net.layers.map(() => 0);
+  errors.forEach((e, k) => (layerBits[e.layer] = a.widths[k]));
+  const q = await quantizeModel(model, calib, { ...quant, layerBits });
+  for (const e of errors) t.equal(q.qnet.convs[e.layer]!.wbits, layerBits[e.layer], `layer ${e.layer} at its width`);
+});
+
+t.test('retraining with a width per layer: each start is the quantizer\'s output, the widths stay', async (t) => {
+  const { model, frames, calib } = await tiny(4);
+  const net = model.net;
+  const { wbits: _w, ...quant } = defaultQuantConfig(8);
+  const convs = net.layers.filter((l) => l.kind === 'conv').map((l) => l.index);
+  const layerBits = net.layers.map(() => 0);
+  convs.forEach((i, k) => (layerBits[i] = [3, 5, 8][k % 3]));
+  const state = initialState(model.params, 1);
+  const first = await startIteration(net, state, calib, { ...quant, wbits: 8, layerBits }, 2);
+  const quantized = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 8, layerBits, threads: 2 });
+  t.same(qnetDifferences(first.qnet, quantized.qnet), [], 'the same integers as zeroq quantize with those widths');
+  const cfg: TrainConfig = {
+    quant: { ...quant, layerBits }, schedule: [8], iterations: 2, epochs: 1, batch: 2, lr: 1e-4, seed: 3, threads: 2,
+    labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 1,
+  };
+  const r = await train(net, model.params, initialState(model.params, 3), { frames, calib }, cfg);
+  for (const i of convs) {
+    const c = r.qnet.convs[i]!;
+    t.equal(c.wbits, layerBits[i], `layer ${i} width`);
+    const hi = 2 ** (c.wbits - 1);
+    t.ok(c.q.every((v) => v >= -hi && v < hi), `layer ${i}: integers within ${c.wbits} bits`);
+  }
+});
+
+t.test('zeroq retrain: settings not given take the recipe of the width, given ones win', async (t) => {
+  const base: RetrainFlags = {
+    abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8,
+    headAbits: 16, actCalib: 'search', percentile: 99.99, searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+    calibImages: 32, threads: 1, output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
+  };
+  const w4 = parseRetrainFlags(CFG, { ...base, wbits: 4 });
+  t.equal(w4.train.iterations, 12);
+  t.equal(w4.train.lrDecay, 0.7);
+  t.equal(w4.train.flip, true);
+  t.equal(w4.train.quant.alignWeights, true);
+  t.equal(w4.train.featureWeight, 0.5);
+  const w6 = parseRetrainFlags(CFG, { ...base, wbits: 6 });
+  t.equal(w6.train.iterations, 3);
+  t.equal(w6.train.lrDecay, 0.5);
+  const own = parseRetrainFlags(CFG, { ...base, wbits: 4, iterations: 2, flip: false, alignWeights: false, featureWeight: 0, lrDecay: 1, crop: 0.6, weightClip: 'mse' });
+  t.equal(own.train.iterations, 2);
+  t.equal(own.train.flip, false);
+  t.notOk(own.train.quant.alignWeights);
+  t.equal(own.train.featureWeight, 0);
+  t.equal(own.train.lrDecay, 1);
+  t.equal(own.train.crop, 0.6);
+  t.equal(own.train.quant.weightClip, 'mse');
+  const avg = parseRetrainFlags(CFG, { ...base, avgBits: 4.5 });
+  t.equal(avg.avgBits, 4.5);
+  t.equal(avg.train.iterations, 12, 'an average takes the recipe of its floor');
+  t.throws(() => parseRetrainFlags(CFG, { ...base, avgBits: 4.5, wbits: 4 }), { code: 'usage', message: /--avg-bits/ });
+  // A value out of range is refused by the option parser, on the command line.
+  const list = dataPath('coco-val', 'calib.txt');
+  const [nine, crop] = await Promise.all([
+    zeroqCli(['retrain', CFG, '--avg-bits', '9', '--data', list, '-o', 'x.zqw']),
+    zeroqCli(['retrain', CFG, '--wbits', '4', '--crop', '0', '--data', list, '-o', 'x.zqw']),
+  ]);
+  t.equal(nine.code, 2);
+  t.match(nine.stderr, /'--avg-bits <b>' argument '9' is invalid/);
+  t.equal(crop.code, 2);
+  t.match(crop.stderr, /'--crop <f>' argument '0' is invalid/);
+});
+
+t.test('crops: the whole window gives the frame back; a half window doubles; labels follow', async (t) => {
+  const w = 8;
+  const h = 6;
+  const src = new Uint8Array(w * h * 3);
+  for (let i = 0; i < src.length; i++) src[i] = (i * 37) % 251;
+  const out = new Uint8Array(src.length);
+  cropFrame(src, w, h, { x: 0, y: 0, w: 1, h: 1 }, out);
+  t.same(out, src, 'identity');
+  // A window of the left half, full height: output column x samples source column x/2 (bilinear, centres aligned).
+  const ramp = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) ramp[(y * w + x) * 3 + c] = 10 * x;
+  cropFrame(ramp, w, h, { x: 0, y: 0, w: 0.5, h: 1 }, out);
+  const row = Array.from({ length: w }, (_, x) => out[x * 3]);
+  t.same(row, [0, 3, 8, 13, 18, 23, 28, 33], 'column x of the output is 10·((x + 0.5)/2 − 0.5), clamped at the edge');
+  const boxes = cropLabels(
+    [
+      { cls: 1, cx: 0.25, cy: 0.5, w: 0.2, h: 0.2 },
+      { cls: 2, cx: 0.9, cy: 0.5, w: 0.1, h: 0.1 },
+      { cls: 3, cx: 0.5, cy: 0.5, w: 0.2, h: 0.2 },
+    ],
+    { x: 0, y: 0, w: 0.5, h: 1 },
+  );
+  t.equal(boxes.length, 2, 'the box outside the window is dropped');
+  t.match(boxes[0], { cls: 1, cx: 0.5, cy: 0.5 });
+  t.ok(Math.abs(boxes[0].w - 0.4) < 1e-12 && Math.abs(boxes[0].h - 0.2) < 1e-12, 'scaled with the window');
+  t.match(boxes[1], { cls: 3 });
+  t.ok(Math.abs(boxes[1].w - 0.2) < 1e-12 && Math.abs(boxes[1].cx - 0.9) < 1e-12, 'cut at the window edge');
+
+  const { model, frames } = await tiny(4);
+  const st = initialState(model.params, 5);
+  const a = sliceBatch(model.net, frames, [0, 1, 2, 3], undefined, st, false, 0.5);
+  const b = sliceBatch(model.net, frames, [0, 1, 2, 3], undefined, initialState(model.params, 5), false, 0.5);
+  t.same(a.batch.rgb, b.batch.rgb, 'the same seed draws the same crops');
+  t.not(Buffer.compare(Buffer.from(a.batch.rgb), Buffer.from(frames.rgb)), 0, 'the frames are cropped');
+});
+
+t.test('zeroq quantize --avg-bits: widths per layer at the average, recorded in the weight set', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-avg-bits-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'avg.zqw');
+  const run = promisify(execFile);
+  const r = await run(process.execPath, [
+    '--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'quantize', CFG, '--avg-bits', '5', '--calib', dataPath('coco-val', 'calib.txt'),
+    '--calib-images', '1', '--sensitivity-images', '2', '--act-calib', 'minmax', '-o', out, '--json',
+  ], { cwd: repoRoot, maxBuffer: 64 * 2 ** 20 });
+  const j = JSON.parse(r.stdout) as { totals: { avgBitsPerWeight: number }; widths: { avgBitsTarget: number; minBits: number; candidates: unknown[] } };
+  t.ok(j.totals.avgBitsPerWeight <= 5 && j.totals.avgBitsPerWeight > 4.9, `average ${j.totals.avgBitsPerWeight}`);
+  t.equal(j.widths.avgBitsTarget, 5);
+  t.equal(j.widths.minBits, 3, 'without a validation list, the default floor');
+  const set = await readZqw(out);
+  const widths = set.qnet.convs.filter((c) => c).map((c) => c!.wbits);
+  t.ok(new Set(widths).size > 1, `several widths: ${[...new Set(widths)].sort().join(', ')}`);
+  t.ok(widths.every((b) => b >= 3 && b <= 8));
+  t.match(set.manifest.quantization, { widths: { method: 'layer sensitivity', avgBitsTarget: 5 } });
+
+  const bad = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'quantize', CFG, '--avg-bits', '5', '--wbits', '4', '--calib', dataPath('coco-val', 'calib.txt'), '-o', out]).catch((e: { code: number; stderr: string }) => e);
+  t.match(bad, { code: 2, stderr: /either the weight width/ });
+});
+
+t.test('rounding for the output error: the quantizer changes integers, and retraining starts from exactly them', async (t) => {
+  const { model, calib } = await tiny(4);
+  const net = model.net;
+  const { wbits: _w, ...quant } = defaultQuantConfig(8);
+  const near = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, threads: 2 });
+  const out = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, rounding: 'output', threads: 2 });
+  t.ok(qnetDifferences(near.qnet, out.qnet).some((d) => d.endsWith(': q')), 'other integers than rounding to nearest');
+  const state = initialState(model.params, 1);
+  const first = await startIteration(net, state, calib, { ...quant, wbits: 4, rounding: 'output' }, 2);
+  t.same(qnetDifferences(first.qnet, out.qnet), [], 'the iteration starts from the quantizer\'s integers (checked inside too)');
+  t.throws(() => parseRetrainFlags(CFG, {
+    abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8, headAbits: 16, actCalib: 'minmax', percentile: 99.99,
+    searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: 32, threads: 1, output: 'o.zqw', lrUnit: 'absolute',
+    distill: 'objectness', wbits: 4, rounding: 'output',
+  }), { code: 'usage', message: /--act-calib search/ });
+});
