@@ -7,6 +7,7 @@ import { ZeroqError } from '../../util/errors.js';
 import { crc, encodePacket, PKT_RESPONSE, wireBytes, type Packet } from './framing.js';
 import type { SerialLink } from './link.js';
 import {
+  Err,
   errorName,
   helloRequest,
   Msg,
@@ -267,7 +268,7 @@ export class BridgeClient {
    * One frame through slot `slot`: its bytes, INFER (answered when computed) and the result.
    * The result is checked against its CRC; the caller checks the digest and the heads.
    */
-  async frame(slot: number, frameId: number, rgb: Uint8Array, inferMs: number): Promise<{ info: InferResult; result: Buffer }> {
+  async frame(slot: number, frameId: number, rgb: Uint8Array, inferMs: number, limitMs = 30000): Promise<{ info: InferResult; result: Buffer }> {
     const chunk = this.chunkBytes();
     const n = Math.ceil(rgb.length / chunk);
     await this.pool(n, async (i) => {
@@ -280,7 +281,7 @@ export class BridgeClient {
     req[0] = slot;
     req.writeUInt32LE(frameId >>> 0, 4);
     req.writeUInt32LE(crc(rgb), 8);
-    const info = parseInfer(await this.call(Msg.INFER, req, { respBytes: 44 + 16 * 8, extraMs: inferMs }));
+    const info = parseInfer(await this.infer(req, inferMs, limitMs));
     if (info.frameId !== frameId >>> 0 || info.slot !== slot) {
       throw new ZeroqError('fpga-protocol', `INFER answered frame ${info.frameId} slot ${info.slot}, asked ${frameId} slot ${slot}`, this.link.path);
     }
@@ -303,6 +304,46 @@ export class BridgeClient {
     });
     if (crc(result) !== info.resultCrc) throw new ZeroqError('fpga-result-crc', 'the result does not match its CRC', this.link.path);
     return { info, result };
+  }
+
+  /**
+   * INFER, answered when the frame is computed. The first send waits the expected computation
+   * time; then the request is repeated: while computing the device answers a repeat with E_BUSY at
+   * once, and with the result once done. So a lost request or answer costs one deadline, not a
+   * computation's worth; silence `tries` times in a row is a dead link, computing beyond `limitMs`
+   * a stuck device.
+   */
+  private async infer(req: Buffer, expectMs: number, limitMs: number): Promise<Buffer> {
+    const respBytes = 44 + 16 * 8;
+    const poll = this.deadline(req.length, respBytes);
+    const pause = Math.min(100, Math.max(10, expectMs / 8));
+    const t0 = performance.now();
+    let silent = 0;
+    let wait = poll + expectMs;
+    await this.acquire();
+    try {
+      for (;;) {
+        this.counters.requests++;
+        const p = await this.once(Msg.INFER, req, wait);
+        wait = poll;
+        if (!p) {
+          if (++silent >= this.tries) throw new LinkTimeout(Msg.INFER, silent, this.link.path);
+          this.counters.retries++;
+          continue;
+        }
+        if (p.type !== (Msg.INFER | PKT_RESPONSE)) throw new ZeroqError('fpga-protocol', `response type 0x${p.type.toString(16)} to INFER`, this.link.path);
+        if (p.status === Err.BUSY) {
+          silent = 0;
+          if (performance.now() - t0 > limitMs) throw new ZeroqError('fpga-timeout', `the device computed for more than ${Math.round(limitMs)} ms`, this.link.path);
+          await new Promise((r) => setTimeout(r, pause));
+          continue;
+        }
+        if (p.status !== 0) throw new DeviceError(p.status, Msg.INFER, p.payload.toString('utf8').replace(/[^\x20-\x7e]/g, ''), this.link.path);
+        return p.payload;
+      }
+    } finally {
+      this.release();
+    }
   }
 
   /** Per-layer accelerator cycles of the frame last computed in `slot`. */
