@@ -473,6 +473,7 @@ void Net::planFusedShortcut(int i) {
   if (other >= c) return;
   p.fuseOut = (uint32_t*)&s;  // resolved to the buffers' memory once it is placed
   p.fuseAdd = nullptr;
+  p.fusePlane = co.planeStride;
   p.fuseSa = std::max(-24, std::min(conv.d[F_FRAC] - s.d[F_FRAC], 30));
   p.fuseSb = std::max(-24, std::min(fracOf_[s.in[1]] - s.d[F_FRAC], 30));
   p.fuseAct = s.d[F_ACT];
@@ -520,6 +521,22 @@ static ConvPlan slicePlan(const ConvPlan& p, int b0, int b1) {
   return s;
 }
 
+// A gemm plan (one group) restricted to tiles [t0, t1) of output channels.
+static ConvPlan sliceTiles(const ConvPlan& p, int t0, int t1) {
+  ConvPlan s = p;
+  const int c0 = TILE_O * t0;
+  s.O = s.Og = std::min(p.O, TILE_O * t1) - c0;
+  s.ntiles = t1 - t0;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh}) *a += c0;
+  s.wgemm += (size_t)c0 * p.chunks * 4;
+  s.wgemm16 += (size_t)c0 * p.chunks * 4;
+  if (p.fuseOut) {
+    s.fuseOut += (int64_t)(c0 / 4) * p.fusePlane;
+    s.fuseAdd += (int64_t)(c0 / 4) * p.fusePlane;
+  }
+  return s;
+}
+
 // A buffer restricted to channel blocks [b0, b1) holding c channels.
 static Buf sliceBuf(const Buf& b, int b0, int b1, int c) {
   Buf s = b;
@@ -537,10 +554,18 @@ void Net::runConv(L& l) {
   if (p.kind == CONV_GEMM) {
     // Small layers stay on the calling thread: waking and waiting for a worker costs more.
     const int64_t macs = (int64_t)p.P * p.O * p.Cg * p.taps;
-    pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
-      if (macs < parMin_) e = p.nvec;
-      kernels_->gemm(p, in, out, b, e, scratch_[t]);
-    });
+    if (macs >= parMin_ && pool_.size() > 1 && p.G == 1 && p.nvec < 16 * pool_.size() && p.ntiles >= 2 * pool_.size()) {
+      // Few position vectors (small maps): split by tiles of output channels instead.
+      pool_.run(p.ntiles, [&](int b, int e, int t) {
+        const ConvPlan ps = sliceTiles(p, b, e);
+        kernels_->gemm(ps, in, sliceBuf(out, 2 * b, 2 * e, ps.O), 0, p.nvec, scratch_[t]);
+      });
+    } else {
+      pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
+        if (macs < parMin_) e = p.nvec;
+        kernels_->gemm(p, in, out, b, e, scratch_[t]);
+      });
+    }
   } else if (p.kind == CONV_DW) {
     const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
     const int cb = (p.C + 3) / 4;
