@@ -20,8 +20,10 @@ using namespace zqint;
 
 struct EpiN {
   bool needS, m32, leaky32, anyLeft;
+  bool sat8;  // 8-bit outputs without left shifts: the saturating narrows of bytes16 clamp them
   int act, lo, hi;
-  explicit EpiN(const ConvPlan& p) : needS(p.needS), m32(p.m32), leaky32(p.leaky32), anyLeft(p.anyLeft), act(p.act), lo(p.lo), hi(p.hi) {}
+  explicit EpiN(const ConvPlan& p)
+      : needS(p.needS), m32(p.m32), leaky32(p.leaky32), anyLeft(p.anyLeft), sat8(p.outBits == 8 && !p.anyLeft), act(p.act), lo(p.lo), hi(p.hi) {}
 };
 
 struct VPN {
@@ -51,14 +53,34 @@ inline int32x4_t epilogueN(const EpiN& e, const VPN& v, int32x4_t acc, int32x4_t
       int64x2_t hi = vrshrq_n_s64(vmull_high_n_s32(y, 3277), 15);
       l = vcombine_s32(vmovn_s64(lo), vmovn_s64(hi));
     }
-    y = vbslq_s32(vcltzq_s32(y), l, y);
+    y = vmaxq_s32(y, l);  // the scaled value is above y exactly when y < 0
   } else if (e.act == A_RELU) {
     y = vmaxq_s32(y, vdupq_n_s32(0));
   }
+  if (e.sat8) return vrshlq_s32(y, v.nrsh);  // saturated by bytes16
   const int32x4_t lo = vdupq_n_s32(e.lo), hi = vdupq_n_s32(e.hi);
   int32x4_t r = vminq_s32(vmaxq_s32(vrshlq_s32(y, v.nrsh), lo), hi);
   if (e.anyLeft) r = vminq_s32(vmaxq_s32(vshlq_s32(r, v.lsh), lo), hi);
   return r;
+}
+
+// Interleaved RGB into the input words (r, g, b, 0), 16 pixels per de-interleaving load.
+inline void loadNeon(const uint8_t* rgb, const Buf& in, int w, int h) {
+  for (int y = 0; y < h; y++) {
+    const uint8_t* s = rgb + (size_t)y * w * 3;
+    uint32_t* row = in.at(0, y, 0);
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const uint8x16x3_t c = vld3q_u8(s + 3 * x);
+      uint8x16x4_t o;
+      o.val[0] = c.val[0];
+      o.val[1] = c.val[1];
+      o.val[2] = c.val[2];
+      o.val[3] = vdupq_n_u8(0);
+      vst4q_u8((uint8_t*)(row + x), o);
+    }
+    for (; x < w; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
+  }
 }
 
 inline VPN channelParams(const ConvPlan& p, int c) {
@@ -66,8 +88,13 @@ inline VPN channelParams(const ConvPlan& p, int c) {
           vdupq_n_s32(p.lsh[c])};
 }
 
-// Four int32x4 of outputs (-128..127) + 128 as 16 bytes.
-inline uint8x16_t bytes16(const int32x4_t* r) {
+// Four int32x4 of outputs + 128 as 16 bytes: saturated to 8 bits by the narrows (sat8), or already
+// in -128..127.
+inline uint8x16_t bytes16(const int32x4_t* r, bool sat8) {
+  if (sat8) {
+    const int16x8_t a = vcombine_s16(vqmovn_s32(r[0]), vqmovn_s32(r[1])), b = vcombine_s16(vqmovn_s32(r[2]), vqmovn_s32(r[3]));
+    return veorq_u8(vreinterpretq_u8_s8(vcombine_s8(vqmovn_s16(a), vqmovn_s16(b))), vdupq_n_u8(0x80));
+  }
   const int32x4_t off = vdupq_n_s32(128);
   const uint16x8_t a = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[0], off))), vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[1], off))));
   const uint16x8_t b = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[2], off))), vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[3], off))));
@@ -150,10 +177,10 @@ void gemmNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0
             continue;
           }
           uint8x16x4_t ch4;
-          ch4.val[0] = bytes16(res[0]);
-          ch4.val[1] = bytes16(res[1]);
-          ch4.val[2] = bytes16(res[2]);
-          ch4.val[3] = bytes16(res[3]);
+          ch4.val[0] = bytes16(res[0], e.sat8);
+          ch4.val[1] = bytes16(res[1], e.sat8);
+          ch4.val[2] = bytes16(res[2], e.sat8);
+          ch4.val[3] = bytes16(res[3], e.sat8);
           alignas(16) uint32_t words[VL];
           vst4q_u8((uint8_t*)words, ch4);  // interleaves the 4 channels: one word per position
           uint32_t* plane = out.words + (int64_t)(oc >> 2) * out.planeStride;
@@ -216,7 +243,7 @@ void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
         }
         int32x4_t res[4];
         for (int q = 0; q < 4; q++) res[q] = epilogueN(e, vp, acc[q], vsubq_s32(S[q], soff));
-        const uint8x16_t bytes = bytes16(res);
+        const uint8x16_t bytes = bytes16(res, e.sat8);
         uint8_t* dst = (uint8_t*)out.at(b, y, x0);
         if (n == 4) vst1q_u8(dst, bytes);
         else {

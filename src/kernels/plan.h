@@ -97,6 +97,7 @@ struct ConvPlan {
   const uint32_t* fuseAdd = nullptr;
   uint32_t* fuseOut = nullptr;
   int fuseSa = 0, fuseSb = 0, fuseAct = A_LINEAR;
+  int64_t fusePlane = 0;  // words per block plane of the fused buffers
   // depthwise: weights [cb][tap][4] as int32 (16-bit values) repeated for VL/4 pixels
   int32_t* wdw = nullptr;
   // depthwise, by rows of taps: [C padded to 4][k][ng] words of 4 consecutive kx weights (ng = ceil(k/4))
