@@ -74,8 +74,8 @@ module zq_small (
 
   // ------------------------------------------------------------------ the sequencer
   // Pipeline: the ROM's output is the decoded instruction (D); the RF word it names is read meanwhile;
-  // E executes it with that word. A branch is decided in E and taken in the next cycle, which
-  // discards the two instructions fetched after it.
+  // E executes it with that word. A branch compares in E; the next cycle decides from the registered
+  // result and, when it is taken, discards the two instructions fetched after the branch.
   reg [31:0] rom [0:511];
   initial begin
 `include "zq_ucode.vh"
@@ -87,15 +87,20 @@ module zq_small (
   reg         e_sub, e_ximm, e_xdiv;   // E's ALU controls, decoded in D
   reg  [8:0]  pc;                  // the address of the instruction in D
   reg  [8:0]  ret;
-  reg         br_q;                // a branch taken by the instruction before: to br_t
-  reg  [8:0]  br_t;
+  reg         f_br, f_ret, f_eq, f_borrow, f_lt, f_ov;   // the branch E executed last cycle
+  reg  [7:0]  f_g;
+  reg  [8:0]  f_tgt;
   reg  [31:0] A;
   reg  [15:0] Q;
   reg         ov;
   reg  [31:0] rf [0:63];
   reg  [31:0] rf_q;                // E's RF word
 
-  wire        e_ok = e_v && !br_q;
+  // a branch of the last cycle taken: to f_tgt
+  wire        br_take = f_br && (f_ret || (f_g[0] && f_eq) || (f_g[1] && !f_eq) || (f_g[2] && f_borrow) ||
+                        (f_g[3] && !f_borrow) || (f_g[4] && f_lt) || (f_g[5] && !f_lt) || (f_g[6] && f_ov) ||
+                        f_g[7]);
+  wire        e_ok = e_v && !br_take;
   wire [4:0]  op   = e_ir[31:27];
   wire [5:0]  rr   = e_ir[26:21];
   wire [8:0]  tgt  = e_ir[20:12];
@@ -104,29 +109,36 @@ module zq_small (
   wire [4:0]  d_op = ir[31:27];
 
   // one adder / subtractor: A + rf_q, A + imm, A - rf_q or imm (compare), the division step
-  wire [32:0] dsh  = {A[31:0], Q[15]};                // the division step's shifted remainder
-  wire [31:0] xa   = e_xdiv ? dsh[31:0] : A;
+  // the division step (non-restoring): the remainder shifted in from Q, less the divisor while it is
+  // not negative, plus the divisor while it is; the remainder's sign is the quotient bit
+  wire [31:0] dsh  = {A[30:0], Q[15]};
+  wire        sub  = e_xdiv ? !A[31] : e_sub;
+  wire [31:0] xa   = e_xdiv ? dsh : A;
   wire [31:0] xb   = e_ximm ? imm : rf_q;
-  wire [32:0] sum  = {1'b0, xa} + ({1'b0, e_sub ? ~xb : xb}) + {32'd0, e_sub};
-  wire        borrow = e_sub && !sum[32];             // xa < xb unsigned
+  wire [32:0] sum  = {1'b0, xa} + ({1'b0, sub ? ~xb : xb}) + {32'd0, sub};
+  wire        borrow = !sum[32];                      // xa < xb unsigned (for a compare)
   wire        eq   = xa == xb;
   wire        lt   = (xa[31] != xb[31]) ? xa[31] : sum[31];
   // E's controls, decoded in D: where A comes from, the branch condition (one-hot)
   reg         e_arith, e_other, e_o_ld, e_o_ldi, e_o_and, e_o_mul, e_o_q, e_ret;
   reg         g_eq, g_ne, g_ltu, g_geu, g_lt, g_ge, g_ov, g_al;
-  wire        take_br = (g_eq && eq) || (g_ne && !eq) || (g_ltu && borrow) || (g_geu && !borrow) ||
-                        (g_lt && lt) || (g_ge && !lt) || (g_ov && ov) || g_al;
-  // MUL: A * RF[r][15:0] in two DSPs, the product registered: two cycles
+  // MUL: A * RF[r][15:0] in three cycles: the halves' products (DSPs), their sum, A
+  reg  [31:0] mul_lo, mul_hi;
   reg  [47:0] prod;
-  reg         mul_ph;
-  always @(posedge clk) prod <= A * rf_q[15:0];
+  reg  [1:0]  mul_ph;
+  always @(posedge clk) begin
+    mul_lo <= A[15:0] * rf_q[15:0];
+    mul_hi <= A[31:16] * rf_q[15:0];
+    prod <= {16'd0, mul_lo} + {mul_hi, 16'd0};
+  end
 
   // the ports the sequencer drives and the conditions it waits for
   reg  [2:0]    p_k, p_pad, p_kylo, p_kyhi, p_bslot;
   reg  [1:0]    p_s;
   reg  [3:0]    p_flags;
   reg  [15:0]   p_w, p_wo, p_cgkk, p_ln;
-  reg  [PBA:0]  p_n;
+  reg  [PBA:0]  p_n1;
+  reg  [15:0]   p_cg;
   reg  [LBA:0]  p_sp, p_boff;
   reg  [AW-1:0] p_opb, p_laddr, orp;
   reg  [DA-1:0] p_ldest;
@@ -146,13 +158,11 @@ module zq_small (
       default: w_ok = !orp_full;
     endcase
   end
-  wire        stall = e_ok && ((op == 5'd14 && !w_ok) || (e_o_mul && !mul_ph));
-  wire        jump  = e_ok && (take_br || e_ret);
+  wire        stall = e_ok && ((op == 5'd14 && !w_ok) || (e_o_mul && mul_ph != 2'd2));
   // A's next value: from the adder, or from the rest (which does not wait for the carry)
-  wire [31:0] a_arith = (e_xdiv && borrow) ? dsh[31:0] : sum[31:0];
   wire [31:0] a_other = e_o_ld ? rf_q : (e_o_ldi ? imm21 : (e_o_and ? (A & imm) :
                         (e_o_mul ? prod[31:0] : (e_o_q ? {16'd0, Q} : lim[31:0]))));
-  wire [8:0]  pc_n  = br_q ? br_t : pc + 1'b1;
+  wire [8:0]  pc_n  = br_take ? f_tgt : pc + 1'b1;
   wire [32:0] lim   = {1'b0, mem_bytes} > (33'd1 << AW) ? (33'd1 << AW) : {1'b0, mem_bytes};
 
   // the ROM (block RAM): its output register is D's instruction
@@ -171,21 +181,21 @@ module zq_small (
     if (orp_take) orp_full <= 1'b0;
     if (rst) begin
       st_busy <= 1'b0; st_done <= 1'b0; st_err <= 1'b0; st_code <= 8'd0; cycles <= 32'd0;
-      d_v <= 1'b0; e_v <= 1'b0; orp_full <= 1'b0; mul_ph <= 1'b0; br_q <= 1'b0;
+      d_v <= 1'b0; e_v <= 1'b0; orp_full <= 1'b0; mul_ph <= 2'd0; f_br <= 1'b0;
     end else if (!st_busy) begin
       if (start) begin
         st_busy <= 1'b1; st_done <= 1'b0; st_err <= 1'b0; st_code <= 8'd0; cycles <= 32'd0;
-        pc <= 9'd0; d_v <= 1'b1; e_v <= 1'b0; br_q <= 1'b0;
+        pc <= 9'd0; d_v <= 1'b1; e_v <= 1'b0; f_br <= 1'b0;
       end
     end else begin
       cycles <= cycles + 1'b1;
-      mul_ph <= e_ok && op == 5'd8 && !mul_ph;
+      mul_ph <= (e_ok && e_o_mul && mul_ph != 2'd2) ? mul_ph + 1'b1 : 2'd0;
       if (!stall) begin
         // fetch and decode
         pc <= pc_n;
         e_ir <= ir;
-        e_v <= d_v && !br_q;
-        e_sub <= d_op == 5'd4 || d_op[4] || d_op == 5'd9;
+        e_v <= d_v && !br_take;
+        e_sub <= d_op == 5'd4 || d_op[4];
         e_ximm <= d_op == 5'd5 || (d_op[4] && d_op[3]);
         e_xdiv <= d_op == 5'd9;
         e_arith <= d_op == 5'd3 || d_op == 5'd4 || d_op == 5'd5 || d_op == 5'd9;
@@ -197,15 +207,17 @@ module zq_small (
         g_lt <= d_op[4] && d_op[2:0] == 3'd4; g_ge <= d_op[4] && d_op[2:0] == 3'd5;
         g_ov <= d_op == 5'd22; g_al <= d_op == 5'd23 || d_op == 5'd30 || d_op == 5'd31;
         d_v <= 1'b1;
-        br_t <= op == 5'd15 ? ret : tgt;
       end
-      br_q <= jump;
-      if (e_ok && !stall && (e_arith || e_other)) A <= e_arith ? a_arith : a_other;
+      f_br <= e_ok && (op[4] || e_ret);
+      f_ret <= e_ret; f_eq <= eq; f_borrow <= borrow; f_lt <= lt; f_ov <= ov;
+      f_g <= {g_al, g_ov, g_ge, g_lt, g_geu, g_ltu, g_ne, g_eq};
+      f_tgt <= e_ret ? ret : tgt;
+      if (e_ok && !stall && (e_arith || e_other)) A <= e_arith ? sum[31:0] : a_other;
       if (e_ok && !stall) begin
         case (op)
           5'd3: ov <= sum[32];
           5'd8: ov <= |prod[47:32];
-          5'd9: Q <= {Q[14:0], !borrow};
+          5'd9: Q <= {Q[14:0], !sum[31]};
           5'd11: Q <= A[15:0];
           5'd12: begin
             case (rr[4:0])
@@ -215,7 +227,7 @@ module zq_small (
               5'd3:  p_flags <= A[3:0];
               5'd4:  p_w <= A[15:0];
               5'd5:  p_wo <= A[15:0];
-              5'd6:  p_n <= A[PBA:0];
+              5'd6:  p_n1 <= A[PBA:0];
               5'd7:  p_sp <= A[LBA:0];
               5'd8:  p_cgkk <= A[15:0];
               5'd9:  p_opb <= A[AW-1:0];
@@ -233,6 +245,7 @@ module zq_small (
               5'd21: begin go_ld <= 1'b1; ld_target <= 2'd2; ld_cont <= 1'b0; end
               5'd22: go_walk <= 1'b1;
               5'd23: wr_flush <= 1'b1;
+              5'd25: p_cg <= A[15:0];
               default: begin   // END: A = 0 done, else the error code
                 st_busy <= 1'b0; st_done <= 1'b1; st_err <= A != 32'd0; st_code <= A[7:0];
                 d_v <= 1'b0; e_v <= 1'b0;
@@ -266,7 +279,7 @@ module zq_small (
   wire [1:0]  h_f;
   zq_walk u_walk (
     .clk(clk), .rst(rst), .go(go_walk), .k(p_k), .s(p_s), .pad(p_pad), .u8(p_flags[0]), .w(p_w),
-    .wo(p_wo), .n(p_n), .sp(p_sp), .cgkk(p_cgkk[WBA:0]), .kylo(p_kylo), .kyhi(p_kyhi),
+    .wo(p_wo), .n1(p_n1), .cg(p_cg), .sp(p_sp), .cgkk(p_cgkk[WBA:0]), .kylo(p_kylo), .kyhi(p_kyhi),
     .bslot(p_bslot), .boff(p_boff),
     .ld_we(ld_we), .ld_target(ld_target), .ld_wa(ld_wa), .ld_wd(ld_wd),
     .idle(lanes_idle),

@@ -15,7 +15,7 @@
 //   NOP | LD r: A=RF[r] | ST r: RF[r]=A | ADD r: A+=RF[r], OV=carry | SUB r: A-=RF[r]
 //   ADDI i: A+=i | LDI i: A=i (21 bits: {tgt,imm}) | ANDI i: A&=i (immediates signed)
 //   MUL r: A=A*RF[r][15:0] (low 32 bits), OV=product>=2^32
-//   DSTEP r: one step of restoring division of Q by RF[r], remainder in A
+//   DSTEP r: one step of non-restoring division of Q by RF[r], the partial remainder in A
 //   MVQA: A=Q | MVAQ: Q=A[15:0] | OUT p: port p = A | IN p: A = input p | WAIT c: until condition c
 //   RET | branches: compare A with RF[r] or the immediate, go to tgt:
 //   EQ NE LTU GEU LT GE, OV (branch if OV), CALL, JMP.
@@ -50,7 +50,7 @@ static_assert(NREGS <= 64, "the register file has 64 words");
 // output ports (zq_small.v), inputs, wait conditions
 enum Port : uint32_t {
   P_K = 0, P_S, P_PAD, P_FLAGS, P_W, P_WO, P_N, P_SP, P_CGKK, P_OPB, P_KYLO, P_KYHI, P_BSLOT, P_BOFF,
-  P_OROW, P_LADDR, P_LN, P_LDEST, GO_LB, GO_LBC, GO_WB, GO_PB, GO_WALK, FLUSH, END
+  P_OROW, P_LADDR, P_LN, P_LDEST, GO_LB, GO_LBC, GO_WB, GO_PB, GO_WALK, FLUSH, END, P_CG
 };
 enum In : uint32_t { I_LIM = 0 };
 enum Wait : uint32_t { W_LD = 0, W_LANES, W_ALL, W_WR, W_ORP };
@@ -170,6 +170,7 @@ void program() {
   LD(WO); MUL(BPP); ST(OWB);
   LD(K); OUT(P_K); LD(S); OUT(P_S); LD(PAD); OUT(P_PAD); LD(FLAGS); OUT(P_FLAGS);
   LD(W); OUT(P_W); LD(WO); OUT(P_WO); LD(SP); OUT(P_SP); LD(CGKK); OUT(P_CGKK); LD(OPB); OUT(P_OPB);
+  LD(CG); OUT(P_CG);
 
   // ---- groups
   LDI(0); ST(GI);
@@ -180,7 +181,7 @@ void program() {
   // ---- a chunk of output channels: weights and parameters into their buffers
   label("chunk");
   WAIT(W_LANES);
-  LD(OGL); MINU(CHMAX); ST(NCH); OUT(P_N);
+  LD(OGL); MINU(CHMAX); ST(NCH); ADDI(-1); OUT(P_N);
   LD(WPTR); OUT(P_LADDR); LD(CGKK); MUL(NCH); OUT(P_LN); ADD(WPTR); ST(WPTR);
   LDI(0); OUT(P_LDEST); WAIT(W_LD); OUT(GO_WB);
   LD(PPTR); OUT(P_LADDR); LDI(8); MUL(NCH); OUT(P_LN); ADD(PPTR); ST(PPTR);
@@ -248,7 +249,8 @@ void program() {
   // Q = Q / RF[RDIV], A = the remainder (A = 0 and Q < 2^16 on entry)
   label("div");
   for (int i = 0; i < 16; i++) DSTEP(RDIV);
-  RET();
+  BI(GE, 0, "dv1"); ADD(RDIV);
+  label("dv1"); RET();
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ module zq_walk #(
   input  wire           u8,
   input  wire [15:0]    w,
   input  wire [15:0]    wo,
-  input  wire [PBA:0]   n,               // output channels of the chunk
+  input  wire [PBA:0]   n1,              // output channels of the chunk, less one
+  input  wire [15:0]    cg,              // input channels of the group
   input  wire [LBA:0]   sp,              // a slot: Cg*W bytes
   input  wire [WBA:0]   cgkk,            // weights of an output channel
   input  wire [2:0]     kylo,
@@ -64,6 +65,7 @@ module zq_walk #(
   reg [PBA-1:0]  j;
   reg [15:0]     xrem;                   // pixels from this block to the end of the row
   reg [LBA:0]    cw, so;                 // c*W; the slot's offset
+  reg [15:0]     cleft;                  // input channels from this one to the last
   reg [2:0]      ky, kx, slot;
   reg signed [CW-1:0] colb, col;         // x*s - pad; + kx
   reg [WBA-1:0]  wa, wj;                 // the tap's weight; the channel's first
@@ -76,9 +78,9 @@ module zq_walk #(
   wire [16:0]    cw_n   = cw + w;
   wire           kx_end = kx == k - 1'b1;
   wire           ky_end = ky == k - 1'b1;
-  wire           c_end  = cw_n == {1'b0, sp};
+  wire           c_end  = cleft == 16'd1;
   wire           x_end  = xrem <= N16;
-  wire           j_end  = {1'b0, j} == n - 1'b1;
+  wire           j_end  = {1'b0, j} == n1;
   wire           f_first = cw == 0 && ky == 3'd0 && kx == 3'd0;
   wire           f_last  = c_end && ky_end && kx_end;
   wire [1:0]     f_f     = {xrem == wo && j == 0, xrem == wo};
@@ -90,7 +92,7 @@ module zq_walk #(
     if (rst) begin
       active <= 1'b0;
     end else if (go) begin
-      active <= 1'b1; j <= 0; xrem <= wo; cw <= 0; ky <= 3'd0; kx <= 3'd0;
+      active <= 1'b1; j <= 0; xrem <= wo; cw <= 0; cleft <= cg; ky <= 3'd0; kx <= 3'd0;
       slot <= bslot; so <= boff; colb <= -pad_s; col <= -pad_s; wa <= 0; wj <= 0;
     end else if (issue) begin
       wa <= wa + 1'b1;
@@ -105,9 +107,9 @@ module zq_walk #(
         end else begin
           ky <= 3'd0; slot <= bslot; so <= boff;
           if (!c_end) begin
-            cw <= cw_n[LBA:0];
+            cw <= cw_n[LBA:0]; cleft <= cleft - 1'b1;
           end else begin
-            cw <= 0;
+            cw <= 0; cleft <= cg;
             if (!x_end) begin
               // the next block of the row, the same channel: its weights again
               xrem <= xrem - N16; colb <= colb + ns_s; col <= colb + ns_s; wa <= wj;

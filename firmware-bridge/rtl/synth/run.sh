@@ -1,14 +1,14 @@
 #!/bin/sh
-# make synth: the UP5K configuration through yosys + nextpnr-ice40 (placed, routed, timed; icetime
-# times the routed design again), and the large configuration through yosys for an ECP5 (LUT4 +
-# 18x18 multipliers, the class of a mid-size FPGA with ~150 DSPs) for its resource counts.
+# make synth: the UP5K configuration through yosys + nextpnr-ice40 (placed, routed, timed), and the
+# large configuration through yosys for an ECP5 (LUT4 + 18x18 multipliers, the class of a mid-size
+# FPGA with ~150 DSPs) for its resource counts.
 # Summaries in build/synth/up5k.txt and large.txt. FREQ (MHz, default 24) is the clock nextpnr aims
 # for; its Fmax is reported whether or not it reaches it. PARTS="up5k" or "large" runs one of them.
 set -e
 cd "$(dirname "$0")/.."
 out=build/synth
 mkdir -p "$out"
-for t in yosys nextpnr-ice40 icepack icetime; do
+for t in yosys nextpnr-ice40 icepack; do
   command -v $t >/dev/null 2>&1 || { echo "synth: $t is missing (Debian: apt-get install yosys nextpnr-ice40 fpga-icestorm)" >&2; exit 1; }
 done
 # the modules of each configuration's core (src/zq_config.vh)
@@ -30,7 +30,7 @@ case " $parts " in *" up5k "*)
     --timing-allow-fail --asc "$out/up5k.asc" --seed 1 >"$out/up5k_nextpnr.log" 2>&1 || pnr=$?
   {
     echo "iCE40 UP5K (SG48), configuration: $(conf small)"
-    echo "tools: $(yosys -V); $(nextpnr-ice40 --version 2>&1 | head -1); icetime (icestorm)"
+    echo "tools: $(yosys -V); $(nextpnr-ice40 --version 2>&1 | head -1)"
     echo "yosys cells:"
     sed -n '/Printing statistics/,$p' "$out/up5k_yosys.log" | grep -E '^\s+SB_' | sort -u
     echo "nextpnr utilisation:"
@@ -38,8 +38,6 @@ case " $parts " in *" up5k "*)
     if [ "$pnr" = 0 ]; then
       echo "placed and routed; nextpnr timing (target $freq MHz):"
       grep -E 'Max frequency for clock' "$out/up5k_nextpnr.log" | tail -1 | sed 's/^Info: *//; s/^Warning: *//'
-      icetime -d up5k -p synth/up5k.pcf -P sg48 -t -r "$out/up5k_icetime.txt" "$out/up5k.asc" >/dev/null 2>&1 || true
-      echo "icetime: $(grep -E 'Total path delay' "$out/up5k_icetime.txt" | tail -1)"
     else
       echo "place and route FAILED: $(grep -E '^ERROR' "$out/up5k_nextpnr.log" | head -1)"
     fi
