@@ -29,7 +29,7 @@ interface QuantizeFlags {
   equalize?: boolean;
   alignWeights?: boolean;
   weightClip: string;
-  rounding: string;
+  rounding?: string;
   searchObjective: string;
   output: string;
   id?: string;
@@ -73,8 +73,8 @@ export function register(program: Command): void {
     .option('--equalize', 'equalize across conv pairs: activation ranges (per-channel formats) or weight ranges (per-layer); the default')
     .option('--no-equalize', 'do not equalize')
     .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
-    .addOption(new Option('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)').choices(['minmax', 'mse']).default('minmax'))
-    .addOption(new Option('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search)').choices(['nearest', 'output']).default('nearest'))
+    .addOption(new Option('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)').choices(['minmax', 'mse']).default('mse'))
+    .addOption(new Option('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search; the default with it)').choices(['nearest', 'output']))
     .addOption(new Option('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model').choices(['exact', 'float']).default('exact'))
     .requiredOption('-o, --output <file>', 'the .zqw to write')
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -97,6 +97,9 @@ export function register(program: Command): void {
       } else if (flags.val !== undefined) {
         throw new ZeroqError('bad-option', '--val is used by --avg-bits only', '--val');
       }
+      if (flags.rounding === 'output' && flags.actCalib !== 'search') {
+        throw new ZeroqError('bad-option', 'rounding for the output error needs the format search (--act-calib search)', '--rounding');
+      }
       const wbits = avgBits === undefined ? intOption(flags.wbits, '--wbits', 2, 8)! : 8;
       await runQuantize(cfg, {
         ...(avgBits !== undefined
@@ -116,8 +119,8 @@ export function register(program: Command): void {
           biasCorrection: flags.biasCorrection,
           equalize: flags.equalize,
           alignWeights: flags.alignWeights ?? false,
-          ...(flags.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
-          ...(flags.rounding === 'output' ? { rounding: 'output' as const } : {}),
+          weightClip: flags.weightClip === 'mse' ? 'mse' : 'minmax',
+          rounding: (flags.rounding ?? (flags.actCalib === 'search' ? 'output' : 'nearest')) as 'nearest' | 'output',
           searchObjective: flags.searchObjective as 'exact' | 'float',
           searchImages: intOption(flags.searchImages, '--search-images', 1, 1e6),
           threads: intOption(flags.threads, '--threads', 1, 256)!,

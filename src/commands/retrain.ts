@@ -119,7 +119,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'output') {
     throw new ZeroqError('bad-option', `"${o.rounding}" is not a rounding (nearest, output)`, '--rounding');
   }
-  const rounding = (o.rounding ?? recipe.rounding) as 'nearest' | 'output';
+  const rounding = (o.rounding ?? (o.actCalib === 'search' ? recipe.rounding : 'nearest')) as 'nearest' | 'output';
   if (rounding === 'output' && o.actCalib !== 'search') throw new ZeroqError('bad-option', 'rounding for the output error needs --act-calib search', '--rounding');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const budget = o.budgetMinutes !== undefined ? num(o.budgetMinutes, '--budget-minutes', (x) => x > 0, 'a positive number of minutes') : 0;
