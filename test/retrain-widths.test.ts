@@ -34,7 +34,7 @@ async function tiny(images: number) {
 t.test('a forward pass that reuses the layers before a changed one equals the whole pass', async (t) => {
   const { model, frames, calib } = await tiny(3);
   const net = model.net;
-  const base = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax' });
+  const base = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax', rounding: 'nearest' });
   const q8 = fromQNet(base.qnet);
   const batch = { n: 3, rgb: frames.rgb };
   const tape = quantForward(net, q8, batch, 2);
@@ -61,7 +61,7 @@ t.test('a forward pass that reuses the layers before a changed one equals the wh
 t.test('layer errors: none at 8 bits, more at 2 than at 6 bits, and widths chosen from them run through the quantizer', async (t) => {
   const { model, frames, calib } = await tiny(4);
   const net = model.net;
-  const quant = { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax' as const };
+  const quant = { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax' as const, rounding: 'nearest' as const };
   const base = await quantizeModel(model, calib, quant);
   const { errors, baseLoss } = layerErrors(base.qnet, base.model, frames, { quant, threads: 2, batch: 2 });
   t.equal(errors.length, net.layers.filter((l) => l.kind === 'conv').length, 'one entry per conv layer');
@@ -204,12 +204,27 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
   const { model, calib } = await tiny(4);
   const net = model.net;
   const { wbits: _w, ...quant } = defaultQuantConfig(8);
-  const near = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, threads: 2 });
+  const near = await quantizeModel(model, calib, { ...quantizeDefaults(), rounding: 'nearest', wbits: 4, threads: 2 });
   const out = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, rounding: 'output', threads: 2 });
   t.ok(qnetDifferences(near.qnet, out.qnet).some((d) => d.endsWith(': q')), 'other integers than rounding to nearest');
   const state = initialState(model.params, 1);
   const first = await startIteration(net, state, calib, { ...quant, wbits: 4, rounding: 'output' }, 2);
   t.same(qnetDifferences(first.qnet, out.qnet), [], 'the iteration starts from the quantizer\'s integers (checked inside too)');
+  // The shadow weights keep their places within the grid cells (not all at the grid points).
+  const L = net.layers.find((l) => l.kind === 'conv' && l.index > 5)!.index;
+  const wf = first.formats.weights[L]!;
+  const w = state.params[L]!.weight;
+  const per = w.length / wf.fw.length;
+  let off = 0;
+  let within = true;
+  for (let i = 0; i < w.length; i++) {
+    const o = Math.floor(i / per);
+    const d = (w[i] - wf.mu[o]) * 2 ** wf.fw[o] - first.qnet.convs[L]!.q[i];
+    if (Math.abs(d) > 1e-3) off++;
+    if (Math.abs(d) >= 0.5) within = false;
+  }
+  t.ok(within, 'every shadow weight inside the cell of its integer');
+  t.ok(off > w.length / 4, `${off} of ${w.length} not at the grid point`);
   t.throws(() => parseRetrainFlags(CFG, {
     abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8, headAbits: 16, actCalib: 'minmax', percentile: 99.99,
     searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: 32, threads: 1, output: 'o.zqw', lrUnit: 'absolute',

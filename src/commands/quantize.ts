@@ -29,7 +29,7 @@ interface QuantizeFlags {
   equalize?: boolean;
   alignWeights?: boolean;
   weightClip: 'minmax' | 'mse';
-  rounding: 'nearest' | 'output';
+  rounding?: 'nearest' | 'output';
   searchObjective: 'exact' | 'float';
   output: string;
   id?: string;
@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
     .addOption(choice('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)', ['minmax', 'mse'], 'minmax'))
     .addOption(
-      choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search)', ['nearest', 'output'], 'nearest'),
+      choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search; the default with it)', ['nearest', 'output']),
     )
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(required('-o, --output <file>', 'the .zqw to write'))
@@ -90,6 +90,9 @@ export function register(program: Command): void {
     } else if (flags.val !== undefined) {
       throw new UsageError('--val is used by --avg-bits only', 'quantize');
     }
+    if (flags.rounding === 'output' && flags.actCalib !== 'search') {
+      throw new UsageError('--rounding output (the least output error) needs the format search (--act-calib search)', 'quantize');
+    }
     await runQuantize(cfg, {
       ...(avgBits !== undefined ? { avgBits: { target: avgBits, val: flags.val, gt: flags.gt, sensitivityImages: flags.sensitivityImages } } : {}),
       weights: flags.weights,
@@ -106,8 +109,8 @@ export function register(program: Command): void {
         biasCorrection: flags.biasCorrection,
         equalize: flags.equalize,
         alignWeights: flags.alignWeights ?? false,
-        ...(flags.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
-        ...(flags.rounding === 'output' ? { rounding: 'output' as const } : {}),
+        weightClip: flags.weightClip,
+        rounding: flags.rounding ?? (flags.actCalib === 'search' ? 'output' : 'nearest'),
         searchObjective: flags.searchObjective,
         searchImages: flags.searchImages,
         threads: flags.threads,

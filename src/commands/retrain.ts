@@ -87,7 +87,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     throw new UsageError(`--iterations ${iterations} cannot run the ${schedule.length} widths of the schedule`, 'retrain');
   }
   const weightClip = (o.weightClip ?? recipe.weightClip) as 'minmax' | 'mse';
-  const rounding = (o.rounding ?? recipe.rounding) as 'nearest' | 'output';
+  const rounding = (o.rounding ?? (o.actCalib === 'search' ? recipe.rounding : 'nearest')) as 'nearest' | 'output';
   if (rounding === 'output' && o.actCalib !== 'search') throw new UsageError('--rounding output (the least output error) needs --act-calib search', 'retrain');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const crop = o.crop ?? recipe.crop;
