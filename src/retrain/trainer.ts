@@ -305,12 +305,16 @@ function newGrads(net: Network, params: ParamSet): Grads {
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
   cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
+  /** Called after each part of the step with its name (scripts/bench-retrain.ts profile times them). */
+  lap: (part: string) => void = () => {},
 ): number {
   const q = intNet(net, state.params, formats, wbits);
   const tape = quantForward(net, q, batch, cfg.threads);
   const student = headValues(net, q, tape);
+  lap('integer forward');
   const tOuts = floatForward(net, teacher, batch, cfg.threads);
   const tHeads = net.heads.map((h) => tOuts[net.layers[h].inputs[0]]);
+  lap('float teacher forward');
   const d = distillationLoss(net, student, tHeads, batch.n, cfg.distill);
   let loss = d.loss;
   if (labels && cfg.labelWeight > 0) {
@@ -324,12 +328,15 @@ export function trainStep(
   let inner: (Float32Array | undefined)[] | undefined;
   const fw = cfg.featureWeight ?? 0;
   if (fw > 0) {
+    lap('loss');
     const f = featureLoss(innerConvLayers(net), tape.outs, q.frac, tOuts, fw, net.layers.length);
     loss += f.loss;
     inner = f.grads;
-  }
+    lap('feature loss (--feature-weight)');
+  } else lap('loss');
   const grads = newGrads(net, state.params);
   backward(net, q, tape, d.grads, grads, cfg.threads, inner);
+  lap(inner ? 'backward with feature gradients' : 'backward');
   // The integer layer reading the frame applies w*256/255: chain rule back to the shadow weight.
   for (const l of net.layers) {
     if (l.kind !== 'conv') continue;
@@ -339,6 +346,7 @@ export function trainStep(
   const flat: Float32Array[] = [];
   for (const l of net.layers) if (l.kind === 'conv') flat.push(grads.weight[l.index]!, grads.bias[l.index]!);
   adamStep(state.params, flat, state.adam, lr, lrScale);
+  lap('optimiser step');
   return loss;
 }
 
