@@ -65,6 +65,8 @@ interface Pending {
   order: number;
   /** INFER is answered when computed, not in order. */
   deferred: boolean;
+  /** Wire bytes of the request and its answer. */
+  wire: number;
 }
 
 export const HOST_MAX_PAYLOAD = 4104;
@@ -138,15 +140,24 @@ export class BridgeClient {
     this.waiters.shift()?.();
   }
 
-  /** Deadline for a request of `reqBytes` payload answered by `respBytes`. */
-  deadline(reqBytes: number, respBytes: number, extraMs = 0): number {
-    return this.base + (2 * (wireBytes(reqBytes) + wireBytes(respBytes)) * 1000) / this.rate + extraMs;
+  /**
+   * Deadline of a request of `reqBytes` payload answered by `respBytes`, sent behind requests
+   * whose `queuedWire` bytes (both ways) are still to travel: twice the time the bytes take at
+   * the link's rate, plus the floor.
+   */
+  deadline(reqBytes: number, respBytes: number, extraMs = 0, queuedWire = 0): number {
+    return this.base + (2 * (queuedWire + wireBytes(reqBytes) + wireBytes(respBytes)) * 1000) / this.rate + extraMs;
   }
 
-  private once(type: number, payload: Buffer, timeoutMs: number): Promise<Packet | undefined> {
+  /** Sends a request once; resolves with its answer, or undefined at the deadline or when passed over. */
+  private once(type: number, payload: Buffer, respBytes: number, extraMs = 0): Promise<Packet | undefined> {
     if (this.closedReason !== undefined) {
       return Promise.reject(new ZeroqError('fpga-link-closed', `the link closed: ${this.closedReason}`, this.link.path));
     }
+    let queued = 0;
+    for (const q of this.pending.values()) if (!q.deferred) queued += q.wire;
+    const wire = wireBytes(payload.length) + wireBytes(respBytes);
+    const timeoutMs = this.deadline(payload.length, respBytes, extraMs, queued);
     return new Promise((resolve, reject) => {
       this.seq = (this.seq + 1) & 0xffff;
       const seq = this.seq;
@@ -155,7 +166,7 @@ export class BridgeClient {
         this.counters.timeouts++;
         resolve(undefined);
       }, timeoutMs);
-      this.pending.set(seq, { resolve, reject, timer, order: this.order++, deferred: type === Msg.INFER });
+      this.pending.set(seq, { resolve, reject, timer, order: this.order++, deferred: type === Msg.INFER, wire });
       try {
         this.link.send(encodePacket(type, 0, seq, payload));
       } catch (e) {
@@ -172,13 +183,12 @@ export class BridgeClient {
    */
   async call(type: number, payload: Buffer, opts: { respBytes?: number; extraMs?: number; tries?: number } = {}): Promise<Buffer> {
     const tries = opts.tries ?? this.tries;
-    const timeout = this.deadline(payload.length, opts.respBytes ?? 0, opts.extraMs);
     await this.acquire();
     try {
       for (let t = 0; t < tries; t++) {
         if (t > 0) this.counters.retries++;
         this.counters.requests++;
-        const p = await this.once(type, payload, timeout);
+        const p = await this.once(type, payload, opts.respBytes ?? 0, opts.extraMs);
         if (!p) continue; // timed out, or passed over by a later answer
         if (p.type !== (type | PKT_RESPONSE)) throw new ZeroqError('fpga-protocol', `response type 0x${p.type.toString(16)} to request 0x${type.toString(16)}`, this.link.path);
         if (p.status !== 0) throw new DeviceError(p.status, type, p.payload.toString('utf8').replace(/[^\x20-\x7e]/g, ''), this.link.path);
@@ -315,17 +325,16 @@ export class BridgeClient {
    */
   private async infer(req: Buffer, expectMs: number, limitMs: number): Promise<Buffer> {
     const respBytes = 44 + 16 * 8;
-    const poll = this.deadline(req.length, respBytes);
     const pause = Math.min(100, Math.max(10, expectMs / 8));
     const t0 = performance.now();
     let silent = 0;
-    let wait = poll + expectMs;
+    let extra = expectMs;
     await this.acquire();
     try {
       for (;;) {
         this.counters.requests++;
-        const p = await this.once(Msg.INFER, req, wait);
-        wait = poll;
+        const p = await this.once(Msg.INFER, req, respBytes, extra);
+        extra = 0;
         if (!p) {
           if (++silent >= this.tries) throw new LinkTimeout(Msg.INFER, silent, this.link.path);
           this.counters.retries++;
