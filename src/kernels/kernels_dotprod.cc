@@ -35,5 +35,5 @@ struct DotMac {
 
 namespace zqint {
 extern const Kernels kDotprod;
-const Kernels kDotprod = {"neon-dotprod", false, gemmNeonT<DotMac>, dwNeon, loadNeon};
+const Kernels kDotprod = {"neon-dotprod", false, gemmNeon<DotMac>, dwNeon, loadNeon};
 }  // namespace zqint
