@@ -280,6 +280,8 @@ void dwNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, 
   }
 }
 
+using DwFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int);
+
 template <class Mac>
 void gemmNeon(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch) {
   switch (out.raw ? -1 : fastMode(p)) {
