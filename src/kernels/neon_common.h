@@ -88,6 +88,23 @@ inline VPN channelParams(const ConvPlan& p, int c) {
           vdupq_n_s32(p.lsh[c])};
 }
 
+// The fast form of a plan: its activation when M*S fits 32 bits (m32), leaky's Y*3277 too, the
+// outputs are 8-bit without left shifts, and the bias can start the accumulators; else -1.
+inline int fastMode(const ConvPlan& p) {
+  const bool act = p.act == A_LINEAR || p.act == A_RELU || (p.act == A_LEAKY && p.leaky32);
+  return act && p.needS && p.m32 && p.outBits == 8 && !p.anyLeft ? p.act : -1;
+}
+
+// The epilogue with the plan's flags fixed (MODE >= 0: the fast form, acc already holds the bias).
+template <int MODE>
+inline int32x4_t epilogueT(const EpiN& e, const VPN& v, int32x4_t acc, int32x4_t S) {
+  if (MODE < 0) return epilogueN(e, v, acc, S);
+  int32x4_t y = vaddq_s32(acc, vrshlq_s32(vmulq_s32(S, v.mul), v.ntsh));
+  if (MODE == A_LEAKY) y = vmaxq_s32(y, vrshrq_n_s32(vmulq_n_s32(y, 3277), 15));
+  else if (MODE == A_RELU) y = vmaxq_s32(y, vdupq_n_s32(0));
+  return vrshlq_s32(y, v.nrsh);
+}
+
 // Four int32x4 of outputs + 128 as 16 bytes: saturated to 8 bits by the narrows (sat8), or already
 // in -128..127.
 inline uint8x16_t bytes16(const int32x4_t* r, bool sat8) {
@@ -105,7 +122,7 @@ inline uint8x16_t bytes16(const int32x4_t* r, bool sat8) {
 //   Mac::sum(uint32x4_t s, uint8x16_t x): s + the sums of x's four 4-byte groups
 //   Mac::half(acc[4][4], w, x, chunks): acc[c][q] += the dot products of 4-channel chunks of the
 //     signed panel x (16 positions, 64 bytes a chunk) with channel c's weights (w: 8 words a chunk).
-template <class Mac>
+template <class Mac, int MODE>
 void gemmNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
@@ -150,11 +167,11 @@ void gemmNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0
           const int pc0 = (g * p.ntiles + tile) * TILE_O + 4 * half;
           int32x4_t acc[4][4];  // [channel][position vector]
           for (int c = 0; c < 4; c++)
-            for (int q = 0; q < 4; q++) acc[c][q] = vdupq_n_s32(128 * p.qsum[pc0 + c]);
+            for (int q = 0; q < 4; q++) acc[c][q] = vdupq_n_s32(128 * p.qsum[pc0 + c] + (MODE >= 0 ? p.bias[pc0 + c] : 0));
           Mac::half(acc, wt + 4 * half, (const int8_t*)panel, p.chunks);
           int32x4_t res[4][4];
           for (int c = 0; c < 4; c++) {
-            if (lut) {
+            if (MODE < 0 && lut) {
               alignas(16) int32_t av[VL], sv[VL], rv[VL];
               for (int q = 0; q < 4; q++) {
                 vst1q_s32(av + 4 * q, acc[c][q]);
@@ -164,11 +181,11 @@ void gemmNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0
               for (int q = 0; q < 4; q++) res[c][q] = vld1q_s32(rv + 4 * q);
             } else {
               const VPN vp = channelParams(p, pc0 + c);
-              for (int q = 0; q < 4; q++) res[c][q] = epilogueN(e, vp, acc[c][q], S[q]);
+              for (int q = 0; q < 4; q++) res[c][q] = epilogueT<MODE>(e, vp, acc[c][q], S[q]);
             }
           }
           const int oc = oc0 + 4 * half;
-          if (out.raw) {
+          if (MODE < 0 && out.raw) {
             for (int c = 0; c < 4 && tile * TILE_O + 4 * half + c < p.Og; c++) {
               alignas(16) int32_t rv[VL];
               for (int q = 0; q < 4; q++) vst1q_s32(rv + 4 * q, res[c][q]);
@@ -181,9 +198,13 @@ void gemmNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0
           ch4.val[1] = bytes16(res[1], e.sat8);
           ch4.val[2] = bytes16(res[2], e.sat8);
           ch4.val[3] = bytes16(res[3], e.sat8);
-          alignas(16) uint32_t words[VL];
-          vst4q_u8((uint8_t*)words, ch4);  // interleaves the 4 channels: one word per position
           uint32_t* plane = out.words + (int64_t)(oc >> 2) * out.planeStride;
+          if (p.segStart[v + 1] - p.segStart[v] == 1 && p.segs[p.segStart[v]].count == VL) {
+            vst4q_u8((uint8_t*)(plane + p.segs[p.segStart[v]].off), ch4);  // interleaves the 4 channels: one word per position
+            continue;
+          }
+          alignas(16) uint32_t words[VL];
+          vst4q_u8((uint8_t*)words, ch4);
           for (int s = p.segStart[v]; s < p.segStart[v + 1]; s++) {
             const Seg& sg = p.segs[s];
             memcpy(plane + sg.off, words + sg.lane0, sizeof(uint32_t) * sg.count);
@@ -194,7 +215,8 @@ void gemmNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0
   }
 }
 
-void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
+template <int MODE>
+void dwNeonT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
   if (p.taps > 64 || p.stride > 2 || p.act == A_LUT || out.raw) {
@@ -218,8 +240,10 @@ void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
       const int iy0 = y * st - p.pad + in.b;
       for (int x0 = 0; x0 < p.Wo; x0 += 4) {
         const int n = p.Wo - x0 < 4 ? p.Wo - x0 : 4;
-        int32x4_t acc[4], S[4];
-        for (int q = 0; q < 4; q++) acc[q] = S[q] = vdupq_n_s32(0);
+        // The window sums in 16 bits (at most 64 taps of 255) until the end.
+        int32x4_t acc[4];
+        uint16x8_t s16[2] = {vdupq_n_u16(0), vdupq_n_u16(0)};
+        for (int q = 0; q < 4; q++) acc[q] = MODE >= 0 ? vp.bias : vdupq_n_s32(0);
         for (int ky = 0; ky < k; ky++) {
           const uint8_t* row = ip + ((int64_t)(iy0 + ky) * in.rowStride + (x0 * st - p.pad + in.b)) * 4;
           for (int kx = 0; kx < k; kx++) {
@@ -233,16 +257,16 @@ void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
             acc[1] = vmlal_high_s16(acc[1], lo, w);
             acc[2] = vmlal_s16(acc[2], vget_low_s16(hi), vget_low_s16(w));
             acc[3] = vmlal_high_s16(acc[3], hi, w);
-            if (e.needS) {
-              S[0] = vaddw_s16(S[0], vget_low_s16(lo));
-              S[1] = vaddw_high_s16(S[1], lo);
-              S[2] = vaddw_s16(S[2], vget_low_s16(hi));
-              S[3] = vaddw_high_s16(S[3], hi);
+            if (MODE >= 0 || e.needS) {
+              s16[0] = vaddq_u16(s16[0], vreinterpretq_u16_s16(lo));
+              s16[1] = vaddq_u16(s16[1], vreinterpretq_u16_s16(hi));
             }
           }
         }
+        const int32x4_t S[4] = {vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(s16[0]))), vreinterpretq_s32_u32(vmovl_high_u16(s16[0])),
+                                vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(s16[1]))), vreinterpretq_s32_u32(vmovl_high_u16(s16[1]))};
         int32x4_t res[4];
-        for (int q = 0; q < 4; q++) res[q] = epilogueN(e, vp, acc[q], vsubq_s32(S[q], soff));
+        for (int q = 0; q < 4; q++) res[q] = epilogueT<MODE>(e, vp, acc[q], vsubq_s32(S[q], soff));
         const uint8x16_t bytes = bytes16(res, e.sat8);
         uint8_t* dst = (uint8_t*)out.at(b, y, x0);
         if (n == 4) vst1q_u8(dst, bytes);
@@ -256,5 +280,25 @@ void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
   }
 }
 
-}  // namespace
+using DwFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int);
 
+template <class Mac>
+void gemmNeon(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch) {
+  switch (out.raw ? -1 : fastMode(p)) {
+    case A_LINEAR: return gemmNeonT<Mac, A_LINEAR>(p, in, out, v0, v1, scratch);
+    case A_RELU: return gemmNeonT<Mac, A_RELU>(p, in, out, v0, v1, scratch);
+    case A_LEAKY: return gemmNeonT<Mac, A_LEAKY>(p, in, out, v0, v1, scratch);
+    default: return gemmNeonT<Mac, -1>(p, in, out, v0, v1, scratch);
+  }
+}
+
+void dwNeon(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
+  switch (out.raw ? -1 : fastMode(p)) {
+    case A_LINEAR: return dwNeonT<A_LINEAR>(p, in, out, y0, y1);
+    case A_RELU: return dwNeonT<A_RELU>(p, in, out, y0, y1);
+    case A_LEAKY: return dwNeonT<A_LEAKY>(p, in, out, y0, y1);
+    default: return dwNeonT<-1>(p, in, out, y0, y1);
+  }
+}
+
+}  // namespace

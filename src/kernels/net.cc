@@ -237,6 +237,12 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
     p.lutsh[pc] = (int32_t)std::max<int64_t>(-32, std::min<int64_t>(lr, 32));
   }
+  p.fbias = (int32_t*)alloc(4 * np);
+  p.fk = (int32_t*)alloc(4 * np);
+  for (int pc = 0; pc < np; pc++) {
+    p.fbias[pc] = p.bias[pc] + p.rrnd[pc];
+    p.fk[pc] = p.act == A_LEAKY ? 16384 + 29491 * p.rrnd[pc] : p.rrnd[pc];
+  }
   p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
   {
     bool m16 = true;
@@ -524,7 +530,7 @@ static ConvPlan slicePlan(const ConvPlan& p, int b0, int b1) {
   const int c0 = 4 * b0;
   s.C = s.O = s.G = std::min(p.C, 4 * b1) - c0;
   s.Cg = s.Og = 1;
-  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh}) *a += c0;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh, &s.fbias, &s.fk}) *a += c0;
   s.wdw += (size_t)b0 * p.taps * 4;
   s.wdwRow += (size_t)c0 * p.k * p.ng;
   for (int32_t** a : {&s.vbias, &s.vmul, &s.vtsh, &s.vrsh, &s.vlsh, &s.vlutsh, &s.vtrnd, &s.vrrnd}) *a += (size_t)b0 * VL;
@@ -537,7 +543,7 @@ static ConvPlan sliceTiles(const ConvPlan& p, int t0, int t1) {
   const int c0 = TILE_O * t0;
   s.O = s.Og = std::min(p.O, TILE_O * t1) - c0;
   s.ntiles = t1 - t0;
-  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh}) *a += c0;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh, &s.fbias, &s.fk}) *a += c0;
   s.wgemm += (size_t)c0 * p.chunks * 4;
   s.wgemm16 += (size_t)c0 * p.chunks * 4;
   if (p.fuseOut) {
