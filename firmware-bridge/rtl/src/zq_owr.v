@@ -4,7 +4,7 @@
 // left to right. A pixel flagged first-of-row starts at `orow` (the sequencer's pending row address,
 // taken here), first-of-channel one channel plane (opb bytes) after the previous channel's first;
 // any other pixel follows the one before. A word goes out when the next pixel falls into another word
-// or on `flush` (kept until done).
+// or starts a row or channel, or on `flush` (kept until done).
 module zq_owr #(
   parameter AW = 24
 ) (
@@ -36,7 +36,10 @@ module zq_owr #(
   wire [1:0]    lane = addr[1:0];
   wire [31:0]   nd   = o16 ? ({16'd0, idata} << {lane, 3'b000}) : ({24'd0, idata[7:0]} << {lane, 3'b000});
   wire [3:0]    ns   = o16 ? (4'b0011 << lane) : (4'b0001 << lane);
-  wire          other = cv && addr[AW-1:2] != ca;      // the pixel starts another word
+  // the pixel starts another word: it follows the one before into the next word, or it starts a row
+  // or a channel (then the gathered word goes out even if the pixel would have joined it: two
+  // writes with their own strobes)
+  wire          other = cv && (ifl != 2'b00 || addr[1:0] == 2'b00);
   // the output register is free, or its word goes out this cycle (conservative: the pixel might
   // have joined the gathered word, but this keeps the address compare off the stall path)
   wire          out_free = !wv || wtake;
