@@ -270,7 +270,7 @@ export function sliceBatch(
  * Starts an iteration: the quantizer's formats for the current shadow weights (equalized and aligned
  * before the first iteration when asked), checked to give back exactly the quantizer's integers.
  */
-export async function startIteration(net: Network, state: TrainState, calib: Frame[], quant: QuantConfig, threads: number): Promise<{ formats: Formats; qnet: QNet }> {
+export async function startIteration(net: Network, state: TrainState, calib: Frame[], quant: QuantConfig, threads: number): Promise<{ formats: Formats; qnet: QNet; float: ParamSet }> {
   const it = await quantizerFormats(net, state.params, calib, quant, {
     equalize: quant.equalize && state.iteration === 0, align: (quant.alignWeights ?? false) && state.iteration === 0, threads,
   });
@@ -280,7 +280,7 @@ export async function startIteration(net: Network, state: TrainState, calib: Fra
     throw new ZeroqError('retrain-formats', `the quantizer's integers are not reproduced: ${diff.slice(0, 5).join('; ')}`, net.name);
   }
   state.params = it.params;
-  return { formats: it.formats, qnet: it.qnet };
+  return { formats: it.formats, qnet: it.qnet, float: it.float };
 }
 
 /** Per parameter array (flatParams order), per output channel: its quantization step in the formats. */
@@ -378,7 +378,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     if (!state.formats) {
       const start = await startIteration(net, state, data.calib, quant, cfg.threads);
       state.formats = start.formats;
-      if ((cfg.featureWeight ?? 0) > 0 && state.iteration === 0 && !state.teacher) state.teacher = cloneParams(state.params);
+      if ((cfg.featureWeight ?? 0) > 0 && state.iteration === 0 && !state.teacher) state.teacher = cloneParams(start.float);
       await hooks.onQuantized?.(state.iteration, start.qnet);
       if (state.iteration === 0 && hooks.validate && !state.quantized) state.quantized = await hooks.validate(start.qnet);
       await hooks.onCheckpoint?.(state);
