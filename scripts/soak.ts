@@ -88,9 +88,10 @@ async function liveVideoDaemon(
   return { config, httpPort };
 }
 
-function rssMb(pid: number): number {
+/** A process's resident set (VmRSS), or its peak since it started (VmHWM), MB. */
+function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;
@@ -550,7 +551,7 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
     const pid = d.pid;
     await d.waitLog((l) => l.msg === 'daemon running', 'the daemon running', 120_000);
     const t0 = Date.now();
-    const samples: { s: number; rssMb: number; heapUsedMb?: number; ffmpegRssMb?: number; processed?: number }[] = [];
+    const samples: { s: number; rssMb: number; peakRssMb: number; heapUsedMb?: number; ffmpegRssMb?: number; processed?: number }[] = [];
     const end = t0 + minutes * 60_000;
     while (Date.now() < end) {
       await at(Math.min(10_000, Math.max(0, end - Date.now())));
@@ -560,11 +561,14 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
       samples.push({
         s: Math.round((Date.now() - t0) / 1000),
         rssMb: r1(rssMb(pid)),
+        peakRssMb: r1(rssMb(pid, 'VmHWM')),
         heapUsedMb: heap === undefined ? undefined : r1(heap / 2 ** 20),
         ffmpegRssMb: ff ? r1(rssMb(ff.pid)) : undefined,
         processed: metric(text, 'zeroq_frames_processed_total'),
       });
     }
+    // The peak resident set since the start (VmHWM), read just before the stop.
+    const peakRss = r1(rssMb(pid, 'VmHWM'));
     const from = w.messages.length;
     const exit = await d.kill('SIGTERM');
     await w.waitFor((m) => m.topic === `${base}/availability` && m.text === 'stopped', '`stopped`', 30_000, from);
@@ -590,7 +594,7 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
         threads,
         minutes,
         sourceFps: fps,
-        rssMb: { at1min: at1.rssMb, at10min: at10?.rssMb, atEnd: samples[samples.length - 1].rssMb, ratio10to1: rssRatio },
+        rssMb: { at1min: at1.rssMb, at10min: at10?.rssMb, atEnd: samples[samples.length - 1].rssMb, peak: peakRss, ratio10to1: rssRatio },
         heapUsedMb: { at1min: at1.heapUsedMb, at10min: at10?.heapUsedMb, atEnd: samples[samples.length - 1].heapUsedMb },
         ffmpegRssMb: { at1min: at1.ffmpegRssMb, atEnd: samples[samples.length - 1].ffmpegRssMb },
         samples,

@@ -3,8 +3,8 @@
  * composited by sharp). The picture is shown at the camera's aspect ratio, its longest side at most
  * maxSize pixels.
  */
-import sharp from 'sharp';
 import type { Detection } from '../detect/types.js';
+import { loadSharp } from '../util/sharp.js';
 
 export interface SnapshotInput {
   rgb: Uint8Array;
@@ -54,6 +54,7 @@ export function overlaySvg(dets: readonly Detection[], sx: number, sy: number, w
 export async function renderSnapshot(s: SnapshotInput, maxSize: number, quality: number): Promise<Buffer> {
   const out = snapshotSize(s.srcWidth, s.srcHeight, maxSize);
   const svg = overlaySvg(s.detections, out.width / s.srcWidth, out.height / s.srcHeight, out.width, out.height);
+  const sharp = await loadSharp();
   return sharp(Buffer.from(s.rgb.buffer, s.rgb.byteOffset, s.rgb.byteLength), { raw: { width: s.width, height: s.height, channels: 3 } })
     .resize(out.width, out.height, { fit: 'fill' })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
