@@ -16,7 +16,7 @@
  *     for the least output error),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
  *
- *   npx tsx scripts/bench-accuracy.ts widths [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--val <list>]
+ *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8]
  *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
  *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg]
  *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
@@ -64,8 +64,8 @@ const { positionals, values: args } = parseArgs({
     'calib-images': { type: 'string', default: '32' },
     threads: { type: 'string', default: '1' },
     cache: { type: 'string' },
-    out: { type: 'string', default: 'docs/benchmarks/accuracy.md' },
-    svg: { type: 'string', default: 'docs/benchmarks/ap50-vs-bits.svg' },
+    out: { type: 'string' },
+    svg: { type: 'string' },
     avg: { type: 'string', default: '4,4.5,5,6' },
     uniform: { type: 'string', default: '4,5,6,8' },
     val: { type: 'string' },
@@ -75,6 +75,8 @@ const { positionals, values: args } = parseArgs({
   },
 });
 const mode = positionals[0] ?? 'sweep';
+args.out ??= mode === 'widths' ? 'docs/benchmarks/bit-widths.md' : 'docs/benchmarks/accuracy.md';
+args.svg ??= mode === 'widths' ? 'docs/benchmarks/ap50-vs-avg-bits.svg' : 'docs/benchmarks/ap50-vs-bits.svg';
 const threads = Number(args.threads);
 const calibImages = Number(args['calib-images']);
 const models = args.models!.split(',');

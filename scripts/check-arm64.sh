@@ -6,6 +6,7 @@
 set -e
 cd "$(dirname "$0")/../src/kernels"
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 CXX=${CXX:-aarch64-linux-gnu-g++}
 for f in net.cc pool.cc kernels_scalar.cc kernels_neon.cc selftest.cc; do
   $CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -c "$f" -o "$out/${f%.cc}.o"
@@ -23,4 +24,3 @@ if [ "$host" != "$arm" ]; then
   exit 1
 fi
 echo "resize: arm64 and this machine agree ($host)"
-rm -rf "$out"

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
+import sharp from 'sharp';
 import { Daemon } from '../src/daemon/daemon.js';
 import { loadConfig } from '../src/daemon/config-load.js';
 import { camerasOf } from '../src/daemon/config.js';
@@ -70,8 +71,9 @@ t.test('two cameras, one engine: both publish on their topics; per-camera stats;
   const dir = tmpdir(t);
   const folder = path.join(dir, 'images');
   mkdirSync(folder);
-  // A skier, then a table with no one at it.
-  for (const n of ['000000000785.jpg', '000000009590.jpg']) symlinkSync(dataPath('coco-val', 'images', n), path.join(folder, n));
+  // A skier, then an empty grey picture (every image of the data folder has people in it).
+  symlinkSync(dataPath('coco-val', 'images', '000000000785.jpg'), path.join(folder, 'a.jpg'));
+  await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 128, g: 128, b: 128 } } }).jpeg().toFile(path.join(folder, 'b.jpg'));
   const config = path.join(dir, 'zeroq.yaml');
   const write = (third: boolean) =>
     writeFileSync(
@@ -122,8 +124,11 @@ t.test('two cameras, one engine: both publish on their topics; per-camera stats;
   t.ok(ended.json.top_score >= 0.3);
   const counts = await w.waitFor((m) => m.topic === 'zeroq/multi/door/counts' && m.json.counts.person > 0, 'door counts');
   t.match(counts.json, { v: 2, camera: 'door' });
-  const occ = await w.waitFor((m) => m.topic === 'zeroq/multi/door/occupancy' && m.json.occupancy.person === 'ON', 'occupied');
-  t.ok(occ.retain || true);
+  await w.waitFor((m) => m.topic === 'zeroq/multi/door/occupancy' && m.json.occupancy.person === 'ON', 'occupied');
+  // Off only once no person was reported for occupancy_off_delay_s (0.5 s) after the last went.
+  const endIdx = w.messages.indexOf(ended);
+  const off = await w.waitFor((m) => m.topic === 'zeroq/multi/door/occupancy' && m.json.occupancy.person === 'OFF', 'not occupied', 30_000, endIdx);
+  t.ok(Date.parse(off.json.time) - Date.parse(ended.json.end_time) >= 500, `off ${Date.parse(off.json.time) - Date.parse(ended.json.end_time)} ms after the person was last seen (delay 500 ms, plus max_misses frames)`);
 
   // Reload: a third camera.
   write(true);

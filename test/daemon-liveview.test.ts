@@ -75,8 +75,9 @@ t.test('live view: headless Chromium shows both cameras, a changing stream, boxe
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const folder = path.join(dir, 'images');
   mkdirSync(folder);
-  // A skier (a person), then a table with no one at it: events open and end.
-  for (const n of ['000000000785.jpg', '000000009590.jpg']) symlinkSync(dataPath('coco-val', 'images', n), path.join(folder, n));
+  // A skier, then an empty grey picture: events open and end.
+  symlinkSync(dataPath('coco-val', 'images', '000000000785.jpg'), path.join(folder, 'a.jpg'));
+  await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 128, g: 128, b: 128 } } }).jpeg().toFile(path.join(folder, 'b.jpg'));
   const port = await freePort();
   const config = path.join(dir, 'zeroq.yaml');
   writeFileSync(

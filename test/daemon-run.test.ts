@@ -311,7 +311,7 @@ t.test('bad configuration: exit code 2 and a message naming file, line and key',
   const e = DaemonProcess.start(['--threads', 'many', '--source', '/nonexistent/cam.mp4']);
   const exit2 = await e.exit;
   t.equal(exit2.code, 2);
-  t.match(e.stderrText, '--threads: model.threads');
+  t.match(e.stderrText, "'--threads <n>' argument 'many' is invalid", 'the flag is named (the CLI parses numbers before the config does)');
   const f = DaemonProcess.start(['--source', '/nonexistent/cam.mp4', '--http-port', '0']);
   t.equal((await f.exit).code, 2);
   t.match(f.stderrText, 'source.url "/nonexistent/cam.mp4": no such file, folder or device');

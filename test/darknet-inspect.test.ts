@@ -85,7 +85,7 @@ t.test('zeroq inspect on the command line', async (t) => {
 
   const badSize = await zeroq(CFG, '--size', '0x3');
   t.equal(badSize.code, 2);
-  t.match(badSize.stderr, '--size 0x3');
+  t.match(badSize.stderr, "'--size <WxH>' argument '0x3' is invalid. expected W or WxH");
 });
 
 t.test('per-layer support: the engines, the quantizer and the trainer say which layers they take, and why not', async (t) => {

@@ -217,3 +217,8 @@ t.test('the native planner uses the same limits as the TypeScript checks', async
   for (const [k, v] of Object.entries(LIMITS)) if (k in l) t.equal(l[k], v, `LIMITS.${k}`);
   t.equal(l.threads, 64);
 });
+
+t.test('an error message quoting damaged input stays on one line', async (t) => {
+  const { ZeroqError } = await import('../src/util/errors.js');
+  t.equal(new ZeroqError('zqw-manifest', 'manifest is not JSON: Unexpected token ]\n],"fm":[5', 'w.zqw').message, 'w.zqw: manifest is not JSON: Unexpected token ] ],"fm":[5');
+});

@@ -79,7 +79,7 @@ function inverted(b: NetBuilder, c: number, expand: number, stride: number, size
 
 const cases: Case[] = [
   {
-    name: 'inverted residual blocks on rows of 35 (three vectors a row, groups across rows)',
+    name: 'inverted residual blocks on rows of 35 (three vectors a row, groups across rows; 2 threads: split by tiles)',
     build: () => {
       const b = new NetBuilder({ c: 3, h: 18, w: 70 });
       b.conv({ filters: 8, size: 3, stride: 2 });
@@ -87,6 +87,8 @@ const cases: Case[] = [
       inverted(b, 8, 24, 1);
       inverted(b, 12, 24, 2);
       inverted(b, 12, 36, 1, 5);
+      b.conv({ filters: 32, size: 1, activation: 'linear' });
+      inverted(b, 32, 48, 1);
       b.conv({ filters: 20, size: 1, activation: 'linear' });
       b.yolo();
       return b.build();

@@ -261,8 +261,15 @@ t.test('a new version is swapped in between two frames by every daemon; bad sets
   t.equal(after.json.weights, v2, 'version 2 runs again');
   t.ok(after.json.detections.length > 0, 'and sees objects');
   const blindId = parseZqw(readFileSync(blind)).manifest.id;
-  const cam1 = detections(r.watcher, 'cam1', mark).map((m) => m.json.frame as number);
-  t.same(cam1, cam1.map((_, i) => cam1[0] + i), 'no frame lost across the swap and the swap back');
+  // Frame numbers are the camera's: a loaded machine may skip frames at any time (counted as skipped),
+  // so what must hold is that the swaps themselves lose none: consecutive frames around each change.
+  const cam1Msgs = detections(r.watcher, 'cam1', mark);
+  const changes = cam1Msgs.map((m, i) => i).filter((i) => i > 0 && cam1Msgs[i].json.weights !== cam1Msgs[i - 1].json.weights);
+  t.equal(changes.length, 2, 'a swap to the blind set and a swap back');
+  for (const i of changes) {
+    const frames = cam1Msgs.slice(Math.max(0, i - 8), i + 8).map((m) => m.json.frame as number);
+    t.same(frames, frames.map((_, k) => frames[0] + k), `no frame lost across the swap at frame ${cam1Msgs[i].json.frame as number}`);
+  }
   t.ok(detections(r.watcher, 'cam1', mark).some((m) => m.json.weights === blindId), 'the blind set ran in between');
 
   // Metrics and state.

@@ -19,5 +19,8 @@ int host_nv_init(const char *state_dir, uint32_t cap);
 /* Picks the accelerator behind hal_accel_*: "model" or "rtl". 0 ok, -1 unknown name,
  * -2 rtl not linked into this build, -3 its initialisation failed. */
 int host_accel_select(const char *name, uint32_t mem_bytes);
+/* Readable when the accelerator finished a layer (drain it); whether a layer is computing. */
+int host_accel_done_fd(void);
+int host_accel_running(void);
 
 #endif

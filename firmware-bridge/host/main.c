@@ -105,20 +105,19 @@ int main(int argc, char **argv) {
 
   static uint8_t buf[8192];
   while (!stop) {
-    int busy = bridge_busy();
-    double wait = host_link_wait_s();
-    if (wait > 0) {
-      /* Throttled and no byte due yet: keep computing, or sleep until one is. */
-      if (busy) bridge_poll();
-      else {
-        struct pollfd p = { host_link_fd(), 0, 0 };
-        poll(&p, 0, (int)(wait * 1000) + 1);
+    /* Sleep in poll() unless the firmware has work it can do now: a frame step that does not wait
+     * for the accelerator (which wakes us through its pipe when a layer is done). */
+    const int can_step = bridge_busy() && !host_accel_running();
+    const double wait = host_link_wait_s(); /* throttled: seconds until the next byte is due */
+    struct pollfd p[2] = { { wait > 0 ? -1 : host_link_fd(), POLLIN, 0 }, { host_accel_done_fd(), POLLIN, 0 } };
+    int timeout = can_step ? 0 : wait > 0 ? (int)(wait * 1000) + 1 : 100;
+    poll(p, 2, timeout);
+    if (p[1].revents & POLLIN) {
+      char drain[64];
+      if (read(host_accel_done_fd(), drain, sizeof drain) < 0) { /* nothing to drain */
       }
-      continue;
     }
-    struct pollfd p = { host_link_fd(), POLLIN, 0 };
-    int pr = poll(&p, 1, busy ? 0 : 100);
-    if (pr > 0 && (p.revents & POLLIN)) {
+    if (wait <= 0 || host_link_wait_s() <= 0) {
       int n = hal_link_read(buf, (int)sizeof buf);
       if (n > 0) bridge_rx(buf, (size_t)n);
     }

@@ -377,7 +377,9 @@ static void infer(const packet_t *p) {
     return;
   }
   if (s->frame_id == fid && (s->state == SLOT_QUEUED || s->state == SLOT_RUNNING)) {
-    s->seq = p->seq; /* answered when done */
+    /* Still computing: say so at once (the host polls with repeats); the result goes to the first
+     * INFER's seq, and to any repeat after it is done. */
+    send_error(p->type, E_BUSY, p->seq, "computing");
     return;
   }
   if (s->frame_id == fid && (s->state == SLOT_DONE || s->state == SLOT_ERROR)) {

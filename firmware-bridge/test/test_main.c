@@ -558,9 +558,40 @@ static void test_bridge(void) {
   wr32(rq + 8, 2);
   request(MSG_READ, rq, 12);
   CHECK(n_resp == 1 && resp[0].status == E_RANGE, "READ past the result: E_RANGE");
+  /* Two INFERs of a new frame in one burst: the repeat, arriving while the frame is queued, is
+   * answered at once with E_BUSY; the result then goes to the first one's seq. */
+  {
+    static uint8_t burst[2 * FRAME_WIRE_MAX];
+    uint8_t inf2[12] = { 0 };
+    wr32(inf2 + 4, 79);
+    wr32(inf2 + 8, crc32_update(0, frame, 6));
+    request(MSG_FRAME_DATA, fd, 11); /* slot 0 gets the frame again (it was done: a new frame) */
+    size_t n1 = make_frame(burst, MSG_INFER, 500, inf2, 12);
+    size_t n2 = make_frame(burst + n1, MSG_INFER, 501, inf2, 12);
+    test_tx_len = 0;
+    bridge_rx(burst, n1 + n2);
+    while (bridge_busy()) bridge_poll();
+    static frame_rx_t brx;
+    frame_rx_init(&brx);
+    packet_t bp;
+    int got, k = 0;
+    uint16_t seqs[2] = { 0, 0 };
+    uint8_t sts[2] = { 0xff, 0xff };
+    for (size_t off = 0; off < test_tx_len && k < 2;) {
+      off += frame_rx_feed(&brx, test_tx + off, test_tx_len - off, &bp, &got);
+      if (got) {
+        seqs[k] = bp.seq;
+        sts[k++] = bp.status;
+      }
+    }
+    CHECK(k == 2 && seqs[0] == 501 && sts[0] == E_BUSY, "a repeat while computing: E_BUSY at once (seq %u status %u)", seqs[0], sts[0]);
+    CHECK(seqs[1] == 500 && sts[1] == 0, "the result to the first INFER (seq %u status %u)", seqs[1], sts[1]);
+    wr32(inf + 4, 79);
+  }
   /* A repeated INFER answers again without running. */
   request(MSG_INFER, inf, 12);
-  CHECK(n_resp == 1 && resp[0].status == 0 && rd32(resp[0].payload) == 77, "repeated INFER: the same answer");
+  CHECK(n_resp == 1 && resp[0].status == 0 && rd32(resp[0].payload) == 79, "repeated INFER: the same answer");
+  wr32(inf + 4, 77);
   /* Slot 1 in flight beside slot 0. */
   fd[0] = 1;
   request(MSG_FRAME_DATA, fd, 11);
@@ -577,7 +608,7 @@ static void test_bridge(void) {
   CHECK(test_tx_len == 0, "a corrupted frame is not answered");
   request(MSG_STATS, NULL, 0);
   CHECK(n_resp == 1 && rd32(resp[0].payload + 8) + rd32(resp[0].payload + 12) == 1, "STATS counts it");
-  CHECK(rd32(resp[0].payload + 28) == 2, "STATS: frames inferred");
+  CHECK(rd32(resp[0].payload + 28) == 3, "STATS: frames inferred");
   request(MSG_PING, (const uint8_t *)"hello", 5);
   CHECK(n_resp == 1 && resp[0].len == 5 && !memcmp(resp[0].payload, "hello", 5), "PING echoes");
 

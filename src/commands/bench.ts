@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
-import { ZeroqError } from '../util/errors.js';
 import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
+import { opt, parse } from '../cli/options.js';
 
 interface BenchFlags {
   engine?: string;
-  threads?: string;
-  frames: string;
-  warmup: string;
+  frames: number;
+  warmup: number;
   compare?: boolean;
   spin?: boolean;
   json?: boolean;
@@ -16,27 +15,21 @@ interface BenchFlags {
   [flag: string]: unknown;
 }
 
-function intFlag(value: string, flag: string, min: number): number {
-  const v = Number(value);
-  if (!Number.isInteger(v) || v < min) throw new ZeroqError('bad-option', `"${value}" is not an integer >= ${min}`, flag);
-  return v;
-}
-
 /** `zeroq bench`: speed of the float and int engines on one model. */
 export function register(program: Command): void {
   const cmd = program
     .command('bench')
     .description('median ms per frame (network only and end to end), frames/s and peak RSS of an engine')
     .argument('<model>', 'darknet .cfg (float; int runs random weights of its shapes) or .zqw weight set')
-    .option('--frames <n>', 'measured frames', '200')
-    .option('--warmup <n>', 'frames run before measuring', '20')
+    .addOption(opt('--frames <n>', 'measured frames', parse.positiveInt, 200))
+    .addOption(opt('--warmup <n>', 'frames run before measuring', parse.count, 20))
     .option('--compare', 'run float and the engine under test (int unless --engine names another) alternately, blocks of 10 frames, in one process; print engine/float')
     .option('--no-spin', "float: onnxruntime's workers do not spin waiting between runs")
     .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
     .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
     .option('--profile', 'int: per layer time, multiply-adds, bytes moved, GMAC/s and GB/s (median of up to 100 frames), and totals by layer kind')
     .option('--json', 'print the result as JSON');
-  addEngineOptions(cmd, { threads: '1' });
+  addEngineOptions(cmd, { threads: 1 });
   cmd.action(async (model: string, flags: BenchFlags) => {
       const { module, options } = engineChoice(model, flags);
       const engine = module.kind;
@@ -49,8 +42,8 @@ export function register(program: Command): void {
         spin: flags.spin,
         threads,
         engineOptions,
-        frames: intFlag(flags.frames, '--frames', 1),
-        warmup: intFlag(flags.warmup, '--warmup', 0),
+        frames: flags.frames,
+        warmup: flags.warmup,
         image: flags.image,
         floatModel: flags.float,
         profile: flags.profile,

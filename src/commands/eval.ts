@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CocoEvaluation, CocoResult } from '../eval/coco.js';
 import type { DecodeOptions } from '../detect/types.js';
 import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
+import { choice, opt, parse, UsageError } from '../cli/options.js';
 import { ZeroqError } from '../util/errors.js';
 
 interface EvalFlags {
@@ -9,25 +10,17 @@ interface EvalFlags {
   annotations?: string;
   data?: string;
   engine?: string;
-  limit?: string;
-  threads?: string;
-  threshold: string;
-  nms: string;
-  nmsKind?: string;
-  maxDets: string;
+  limit?: number;
+  threshold: number;
+  nms: number;
+  nmsKind?: DecodeOptions['nmsKind'];
+  maxDets: number;
   saveResults?: string;
   json?: boolean;
   perClass?: boolean;
   [flag: string]: unknown;
 }
 
-function numberFlag(value: string, flag: string, check: (v: number) => boolean, what: string): number {
-  const v = Number(value);
-  if (value.trim() === '' || !Number.isFinite(v) || !check(v)) throw new ZeroqError('bad-option', `"${value}" is not ${what}`, flag);
-  return v;
-}
-const positiveInt = (value: string, flag: string) => numberFlag(value, flag, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
-const fraction = (value: string, flag: string) => numberFlag(value, flag, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
 
 const pct = (v: number) => (v < 0 ? '   -' : (v * 100).toFixed(2).padStart(6));
 /** -1 (nothing to score, e.g. no small objects) becomes null in JSON. */
@@ -85,12 +78,12 @@ async function scoreResults(flags: EvalFlags): Promise<void> {
   let imageIds: number[] | undefined;
   let gtSource: string;
   if (flags.data) {
-    const set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit: flags.limit ? positiveInt(flags.limit, '--limit') : undefined });
+    const set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit: flags.limit });
     gt = set.gt;
     imageIds = set.images.map((im) => im.id);
     gtSource = set.gtSource;
   } else {
-    if (!flags.annotations) throw new ZeroqError('bad-option', 'scoring a results file needs --annotations <instances.json> (or --data <list>)', '--results');
+    if (!flags.annotations) throw new UsageError('scoring a results file needs --annotations <instances.json> (or --data <list>)', 'eval');
     gt = await readInstances(flags.annotations);
     gtSource = flags.annotations;
   }
@@ -109,21 +102,17 @@ async function scoreResults(flags: EvalFlags): Promise<void> {
 
 /** Runs a model over a list, then scores it. */
 async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
-  if (!flags.data) throw new ZeroqError('bad-option', 'running a model needs --data <list.txt>', model);
+  if (!flags.data) throw new UsageError('running a model needs --data <list.txt>', 'eval');
   const { module, options } = engineChoice(model, flags);
   const kind = module.kind;
   const threads = (options.threads ??= 1);
-  const nmsKind = flags.nmsKind;
-  if (nmsKind !== undefined && nmsKind !== 'default' && nmsKind !== 'greedynms' && nmsKind !== 'diounms') {
-    throw new ZeroqError('bad-option', `unknown NMS kind "${nmsKind}" (default, greedynms or diounms)`, '--nms-kind');
-  }
   const decode: DecodeOptions = {
-    threshold: fraction(flags.threshold, '--threshold'),
-    nms: fraction(flags.nms, '--nms'),
-    nmsKind,
-    maxDetections: positiveInt(flags.maxDets, '--max-dets'),
+    threshold: flags.threshold,
+    nms: flags.nms,
+    nmsKind: flags.nmsKind,
+    maxDetections: flags.maxDets,
   };
-  const limit = flags.limit ? positiveInt(flags.limit, '--limit') : undefined;
+  const limit = flags.limit;
 
   const { evaluateCoco, formatSummary } = await import('../eval/coco.js');
   const { loadEvalSet } = await import('../eval/dataset.js');
@@ -135,19 +124,13 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   try {
     const head = engine.net.layers[engine.net.heads[0]];
     set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit, classes: head?.kind === 'yolo' ? head.classes : undefined });
-    let bar: import('cli-progress').SingleBar | undefined;
-    if (process.stderr.isTTY) {
-      const { default: progress } = await import('cli-progress');
-      bar = new progress.SingleBar(
-        { stream: process.stderr, format: 'eval [{bar}] {value}/{total} images | {eta_formatted} left', hideCursor: true },
-        progress.Presets.shades_classic,
-      );
-      bar.start(set.images.length, 0);
-    }
+    const { progress } = await import('../cli/progress.js');
+    const p = progress('eval');
+    p.phase('running the model', set.images.length, 'images');
     try {
-      run = await runModel(engine, set.images, { decode, onImage: (done) => bar?.update(done) });
+      run = await runModel(engine, set.images, { decode, onImage: (done) => p.update(done) });
     } finally {
-      bar?.stop();
+      p.stop();
     }
     link = engine.link?.();
   } finally {
@@ -195,11 +178,11 @@ export function register(program: Command): void {
     .option('--results <file>', 'COCO results JSON to score (instead of running a model)')
     .option('--annotations <file>', 'ground truth instances.json (default: the one beside the --data list, else darknet labels)')
     .option('--data <list>', 'image list, one path per line relative to the list (limits scoring to these images)')
-    .option('--limit <n>', 'only the first n images of the list')
-    .option('--threshold <p>', 'keep detections above this probability', '0.001')
-    .option('--nms <iou>', 'NMS threshold', '0.6')
-    .option('--nms-kind <kind>', "default, greedynms or diounms (default: the cfg's)")
-    .option('--max-dets <n>', 'best detections kept per image', '100')
+    .addOption(opt('--limit <n>', 'only the first n images of the list', parse.positiveInt))
+    .addOption(opt('--threshold <p>', 'keep detections above this probability', parse.fraction, 0.001))
+    .addOption(opt('--nms <iou>', 'NMS threshold', parse.fraction, 0.6))
+    .addOption(choice('--nms-kind <kind>', "NMS kind (default: the cfg's)", ['default', 'greedynms', 'diounms']))
+    .addOption(opt('--max-dets <n>', 'best detections kept per image', parse.positiveInt, 100))
     .option('--save-results <file>', 'write the detections as a COCO results file')
     .option('--json', 'one JSON object on stdout (figures as fractions)')
     .option('--per-class', 'add AP, AP50 and AR100 per category')
@@ -210,15 +193,15 @@ export function register(program: Command): void {
         '  zeroq eval --results dets.json --annotations coco-val/instances.json --data coco-val/dev.txt\n' +
         '  zeroq eval models/yolo-fastest/yolo-fastest-1.1.cfg --data coco-val/dev.txt --json',
     );
-  addEngineOptions(cmd, { threads: '1' });
+  addEngineOptions(cmd, { threads: 1 });
   cmd.action(async (model: string | undefined, flags: EvalFlags) => {
       if (flags.results) {
-        if (model) throw new ZeroqError('bad-option', 'give either a model or --results, not both', model);
+        if (model) throw new UsageError('give either a model or --results, not both', 'eval');
         await scoreResults(flags);
       } else if (model) {
         await runAndScore(model, flags);
       } else {
-        throw new ZeroqError('bad-option', 'nothing to evaluate: give a model (with --data) or --results (with --annotations)', 'eval');
+        throw new UsageError('nothing to evaluate: give a model (with --data) or --results (with --annotations)', 'eval');
       }
     });
 }

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import { intIn, opt } from '../cli/options.js';
+import { MAX_BAUD, MIN_BAUD } from '../engine/kinds/fpga.js';
 
 interface InfoOptions {
   device: string;
-  baud?: string;
+  baud?: number;
   model?: string;
   json?: boolean;
 }
@@ -14,21 +16,16 @@ export function register(program: Command): void {
     .command('info')
     .description("print the bridge's handshake: protocol, capabilities, the loaded weight set, counters")
     .requiredOption('--device <path>', "the bridge's serial port (e.g. /dev/ttyACM0, or the path of bridge-host --link)")
-    .option('--baud <n>', "the serial port's baud rate, for a UART")
+    .addOption(opt('--baud <n>', "the serial port's baud rate, for a UART", intIn(MIN_BAUD, MAX_BAUD)))
     .option('--model <zqw>', 'also say whether the device can run this weight set, and whether it holds it')
     .option('--json', 'one JSON object on stdout')
     .action(async (o: InfoOptions) => {
-      const [{ SerialLink }, { BridgeClient }, { deviceRefusal, encodeDeviceImage, imageDigest }, { MIN_BAUD, MAX_BAUD }, { ZeroqError }] = await Promise.all([
+      const [{ SerialLink }, { BridgeClient }, { deviceRefusal, encodeDeviceImage, imageDigest }] = await Promise.all([
         import('../engine/fpga/link.js'),
         import('../engine/fpga/client.js'),
         import('../engine/fpga/image.js'),
-        import('../engine/kinds/fpga.js'),
-        import('../util/errors.js'),
       ]);
-      const baud = o.baud === undefined ? undefined : Number(o.baud);
-      if (baud !== undefined && (!Number.isInteger(baud) || baud < MIN_BAUD || baud > MAX_BAUD)) {
-        throw new ZeroqError('bad-option', `"${o.baud}" is not a baud rate in ${MIN_BAUD}..${MAX_BAUD}`, '--baud');
-      }
+      const baud = o.baud;
       const link = await SerialLink.open(o.device, baud ?? 115200);
       try {
         const client = new BridgeClient(link, { bytesPerSecond: baud ? baud / 10 : undefined });

@@ -3,7 +3,7 @@ import type { Layer, Network, Shape } from '../model/ir.js';
 import type { WeightsHeader } from '../model/darknet-weights.js';
 import { inputShape } from '../model/ir.js';
 import { networkCost, shapeString } from '../model/shapes.js';
-import { ZeroqError } from '../util/errors.js';
+import { opt, parse, UsageError } from '../cli/options.js';
 import { CONSUMERS, layerSupport, type Consumer, type Support } from '../model/layer-kinds.js';
 
 export interface InspectLayer {
@@ -122,35 +122,30 @@ export function formatInspectTable(net: Network, report: InspectReport): string 
   return out.join('\n') + '\n';
 }
 
-function parseSize(text: string): { width: number; height: number } {
-  const m = /^(\d+)(?:x(\d+))?$/.exec(text);
-  if (!m || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) < 1)) {
-    throw new ZeroqError('cli-bad-option', `--size ${text}: expected W or WxH (e.g. 416 or 416x320)`, '--size');
-  }
-  const width = Number(m[1]);
-  return { width, height: m[2] !== undefined ? Number(m[2]) : width };
-}
-
-/** `zeroq inspect <cfg>`: layers, shapes, parameters and MACs of a darknet model. */
+/** `zeroq inspect <cfg|zqw>`: layers, shapes, parameters and MACs of a darknet model or a weight set's network. */
 export function register(program: Command): void {
   program
     .command('inspect')
-    .description('show the layers of a darknet model: shapes, parameters, MACs (and check a weights file)')
-    .argument('<cfg>', 'darknet .cfg file')
+    .description('show the layers of a darknet model (or of the network in a .zqw weight set): shapes, parameters, MACs (and check a weights file)')
+    .argument('<model>', 'darknet .cfg file, or a .zqw weight set (read and verified as an engine would)')
     .option('--weights <file>', 'darknet .weights file to load and check against the cfg')
-    .option('--size <WxH>', 'input size to use instead of the cfg width/height (e.g. 416 or 416x320)')
+    .addOption(opt('--size <WxH>', 'input size to use instead of the cfg width/height (e.g. 416 or 416x320)', parse.size))
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (cfg: string, opts: { weights?: string; size?: string; json?: boolean }) => {
+    .action(async (model: string, opts: { weights?: string; size?: { width: number; height: number }; json?: boolean }) => {
       const { loadDarknet, parseCfgFile } = await import('../model/darknet.js');
-      const size = opts.size !== undefined ? parseSize(opts.size) : {};
+      const size = opts.size ?? {};
       let net: Network;
       let weights: Parameters<typeof inspectReport>[1];
-      if (opts.weights !== undefined) {
-        const m = await loadDarknet(cfg, opts.weights, size);
+      if (/\.zqw$/i.test(model)) {
+        if (opts.weights !== undefined || opts.size !== undefined) throw new UsageError('--weights and --size apply to a .cfg, not to a weight set', 'inspect');
+        const { readZqw } = await import('../qnet/zqw.js');
+        net = (await readZqw(model)).qnet.net;
+      } else if (opts.weights !== undefined) {
+        const m = await loadDarknet(model, opts.weights, size);
         net = m.net;
         weights = { file: opts.weights, bytes: m.weightsBytes, header: m.header };
       } else {
-        net = parseCfgFile(cfg, size);
+        net = parseCfgFile(model, size);
       }
       const report = inspectReport(net, weights);
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspectTable(net, report));

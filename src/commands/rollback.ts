@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { opt, parse } from '../cli/options.js';
 
 /** `zeroq rollback --server URL --model M --channel C [--to V]`: a channel back to an earlier version. */
 export function register(program: Command): void {
@@ -8,15 +9,14 @@ export function register(program: Command): void {
     .requiredOption('--server <url>', 'the server')
     .requiredOption('--model <name>', 'model name (as the weight sets call it, e.g. yolo-fastest-1.1)')
     .requiredOption('--channel <name>', 'channel')
-    .option('--to <version>', 'the version to go back to')
+    .addOption(opt('--to <version>', 'the version to go back to', parse.positiveInt))
     .option('--token <t>', 'admin token (default: $ZEROQ_ADMIN_TOKEN)')
     .option('--token-file <file>', 'file holding the admin token')
-    .action(async (o: { server: string; model: string; channel: string; to?: string; token?: string; tokenFile?: string }) => {
+    .action(async (o: { server: string; model: string; channel: string; to?: number; token?: string; tokenFile?: string }) => {
       const [{ call }, { readToken }, { ZeroqError }] = await Promise.all([import('../server/client.js'), import('../server/server.js'), import('../util/errors.js')]);
       const token = readToken(o.token ?? (process.env.ZEROQ_ADMIN_TOKEN || undefined), o.tokenFile, 'admin token');
       if (!token) throw new ZeroqError('bad-option', 'give the admin token (--token, --token-file or $ZEROQ_ADMIN_TOKEN)', '--token');
-      const to = o.to !== undefined ? Number(o.to) : undefined;
-      if (to !== undefined && !Number.isInteger(to)) throw new ZeroqError('bad-option', `"${o.to}" is not a version number`, '--to');
+      const to = o.to;
       const r = await call<{ version: number }>({ server: o.server, token }, 'POST', `v1/models/${encodeURIComponent(o.model)}/channels/${encodeURIComponent(o.channel)}/rollback`, { json: to === undefined ? {} : { to } });
       process.stdout.write(`${o.model} channel ${o.channel} now at version ${r.body.version}\n`);
     });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { addEngineOptions } from '../cli/engine-options.js';
+import { opt, parse } from '../cli/options.js';
 import { engineKinds } from '../engine/registry.js';
 
 interface RunOptions {
@@ -7,11 +8,11 @@ interface RunOptions {
   source?: string;
   model?: string;
   engine?: string;
-  threads?: string;
+  threads?: number;
   mqttUrl?: string;
   deviceId?: string;
-  maxFrames?: string;
-  httpPort?: string;
+  maxFrames?: number;
+  httpPort?: number;
   print?: boolean;
   [engineFlag: string]: unknown;
 }
@@ -26,13 +27,13 @@ export function register(program: Command): void {
     .option('--model <path>', '.zqw weight set (int, the default engine; default: Yolo-Fastest-1.1 W8) or darknet .cfg (float)')
     .option('--mqtt-url <url>', 'broker URL (default: an embedded broker on 127.0.0.1)')
     .option('--device-id <id>', 'device id used in the MQTT topics (default: the host name)')
-    .option('--max-frames <n>', 'stop cleanly after this many processed frames')
-    .option('--http-port <port>', 'health and metrics port (0: off)')
+    .addOption(opt('--max-frames <n>', 'stop cleanly after this many processed frames', parse.positiveInt))
+    .addOption(opt('--http-port <port>', 'health and metrics port (0: off)', parse.port))
     .option('--print', 'print every message published, one line each, on stdout')
     .option('--update-server <url>', 'retraining server to take new weight sets from (docs/updates.md)')
     .option('--update-channel <name>', 'its channel (default: stable)')
     .option('--update-token <token>', 'the device token (zeroq device add ID)')
-    .option('--update-interval <s>', 'seconds between update checks (default: 3600; MQTT announcements come at once)')
+    .addOption(opt('--update-interval <s>', 'seconds between update checks (default: 3600; MQTT announcements come at once)', parse.positiveInt))
     .option('--no-update-install', 'only report new versions; install on the Home Assistant or MQTT install command')
     .option('--update-dir <dir>', 'where installed weight sets and the update state are kept');
   addEngineOptions(cmd, { engineHelp: `engine: ${engineKinds().join(', ')} (default: int)` });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { MAX_THREADS, numberIn, opt, parse } from '../cli/options.js';
 
 interface ServeOptions {
   dataDir: string;
@@ -11,20 +12,20 @@ interface ServeOptions {
   mqttUsername?: string;
   mqttPassword?: string;
   validation?: string;
-  validationLimit?: string;
+  validationLimit?: number;
   calib?: string;
-  calibLimit?: string;
+  calibLimit?: number;
   modelsDir?: string;
   retrainArgs?: string;
-  tolerance: string;
+  tolerance: number;
   golden?: string[];
-  threads: string;
-  retrainAfter: string;
-  maxSetMb: string;
-  maxFrameKb: string;
-  poolMax: string;
-  framesPerHour: string;
-  frameBurst: string;
+  threads: number;
+  retrainAfter: number;
+  maxSetMb: number;
+  maxFrameKb: number;
+  poolMax: number;
+  framesPerHour: number;
+  frameBurst: number;
 }
 
 /** `zeroq serve`: the retraining server (docs/updates.md, docs/formats/update-protocol.md). */
@@ -42,20 +43,20 @@ export function register(program: Command): void {
     .option('--mqtt-username <u>', 'broker user name')
     .option('--mqtt-password <p>', 'broker password')
     .option('--validation <list>', 'image list (with instances.json beside it) every version is scored on (AP50)')
-    .option('--validation-limit <n>', 'only the first n images of the validation list')
+    .addOption(opt('--validation-limit <n>', 'only the first n images of the validation list', parse.positiveInt))
     .option('--calib <list>', 'training images of retraining jobs, besides the pool (default: $ZEROQ_DATA/coco-val/calib.txt)')
-    .option('--calib-limit <n>', 'only the first n images of the calibration list')
+    .addOption(opt('--calib-limit <n>', 'only the first n images of the calibration list', parse.positiveInt))
     .option('--models-dir <dir>', 'where the float models named by weight sets are found (default: $ZEROQ_DATA/models)')
     .option('--retrain-args <args>', 'extra arguments of `zeroq retrain` in jobs (e.g. "--iterations 2 --epochs 1")')
-    .option('--tolerance <ap50>', 'publish a retrained set to canary when its AP50 >= the current one minus this (AP50 points)', '0.5')
+    .addOption(opt('--tolerance <ap50>', 'publish a retrained set to canary when its AP50 >= the current one minus this (AP50 points)', numberIn(0, 100), 0.5))
     .option('--golden <images...>', 'images whose head digests retrained sets carry as their self-test (default: the first two validation images)')
-    .option('--threads <n>', 'engine threads of jobs', '1')
-    .option('--retrain-after <n>', 'start a retraining job after this many new hard frames (0: only by hand)', '0')
-    .option('--max-set-mb <n>', 'largest weight set accepted, MiB', '64')
-    .option('--max-frame-kb <n>', 'largest uploaded frame, KiB', '1024')
-    .option('--pool-max <n>', 'hard frames kept (oldest removed first)', '5000')
-    .option('--frames-per-hour <n>', 'hard frames accepted per device per hour', '60')
-    .option('--frame-burst <n>', 'hard frames a device may send at once', '10')
+    .addOption(opt('--threads <n>', `engine threads of jobs (1..${MAX_THREADS})`, parse.threads, 1))
+    .addOption(opt('--retrain-after <n>', 'start a retraining job after this many new hard frames (0: only by hand)', parse.count, 0))
+    .addOption(opt('--max-set-mb <n>', 'largest weight set accepted, MiB', numberIn(1, 1e6), 64))
+    .addOption(opt('--max-frame-kb <n>', 'largest uploaded frame, KiB', numberIn(1, 1e7), 1024))
+    .addOption(opt('--pool-max <n>', 'hard frames kept (oldest removed first)', parse.positiveInt, 5000))
+    .addOption(opt('--frames-per-hour <n>', 'hard frames accepted per device per hour', numberIn(0.001, 1e9), 60))
+    .addOption(opt('--frame-burst <n>', 'hard frames a device may send at once', parse.positiveInt, 10))
     .action(async (o: ServeOptions) => {
       const [{ startServer, parseListen, readToken }, { log }, { defaultJobPaths }, { defaultTrust }, { ZeroqError }, fs, path, { repoRoot }] = await Promise.all([
         import('../server/server.js'),
@@ -67,11 +68,6 @@ export function register(program: Command): void {
         import('node:path'),
         import('../util/paths.js'),
       ]);
-      const num = (v: string, flag: string, min: number): number => {
-        const n = Number(v);
-        if (!Number.isFinite(n) || n < min) throw new ZeroqError('bad-option', `"${v}" is not a number >= ${min}`, flag);
-        return n;
-      };
       const { host, port } = parseListen(o.listen);
       const defaults = defaultJobPaths();
       let golden = o.golden ?? [];
@@ -88,26 +84,26 @@ export function register(program: Command): void {
         adminToken: readToken(process.env.ZEROQ_ADMIN_TOKEN || undefined, o.adminTokenFile, 'admin token'),
         trust: defaultTrust() ?? [],
         mqtt: o.mqttUrl ? { url: o.mqttUrl, prefix: o.mqttPrefix, username: o.mqttUsername, password: o.mqttPassword } : undefined,
-        maxSetBytes: num(o.maxSetMb, '--max-set-mb', 1) * 2 ** 20,
+        maxSetBytes: o.maxSetMb * 2 ** 20,
         pool: {
-          maxFrameBytes: num(o.maxFrameKb, '--max-frame-kb', 1) * 1024,
-          maxFrames: num(o.poolMax, '--pool-max', 1),
-          perHour: num(o.framesPerHour, '--frames-per-hour', 0.001),
-          burst: num(o.frameBurst, '--frame-burst', 1),
+          maxFrameBytes: o.maxFrameKb * 1024,
+          maxFrames: o.poolMax,
+          perHour: o.framesPerHour,
+          burst: o.frameBurst,
         },
         jobs: {
           validation: o.validation,
-          validationLimit: o.validationLimit ? num(o.validationLimit, '--validation-limit', 1) : undefined,
+          validationLimit: o.validationLimit,
           calib: o.calib ?? defaults.calib,
-          calibLimit: o.calibLimit ? num(o.calibLimit, '--calib-limit', 1) : undefined,
+          calibLimit: o.calibLimit,
           retrainArgs: o.retrainArgs ? o.retrainArgs.split(/\s+/).filter(Boolean) : [],
-          tolerance: num(o.tolerance, '--tolerance', 0) / 100,
+          tolerance: o.tolerance / 100,
           key: o.key,
           golden,
           modelsDir: o.modelsDir ?? defaults.modelsDir,
-          threads: num(o.threads, '--threads', 1),
+          threads: o.threads,
         },
-        retrainAfter: num(o.retrainAfter, '--retrain-after', 0),
+        retrainAfter: o.retrainAfter,
         retrainChannels: { from: 'stable', to: 'canary' },
         log,
         version,

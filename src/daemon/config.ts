@@ -4,6 +4,7 @@
  * documents every one of them.
  */
 import { z } from 'zod';
+import { MAX_THREADS } from '../util/limits.js';
 import path from 'node:path';
 import { engineKinds, engineModules } from '../engine/registry.js';
 import { repoRoot } from '../util/paths.js';
@@ -136,7 +137,7 @@ const model = z
       .default('int'),
     /** darknet .cfg (weights beside it) for float, .zqw weight set for int. Default: Yolo-Fastest 1.1 (W8 weight set for int, the data folder's cfg for float). */
     path: z.string().min(1).optional(),
-    threads: z.number().int().min(1).max(64).default(1),
+    threads: z.number().int().min(1).max(MAX_THREADS).default(1),
     /**
      * Trusted Ed25519 public keys (NAME.pub files or inline PEM): a weight set (.zqw) not signed by
      * one of them is refused, at start and on SIGHUP. Absent: signatures are not checked.

@@ -9,7 +9,7 @@ import { validateQNet } from '../qnet/validate.js';
 /**
  * The CPU integer engine: the QNet planned once into the native kernels (src/kernels/), bit-exact
  * with the reference (int-reference.ts). Instruction set: the best the CPU has, or `isa` / the
- * environment variable ZEROQ_INT_ISA ("scalar", "avx2", "avx512-vnni", "avx512-vbmi", "neon-dotprod").
+ * environment variable ZEROQ_INT_ISA ("scalar", "avx2", "avx512-vnni", "avx512-vbmi", "neon-dotprod", "neon").
  */
 export interface IntEngineOptions extends EngineOptions {
   isa?: string;

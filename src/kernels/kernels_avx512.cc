@@ -220,7 +220,7 @@ constexpr int A_LEAKYW = 4;
 
 // The per-channel constants of the fast epilogue, uniform over the lanes.
 struct FastChan {
-  __m512i mul, trnd, rrnd, tsh, rsh;
+  __m512i mul, trnd, tsh, rsh, k;
 };
 
 // M as the kernel multiplies it: vpmaddwd wants M in the low half of each lane and 0 in the high half.
@@ -229,15 +229,26 @@ inline __m512i mulOf(int32_t m) {
   return _mm512_set1_epi32(MADD ? (m & 0xffff) : m);
 }
 
-template <bool MADD>
+// Linear, relu and leaky start from bias + rrnd (the output's rounding folded in); the wide leaky
+// from the bias, adding rrnd after the activation.
+template <int ACT>
+inline const int32_t* fastBias(const ConvPlan& p) {
+  return ACT == A_LEAKYW ? p.bias : p.fbias;
+}
+
+template <int ACT, bool MADD>
 inline FastChan fastChan(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
-  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.rrnd[c]), _mm512_set1_epi32(p.tsh[c]),
-          _mm512_set1_epi32(p.rsh[c])};
+  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.tsh[c]), _mm512_set1_epi32(p.rsh[c]),
+          _mm512_set1_epi32(ACT == A_LEAKYW ? p.rrnd[c] : p.fk[c])};
 }
 
 // N values side by side, one step at a time (independent chains next to each other, so that the
-// long latencies of the multiplies overlap): y[i] = acc + bias of value i, S[i] its window sums,
-// ch[i] its channel. Leaves (Y' + rrnd) >> rsh, not yet saturated, in y.
+// long latencies of the multiplies overlap): y[i] = acc + fastBias of value i, S[i] its window
+// sums, ch[i] its channel. Leaves (A(Y) + rrnd) >> rsh, not yet saturated, in y. With rrnd folded
+// in (Y' = Y + rrnd): relu is max(Y', rrnd); leaky is max(Y', (Y'*3277 + k) >> 15) with
+// k = 2^14 + 29491*rrnd, which is the reference's rshr(Y*3277, 15) + rrnd. Y*3277 fits 32 bits
+// (leaky32); Y'*3277 + k may not for Y >= 0, but then it wraps to a negative value and the max
+// still takes Y', as it must.
 template <int ACT, bool MADD, int N>
 __attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
   __m512i t[N];
@@ -247,7 +258,7 @@ __attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __
   for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], t[i]);
   if (ACT == A_LEAKY) {
     for (int i = 0; i < N; i++) t[i] = _mm512_mullo_epi32(y[i], _mm512_set1_epi32(3277));
-    for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], _mm512_set1_epi32(16384));
+    for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], ch[i]->k);
     for (int i = 0; i < N; i++) t[i] = _mm512_srai_epi32(t[i], 15);
     for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], t[i]);
   } else if (ACT == A_LEAKYW) {
@@ -256,12 +267,11 @@ __attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __
       const __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y[i], 15), _mm512_set1_epi32(3277));
       __m512i lo = _mm512_madd_epi16(_mm512_and_si512(y[i], _mm512_set1_epi32(0x7fff)), _mm512_set1_epi32(3277));
       lo = _mm512_srai_epi32(_mm512_add_epi32(lo, _mm512_set1_epi32(16384)), 15);
-      y[i] = _mm512_max_epi32(y[i], _mm512_add_epi32(hi, lo));
+      y[i] = _mm512_add_epi32(_mm512_max_epi32(y[i], _mm512_add_epi32(hi, lo)), ch[i]->k);
     }
   } else if (ACT == A_RELU) {
-    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], _mm512_setzero_si512());
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], ch[i]->k);
   }
-  for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], ch[i]->rrnd);
   for (int i = 0; i < N; i++) y[i] = _mm512_srav_epi32(y[i], ch[i]->rsh);
 }
 
@@ -325,9 +335,10 @@ __attribute__((always_inline)) inline void gemmTileFast(const ConvPlan& p, const
                          const __m512i* S) {
   const int pc0 = (g * p.ntiles + tile) * TILE_O;
   const int32_t* w = (const int32_t*)p.wgemm + (size_t)pc0 * p.chunks;
+  const int32_t* bias = fastBias<ACT>(p);
   __m512i acc[NV][TILE_O];
   for (int o = 0; o < TILE_O; o++) {
-    const __m512i b = _mm512_set1_epi32(p.bias[pc0 + o]);
+    const __m512i b = _mm512_set1_epi32(bias[pc0 + o]);
     for (int j = 0; j < NV; j++) acc[j][o] = b;
   }
   for (int c = 0; c < p.chunks; c++, w += TILE_O, x += cstride) {
@@ -343,7 +354,7 @@ __attribute__((always_inline)) inline void gemmTileFast(const ConvPlan& p, const
     if (tile * TILE_O + 4 * h >= p.Og) break;
     __m512i r[4 * NV];
     for (int c = 0; c < 4; c++) {
-      const FastChan fc = fastChan<MADD>(p, pc0 + 4 * h + c);
+      const FastChan fc = fastChan<ACT, MADD>(p, pc0 + 4 * h + c);
       const FastChan* chs[NV];
       __m512i y[NV];
       for (int j = 0; j < NV; j++) {
@@ -695,8 +706,8 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
       __m512i R[4];
       for (int c = 0; c < 4; c++) {
         const int ch = 4 * b + c;
-        const FastChan fc = fastChan<MADD>(p, ch, -p.sOff * p.mul[ch]);
-        const __m512i bias = _mm512_set1_epi32(p.bias[ch]);
+        const FastChan fc = fastChan<ACT, MADD>(p, ch, -p.sOff * p.mul[ch]);
+        const __m512i bias = _mm512_set1_epi32(fastBias<ACT>(p)[ch]);
         __m512i wk[K][NG];
         for (int ky = 0; ky < K; ky++)
           for (int g = 0; g < NG; g++) wk[ky][g] = _mm512_set1_epi32(p.wdwRow[((size_t)ch * K + ky) * NG + g]);

@@ -37,5 +37,5 @@ struct PlainMac {
 
 namespace zqint {
 extern const Kernels kNeon;
-const Kernels kNeon = {"neon", false, gemmNeonT<PlainMac>, dwNeon};
+const Kernels kNeon = {"neon", false, gemmNeon<PlainMac>, dwNeon, loadNeon};
 }  // namespace zqint

@@ -237,6 +237,12 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
     const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
     p.lutsh[pc] = (int32_t)std::max<int64_t>(-32, std::min<int64_t>(lr, 32));
   }
+  p.fbias = (int32_t*)alloc(4 * np);
+  p.fk = (int32_t*)alloc(4 * np);
+  for (int pc = 0; pc < np; pc++) {
+    p.fbias[pc] = p.bias[pc] + p.rrnd[pc];
+    p.fk[pc] = p.act == A_LEAKY ? 16384 + 29491 * p.rrnd[pc] : p.rrnd[pc];
+  }
   p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
   {
     bool m16 = true;
@@ -483,6 +489,7 @@ void Net::planFusedShortcut(int i) {
   if (other >= c) return;
   p.fuseOut = (uint32_t*)&s;  // resolved to the buffers' memory once it is placed
   p.fuseAdd = nullptr;
+  p.fusePlane = co.planeStride;
   p.fuseSa = std::max(-24, std::min(conv.d[F_FRAC] - s.d[F_FRAC], 30));
   p.fuseSb = std::max(-24, std::min(fracOf_[s.in[1]] - s.d[F_FRAC], 30));
   p.fuseAct = s.d[F_ACT];
@@ -517,6 +524,45 @@ static void clearPaddedChannels(const Buf& out) {
   }
 }
 
+// A depthwise plan restricted to channel blocks [b0, b1): its per-channel arrays from channel 4*b0.
+static ConvPlan slicePlan(const ConvPlan& p, int b0, int b1) {
+  ConvPlan s = p;
+  const int c0 = 4 * b0;
+  s.C = s.O = s.G = std::min(p.C, 4 * b1) - c0;
+  s.Cg = s.Og = 1;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh, &s.fbias, &s.fk}) *a += c0;
+  s.wdw += (size_t)b0 * p.taps * 4;
+  s.wdwRow += (size_t)c0 * p.k * p.ng;
+  for (int32_t** a : {&s.vbias, &s.vmul, &s.vtsh, &s.vrsh, &s.vlsh, &s.vlutsh, &s.vtrnd, &s.vrrnd}) *a += (size_t)b0 * VL;
+  return s;
+}
+
+// A gemm plan (one group) restricted to tiles [t0, t1) of output channels.
+static ConvPlan sliceTiles(const ConvPlan& p, int t0, int t1) {
+  ConvPlan s = p;
+  const int c0 = TILE_O * t0;
+  s.O = s.Og = std::min(p.O, TILE_O * t1) - c0;
+  s.ntiles = t1 - t0;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh, &s.fbias, &s.fk}) *a += c0;
+  s.wgemm += (size_t)c0 * p.chunks * 4;
+  s.wgemm16 += (size_t)c0 * p.chunks * 4;
+  if (p.fuseOut) {
+    s.fuseOut += (int64_t)(c0 / 4) * p.fusePlane;
+    s.fuseAdd += (int64_t)(c0 / 4) * p.fusePlane;
+  }
+  return s;
+}
+
+// A buffer restricted to channel blocks [b0, b1) holding c channels.
+static Buf sliceBuf(const Buf& b, int b0, int b1, int c) {
+  Buf s = b;
+  s.c = c;
+  s.cb = b1 - b0;
+  if (b.raw) s.raw += (int64_t)4 * b0 * b.h * b.w;
+  else s.words += b0 * b.planeStride;
+  return s;
+}
+
 void Net::runConv(L& l) {
   const ConvPlan& p = l.conv;
   const Buf& in = bufs_[l.in[0]];
@@ -524,18 +570,35 @@ void Net::runConv(L& l) {
   if (p.kind == CONV_GEMM) {
     // Small layers stay on the calling thread: waking and waiting for a worker costs more.
     const int64_t macs = (int64_t)p.P * p.O * p.Cg * p.taps;
-    pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
-      if (macs < parMin_) e = p.nvec;
-      kernels_->gemm(p, in, out, b, e, scratch_[t]);
-    });
+    if (macs >= parMin_ && pool_.size() > 1 && p.G == 1 && p.nvec < 16 * pool_.size() && p.ntiles >= 2 * pool_.size()) {
+      // Few position vectors (small maps): split by tiles of output channels instead.
+      pool_.run(p.ntiles, [&](int b, int e, int t) {
+        const ConvPlan ps = sliceTiles(p, b, e);
+        kernels_->gemm(ps, in, sliceBuf(out, 2 * b, 2 * e, ps.O), 0, p.nvec, scratch_[t]);
+      });
+    } else {
+      pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
+        if (macs < parMin_) e = p.nvec;
+        kernels_->gemm(p, in, out, b, e, scratch_[t]);
+      });
+    }
   } else if (p.kind == CONV_DW) {
     const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
-    // Split in units of rows holding four 16-pixel vectors (the fast kernels' groups).
-    const int unit = std::max(1, 4 / ((p.Wo + 15) / 16)), units = (p.Ho + unit - 1) / unit;
-    pool_.run(macs < parMin_ ? 1 : units, [&](int b, int e, int) {
-      if (macs < parMin_) e = units;
-      kernels_->dw(p, in, out, b * unit, std::min(e * unit, p.Ho));
-    });
+    const int cb = (p.C + 3) / 4;
+    if (macs >= parMin_ && pool_.size() > 1 && p.P <= 400 && cb >= 2 * pool_.size()) {
+      // Small maps: split by channel blocks (the row splits' halo rows would be a large share).
+      pool_.run(cb, [&](int b, int e, int) {
+        const ConvPlan ps = slicePlan(p, b, e);
+        kernels_->dw(ps, sliceBuf(in, b, e, ps.C), sliceBuf(out, b, e, ps.C), 0, p.Ho);
+      });
+    } else {
+      // Split in units of rows holding four 16-pixel vectors (the fast kernels' groups).
+      const int unit = std::max(1, 4 / ((p.Wo + 15) / 16)), units = (p.Ho + unit - 1) / unit;
+      pool_.run(macs < parMin_ ? 1 : units, [&](int b, int e, int) {
+        if (macs < parMin_) e = units;
+        kernels_->dw(p, in, out, b * unit, std::min(e * unit, p.Ho));
+      });
+    }
   } else {
     pool_.run(p.O, [&](int b, int e, int) {
       for (int o = b; o < e; o++) {

@@ -42,6 +42,8 @@ class Net {
   // (which may run on another thread than load: the caller keeps no hold on the frame).
   void load(const uint8_t* rgb);
   void compute();
+  // One layer of compute() (tools that measure layers one at a time).
+  void computeLayer(int i) { runLayer(i); }
   // Copies a layer's output (CHW int32) into dst (c*h*w values). A layer whose memory a later
   // layer reused is read from a twin network that retains every output, computed once per frame
   // from the same input (tests and debugging read every layer).

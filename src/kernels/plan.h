@@ -67,6 +67,10 @@ struct ConvPlan {
   // M*S by vpmaddwd / smull: every M fits 16 bits, and so does every window sum the kernels form
   // (the real S of a gemm window; the stored-byte sum of a depthwise window).
   bool madd = false;
+  // The fast forms' output rounding folded in: fbias = bias + rrnd, and fk the constant of the
+  // activation on Y + rrnd (leaky: 2^14 + 29491 * rrnd, see the AVX-512 epilogue; relu: rrnd).
+  int32_t* fbias = nullptr;
+  int32_t* fk = nullptr;
   uint8_t inZero = 128;
   // Per output channel, padded to the kernel's channel count (zeros past O):
   int32_t* bias = nullptr;    // B - inZero * sum(Q): absorbs the input offset
@@ -97,6 +101,7 @@ struct ConvPlan {
   const uint32_t* fuseAdd = nullptr;
   uint32_t* fuseOut = nullptr;
   int fuseSa = 0, fuseSb = 0, fuseAct = A_LINEAR;
+  int64_t fusePlane = 0;  // words per block plane of the fused buffers
   // depthwise: weights [cb][tap][4] as int32 (16-bit values) repeated for VL/4 pixels
   int32_t* wdw = nullptr;
   // depthwise, by rows of taps: [C padded to 4][k][ng] words of 4 consecutive kx weights (ng = ceil(k/4))

@@ -32,7 +32,11 @@ export interface QuantizeOptions {
   zeroCenter: boolean;
   /** Weight fraction bits from the range ('minmax', default) or by least squared error with clipping ('mse'). */
   weightClip?: WeightClip;
-  /** 'output' (search only): round each layer's weights for the least error of its output (gptq.ts); default 'nearest'. */
+  /**
+   * 'output': round each layer's weights for the least error of its output (gptq.ts) on the integer
+   * inputs the format search computes; with the other activation calibrations (no such inputs) it
+   * rounds to nearest. Default 'nearest' (quantizeDefaults: 'output').
+   */
   rounding?: WeightRounding;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
@@ -91,7 +95,12 @@ export interface QuantizeResult {
 }
 
 export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
-  return { perChannel: true, zeroCenter: true, abits: 8, headAbits: 16, actCalib: 'search', percentile: 99.99, biasCorrection: true, searchObjective: 'exact' };
+  return {
+    perChannel: true, zeroCenter: true, abits: 8, headAbits: 16, actCalib: 'search', percentile: 99.99, biasCorrection: true, searchObjective: 'exact',
+    // The paper's rule: fraction bits from each channel's min and max, so no weight is clipped
+    // (--weight-clip mse clips for the least squared error; docs/decisions/quantizer-defaults.md).
+    weightClip: 'minmax', rounding: 'output',
+  };
 }
 
 /** The weight options of a conv layer: --first-bits / --head-bits override Nw where given. */
@@ -114,9 +123,6 @@ function checkOptions(opts: QuantizeOptions): void {
   });
   if (!['minmax', 'percentile', 'search'].includes(opts.actCalib)) {
     throw new ZeroqError('quant-options', `activation calibration must be minmax, percentile or search, got ${opts.actCalib}`, '--act-calib');
-  }
-  if (opts.rounding === 'output' && opts.actCalib !== 'search') {
-    throw new ZeroqError('quant-options', 'rounding for the output error needs the format search (--act-calib search)', '--rounding');
   }
   const p = opts.percentile ?? 99.99;
   if (!(p > 0 && p <= 100)) throw new ZeroqError('quant-options', `percentile must be in (0, 100], got ${p}`, '--percentile');

@@ -9,7 +9,7 @@
  */
 import type { ConvLayer, Network } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
-import { roundHalfAway, sat } from '../qnet/arith.js';
+import { roundHalfAway } from '../qnet/arith.js';
 import { quantizeWeights, type WeightClip, type WeightRounding } from '../quant/weights.js';
 import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
@@ -58,6 +58,8 @@ export function defaultQuantConfig(wbits: number): QuantConfig {
     biasCorrection: d.biasCorrection ?? false,
     equalize: d.perChannel,
     searchObjective: d.searchObjective ?? 'exact',
+    ...(d.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+    ...(d.rounding === 'output' ? { rounding: 'output' as const } : {}),
   };
 }
 
@@ -69,8 +71,9 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
     ...(cfg.layerBits ? { layerBits: cfg.layerBits } : {}),
     perChannel: cfg.perChannel,
     zeroCenter: cfg.zeroCentered,
-    ...(cfg.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
-    ...(cfg.rounding === 'output' ? { rounding: 'output' as const } : {}),
+    // Absent in a configuration: the rules of before they existed (checkpoints keep resuming alike).
+    weightClip: cfg.weightClip ?? 'minmax',
+    rounding: cfg.rounding ?? 'nearest',
     abits: cfg.abits,
     headAbits: cfg.headBits,
     actCalib: cfg.actCalib,
@@ -110,6 +113,8 @@ export interface IterationFormats {
   formats: Formats;
   /** The shadow parameters to continue from (equalized when asked). */
   params: ParamSet;
+  /** The float model the quantizer saw (equalized when asked), before any weight moved onto its grid cell. */
+  float: ParamSet;
   /** What `zeroq quantize` gives for the incoming shadow weights. */
   qnet: QNet;
 }
@@ -136,19 +141,26 @@ export async function quantizerFormats(
     const j = l.inputs[0];
     const faIn = j === -1 ? INPUT_FRAC : res.qnet.formats[j].frac;
     if (cfg.rounding === 'output') {
-      // Not each weight's nearest grid point: the shadow weights move onto the grid points the
-      // quantizer chose, so that re-rounding them in these formats gives its integers back.
+      // Not each weight's nearest grid point: each shadow weight moves by whole steps into the cell of
+      // the grid point the quantizer chose, keeping its place within the cell (cut just inside it), so
+      // that re-rounding gives the quantizer's integers back and training moves weights across cell
+      // borders as it does from rounding to nearest.
       const per = p.weight.length / l.filters;
       const scale = inputScale(l);
       for (let o = 0; o < l.filters; o++) {
-        for (let i = o * per; i < (o + 1) * per; i++) p.weight[i] = (mu[o] + c.q[i] * 2 ** -c.fw[o]) / scale;
+        const step = 2 ** c.fw[o];
+        for (let i = o * per; i < (o + 1) * per; i++) {
+          const v = (p.weight[i] * scale - mu[o]) * step;
+          const within = Math.max(-0.49, Math.min(0.49, v - roundHalfAway(v)));
+          p.weight[i] = (mu[o] + (c.q[i] + within) / step) / scale;
+        }
       }
     }
     const biasShift = new Float64Array(l.filters);
     for (let o = 0; o < l.filters; o++) biasShift[o] = c.bias[o] * 2 ** -(c.fw[o] + faIn) - p.bias[o];
     return { wbits: c.wbits, fw: c.fw.slice(), m: c.m.slice(), fm: c.fm.slice(), mu, biasShift };
   });
-  return { formats: { tensors: res.qnet.formats.map((t) => ({ ...t })), weights }, params: out, qnet: res.qnet };
+  return { formats: { tensors: res.qnet.formats.map((t) => ({ ...t })), weights }, params: out, float: res.model.params, qnet: res.qnet };
 }
 
 /**
@@ -181,7 +193,7 @@ export function inputScale(layer: ConvLayer): number {
 
 /**
  * The integer parameters of one conv layer for the current shadow weights in frozen formats:
- * Q = sat(round((w - mu) * 2^fw)), B = round((bias + biasShift) * 2^(fw + fa_in)) and the real weights
+ * Q = round((w - mu) * 2^fw) clipped to ±(2^(Nw-1) - 1), B = round((bias + biasShift) * 2^(fw + fa_in)) and the real weights
  * the integers stand for. `wbits` is the width when the format does not carry its own.
  */
 export function quantizeConv(
@@ -191,6 +203,7 @@ export function quantizeConv(
   const per = weight.length / O;
   const scale = inputScale(layer);
   const nw = wf.wbits ?? wbits;
+  const qmax = 2 ** (nw - 1) - 1;
   const q = new Int16Array(weight.length);
   const weff = new Float32Array(weight.length);
   const B = new Int32Array(O);
@@ -201,7 +214,8 @@ export function quantizeConv(
     const mu = wf.mu[o];
     const muQ = wf.m[o] * 2 ** -wf.fm[o];
     for (let i = o * per; i < (o + 1) * per; i++) {
-      const v = sat(roundHalfAway((weight[i] * scale - mu) * step), nw);
+      // Symmetric, as the quantizer clips (|Q| <= 2^(Nw-1) - 1, the accumulator proof's bound).
+      const v = Math.max(-qmax, Math.min(qmax, roundHalfAway((weight[i] * scale - mu) * step)));
       q[i] = v;
       weff[i] = v / step + muQ;
     }

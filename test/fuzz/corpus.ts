@@ -155,6 +155,21 @@ export const SMALL_CONFIG_JSON = JSON.stringify({
   mqtt: { url: 'mqtt://127.0.0.1:1883', reconnect: { min_ms: 100, max_ms: 2000 } },
 });
 
+/** Configs a daemon runs to the end on its own: the demo source, an embedded broker on a free port, no HTTP. */
+export function runnableConfigSeeds(): string[] {
+  return [
+    JSON.stringify({
+      device_id: 'fuzz',
+      source: { url: 'demo', fps: 5, restart: { initial_ms: 100, max_ms: 1000 } },
+      model: { threads: 2 },
+      detect: { threshold: 0.3, classes: ['person', 'dog'] },
+      mqtt: { embedded: { port: 0 }, reconnect: { min_ms: 100, max_ms: 2000 } },
+      http: { port: 0 },
+    }),
+    'source:\n  url: demo\nmqtt:\n  embedded:\n    port: 0\nhttp:\n  port: 0\nmodel:\n  threads: 1\ndetect:\n  nms: 0.5\n',
+  ];
+}
+
 export function configSeeds(): string[] {
   const seeds = [SMALL_CONFIG_JSON, 'model:\n  engine: float\n  threads: 1\nsource:\n  url: demo\n'];
   const example = path.join(repoRoot, 'deploy', 'zeroq.example.yaml');

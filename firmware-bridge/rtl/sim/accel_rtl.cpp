@@ -154,9 +154,10 @@ void rtl_accel_write(uint32_t reg, uint32_t value) {
 uint32_t rtl_accel_read(uint32_t reg) {
   if (!sim) return 0;
   Vzq_accel &t = *sim->top;
+  // the read data is valid the cycle after the address (the small core reads block RAM); reads come
+  // while the accelerator is idle, so the extra cycle is not counted
   t.reg_addr = reg & 31;
-  t.clk = 0;
-  t.eval();
+  tick();
   return t.reg_rdata;
 }
 

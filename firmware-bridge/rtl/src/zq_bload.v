@@ -13,45 +13,47 @@ module zq_bload #(
   input  wire          raw,
   input  wire          cont,
   input  wire [AW-1:0] addr,
-  input  wire [23:0]   nbytes,   // at least 1
+  input  wire [15:0]   nbytes,   // at least 1
   input  wire [DA-1:0] dest,
-  output wire          busy,     // until the last buffer write has been made
+  output wire          busy,
   output wire          req,
   output wire [29:0]   req_addr,
   input  wire          req_take,
   input  wire          rvalid,
   input  wire [31:0]   rdata,
-  output reg           we,
-  output reg  [DA-1:0] waddr,
-  output reg  [31:0]   wdata     // byte mode: the byte in bits 0-7
+  output wire          we,
+  output wire [DA-1:0] waddr,
+  output wire [31:0]   wdata     // byte mode: the byte in bits 0-7
 );
   localparam FB = $clog2(F);
   localparam [FB:0] FF = F;
 
   reg          active, m_raw;
   reg [AW-3:0] ia;               // next word to request
-  reg [22:0]   icnt;             // words left to request
+  reg [14:0]   icnt;             // words left to request
   reg [FB:0]   inq;              // words requested and not yet taken from the queue
   reg [31:0]   fq [0:F-1];
   reg [FB:0]   wp, rp;
   reg [1:0]    bi;               // next byte of the head word
-  reg [23:0]   left;             // bytes (raw: words) left to write
+  reg [15:0]   left;             // bytes (raw: words) left to write
   reg [DA-1:0] wa;
 
   wire        empty = wp == rp;
   wire [31:0] head  = fq[rp[FB-1:0]];
   wire [31:0] hs    = head >> {bi, 3'b000};
-  wire [25:0] span  = {24'd0, addr[1:0]} + {2'd0, nbytes} + 26'd3;
+  wire [17:0] span  = {16'd0, addr[1:0]} + {2'd0, nbytes} + 18'd3;
   wire        take  = active && !empty;
-  wire        pop   = take && (m_raw || bi == 2'd3 || left == 24'd1);
+  wire        pop   = take && (m_raw || bi == 2'd3 || left == 16'd1);
   wire        rtake = req && req_take;
 
-  assign busy     = active || we;
-  assign req      = active && icnt != 23'd0 && inq != FF;
+  assign busy     = active;
+  assign req      = active && icnt != 15'd0 && inq != FF;
+  assign we       = take;
+  assign waddr    = wa;
+  assign wdata    = m_raw ? head : {24'd0, hs[7:0]};
   assign req_addr = ia;          // zero-extended
 
   always @(posedge clk) begin
-    we <= 1'b0;
     if (rst) begin
       active <= 1'b0; wp <= 0; rp <= 0; inq <= 0;
     end else begin
@@ -59,23 +61,20 @@ module zq_bload #(
         active <= 1'b1;
         m_raw  <= raw;
         ia     <= addr[AW-1:2];
-        icnt   <= span[24:2];
+        icnt   <= span[16:2];
         bi     <= addr[1:0];
-        left   <= raw ? {2'd0, nbytes[23:2]} : nbytes;
+        left   <= raw ? {2'd0, nbytes[15:2]} : nbytes;
         if (!cont) wa <= dest;
       end else if (active) begin
         if (rtake) begin
           ia   <= ia + 1'b1;
-          icnt <= icnt - 23'd1;
+          icnt <= icnt - 15'd1;
         end
         if (take) begin
-          we    <= 1'b1;
-          waddr <= wa;
-          wdata <= m_raw ? head : {24'd0, hs[7:0]};
           wa    <= wa + 1'b1;
-          left  <= left - 24'd1;
+          left  <= left - 16'd1;
           bi    <= bi + 2'd1;
-          if (left == 24'd1) active <= 1'b0;
+          if (left == 16'd1) active <= 1'b0;
         end
       end
       if (rvalid) begin

@@ -56,6 +56,12 @@ export interface FrameResult {
 
 const boxJson = (b: Detection['box']) => ({ x: round(b.x, 1), y: round(b.y, 1), w: round(b.w, 1), h: round(b.h, 1) });
 
+/** One detection as the detections payload (and `zeroq detect --json`) writes it: class, class_id, score, box. */
+export function detectionFields(d: Detection, classId: number, digits = { score: 4, box: 1 }) {
+  const b = (v: number) => round(v, digits.box);
+  return { class: d.className, class_id: classId, score: round(d.score, digits.score), box: { x: b(d.box.x), y: b(d.box.y), w: b(d.box.w), h: b(d.box.h) } };
+}
+
 export function detectionsPayload(device: string, camera: string, r: FrameResult, engine: EngineInfo, classIds: (d: Detection) => number): string {
   return JSON.stringify({
     v: PAYLOAD_VERSION,
@@ -71,12 +77,7 @@ export function detectionsPayload(device: string, camera: string, r: FrameResult
     height: r.height,
     inference_ms: round(r.inferenceMs, 2),
     latency_ms: round(r.latencyMs, 2),
-    detections: r.detections.map((d) => ({
-      class: d.className,
-      class_id: classIds(d),
-      score: round(d.score, 4),
-      box: boxJson(d.box),
-    })),
+    detections: r.detections.map((d) => detectionFields(d, classIds(d))),
   });
 }
 

@@ -7,6 +7,7 @@ import { ZeroqError } from '../../util/errors.js';
 import { crc, encodePacket, PKT_RESPONSE, wireBytes, type Packet } from './framing.js';
 import type { SerialLink } from './link.js';
 import {
+  Err,
   errorName,
   helloRequest,
   Msg,
@@ -64,6 +65,8 @@ interface Pending {
   order: number;
   /** INFER is answered when computed, not in order. */
   deferred: boolean;
+  /** Wire bytes of the request and its answer. */
+  wire: number;
 }
 
 export const HOST_MAX_PAYLOAD = 4104;
@@ -137,15 +140,24 @@ export class BridgeClient {
     this.waiters.shift()?.();
   }
 
-  /** Deadline for a request of `reqBytes` payload answered by `respBytes`. */
-  deadline(reqBytes: number, respBytes: number, extraMs = 0): number {
-    return this.base + (2 * (wireBytes(reqBytes) + wireBytes(respBytes)) * 1000) / this.rate + extraMs;
+  /**
+   * Deadline of a request of `reqBytes` payload answered by `respBytes`, sent behind requests
+   * whose `queuedWire` bytes (both ways) are still to travel: twice the time the bytes take at
+   * the link's rate, plus the floor.
+   */
+  deadline(reqBytes: number, respBytes: number, extraMs = 0, queuedWire = 0): number {
+    return this.base + (2 * (queuedWire + wireBytes(reqBytes) + wireBytes(respBytes)) * 1000) / this.rate + extraMs;
   }
 
-  private once(type: number, payload: Buffer, timeoutMs: number): Promise<Packet | undefined> {
+  /** Sends a request once; resolves with its answer, or undefined at the deadline or when passed over. */
+  private once(type: number, payload: Buffer, respBytes: number, extraMs = 0): Promise<Packet | undefined> {
     if (this.closedReason !== undefined) {
       return Promise.reject(new ZeroqError('fpga-link-closed', `the link closed: ${this.closedReason}`, this.link.path));
     }
+    let queued = 0;
+    for (const q of this.pending.values()) if (!q.deferred) queued += q.wire;
+    const wire = wireBytes(payload.length) + wireBytes(respBytes);
+    const timeoutMs = this.deadline(payload.length, respBytes, extraMs, queued);
     return new Promise((resolve, reject) => {
       this.seq = (this.seq + 1) & 0xffff;
       const seq = this.seq;
@@ -154,7 +166,7 @@ export class BridgeClient {
         this.counters.timeouts++;
         resolve(undefined);
       }, timeoutMs);
-      this.pending.set(seq, { resolve, reject, timer, order: this.order++, deferred: type === Msg.INFER });
+      this.pending.set(seq, { resolve, reject, timer, order: this.order++, deferred: type === Msg.INFER, wire });
       try {
         this.link.send(encodePacket(type, 0, seq, payload));
       } catch (e) {
@@ -171,13 +183,12 @@ export class BridgeClient {
    */
   async call(type: number, payload: Buffer, opts: { respBytes?: number; extraMs?: number; tries?: number } = {}): Promise<Buffer> {
     const tries = opts.tries ?? this.tries;
-    const timeout = this.deadline(payload.length, opts.respBytes ?? 0, opts.extraMs);
     await this.acquire();
     try {
       for (let t = 0; t < tries; t++) {
         if (t > 0) this.counters.retries++;
         this.counters.requests++;
-        const p = await this.once(type, payload, timeout);
+        const p = await this.once(type, payload, opts.respBytes ?? 0, opts.extraMs);
         if (!p) continue; // timed out, or passed over by a later answer
         if (p.type !== (type | PKT_RESPONSE)) throw new ZeroqError('fpga-protocol', `response type 0x${p.type.toString(16)} to request 0x${type.toString(16)}`, this.link.path);
         if (p.status !== 0) throw new DeviceError(p.status, type, p.payload.toString('utf8').replace(/[^\x20-\x7e]/g, ''), this.link.path);
@@ -267,7 +278,7 @@ export class BridgeClient {
    * One frame through slot `slot`: its bytes, INFER (answered when computed) and the result.
    * The result is checked against its CRC; the caller checks the digest and the heads.
    */
-  async frame(slot: number, frameId: number, rgb: Uint8Array, inferMs: number): Promise<{ info: InferResult; result: Buffer }> {
+  async frame(slot: number, frameId: number, rgb: Uint8Array, inferMs: number, limitMs = 30000): Promise<{ info: InferResult; result: Buffer }> {
     const chunk = this.chunkBytes();
     const n = Math.ceil(rgb.length / chunk);
     await this.pool(n, async (i) => {
@@ -280,7 +291,7 @@ export class BridgeClient {
     req[0] = slot;
     req.writeUInt32LE(frameId >>> 0, 4);
     req.writeUInt32LE(crc(rgb), 8);
-    const info = parseInfer(await this.call(Msg.INFER, req, { respBytes: 44 + 16 * 8, extraMs: inferMs }));
+    const info = parseInfer(await this.infer(req, inferMs, limitMs));
     if (info.frameId !== frameId >>> 0 || info.slot !== slot) {
       throw new ZeroqError('fpga-protocol', `INFER answered frame ${info.frameId} slot ${info.slot}, asked ${frameId} slot ${slot}`, this.link.path);
     }
@@ -303,6 +314,45 @@ export class BridgeClient {
     });
     if (crc(result) !== info.resultCrc) throw new ZeroqError('fpga-result-crc', 'the result does not match its CRC', this.link.path);
     return { info, result };
+  }
+
+  /**
+   * INFER, answered when the frame is computed. The first send waits the expected computation
+   * time; then the request is repeated: while computing the device answers a repeat with E_BUSY at
+   * once, and with the result once done. So a lost request or answer costs one deadline, not a
+   * computation's worth; silence `tries` times in a row is a dead link, computing beyond `limitMs`
+   * a stuck device.
+   */
+  private async infer(req: Buffer, expectMs: number, limitMs: number): Promise<Buffer> {
+    const respBytes = 44 + 16 * 8;
+    const pause = Math.min(100, Math.max(10, expectMs / 8));
+    const t0 = performance.now();
+    let silent = 0;
+    let extra = expectMs;
+    await this.acquire();
+    try {
+      for (;;) {
+        this.counters.requests++;
+        const p = await this.once(Msg.INFER, req, respBytes, extra);
+        extra = 0;
+        if (!p) {
+          if (++silent >= this.tries) throw new LinkTimeout(Msg.INFER, silent, this.link.path);
+          this.counters.retries++;
+          continue;
+        }
+        if (p.type !== (Msg.INFER | PKT_RESPONSE)) throw new ZeroqError('fpga-protocol', `response type 0x${p.type.toString(16)} to INFER`, this.link.path);
+        if (p.status === Err.BUSY) {
+          silent = 0;
+          if (performance.now() - t0 > limitMs) throw new ZeroqError('fpga-timeout', `the device computed for more than ${Math.round(limitMs)} ms`, this.link.path);
+          await new Promise((r) => setTimeout(r, pause));
+          continue;
+        }
+        if (p.status !== 0) throw new DeviceError(p.status, Msg.INFER, p.payload.toString('utf8').replace(/[^\x20-\x7e]/g, ''), this.link.path);
+        return p.payload;
+      }
+    } finally {
+      this.release();
+    }
   }
 
   /** Per-layer accelerator cycles of the frame last computed in `slot`. */

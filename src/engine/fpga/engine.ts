@@ -5,7 +5,7 @@
  * A frame goes to the device while the link is up. A request without an answer is retried; then
  * the link is resynchronised (HELLO with a session reset, the image uploaded again if the device
  * lost it) and the frame tried once more; then the frame and the following ones are computed by
- * the int engine while a background loop reconnects with back-off (100 ms doubling to 400 ms),
+ * the int engine while a background loop reconnects with back-off (100 ms doubling to 250 ms),
  * reopening the port if it vanished. Every result from the device is checked (packet CRCs, the
  * result's CRC, the image digest, the head shapes and formats), so a detection never comes from
  * integers the device did not compute from this frame and these weights.
@@ -76,7 +76,7 @@ export interface FpgaEngineOptions {
   requireDevice?: boolean;
   /** Deadline floor per request, ms (default 250). */
   baseTimeoutMs?: number;
-  /** Back-off of the reconnect loop, ms (default 100 doubling to 400). */
+  /** Back-off of the reconnect loop, ms (default 100 doubling to 250). */
   backoffMs?: [number, number];
   /** Called with upload progress. */
   onUpload?: (done: number, total: number) => void;
@@ -224,6 +224,7 @@ export class FpgaEngine extends EventEmitter implements Engine {
 
   private async connectOnce(): Promise<boolean> {
     if (this.state === 'closed' || this.state === 'unsupported') return false;
+    let answered = false;
     try {
       if (!this.port?.isOpen) {
         await this.dropLink();
@@ -246,6 +247,7 @@ export class FpgaEngine extends EventEmitter implements Engine {
       const client = this.client!;
       const reconnect = this._state === 'fallback';
       const caps = await client.hello(true, reconnect ? 1 : 2);
+      answered = true;
       this.generation++;
       const refusal = caps.version !== 1 ? `protocol version ${caps.version}` : deviceRefusal(this.qnet, caps, this.image.length);
       if (refusal) return this.unsupported(refusal);
@@ -272,15 +274,18 @@ export class FpgaEngine extends EventEmitter implements Engine {
       for (const wake of this.slotWaiters.splice(0)) wake(-1);
       this.reason = undefined;
       this.state = 'ready';
-      this.backoff = (this.opts.backoffMs ?? [100, 400])[0];
+      this.backoff = (this.opts.backoffMs ?? [100, 250])[0];
       return true;
     } catch (e) {
       if (e instanceof DeviceError && isPermanent(e.status)) return this.unsupported(e.message);
       this.reason = (e as Error).message;
-      // The next attempt reopens the port: a vanished pty or USB device is not always reported
-      // (a write blocked on a hung-up port waits forever), and the path may now name a new one.
-      await this.dropLink();
+      // Without an answer the next attempt reopens the port: a vanished pty or USB device is not
+      // always reported (a write blocked on a hung-up port waits forever), and the path may now name
+      // a new one. A port that answered (a lossy link) stays open.
+      if (!answered) await this.dropLink();
       if (!this.isClosed()) this.state = 'fallback';
+      // A device that answered is there: try again soon (its link may be clearing); silence backs off.
+      if (answered) this.backoff = (this.opts.backoffMs ?? [100, 250])[0];
       this.scheduleReconnect();
       return false;
     }
@@ -305,7 +310,7 @@ export class FpgaEngine extends EventEmitter implements Engine {
   private scheduleReconnect(): void {
     if (this.reconnectTimer || this.state === 'closed' || this.state === 'unsupported') return;
     const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, (this.opts.backoffMs ?? [100, 400])[1]);
+    this.backoff = Math.min(this.backoff * 2, (this.opts.backoffMs ?? [100, 250])[1]);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.state !== 'fallback') return;
@@ -360,10 +365,11 @@ export class FpgaEngine extends EventEmitter implements Engine {
     try {
       const id = this.frameId;
       this.frameId = (this.frameId + 1) >>> 0 || 1;
-      // The device answers INFER when the frame is computed: allow 4 times the last frame's time
-      // (the first frame, unknown, 5 s).
-      const inferMs = this.lastDeviceUs > 0 ? 100 + (4 * this.lastDeviceUs) / 1000 : 5000;
-      const { info, result } = await client.frame(slot, id, frame.rgb, inferMs);
+      // The device answers INFER when the frame is computed (and a repeat with E_BUSY before):
+      // the first answer is expected after about the last frame's device time (the first frame: 2 s),
+      // a device computing for 10 times that (at least 30 s) is taken as stuck.
+      const lastMs = this.lastDeviceUs / 1000;
+      const { info, result } = await client.frame(slot, id, frame.rgb, lastMs > 0 ? 1.5 * lastMs : 2000, Math.max(30000, 10 * lastMs));
       let heads: HeadTensor[];
       try {
         heads = this.heads(info, result);
