@@ -5,6 +5,7 @@
  */
 import type { Detection } from '../detect/types.js';
 import { loadSharp } from '../util/sharp.js';
+import { trimMalloc } from './malloc.js';
 
 export interface SnapshotInput {
   rgb: Uint8Array;
@@ -59,5 +60,6 @@ export async function renderSnapshot(s: SnapshotInput, maxSize: number, quality:
     .resize(out.width, out.height, { fit: 'fill' })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .jpeg({ quality })
-    .toBuffer();
+    .toBuffer()
+    .finally(trimMalloc);
 }
