@@ -41,7 +41,8 @@ import { engineKinds, engineModule } from '../src/engine/registry.js';
 import { defaultWeightSet } from '../src/daemon/config.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(repo, 'dist', 'cli.js');
+// --cli <dist/cli.js of another checkout> measures that build instead (e.g. before a change).
+const cli = path.resolve(arg('cli', path.join(repo, 'dist', 'cli.js')));
 const defaultCfg = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 
 function arg(name: string, def: string): string {

@@ -12,8 +12,11 @@
 
 namespace {
 
-// limitArenas(n): caps glibc's malloc arenas at n (arenas made before stay). True when applied,
-// false where the allocator is not glibc's.
+// limitArenas(n): caps glibc's malloc arenas at n (arenas made before stay), and fixes the size from
+// which blocks are mapped on their own at glibc's default, 128 KiB. Left alone, glibc raises that
+// size to the largest block freed so far, so that the frames (300 KB and more, one per frame) come
+// from the heap and leave it fragmented; mapped on their own, they go back to the system when freed.
+// True when applied, false where the allocator is not glibc's.
 napi_value LimitArenas(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -25,7 +28,7 @@ napi_value LimitArenas(napi_env env, napi_callback_info info) {
   }
   bool ok = false;
 #if defined(__GLIBC__)
-  ok = mallopt(M_ARENA_MAX, n) == 1;
+  ok = mallopt(M_ARENA_MAX, n) == 1 && mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1;
 #endif
   napi_value out;
   napi_get_boolean(env, ok, &out);
