@@ -281,10 +281,10 @@ export class FpgaEngine extends EventEmitter implements Engine {
     } catch (e) {
       if (e instanceof DeviceError && isPermanent(e.status)) return this.unsupported(e.message);
       this.reason = (e as Error).message;
-      // Without an answer the next attempt reopens the port: a vanished pty or USB device is not
-      // always reported (a write blocked on a hung-up port waits forever), and the path may now name
-      // a new one. A port that answered (a lossy link) stays open.
-      if (!answered) await this.dropLink();
+      // A port whose writes do not complete is reopened by the next attempt: a pty or USB device
+      // that went away is not always reported (a write blocked on a hung-up port waits forever), and
+      // the path may now name a new one. A port that only lost packets stays open.
+      if (!answered && (this.port?.backlog ?? 0) > 0) await this.dropLink();
       if (!this.isClosed()) this.state = 'fallback';
       // A device that answered is there: try again soon (its link may be clearing); silence backs off.
       if (answered) this.backoff = (this.opts.backoffMs ?? [100, 250])[0];
