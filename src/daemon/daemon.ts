@@ -19,6 +19,7 @@ import { defaultWeightSet, type Config, type ModelConfig } from './config.js';
 import { loadConfig, type LoadOptions } from './config-load.js';
 import type { DaemonContext, DaemonEvents, MqttLink } from './context.js';
 import { FairQueue } from './fair-queue.js';
+import { limitMallocArenas, MALLOC_ARENAS } from './malloc.js';
 import { FrameLoop, type LoopEnd, type ProcessedFrame } from './frame-loop.js';
 import type { Health } from './http.js';
 import { statusPayload, type EngineInfo, type SourceStatus } from './mqtt/payloads.js';
@@ -106,6 +107,9 @@ export class Daemon implements DaemonContext {
   /** Loads the config, starts every part, and returns the running daemon. Throws on a bad config. */
   static async start(o: DaemonOptions): Promise<Daemon> {
     const cfg = loadConfig(o.load);
+    // Before the engine's and the picture path's threads exist.
+    const arenas = limitMallocArenas();
+    if (arenas !== 'applied') o.log.warn({ arenas: MALLOC_ARENAS, result: arenas }, 'malloc arenas not limited');
     const d = new Daemon(cfg, o);
     try {
       await d.startParts();
