@@ -16,7 +16,7 @@
  *     for the least output error),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
  *
- *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8]
+ *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--floors 2,3,4]
  *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
  *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg]
  *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
@@ -70,6 +70,7 @@ const { positionals, values: args } = parseArgs({
     uniform: { type: 'string', default: '4,5,6,8' },
     val: { type: 'string' },
     'sensitivity-images': { type: 'string', default: '32' },
+    floors: { type: 'string' },
     'errors-dir': { type: 'string' },
     'weights-dir': { type: 'string', default: 'docs/benchmarks/weights' },
   },
@@ -284,10 +285,10 @@ async function widths(): Promise<void> {
     `Validation split: ${path.basename(valList)} = calib.txt images 559–758 (0-based; the last 200), never used for calibration or training;`,
     `every choice below (the candidate widths, see src/retrain/bit-widths.ts) is made on it. ${path.basename(dev)} is only reported.`,
     `Layer errors: each conv layer alone at 2..7 bits (8-bit formats otherwise), growth of the heads' distillation loss on the first ${sensN}`,
-    'images of the validation split. Candidates: the least summed error at the average with the narrowest width 2, 3, ... up to the average;',
-    `the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
+    'images of the validation split. Candidates: the least summed error at the average with the narrowest width allowed at each of the',
+    `floors in the last column${args.floors ? ` (${args.floors})` : ''}; the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
     `zero-centered), calibration on the first ${calibImages} images of calib.txt; AP50 / AP in percent, integer engine, darknet \`detector valid\`.`,
-    `Regenerate: \`npx tsx scripts/bench-accuracy.ts widths --val val.txt --avg ${avgs.join(',')} --uniform ${uniform.join(',')}\`` +
+    `Regenerate: \`npx tsx scripts/bench-accuracy.ts widths --val val.txt --avg ${avgs.join(',')} --uniform ${uniform.join(',')}${args.floors ? ` --floors ${args.floors}` : ''}\`` +
       ` (val.txt: \`tail -n 200 calib.txt\` with absolute paths). The chosen weight sets are in [weights/](weights/): \`zeroq eval <set> --data dev.txt\`.`,
     '',
   ];
@@ -313,7 +314,9 @@ async function widths(): Promise<void> {
     for (const B of avgs) {
       if (results.some((r) => r.model === m && r.avgBits === B)) continue;
       const t0 = performance.now();
-      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, log });
+      // --floors: the narrowest widths tried (those above the average are left out).
+      const floors = args.floors?.split(',').map(Number).filter((f) => f <= B);
+      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, log, ...(floors ? { floors } : {}) });
       const devS = await scoreQNet(ch.result.qnet, devScored, threads);
       const buf = writeZqw(ch.result.qnet, {
         source: { model: m, cfg: `${m}.cfg`, weights: `${m}.weights`, weightsSha256: createHash('sha256').update(readFileSync(model.weightsPath)).digest('hex') },

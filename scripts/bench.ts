@@ -33,6 +33,7 @@ function includedSections(): string {
   return `${SECTIONS}
 
 ${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
+${section('bit-widths.md', 'Widths per layer', 'npx tsx scripts/bench-accuracy.ts widths')}
 ${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
 ${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts (figures written up by hand from its JSON reports)')}
 `;
