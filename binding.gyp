@@ -13,14 +13,14 @@
     },
     {
       "target_name": "zeroq_int",
-      "sources": ["src/kernels/addon.cc", "src/kernels/net.cc", "src/kernels/pool.cc", "src/kernels/kernels_scalar.cc", "src/kernels/resize.cc"],
+      "sources": ["src/kernels/addon.cc", "src/kernels/check.cc", "src/kernels/net.cc", "src/kernels/pool.cc", "src/kernels/kernels_scalar.cc", "src/kernels/resize.cc"],
       "cflags_cc": ["<@(zq_int_cflags)"],
       "cflags_cc!": ["-fno-exceptions", "-O2"],
       "cflags!": ["-fno-exceptions"],
       "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math"]},
       "conditions": [
         ["target_arch=='x64'", {"dependencies": ["zeroq_int_avx2", "zeroq_int_avx512"]}],
-        ["target_arch=='arm64'", {"dependencies": ["zeroq_int_dotprod"]}]
+        ["target_arch=='arm64'", {"dependencies": ["zeroq_int_dotprod"], "sources": ["src/kernels/kernels_neon.cc"]}]
       ]
     }
   ],

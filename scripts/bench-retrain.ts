@@ -25,14 +25,11 @@ import { dataPath } from '../src/util/paths.js';
 import { FloatEngine } from '../src/engine/float.js';
 import { loadEvalSet } from '../src/eval/dataset.js';
 import { scoreEngine, scoreQNet } from '../src/eval/accuracy.js';
-import { featureLoss, innerConvLayers } from '../src/retrain/feature-loss.js';
 import { readZqw } from '../src/qnet/zqw.js';
 import { lineChartSvg, type Series } from '../src/quant/svg.js';
 import { loadFrames, readGroundTruth, readImageList } from '../src/retrain/data.js';
-import { initialState, startIteration } from '../src/retrain/trainer.js';
-import { defaultQuantConfig, intNet } from '../src/retrain/formats.js';
-import { backward, floatForward, headValues, quantForward } from '../src/retrain/sim.js';
-import { distillationLoss } from '../src/retrain/loss.js';
+import { initialState, startIteration, trainStep } from '../src/retrain/trainer.js';
+import { defaultQuantConfig } from '../src/retrain/formats.js';
 import { validationAp } from '../src/retrain/validate.js';
 import type { RetrainReport } from '../src/retrain/run.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
@@ -299,26 +296,13 @@ async function profile(): Promise<void> {
   const { formats } = await startIteration(net, state, calib, defaultQuantConfig(4), threads);
   lap('quantizer formats (8 calibration images)');
   const batch = { n: 8, rgb: frames.rgb };
+  // The trainer's own step, timed part by part: heads only, then with feature distillation.
+  const base = { threads, labelWeight: 0, distill: 'objectness' as const };
   for (let rep = 0; rep < 5; rep++) {
-    t = performance.now();
-    const q = intNet(net, state.params, formats, 4);
-    const tape = quantForward(net, q, batch, threads);
-    const s = headValues(net, q, tape);
-    lap('integer forward');
-    const outs = floatForward(net, model.params, batch, threads);
-    lap('float teacher forward');
-    const d = distillationLoss(net, s, net.heads.map((h) => outs[net.layers[h].inputs[0]]), 8);
-    lap('loss');
-    const grads = {
-      weight: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(state.params[l.index]!.weight.length) : undefined)),
-      bias: net.layers.map((l) => (l.kind === 'conv' ? new Float32Array(state.params[l.index]!.bias.length) : undefined)),
-    };
-    backward(net, q, tape, d.grads, grads, threads);
-    lap('backward');
-    const f = featureLoss(innerConvLayers(net), tape.outs, q.frac, outs, 1, net.layers.length);
-    lap('feature loss (--feature-weight)');
-    backward(net, q, tape, d.grads, grads, threads, f.grads);
-    lap('backward with feature gradients');
+    for (const featureWeight of [0, 0.5]) {
+      t = performance.now();
+      trainStep(net, model.params, state, formats, batch, undefined, { ...base, featureWeight }, 4, 1e-4, undefined, lap);
+    }
   }
   console.log(`| part (${o.model}, 320x320, batch 8, ${threads} threads) | median ms |\n|---|---:|`);
   for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${median(v).toFixed(0)} |`);

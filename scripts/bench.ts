@@ -12,7 +12,7 @@
  *       keeps the measured part of --out and re-includes the docs/benchmarks/ sections (after a sweep).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,15 +29,30 @@ const { values } = parseArgs({
 });
 
 const SECTIONS = '<!-- included sections (scripts/bench.ts) -->';
-function includedSections(): string {
-  return `${SECTIONS}
+/** The docs/benchmarks/ sections, in this order, with the command that writes each; other .md files there follow. */
+const SECTION_FILES: [file: string, title: string, how: string][] = [
+  ['accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep'],
+  ['bit-widths.md', 'Widths per layer at an average', 'npx tsx scripts/bench-accuracy.ts widths'],
+  ['retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts'],
+  ['speed.md', 'Integer kernels per layer', 'zeroq bench <w8.zqw> --compare --profile --json'],
+  ['daemon.md', 'Daemon', 'npx tsx scripts/soak.ts and scripts/bench-cameras.ts (figures written up from their reports)'],
+  ['fpga.md', 'Serial bridge', 'npx tsx scripts/fpga-link.ts; npx tsx scripts/fpga-check.ts'],
+  ['rtl.md', 'Accelerator RTL', 'npx tsx scripts/bench-rtl.ts --write; npx tsx scripts/rtl-cosim.ts --write; make -C firmware-bridge/rtl synth'],
+  ['updates.md', 'Weight-set updates', 'npx tsx scripts/bench-updates.ts'],
+  ['fuzz.md', 'Decoders and parsers under fuzzing', 'npm run fuzz; scripts/fuzz-native.sh; npx tsx scripts/fuzz-bridge.ts'],
+];
 
-${section('accuracy.md', 'Quantizer sweep', 'npx tsx scripts/bench-accuracy.ts sweep')}
-${section('bit-widths.md', 'Widths per layer', 'npx tsx scripts/bench-accuracy.ts widths')}
-${section('retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts')}
-${section('daemon.md', 'Daemon', 'npx tsx scripts/soak.ts (figures written up by hand from its JSON reports)')}
-`;
+function includedSections(): string {
+  const dir = path.join(repoRoot, 'docs', 'benchmarks');
+  const known = new Set(SECTION_FILES.map(([f]) => f));
+  const others = readdirSync(dir).filter((f) => f.endsWith('.md') && !known.has(f)).sort();
+  const parts = [
+    ...SECTION_FILES.filter(([f]) => existsSync(path.join(dir, f))).map(([f, title, how]) => section(f, title, how)),
+    ...others.map((f) => section(f, f.replace(/\.md$/, ''), 'see the file')),
+  ];
+  return `${SECTIONS}\n\n${parts.join('\n')}`;
 }
+
 if (values['sections-only']) {
   const old = readFileSync(values.out!, 'utf8');
   const at = old.indexOf(SECTIONS);

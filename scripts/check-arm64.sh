@@ -1,13 +1,14 @@
 #!/bin/sh
 # Builds the integer kernels for arm64 with a cross compiler and runs their self-test under qemu:
-# the NEON (sdot) kernels against the portable ones on random networks. Then the darknet resize:
+# the NEON kernels (with sdot, and plain ARMv8.0) against the portable ones on random networks. Then the darknet resize:
 # the arm64 build must give the same bits as this machine's (resize_selftest.cc).
 # Needs (Debian): apt-get install g++-aarch64-linux-gnu qemu-user-static
 set -e
 cd "$(dirname "$0")/../src/kernels"
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 CXX=${CXX:-aarch64-linux-gnu-g++}
-for f in net.cc pool.cc kernels_scalar.cc selftest.cc; do
+for f in net.cc pool.cc kernels_scalar.cc kernels_neon.cc selftest.cc; do
   $CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -c "$f" -o "$out/${f%.cc}.o"
 done
 $CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -march=armv8.2-a+dotprod -c kernels_dotprod.cc -o "$out/kernels_dotprod.o"
@@ -23,4 +24,3 @@ if [ "$host" != "$arm" ]; then
   exit 1
 fi
 echo "resize: arm64 and this machine agree ($host)"
-rm -rf "$out"

@@ -34,6 +34,8 @@ import { freePort, startMosquitto } from '../test/helpers/mosquitto.js';
 import { DaemonProcess, Watcher, type Msg } from '../test/helpers/daemon.js';
 import { COCO_NAMES } from '../src/detect/names.js';
 import { dataPath } from '../src/util/paths.js';
+import { engineKinds, engineModule } from '../src/engine/registry.js';
+import { defaultWeightSet } from '../src/daemon/config.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(repo, 'dist', 'cli.js');
@@ -44,12 +46,10 @@ function arg(name: string, def: string): string {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-/** Engine, model and threads from the command line; the int engine needs a weight set. */
-function engineArgs(): { engine: 'float' | 'int'; model: string; threads: number } {
-  const engine = arg('engine', 'float');
-  if (engine !== 'float' && engine !== 'int') throw new Error(`--engine: float or int, not ${engine}`);
-  const model = arg('model', engine === 'float' ? defaultCfg : '');
-  if (!model) throw new Error('--engine int needs --model <weights.zqw> (made by zeroq quantize)');
+/** Engine, model and threads from the command line (engines from the registry; default int on the shipped W8 set). */
+function engineArgs(): { engine: string; model: string; threads: number } {
+  const engine = engineModule(arg('engine', 'int')).kind;
+  const model = arg('model', engine === 'float' ? defaultCfg : defaultWeightSet());
   if (!existsSync(model)) throw new Error(`--model ${model}: no such file`);
   return { engine, model: path.resolve(model), threads: Number(arg('threads', '1')) };
 }
@@ -157,14 +157,15 @@ const detectionSchema = z
 
 const detectionsSchema = z
   .object({
-    v: z.literal(1),
+    v: z.literal(2),
     device: z.string().regex(/^[A-Za-z0-9_-]+$/),
+    camera: z.string().regex(/^[a-z0-9_-]+$/),
     frame: z.int().positive(),
     time: z.iso.datetime(),
     ts: z.int().positive(),
     model: z.string().min(1),
     weights: z.string().min(1),
-    engine: z.enum(['float', 'int']),
+    engine: z.string().refine((k) => engineKinds().includes(k), 'not a registered engine kind'),
     width: z.int().positive(),
     height: z.int().positive(),
     inference_ms: z.number().nonnegative(),
@@ -177,7 +178,7 @@ const detectionsSchema = z
 
 interface Expect {
   device: string;
-  engine: 'float' | 'int';
+  engine: string;
   /** detect.threshold: every score is above it. */
   threshold: number;
 }

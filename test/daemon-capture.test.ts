@@ -8,7 +8,7 @@ import { ffmpegArgs, parseInputSize } from '../src/daemon/capture/ffmpeg.js';
 import { SourceSupervisor, type CapturedFrame, type SupervisorStatus } from '../src/daemon/capture/supervisor.js';
 import type { CaptureSource, SourceSink } from '../src/daemon/capture/source.js';
 import { configSchema } from '../src/daemon/config.js';
-import { Mailbox } from '../src/daemon/mailbox.js';
+import { FairQueue } from '../src/daemon/fair-queue.js';
 import type { Network } from '../src/model/ir.js';
 import { loadImage } from '../src/detect/preprocess.js';
 import { dataPath } from '../src/util/paths.js';
@@ -50,25 +50,26 @@ function sourceCfg(over: Record<string, unknown>) {
   return configSchema.parse({ source: over }).source;
 }
 
-t.test('mailbox keeps only the newest item and counts what it replaced', async (t) => {
-  const m = new Mailbox<number>();
+t.test("a camera's slot keeps only the newest item and counts what it replaced", async (t) => {
+  const q = new FairQueue<number>();
+  const m = q.add('cam');
   m.put(1);
   m.put(2);
   m.put(3);
   t.equal(m.skipped, 2);
-  t.equal(await m.take(), 3);
-  const later = m.take();
+  t.equal(await q.take(), 3);
+  const later = q.take();
   m.put(4);
   t.equal(await later, 4, 'a waiting taker gets the next item directly');
   let taken = false;
   const w = m.putWait(5).then(() => (taken = true));
   await Promise.resolve();
   t.notOk(taken, 'putWait holds until taken');
-  t.equal(await m.take(), 5);
+  t.equal(await q.take(), 5);
   await w;
   t.ok(taken);
   m.close();
-  t.equal(await m.take(), undefined);
+  t.equal(await q.take(), undefined);
 });
 
 t.test('source kinds and ffmpeg command lines', async (t) => {
@@ -164,14 +165,15 @@ t.test('video file made from real images: every frame in order, then the end (no
   await makeVideo(images, video, { width: 480, height: 360, fps: 10 });
   const f = sourceFactory(sourceCfg({ url: video, realtime: false }), net, log);
   t.equal(f.resolved.kind, 'file');
-  const mailbox = new Mailbox<CapturedFrame>();
+  const queue = new FairQueue<CapturedFrame>();
+  const mailbox = queue.add('cam');
   const { s, waitState } = supervise(f.create);
   s.deliver = (fr, live) => (live ? mailbox.put(fr) : mailbox.putWait(fr));
   s.start();
   const got: CapturedFrame[] = [];
   const ended = waitState((st) => st.state === 'ended').then(() => mailbox.close());
   for (;;) {
-    const fr = await mailbox.take();
+    const fr = await queue.take();
     if (!fr) break;
     got.push(fr);
     await new Promise((r) => setImmediate(r)); // a consumer slower than the file
@@ -192,14 +194,15 @@ t.test('image folder: sorted, each image once, undecodable files counted as bad'
   writeFileSync(path.join(dir, 'notes.txt'), 'ignored');
   const f = sourceFactory(sourceCfg({ url: dir }), net, log);
   const { s, waitState } = supervise(f.create);
-  const mailbox = new Mailbox<CapturedFrame>();
+  const queue = new FairQueue<CapturedFrame>();
+  const mailbox = queue.add('cam');
   let bad = 0;
   s.on('bad', () => bad++);
   s.deliver = (fr, live) => (live ? mailbox.put(fr) : mailbox.putWait(fr));
   s.start();
   void waitState((st) => st.state === 'ended').then(() => mailbox.close());
   const got: CapturedFrame[] = [];
-  for (let fr = await mailbox.take(); fr; fr = await mailbox.take()) got.push(fr);
+  for (let fr = await queue.take(); fr; fr = await queue.take()) got.push(fr);
   await s.stop();
   t.equal(got.length, 4);
   t.equal(bad, 1);

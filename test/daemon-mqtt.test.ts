@@ -162,7 +162,8 @@ t.test('embedded aedes broker carries the same interface; Home Assistant discove
   t.equal(light.json.state_topic, 'zq/dev/counts');
   t.equal(light.json.value_template, "{{ value_json.counts['traffic light'] | default(0) }}");
   t.equal(light.json.availability[0].topic, 'zq/dev/availability');
-  t.ok(w.messages.some((m) => m.topic === 'homeassistant/binary_sensor/zeroq_dev/online/config'));
+  // Retained messages arrive in no promised order: wait for this one too.
+  t.ok(await w.waitFor((m) => m.topic === 'homeassistant/binary_sensor/zeroq_dev/online/config', 'online discovery', 10_000, 0));
   const n = w.messages.length;
   w.client.publish('homeassistant/status', 'online');
   const again = await w.waitFor((m) => m.topic.endsWith('/person_count/config') && !m.retain, 'discovery resent', 10_000, n);

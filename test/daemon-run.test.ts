@@ -13,7 +13,8 @@ import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { decodeHeads } from '../src/detect/decode.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
-import { openEngine } from '../src/engine/open.js';
+import { openEngine } from '../src/engine/registry.js';
+import { defaultWeightSet } from '../src/daemon/config.js';
 import { dataPath } from '../src/util/paths.js';
 import { DaemonProcess, Watcher, repo, type LogLine } from './helpers/daemon.js';
 import { freePort, makeCertificates, mosquittoBinary, startMosquitto } from './helpers/mosquitto.js';
@@ -139,7 +140,7 @@ t.test('live camera on mosquitto: interface, health, source and broker failures,
   // --- the published interface
   await w.waitFor((m) => m.topic === 'zq/cam1/availability' && m.text === 'online', 'online');
   const det = await w.waitFor((m) => m.topic === 'zq/cam1/detections', 'detections');
-  t.match(det.json, { v: 1, device: 'cam1', model: 'yolo-fastest-1.1', weights: 'yolo-fastest-1.1', engine: 'float', width: 640, height: 360 });
+  t.match(det.json, { v: 2, device: 'cam1', camera: 'main', model: 'yolo-fastest-1.1', weights: 'yolo-fastest-1.1', engine: 'float', width: 640, height: 360 });
   t.type(det.json.frame, 'number');
   t.type(det.json.inference_ms, 'number');
   t.ok(Array.isArray(det.json.detections));
@@ -281,8 +282,9 @@ t.test('image folder on the embedded broker: --max-frames beyond the folder proc
   t.equal(lines[lines.length - 1], 'zeroq/demo/availability stopped', 'stopped is the last message');
   t.match(lines[0], /^zeroq\/demo\/availability (\(retained\) )?online$/);
 
-  // What was published is what the engine finds on these images.
-  const engine = await openEngine('float', cfgPath);
+  // What was published is what the default engine (int, the shipped W8 weight set) finds on these images.
+  t.ok(dets.every((x) => x.engine === 'int'), 'the integer engine is the default');
+  const engine = await openEngine('int', defaultWeightSet());
   t.teardown(() => engine.close());
   for (let i = 0; i < names.length; i++) {
     const { frame, width, height } = await prepareFrame(path.join(folder, names[i]), engine.net);
@@ -309,7 +311,7 @@ t.test('bad configuration: exit code 2 and a message naming file, line and key',
   const e = DaemonProcess.start(['--threads', 'many', '--source', '/nonexistent/cam.mp4']);
   const exit2 = await e.exit;
   t.equal(exit2.code, 2);
-  t.match(e.stderrText, '--threads: model.threads');
+  t.match(e.stderrText, "'--threads <n>' argument 'many' is invalid", 'the flag is named (the CLI parses numbers before the config does)');
   const f = DaemonProcess.start(['--source', '/nonexistent/cam.mp4', '--http-port', '0']);
   t.equal((await f.exit).code, 2);
   t.match(f.stderrText, 'source.url "/nonexistent/cam.mp4": no such file, folder or device');

@@ -85,5 +85,32 @@ t.test('zeroq inspect on the command line', async (t) => {
 
   const badSize = await zeroq(CFG, '--size', '0x3');
   t.equal(badSize.code, 2);
-  t.match(badSize.stderr, '--size 0x3');
+  t.match(badSize.stderr, "'--size <WxH>' argument '0x3' is invalid. expected W or WxH");
+});
+
+t.test('per-layer support: the engines, the quantizer and the trainer say which layers they take, and why not', async (t) => {
+  const fastest = inspectReport(parseCfgFile(CFG));
+  t.same(fastest.support, { float: true, int: true, quantizer: true, trainer: true }, 'Yolo-Fastest: every part takes every layer');
+  const v4 = parseCfgFile(DATA_CFGS['yolov4']);
+  const r = inspectReport(v4);
+  const mish = v4.layers.filter((l) => l.kind === 'conv' && l.activation === 'mish').map((l) => l.index);
+  t.ok(mish.length > 50);
+  t.same(r.support.quantizer, mish, 'the quantizer refuses exactly the mish layers');
+  t.equal(r.support.int, true, 'the int engine runs look-up-table activations');
+  t.match(r.layers[mish[0]].support, { float: true, int: true, quantizer: /mish needs a look-up table/, trainer: /mish/ });
+  const leakyHead = v4.layers.find((l) => l.kind === 'conv' && l.activation === 'leaky')!;
+  t.same(r.layers[leakyHead.index].support, { float: true, int: true, quantizer: true, trainer: true });
+  const json = await zeroq(DATA_CFGS['yolov4'], '--json');
+  t.equal(json.code, 0);
+  t.same((JSON.parse(json.stdout) as InspectReport).support.quantizer, mish, 'zeroq inspect --json carries it');
+  const text = await zeroq(DATA_CFGS['yolov4']);
+  t.match(text.stdout, new RegExp(`quantizer: refuses ${mish.length} layers .*layer ${mish[0]}: activation mish`));
+
+  // The quantizer refuses from the same descriptor, naming the first layer, before any work.
+  const { quantizeModel } = await import('../src/quant/quantize.js');
+  const model = { net: v4, params: [] } as unknown as Parameters<typeof quantizeModel>[0];
+  await t.rejects(quantizeModel(model, [], { wbits: 8, abits: 8, headAbits: 16, actCalib: 'search' } as Parameters<typeof quantizeModel>[2]), {
+    code: 'quant-unsupported',
+    message: new RegExp(`layer ${mish[0]} \\(conv, yolov4\\.cfg:\\d+\\): activation mish needs a look-up table .*and ${mish.length - 1} more layers`),
+  });
 });

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the real programs the tests run against (a broker, ffmpeg, a pty bridge) when missing.
+# Installs the real programs the tests run against (a broker, ffmpeg, a pty bridge, a C compiler
+# for the bridge firmware) when missing.
 # Needs root and Debian's apt; otherwise says what is missing and fails.
 set -e
 # The tests run real models on real images: without the data folder they cannot say anything.
@@ -14,7 +15,17 @@ need=""
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 command -v ffmpeg >/dev/null 2>&1 || need="$need ffmpeg"
 command -v socat >/dev/null 2>&1 || need="$need socat"
+# The live view's test drives Debian's Chromium (puppeteer-core).
+[ -x /usr/bin/chromium ] || need="$need chromium"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# The bridge firmware's host build and unit tests (make -C firmware-bridge host test).
+command -v cc >/dev/null 2>&1 || need="$need gcc"
+command -v make >/dev/null 2>&1 || need="$need make"
+[ -f /usr/include/stdio.h ] || need="$need libc6-dev"
+# the accelerator's RTL is simulated with Verilator (firmware-bridge/rtl)
+command -v verilator >/dev/null 2>&1 || need="$need verilator"
+command -v g++ >/dev/null 2>&1 || need="$need g++"
+command -v make >/dev/null 2>&1 || need="$need make"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-deps.sh: installing$need" >&2

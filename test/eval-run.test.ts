@@ -1,6 +1,6 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { openEngine } from '../src/engine/open.js';
+import { openEngine } from '../src/engine/registry.js';
 import type { Engine, Frame, HeadTensor } from '../src/engine/engine.js';
 import type { Network } from '../src/model/ir.js';
 import { boxIou } from '../src/detect/nms.js';

@@ -5,7 +5,7 @@ import { boxIou } from '../src/detect/nms.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
 import type { Detection } from '../src/detect/types.js';
 import { FloatEngine } from '../src/engine/float.js';
-import { openEngine } from '../src/engine/open.js';
+import { openEngine } from '../src/engine/registry.js';
 import { loadDarknet } from '../src/model/darknet.js';
 import { ZeroqError } from '../src/util/errors.js';
 import { dataPath } from '../src/util/paths.js';

@@ -20,6 +20,19 @@ t.test('bench --compare runs float and int alternately and reports the ratio', {
   const int = r.engines[1];
   t.equal(int.randomWeights, true, 'a cfg gives the int engine random weights of its shapes');
   t.ok(int.layerKinds && int.layerKinds['conv 1x1'] > 0 && int.layerKinds['conv depthwise'] > 0, 'per-layer-kind profile');
+  // The per-layer profile: every layer, its work, and rates that follow from them.
+  const layers = int.layers!;
+  t.equal(layers.length, 131, 'one entry per layer');
+  const macs = layers.reduce((a, l) => a + l.macs, 0);
+  t.equal(macs, 125437600, 'multiply-adds of the whole network');
+  const dw = layers[2];
+  t.same([dw.kind, dw.out, dw.macs], ['conv dw 3x3', '8x160x160', 160 * 160 * 8 * 9], 'a depthwise layer');
+  t.ok(dw.kernel.length > 0 && dw.bytes >= 2 * 160 * 160 * 8, `its code path (${dw.kernel}) and bytes (input and output at least)`);
+  for (const l of layers.filter((x) => x.ms > 0 && x.macs > 0)) {
+    if (Math.abs(l.gmacPerS - l.macs / l.ms / 1e6) > 1e-9 || Math.abs(l.gbPerS - l.bytes / l.ms / 1e6) > 1e-9) t.fail(`layer ${l.index}: rates`);
+  }
+  t.ok(layers.some((l) => l.kind === 'maxpool 9' && l.bytes > 0 && l.macs === 0), 'a maxpool: bytes, no multiply-adds');
+  t.match(formatBench(r), /GMAC\/s/, 'the table in the report');
   t.ok(r.ratio && Math.abs(r.ratio.network - int.networkMs.median / r.engines[0].networkMs.median) < 1e-12, 'ratio int/float');
   t.ok(r.peakRssMb > 10, 'peak RSS');
   t.match(formatBench(r), /int\/float: network/);

@@ -17,6 +17,7 @@ import { defaultQuantConfig, fromQNet, intConvOf, qnetDifferences } from '../src
 import { quantForward } from '../src/retrain/sim.js';
 import { cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
 import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
+import { zeroq as zeroqCli } from './helpers/cli.js';
 import { readZqw } from '../src/qnet/zqw.js';
 import { quantizeConv } from '../src/quant/conv.js';
 import { tensorInput } from '../src/qnet/bounds.js';
@@ -103,20 +104,20 @@ t.test('retraining with a width per layer: each start is the quantizer\'s output
 
 t.test('zeroq retrain: settings not given take the recipe of the width, given ones win', async (t) => {
   const base: RetrainFlags = {
-    abits: '8', data: dataPath('coco-val', 'calib.txt'), labelWeight: '1', seed: '1', batch: '8',
-    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '32', threads: '1', output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
+    abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8,
+    headAbits: 16, actCalib: 'search', percentile: 99.99, searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+    calibImages: 32, threads: 1, output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
   };
-  const w4 = parseRetrainFlags(CFG, { ...base, wbits: '4' });
+  const w4 = parseRetrainFlags(CFG, { ...base, wbits: 4 });
   t.equal(w4.train.iterations, 12);
   t.equal(w4.train.lrDecay, 0.7);
   t.equal(w4.train.flip, true);
   t.equal(w4.train.quant.alignWeights, true);
   t.equal(w4.train.featureWeight, 0.5);
-  const w6 = parseRetrainFlags(CFG, { ...base, wbits: '6' });
+  const w6 = parseRetrainFlags(CFG, { ...base, wbits: 6 });
   t.equal(w6.train.iterations, 3);
   t.equal(w6.train.lrDecay, 0.5);
-  const own = parseRetrainFlags(CFG, { ...base, wbits: '4', iterations: '2', flip: false, alignWeights: false, featureWeight: '0', lrDecay: '1', crop: '0.6', weightClip: 'mse' });
+  const own = parseRetrainFlags(CFG, { ...base, wbits: 4, iterations: 2, flip: false, alignWeights: false, featureWeight: 0, lrDecay: 1, crop: 0.6, weightClip: 'mse' });
   t.equal(own.train.iterations, 2);
   t.equal(own.train.flip, false);
   t.notOk(own.train.quant.alignWeights);
@@ -124,12 +125,20 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(own.train.lrDecay, 1);
   t.equal(own.train.crop, 0.6);
   t.equal(own.train.quant.weightClip, 'mse');
-  const avg = parseRetrainFlags(CFG, { ...base, avgBits: '4.5' });
+  const avg = parseRetrainFlags(CFG, { ...base, avgBits: 4.5 });
   t.equal(avg.avgBits, 4.5);
   t.equal(avg.train.iterations, 12, 'an average takes the recipe of its floor');
-  t.throws(() => parseRetrainFlags(CFG, { ...base, avgBits: '4.5', wbits: '4' }), { code: 'bad-option', message: /--avg-bits/ });
-  t.throws(() => parseRetrainFlags(CFG, { ...base, avgBits: '9' }), { code: 'bad-option', message: /--avg-bits/ });
-  t.throws(() => parseRetrainFlags(CFG, { ...base, wbits: '4', crop: '0' }), { code: 'bad-option', message: /--crop/ });
+  t.throws(() => parseRetrainFlags(CFG, { ...base, avgBits: 4.5, wbits: 4 }), { code: 'usage', message: /--avg-bits/ });
+  // A value out of range is refused by the option parser, on the command line.
+  const list = dataPath('coco-val', 'calib.txt');
+  const [nine, crop] = await Promise.all([
+    zeroqCli(['retrain', CFG, '--avg-bits', '9', '--data', list, '-o', 'x.zqw']),
+    zeroqCli(['retrain', CFG, '--wbits', '4', '--crop', '0', '--data', list, '-o', 'x.zqw']),
+  ]);
+  t.equal(nine.code, 2);
+  t.match(nine.stderr, /'--avg-bits <b>' argument '9' is invalid/);
+  t.equal(crop.code, 2);
+  t.match(crop.stderr, /'--crop <f>' argument '0' is invalid/);
 });
 
 t.test('crops: the whole window gives the frame back; a half window doubles; labels follow', async (t) => {
@@ -188,7 +197,7 @@ t.test('zeroq quantize --avg-bits: widths per layer at the average, recorded in 
   t.match(set.manifest.quantization, { widths: { method: 'layer sensitivity', avgBitsTarget: 5 } });
 
   const bad = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'quantize', CFG, '--avg-bits', '5', '--wbits', '4', '--calib', dataPath('coco-val', 'calib.txt'), '-o', out]).catch((e: { code: number; stderr: string }) => e);
-  t.match(bad, { code: 2, stderr: /either the weight width/ });
+  t.match(bad, { code: 2, stderr: /give one of --wbits, --avg-bits, not several/ });
 });
 
 t.test('rounding for the output error: the quantizer changes integers, and retraining starts from exactly them', async (t) => {
@@ -217,8 +226,8 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
   t.ok(within, 'every shadow weight inside the cell of its integer');
   t.ok(off > w.length / 4, `${off} of ${w.length} not at the grid point`);
   t.throws(() => parseRetrainFlags(CFG, {
-    abits: '8', data: dataPath('coco-val', 'calib.txt'), labelWeight: '1', seed: '1', batch: '8', headAbits: '16', actCalib: 'minmax', percentile: '99.99',
-    searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: '32', threads: '1', output: 'o.zqw', lrUnit: 'absolute',
-    distill: 'objectness', wbits: '4', rounding: 'output',
-  }), { code: 'bad-option', message: /--act-calib search/ });
+    abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8, headAbits: 16, actCalib: 'minmax', percentile: 99.99,
+    searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: 32, threads: 1, output: 'o.zqw', lrUnit: 'absolute',
+    distill: 'objectness', wbits: 4, rounding: 'output',
+  }), { code: 'usage', message: /--act-calib search/ });
 });

@@ -17,6 +17,7 @@ import { distillationLoss } from '../src/retrain/loss.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/retrain/checkpoint.js';
 import { flatParams } from '../src/retrain/adam.js';
 import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
+import { zeroq as zeroqCli } from './helpers/cli.js';
 
 const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 const { wbits: _w, ...quant } = defaultQuantConfig(8);
@@ -109,45 +110,51 @@ for (const extra of [{}, { flip: true, lrDecay: 1 }] as Partial<TrainConfig>[]) 
   await t.rejects(loadCheckpoint(file, { ...settings, seed: 8 }), { code: 'retrain-checkpoint' }, 'a checkpoint of another run is refused');
 });
 
+/** Retrain flags as commander hands them over (typed by src/cli/options.ts). */
+const FLAGS: RetrainFlags = {
+  wbits: 4, abits: 8, epochs: 1, labelWeight: 1, seed: 1, batch: 8, lr: 0.0001,
+  headAbits: 16, actCalib: 'search', percentile: 99.99, searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
+  calibImages: 32, threads: 2, lrUnit: 'absolute', distill: 'objectness', lrDecay: 0.5,
+};
+
 t.test('bad arguments are refused with the flag named', async (t) => {
   const list = dataPath('coco-val', 'calib.txt');
-  const base: RetrainFlags = {
-    wbits: '4', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '8', lr: '0.0001',
-    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '32', threads: '2', output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness', lrDecay: '0.5',
-  };
+  const base: RetrainFlags = { ...FLAGS, data: list, output: 'out.zqw' };
   t.equal(parseRetrainFlags(CFG, base).train.schedule[0], 4, 'valid flags pass');
-  const cases: [Partial<RetrainFlags>, RegExp][] = [
-    [{ wbits: '9' }, /--wbits.*weight width from 2 to 8/],
-    [{ wbits: '4.5' }, /--wbits/],
-    [{ abits: '4' }, /--abits.*not supported/],
-    [{ schedule: '4,6', wbits: undefined }, /--schedule.*must not widen/],
-    [{ schedule: '8,x' }, /--schedule/],
-    [{ schedule: '8,6,5', wbits: '4' }, /--wbits.*disagrees/],
-    [{ schedule: '8,6,5,4', iterations: '2' }, /--iterations/],
-    [{ epochs: '0' }, /--epochs.*positive integer/],
-    [{ lr: '-1' }, /--lr/],
-    [{ budgetMinutes: 'soon' }, /--budget-minutes/],
-    [{ headAbits: '12' }, /--head-abits/],
-    [{ actCalib: 'mse' }, /--act-calib/],
-    [{ searchObjective: 'best' }, /--search-objective/],
-    [{ calibImages: '0' }, /--calib-images/],
-    [{ lrUnit: 'bits' }, /--lr-unit/],
-    [{ distill: 'all' }, /--distill/],
-    [{ lrDecay: '0' }, /--lr-decay.*factor in \(0, 1\]/],
-    [{ lrDecay: '1.5' }, /--lr-decay/],
-    [{ output: undefined }, /-o out.zqw/],
-    [{ data: '/nonexistent/list.txt' }, /no such image list/],
+  // What no single flag can check: files, and flags that go together.
+  const cases: [Partial<RetrainFlags>, string, RegExp][] = [
+    [{ schedule: [4, 6], wbits: undefined }, 'usage', /--schedule 4,6: the schedule must not widen/],
+    [{ schedule: [8, 6, 5], wbits: 4 }, 'usage', /--wbits 4 disagrees/],
+    [{ schedule: [8, 6, 5, 4], iterations: 2 }, 'usage', /--iterations/],
+    [{ wbits: undefined }, 'usage', /--wbits N/],
+    [{ output: undefined }, 'usage', /-o out\.zqw/],
+    [{ keepBest: true }, 'usage', /--keep-best.*--val/],
+    [{ data: '/nonexistent/list.txt' }, 'bad-option', /no such image list/],
   ];
-  for (const [change, msg] of cases) {
-    t.throws(() => parseRetrainFlags(CFG, { ...base, ...change }), { code: 'bad-option', message: msg }, JSON.stringify(change));
+  for (const [change, code, msg] of cases) {
+    t.throws(() => parseRetrainFlags(CFG, { ...base, ...change }), { code, message: msg }, JSON.stringify(change));
   }
   t.throws(() => parseRetrainFlags('/nonexistent.cfg', base), { code: 'bad-option', message: /no such cfg/ });
 
-  // Through the real command line: exit code 2 and the message on stderr.
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'retrain', CFG, '--wbits', '1', '--data', list, '-o', 'x.zqw'], { encoding: 'utf8' });
-  t.equal(r.status, 2, 'exit code 2');
-  t.match(r.stderr, /--wbits: "1" is not a weight width from 2 to 8 \[bad-option\]/);
+  // Each flag's own range, through the real command line: exit code 2 and the flag on stderr.
+  const flagCases: [string[], RegExp][] = [
+    [['--wbits', '1'], /'--wbits <n>' argument '1' is invalid\. expected an integer from 2 to 8/],
+    [['--wbits', '4.5'], /'--wbits <n>' argument '4\.5'/],
+    [['--schedule', '8,x'], /'--schedule <widths>' argument '8,x' is invalid/],
+    [['--epochs', '0'], /'--epochs <e>' argument '0'/],
+    [['--lr-decay', '1.5'], /'--lr-decay <f>' argument '1\.5' is invalid\. expected a number in \(0, 1\]/],
+    [['--distill', 'all'], /'--distill <weighting>' argument 'all' is invalid\. Allowed choices are objectness, uniform/],
+    [['--head-abits', '12'], /'--head-abits <n>' argument '12'/],
+  ];
+  const runs = await Promise.all(
+    flagCases.map(([extra]) =>
+      zeroqCli(['retrain', CFG, '--wbits', '4', '--data', list, '-o', 'x.zqw', ...extra]),
+    ),
+  );
+  flagCases.forEach(([extra, msg], i) => {
+    t.equal(runs[i].code, 2, `${extra.join(' ')}: exit code 2`);
+    t.match(runs[i].stderr, msg);
+  });
 });
 
 t.test('a validation list overlapping the training list is refused', async (t) => {
@@ -157,11 +164,7 @@ t.test('a validation list overlapping the training list is refused', async (t) =
   const list = path.join(dir, 'l.txt');
   writeFileSync(list, `${img}\n`);
   const { runRetrain } = await import('../src/retrain/run.js');
-  const args = parseRetrainFlags(CFG, {
-    wbits: '4', abits: '8', data: list, val: list, epochs: '1', labelWeight: '1', seed: '1', batch: '1', lr: '0.0001',
-    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '1', threads: '1', output: path.join(dir, 'o.zqw'), lrUnit: 'absolute', distill: 'objectness',
-  });
+  const args = parseRetrainFlags(CFG, { ...FLAGS, data: list, val: list, batch: 1, calibImages: 1, threads: 1, output: path.join(dir, 'o.zqw') });
   await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
 });
 
@@ -176,11 +179,7 @@ t.test('the written weight set, run by the integer reference, gives the heads th
   const { runReference } = await import('../src/engine/int-reference.js');
   const { fromQNet } = await import('../src/retrain/formats.js');
   const out = path.join(dir, 'o.zqw');
-  const args = parseRetrainFlags(CFG, {
-    wbits: '5', abits: '8', data: list, epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.0001', iterations: '1',
-    headAbits: '16', actCalib: 'search', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '2', threads: '2', output: out, lrUnit: 'absolute', distill: 'objectness',
-  });
+  const args = parseRetrainFlags(CFG, { ...FLAGS, wbits: 5, data: list, batch: 2, iterations: 1, calibImages: 2, output: out });
   const report = await runRetrain({ ...args, size: { width: 64, height: 64 } });
   t.equal(report.out, out);
   const { qnet } = await readZqw(out);
@@ -309,11 +308,10 @@ t.test('--keep-best writes the iteration with the best validation AP50, not the 
   const { readZqw } = await import('../src/qnet/zqw.js');
   const out = path.join(dir, 'o.zqw');
   const flags: RetrainFlags = {
-    wbits: '4', abits: '8', data: list, val, gt: dataPath('coco-val', 'instances.json'), epochs: '1', labelWeight: '1', seed: '1', batch: '2', lr: '0.001', iterations: '3',
-    headAbits: '16', actCalib: 'minmax', percentile: '99.99', searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: '2', threads: '2', output: out, lrUnit: 'absolute', distill: 'objectness', keepBest: true, keepIterations: true,
+    ...FLAGS, data: list, val, gt: dataPath('coco-val', 'instances.json'), batch: 2, lr: 0.001, iterations: 3,
+    actCalib: 'minmax', calibImages: 2, output: out, keepBest: true, keepIterations: true,
   };
-  t.throws(() => parseRetrainFlags(CFG, { ...flags, val: undefined }), { code: 'bad-option', message: /--val/ }, 'refused without a validation list');
+  t.throws(() => parseRetrainFlags(CFG, { ...flags, val: undefined }), { code: 'usage', message: /--val/ }, 'refused without a validation list');
   const report = await runRetrain({ ...parseRetrainFlags(CFG, flags), size: { width: 96, height: 96 } });
   const aps = report.history.map((h) => h.ap50!);
   t.equal(aps.length, 3, 'three validated iterations');

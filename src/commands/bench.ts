@@ -1,58 +1,51 @@
 import type { Command } from 'commander';
-import { ZeroqError } from '../util/errors.js';
+import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
+import { opt, parse } from '../cli/options.js';
 
 interface BenchFlags {
   engine?: string;
-  threads: string;
-  frames: string;
-  warmup: string;
+  frames: number;
+  warmup: number;
   compare?: boolean;
   spin?: boolean;
   json?: boolean;
   image?: string;
   float?: string;
-  isa?: string;
   profile?: boolean;
-}
-
-function intFlag(value: string, flag: string, min: number): number {
-  const v = Number(value);
-  if (!Number.isInteger(v) || v < min) throw new ZeroqError('bad-option', `"${value}" is not an integer >= ${min}`, flag);
-  return v;
+  [flag: string]: unknown;
 }
 
 /** `zeroq bench`: speed of the float and int engines on one model. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('bench')
     .description('median ms per frame (network only and end to end), frames/s and peak RSS of an engine')
     .argument('<model>', 'darknet .cfg (float; int runs random weights of its shapes) or .zqw weight set')
-    .option('--engine <kind>', 'float or int (default: float for a .cfg, int for a .zqw)')
-    .option('--threads <n>', 'threads per engine', '1')
-    .option('--frames <n>', 'measured frames', '200')
-    .option('--warmup <n>', 'frames run before measuring', '20')
-    .option('--compare', 'run float and int alternately (blocks of 10 frames) in one process and print int/float')
+    .addOption(opt('--frames <n>', 'measured frames', parse.positiveInt, 200))
+    .addOption(opt('--warmup <n>', 'frames run before measuring', parse.count, 20))
+    .option('--compare', 'run float and the engine under test (int unless --engine names another) alternately, blocks of 10 frames, in one process; print engine/float')
     .option('--no-spin', "float: onnxruntime's workers do not spin waiting between runs")
     .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
     .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
-    .option('--isa <name>', 'integer instruction set: avx512-vbmi, avx512-vnni, avx2, neon-dotprod, scalar (default: the best the CPU has)')
-    .option('--profile', 'int: time per layer kind')
-    .option('--json', 'print the result as JSON')
-    .action(async (model: string, flags: BenchFlags) => {
-      const engine = flags.engine ?? (/\.cfg$/i.test(model) ? 'float' : 'int');
-      if (engine !== 'float' && engine !== 'int') throw new ZeroqError('bad-option', `unknown engine "${engine}" (float or int)`, '--engine');
+    .option('--profile', 'int: per layer time, multiply-adds, bytes moved, GMAC/s and GB/s (median of up to 100 frames), and totals by layer kind')
+    .option('--json', 'print the result as JSON');
+  addEngineOptions(cmd, { threads: 1 });
+  cmd.action(async (model: string, flags: BenchFlags) => {
+      const { module, options } = engineChoice(model, flags);
+      const engine = module.kind;
+      const { threads, ...engineOptions } = options;
       const { runBench, formatBench } = await import('../eval/bench.js');
       const result = await runBench({
         model,
         engine,
         compare: flags.compare,
         spin: flags.spin,
-        threads: intFlag(flags.threads, '--threads', 1),
-        frames: intFlag(flags.frames, '--frames', 1),
-        warmup: intFlag(flags.warmup, '--warmup', 0),
+        threads,
+        engineOptions,
+        frames: flags.frames,
+        warmup: flags.warmup,
         image: flags.image,
         floatModel: flags.float,
-        isa: flags.isa,
         profile: flags.profile,
       });
       process.stdout.write(flags.json ? JSON.stringify(result, null, 2) + '\n' : formatBench(result));

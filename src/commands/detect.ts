@@ -1,32 +1,18 @@
 import type { Command } from 'commander';
 import type { Detection, DecodeOptions } from '../detect/types.js';
-import type { EngineKind } from '../engine/engine.js';
+import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
+import { choice, opt, parse } from '../cli/options.js';
 import { ZeroqError } from '../util/errors.js';
 
 interface DetectFlags {
-  weights?: string;
-  engine?: string;
-  threshold: string;
-  nms: string;
-  nmsKind?: string;
-  maxDets: string;
+  threshold: number;
+  nms: number;
+  nmsKind?: DecodeOptions['nmsKind'];
+  maxDets: number;
   names?: string;
-  threads: string;
   json?: boolean;
-}
-
-function numberFlag(value: string, flag: string, check: (v: number) => boolean, what: string): number {
-  const v = Number(value);
-  if (value.trim() === '' || !Number.isFinite(v) || !check(v)) throw new ZeroqError('bad-option', `"${value}" is not ${what}`, flag);
-  return v;
-}
-
-function engineKind(model: string, flag?: string): EngineKind {
-  if (flag !== undefined) {
-    if (flag === 'float' || flag === 'int') return flag;
-    throw new ZeroqError('bad-option', `unknown engine "${flag}" (float or int)`, '--engine');
-  }
-  return /\.cfg$/i.test(model) ? 'float' : 'int';
+  save?: string;
+  [flag: string]: unknown;
 }
 
 async function readNames(file: string): Promise<string[]> {
@@ -59,75 +45,93 @@ function textReport(r: ImageResult): string {
 
 const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
-/** JSON entry of one image: scores to 6 digits, pixels to 0.01 (as darknet prints them). */
-function jsonEntry(r: ImageResult): unknown {
+/**
+ * JSON entry of one image: detections with the field names of the MQTT detections payload
+ * (docs/mqtt.md: class, class_id, score, box), scores to 6 digits and pixels to 0.01 (as darknet prints them).
+ */
+async function jsonEntry(r: ImageResult): Promise<unknown> {
+  const { detectionFields } = await import('../daemon/mqtt/payloads.js');
   return {
     image: r.image,
     width: r.width,
     height: r.height,
     ms: round(r.ms, 2),
-    detections: r.detections.map((d) => ({
-      classId: d.classId,
-      className: d.className,
-      score: round(d.score, 6),
-      box: { x: round(d.box.x, 2), y: round(d.box.y, 2), w: round(d.box.w, 2), h: round(d.box.h, 2) },
-    })),
+    detections: r.detections.map((d) => detectionFields(d, d.classId, { score: 6, box: 2 })),
   };
+}
+
+/** Writes the image with its detections drawn into dir, as <name>.jpg; returns the file. */
+async function saveAnnotated(dir: string, image: string, rgb: Uint8Array, width: number, height: number, dets: Detection[], used: Set<string>): Promise<string> {
+  const [{ default: sharp }, path, { overlaySvg }] = await Promise.all([import('sharp'), import('node:path'), import('../daemon/snapshot.js')]);
+  const base = path.basename(image, path.extname(image));
+  let name = `${base}.jpg`;
+  for (let k = 2; used.has(name); k++) name = `${base}-${k}.jpg`;
+  used.add(name);
+  const file = path.join(dir, name);
+  try {
+    await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } })
+      .composite([{ input: Buffer.from(overlaySvg(dets, 1, 1, width, height)), top: 0, left: 0 }])
+      .jpeg({ quality: 90 })
+      .toFile(file);
+  } catch (err) {
+    throw new ZeroqError('save', `cannot write the annotated image: ${(err as Error).message}`, file, { cause: err });
+  }
+  return file;
 }
 
 /** `zeroq detect`: run a model on image files and print what it finds, as darknet `detector test` does. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('detect')
     .description('detect objects in images (darknet `detector test` post-processing)')
     .argument('<model>', 'darknet .cfg (float engine; weights beside it as .weights) or a weight set (int engine)')
     .argument('<images...>', 'image files (JPEG, PNG, ...)')
-    .option('--weights <file>', 'darknet .weights for a .cfg (default: the cfg path with .weights)')
-    .option('--engine <kind>', 'float or int (default: from the model file name)')
-    .option('--threshold <p>', 'keep a box and class when objectness × class probability is above this', '0.25')
-    .option('--nms <iou>', 'NMS threshold (0 turns NMS off)', '0.45')
-    .option('--nms-kind <kind>', "override the cfg's nms_kind: default, greedynms or diounms")
-    .option('--max-dets <n>', 'at most this many detections per image', '100')
+    .addOption(opt('--threshold <p>', 'keep a box and class when objectness × class probability is above this', parse.fraction, 0.25))
+    .addOption(opt('--nms <iou>', 'NMS threshold (0 turns NMS off)', parse.fraction, 0.45))
+    .addOption(choice('--nms-kind <kind>', "override the cfg's nms_kind", ['default', 'greedynms', 'diounms']))
+    .addOption(opt('--max-dets <n>', 'at most this many detections per image', parse.positiveInt, 100))
     .option('--names <file>', 'class names, one per line (default: COCO names for 80 classes)')
-    .option('--threads <n>', 'threads for the engine', '1')
-    .option('--json', 'print JSON (one array, an entry per image) instead of text')
-    .action(async (model: string, images: string[], flags: DetectFlags) => {
-      const fraction = (v: string, f: string) => numberFlag(v, f, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
-      const positiveInt = (v: string, f: string) => numberFlag(v, f, (x) => Number.isInteger(x) && x > 0, 'a positive integer');
-      const nmsKind = flags.nmsKind;
-      if (nmsKind !== undefined && nmsKind !== 'default' && nmsKind !== 'greedynms' && nmsKind !== 'diounms') {
-        throw new ZeroqError('bad-option', `unknown NMS kind "${nmsKind}" (default, greedynms or diounms)`, '--nms-kind');
-      }
-      const decode: DecodeOptions = {
-        threshold: fraction(flags.threshold, '--threshold'),
-        nms: fraction(flags.nms, '--nms'),
-        nmsKind,
-        maxDetections: positiveInt(flags.maxDets, '--max-dets'),
-        // darknet `detector test` runs NMS on boxes relative to the image
-        nmsSpace: 'relative',
-      };
-      const threads = positiveInt(flags.threads, '--threads');
-      const kind = engineKind(model, flags.engine);
-      const names = flags.names ? await readNames(flags.names) : undefined;
+    .option('--json', 'print JSON (one array, an entry per image; detections as the MQTT payload has them: class, class_id, score, box)')
+    .option('--save <dir>', 'also write each image with its detections drawn into this folder (<name>.jpg)');
+  addEngineOptions(cmd, { threads: 1 });
+  cmd.action(async (model: string, images: string[], flags: DetectFlags) => {
+    const decode: DecodeOptions = {
+      threshold: flags.threshold,
+      nms: flags.nms,
+      nmsKind: flags.nmsKind,
+      maxDetections: flags.maxDets,
+      // darknet `detector test` runs NMS on boxes relative to the image
+      nmsSpace: 'relative',
+    };
+    const { module, options } = engineChoice(model, flags);
+    const names = flags.names ? await readNames(flags.names) : undefined;
+    if (flags.save) {
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(flags.save, { recursive: true }).catch((err: Error) => {
+        throw new ZeroqError('save', `cannot create the folder: ${err.message}`, flags.save, { cause: err });
+      });
+    }
 
-      const { openEngine } = await import('../engine/open.js');
-      const { prepareFrame } = await import('../detect/preprocess.js');
-      const { decodeHeads } = await import('../detect/decode.js');
-      const engine = await openEngine(kind, model, { threads, weights: flags.weights });
-      const results: ImageResult[] = [];
-      try {
-        for (const image of images) {
-          const p = await prepareFrame(image, engine.net, { keepFloat: kind === 'float' });
-          const t0 = performance.now();
-          const heads = await engine.infer(p.frame);
-          const detections = decodeHeads(heads, engine.net, p.width, p.height, decode, names);
-          const r = { image, width: p.width, height: p.height, ms: performance.now() - t0, detections };
-          if (flags.json) results.push(r);
-          else process.stdout.write(textReport(r));
-        }
-      } finally {
-        await engine.close();
+    const { decodeImage, resizeForNet } = await import('../detect/preprocess.js');
+    const { decodeHeads } = await import('../detect/decode.js');
+    const engine = await module.open(model, options);
+    const results: ImageResult[] = [];
+    const saved = new Set<string>();
+    try {
+      for (const image of images) {
+        const img = await decodeImage(image, image);
+        const frame = resizeForNet(img, engine.net, { keepFloat: !module.capabilities.integer });
+        const t0 = performance.now();
+        const heads = await engine.infer(frame);
+        const detections = decodeHeads(heads, engine.net, img.width, img.height, decode, names);
+        const r = { image, width: img.width, height: img.height, ms: performance.now() - t0, detections };
+        if (flags.save) await saveAnnotated(flags.save, image, img.data, img.width, img.height, detections, saved);
+        if (flags.json) results.push(r);
+        else process.stdout.write(textReport(r));
       }
-      if (flags.json) process.stdout.write(JSON.stringify(results.map(jsonEntry), null, 1) + '\n');
-    });
+    } finally {
+      await engine.close();
+    }
+    if (flags.json) process.stdout.write(JSON.stringify(await Promise.all(results.map(jsonEntry)), null, 1) + '\n');
+  });
 }

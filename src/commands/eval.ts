@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { CocoEvaluation, CocoResult } from '../eval/coco.js';
 import type { DecodeOptions } from '../detect/types.js';
-import type { EngineKind } from '../engine/engine.js';
+import { addEngineOptions, engineChoice } from '../cli/engine-options.js';
+import { choice, opt, parse, UsageError } from '../cli/options.js';
 import { ZeroqError } from '../util/errors.js';
 
 interface EvalFlags {
@@ -9,35 +10,17 @@ interface EvalFlags {
   annotations?: string;
   data?: string;
   engine?: string;
-  weights?: string;
-  limit?: string;
-  threads?: string;
-  threshold: string;
-  nms: string;
-  nmsKind?: string;
-  maxDets: string;
+  limit?: number;
+  threshold: number;
+  nms: number;
+  nmsKind?: DecodeOptions['nmsKind'];
+  maxDets: number;
   saveResults?: string;
   json?: boolean;
   perClass?: boolean;
+  [flag: string]: unknown;
 }
 
-function numberFlag(value: string, flag: string, check: (v: number) => boolean, what: string): number {
-  const v = Number(value);
-  if (value.trim() === '' || !Number.isFinite(v) || !check(v)) throw new ZeroqError('bad-option', `"${value}" is not ${what}`, flag);
-  return v;
-}
-const positiveInt = (value: string, flag: string) => numberFlag(value, flag, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
-const fraction = (value: string, flag: string) => numberFlag(value, flag, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
-
-function engineKindOf(model: string, flag?: string): EngineKind {
-  if (flag !== undefined) {
-    if (flag === 'float' || flag === 'int') return flag;
-    throw new ZeroqError('bad-option', `unknown engine "${flag}" (float or int)`, '--engine');
-  }
-  if (/\.cfg$/i.test(model)) return 'float';
-  if (/\.zqw$/i.test(model)) return 'int';
-  throw new ZeroqError('bad-option', 'cannot tell the engine from the model file name; give --engine float|int', model);
-}
 
 const pct = (v: number) => (v < 0 ? '   -' : (v * 100).toFixed(2).padStart(6));
 /** -1 (nothing to score, e.g. no small objects) becomes null in JSON. */
@@ -95,12 +78,12 @@ async function scoreResults(flags: EvalFlags): Promise<void> {
   let imageIds: number[] | undefined;
   let gtSource: string;
   if (flags.data) {
-    const set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit: flags.limit ? positiveInt(flags.limit, '--limit') : undefined });
+    const set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit: flags.limit });
     gt = set.gt;
     imageIds = set.images.map((im) => im.id);
     gtSource = set.gtSource;
   } else {
-    if (!flags.annotations) throw new ZeroqError('bad-option', 'scoring a results file needs --annotations <instances.json> (or --data <list>)', '--results');
+    if (!flags.annotations) throw new UsageError('scoring a results file needs --annotations <instances.json> (or --data <list>)', 'eval');
     gt = await readInstances(flags.annotations);
     gtSource = flags.annotations;
   }
@@ -119,46 +102,37 @@ async function scoreResults(flags: EvalFlags): Promise<void> {
 
 /** Runs a model over a list, then scores it. */
 async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
-  if (!flags.data) throw new ZeroqError('bad-option', 'running a model needs --data <list.txt>', model);
-  const kind = engineKindOf(model, flags.engine);
-  const threads = flags.threads ? positiveInt(flags.threads, '--threads') : 1;
-  const nmsKind = flags.nmsKind;
-  if (nmsKind !== undefined && nmsKind !== 'default' && nmsKind !== 'greedynms' && nmsKind !== 'diounms') {
-    throw new ZeroqError('bad-option', `unknown NMS kind "${nmsKind}" (default, greedynms or diounms)`, '--nms-kind');
-  }
+  if (!flags.data) throw new UsageError('running a model needs --data <list.txt>', 'eval');
+  const { module, options } = engineChoice(model, flags);
+  const kind = module.kind;
+  const threads = (options.threads ??= 1);
   const decode: DecodeOptions = {
-    threshold: fraction(flags.threshold, '--threshold'),
-    nms: fraction(flags.nms, '--nms'),
-    nmsKind,
-    maxDetections: positiveInt(flags.maxDets, '--max-dets'),
+    threshold: flags.threshold,
+    nms: flags.nms,
+    nmsKind: flags.nmsKind,
+    maxDetections: flags.maxDets,
   };
-  const limit = flags.limit ? positiveInt(flags.limit, '--limit') : undefined;
+  const limit = flags.limit;
 
   const { evaluateCoco, formatSummary } = await import('../eval/coco.js');
   const { loadEvalSet } = await import('../eval/dataset.js');
   const { runModel, median } = await import('../eval/run-model.js');
-  const { openEngine } = await import('../engine/open.js');
-
-  const engine = await openEngine(kind, model, { threads, weights: flags.weights });
+  const engine = await module.open(model, options);
   let run;
   let set;
+  let link: import('../engine/engine.js').EngineLinkStatus | undefined;
   try {
     const head = engine.net.layers[engine.net.heads[0]];
     set = await loadEvalSet(flags.data, { annotations: flags.annotations, limit, classes: head?.kind === 'yolo' ? head.classes : undefined });
-    let bar: import('cli-progress').SingleBar | undefined;
-    if (process.stderr.isTTY) {
-      const { default: progress } = await import('cli-progress');
-      bar = new progress.SingleBar(
-        { stream: process.stderr, format: 'eval [{bar}] {value}/{total} images | {eta_formatted} left', hideCursor: true },
-        progress.Presets.shades_classic,
-      );
-      bar.start(set.images.length, 0);
-    }
+    const { progress } = await import('../cli/progress.js');
+    const p = progress('eval');
+    p.phase('running the model', set.images.length, 'images');
     try {
-      run = await runModel(engine, set.images, { decode, onImage: (done) => bar?.update(done) });
+      run = await runModel(engine, set.images, { decode, onImage: (done) => p.update(done) });
     } finally {
-      bar?.stop();
+      p.stop();
     }
+    link = engine.link?.();
   } finally {
     await engine.close();
   }
@@ -178,6 +152,7 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
         ms_per_image: Number(ms.toFixed(3)),
         ms_per_image_stat: 'median of network + decode/NMS per image',
         wall_s: Number((run.wallMs / 1000).toFixed(3)),
+        ...(link ? { link } : {}),
         ...figures(ev, !!flags.perClass),
       }) + '\n',
     );
@@ -186,6 +161,9 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
   let out = `${engine.modelId} (${kind}, ${threads} thread${threads > 1 ? 's' : ''}) on ${set.images.length} images of ${flags.data}\n`;
   out += `ground truth: ${set.gtSource}${set.missingLabels ? ` (${set.missingLabels} images without a label file)` : ''}; ${ev.detections} detections\n`;
   out += `time: ${ms.toFixed(2)} ms per image (median, network + decode/NMS), ${(run.wallMs / 1000).toFixed(2)} s wall\n`;
+  if (link) {
+    out += `link ${link.device}: ${link.state}; ${link.deviceFrames} images on the device, ${link.fallbackFrames} on the CPU; ${link.retries} retries, ${link.crcErrors} CRC errors, ${link.resyncs} resyncs\n`;
+  }
   out += 'COCO bbox figures (fractions, as pycocotools prints them):\n';
   out += formatSummary(ev);
   if (flags.perClass) out += perClassTable(ev);
@@ -194,20 +172,17 @@ async function runAndScore(model: string, flags: EvalFlags): Promise<void> {
 
 /** `zeroq eval`: COCO bbox mAP of a results file, or of a model run over an image list. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('eval [model]')
     .description('COCO bbox evaluation (as pycocotools): score a results file, or run a model over an image list and score it')
     .option('--results <file>', 'COCO results JSON to score (instead of running a model)')
     .option('--annotations <file>', 'ground truth instances.json (default: the one beside the --data list, else darknet labels)')
     .option('--data <list>', 'image list, one path per line relative to the list (limits scoring to these images)')
-    .option('--engine <kind>', 'float or int (default: from the model file, .cfg → float, .zqw → int)')
-    .option('--weights <file>', 'float: darknet .weights (default: beside the .cfg)')
-    .option('--limit <n>', 'only the first n images of the list')
-    .option('--threads <n>', 'engine threads', '1')
-    .option('--threshold <p>', 'keep detections above this probability', '0.001')
-    .option('--nms <iou>', 'NMS threshold', '0.6')
-    .option('--nms-kind <kind>', "default, greedynms or diounms (default: the cfg's)")
-    .option('--max-dets <n>', 'best detections kept per image', '100')
+    .addOption(opt('--limit <n>', 'only the first n images of the list', parse.positiveInt))
+    .addOption(opt('--threshold <p>', 'keep detections above this probability', parse.fraction, 0.001))
+    .addOption(opt('--nms <iou>', 'NMS threshold', parse.fraction, 0.6))
+    .addOption(choice('--nms-kind <kind>', "NMS kind (default: the cfg's)", ['default', 'greedynms', 'diounms']))
+    .addOption(opt('--max-dets <n>', 'best detections kept per image', parse.positiveInt, 100))
     .option('--save-results <file>', 'write the detections as a COCO results file')
     .option('--json', 'one JSON object on stdout (figures as fractions)')
     .option('--per-class', 'add AP, AP50 and AR100 per category')
@@ -217,15 +192,16 @@ export function register(program: Command): void {
         'Examples:\n' +
         '  zeroq eval --results dets.json --annotations coco-val/instances.json --data coco-val/dev.txt\n' +
         '  zeroq eval models/yolo-fastest/yolo-fastest-1.1.cfg --data coco-val/dev.txt --json',
-    )
-    .action(async (model: string | undefined, flags: EvalFlags) => {
+    );
+  addEngineOptions(cmd, { threads: 1 });
+  cmd.action(async (model: string | undefined, flags: EvalFlags) => {
       if (flags.results) {
-        if (model) throw new ZeroqError('bad-option', 'give either a model or --results, not both', model);
+        if (model) throw new UsageError('give either a model or --results, not both', 'eval');
         await scoreResults(flags);
       } else if (model) {
         await runAndScore(model, flags);
       } else {
-        throw new ZeroqError('bad-option', 'nothing to evaluate: give a model (with --data) or --results (with --annotations)', 'eval');
+        throw new UsageError('nothing to evaluate: give a model (with --data) or --results (with --annotations)', 'eval');
       }
     });
 }

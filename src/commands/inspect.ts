@@ -3,7 +3,8 @@ import type { Layer, Network, Shape } from '../model/ir.js';
 import type { WeightsHeader } from '../model/darknet-weights.js';
 import { inputShape } from '../model/ir.js';
 import { networkCost, shapeString } from '../model/shapes.js';
-import { ZeroqError } from '../util/errors.js';
+import { opt, parse, UsageError } from '../cli/options.js';
+import { CONSUMERS, layerSupport, type Consumer, type Support } from '../model/layer-kinds.js';
 
 export interface InspectLayer {
   index: number;
@@ -14,6 +15,8 @@ export interface InspectLayer {
   output: Shape;
   params: number;
   macs: number;
+  /** Per part of zeroq (float and int engines, quantizer, trainer): true, or why it refuses the layer. */
+  support: Record<Consumer, Support>;
   /** The layer's own settings (filters, size, stride, ...), as in the IR. */
   [setting: string]: unknown;
 }
@@ -32,6 +35,8 @@ export interface InspectReport {
   heads: number[];
   layers: InspectLayer[];
   totals: { params: number; macs: number; weightsBytes?: number };
+  /** Per part of zeroq: true when it takes every layer, else the refused layers' indices. */
+  support: Record<Consumer, true | number[]>;
   weights?: InspectWeights;
 }
 
@@ -39,8 +44,14 @@ export function inspectReport(net: Network, weights?: { file: string; bytes: num
   const cost = networkCost(net);
   const layers = net.layers.map((l, i): InspectLayer => {
     const { index, kind, source, inputs, out, ...settings } = l;
-    return { index, kind, source, inputs, input: inputShape(net, l), output: out, ...settings, ...cost.layers[i] };
+    return { index, kind, source, inputs, input: inputShape(net, l), output: out, ...settings, ...cost.layers[i], support: layerSupport(l) };
   });
+  const support = Object.fromEntries(
+    CONSUMERS.map((c) => {
+      const bad = layers.filter((l) => l.support[c] !== true).map((l) => l.index);
+      return [c, bad.length === 0 ? true : bad];
+    }),
+  ) as Record<Consumer, true | number[]>;
   const report: InspectReport = {
     model: net.name,
     input: net.input,
@@ -48,6 +59,7 @@ export function inspectReport(net: Network, weights?: { file: string; bytes: num
     heads: net.heads,
     layers,
     totals: { params: cost.params, macs: cost.macs },
+    support,
   };
   if (weights) {
     const h = weights.header;
@@ -97,6 +109,12 @@ export function formatInspectTable(net: Network, report: InspectReport): string 
     `total params ${num(report.totals.params)} (${(report.totals.params / 1e6).toFixed(3)} M), ` +
       `MACs ${num(report.totals.macs)} (${(report.totals.macs / 1e9).toFixed(3)} G)`,
   ];
+  for (const c of CONSUMERS) {
+    const bad = report.support[c];
+    if (bad === true) continue;
+    const first = report.layers[bad[0]];
+    out.push(`${c}: refuses ${bad.length} layer${bad.length > 1 ? 's' : ''} (${bad.join(', ')}); layer ${first.index}: ${String(first.support[c])}`);
+  }
   if (report.weights) {
     const w = report.weights;
     out.push(`weights ${w.file}: ${num(w.bytes)} bytes, format ${w.version}, seen ${num(w.seen)}`);
@@ -104,35 +122,30 @@ export function formatInspectTable(net: Network, report: InspectReport): string 
   return out.join('\n') + '\n';
 }
 
-function parseSize(text: string): { width: number; height: number } {
-  const m = /^(\d+)(?:x(\d+))?$/.exec(text);
-  if (!m || Number(m[1]) < 1 || (m[2] !== undefined && Number(m[2]) < 1)) {
-    throw new ZeroqError('cli-bad-option', `--size ${text}: expected W or WxH (e.g. 416 or 416x320)`, '--size');
-  }
-  const width = Number(m[1]);
-  return { width, height: m[2] !== undefined ? Number(m[2]) : width };
-}
-
-/** `zeroq inspect <cfg>`: layers, shapes, parameters and MACs of a darknet model. */
+/** `zeroq inspect <cfg|zqw>`: layers, shapes, parameters and MACs of a darknet model or a weight set's network. */
 export function register(program: Command): void {
   program
     .command('inspect')
-    .description('show the layers of a darknet model: shapes, parameters, MACs (and check a weights file)')
-    .argument('<cfg>', 'darknet .cfg file')
+    .description('show the layers of a darknet model (or of the network in a .zqw weight set): shapes, parameters, MACs (and check a weights file)')
+    .argument('<model>', 'darknet .cfg file, or a .zqw weight set (read and verified as an engine would)')
     .option('--weights <file>', 'darknet .weights file to load and check against the cfg')
-    .option('--size <WxH>', 'input size to use instead of the cfg width/height (e.g. 416 or 416x320)')
+    .addOption(opt('--size <WxH>', 'input size to use instead of the cfg width/height (e.g. 416 or 416x320)', parse.size))
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (cfg: string, opts: { weights?: string; size?: string; json?: boolean }) => {
+    .action(async (model: string, opts: { weights?: string; size?: { width: number; height: number }; json?: boolean }) => {
       const { loadDarknet, parseCfgFile } = await import('../model/darknet.js');
-      const size = opts.size !== undefined ? parseSize(opts.size) : {};
+      const size = opts.size ?? {};
       let net: Network;
       let weights: Parameters<typeof inspectReport>[1];
-      if (opts.weights !== undefined) {
-        const m = await loadDarknet(cfg, opts.weights, size);
+      if (/\.zqw$/i.test(model)) {
+        if (opts.weights !== undefined || opts.size !== undefined) throw new UsageError('--weights and --size apply to a .cfg, not to a weight set', 'inspect');
+        const { readZqw } = await import('../qnet/zqw.js');
+        net = (await readZqw(model)).qnet.net;
+      } else if (opts.weights !== undefined) {
+        const m = await loadDarknet(model, opts.weights, size);
         net = m.net;
         weights = { file: opts.weights, bytes: m.weightsBytes, header: m.header };
       } else {
-        net = parseCfgFile(cfg, size);
+        net = parseCfgFile(model, size);
       }
       const report = inspectReport(net, weights);
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatInspectTable(net, report));

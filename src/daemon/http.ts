@@ -1,6 +1,7 @@
 /**
  * The local operations port: GET /healthz (200 when source and engine are alive and frames flow,
- * 503 otherwise, JSON body saying why) and GET /metrics (Prometheus text format).
+ * 503 otherwise, JSON body saying why), GET /metrics (Prometheus text format), and whatever the
+ * `routes` handler takes (the live view).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,13 +19,18 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-export async function startOpsServer(host: string, port: number, health: () => Health, registry: Registry, log: Logger): Promise<OpsServer> {
+/** Answers a GET request it knows (true), or leaves it (false). */
+export type Routes = (url: string, req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+export async function startOpsServer(host: string, port: number, health: () => Health, registry: Registry, log: Logger, routes?: Routes): Promise<OpsServer> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
+    res.on('error', () => undefined);
+    if (routes?.(url, req, res)) return;
     if (url === '/healthz') {
       const h = health();
       res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -40,7 +46,7 @@ export async function startOpsServer(host: string, port: number, health: () => H
         },
       );
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /healthz or /metrics\n');
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -3,6 +3,10 @@
  * /healthz, and as Prometheus metrics (prom-client, a registry of our own) for /metrics.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EngineLinkStatus } from '../engine/engine.js';
+
+type LinkCounter = 'bytesOut' | 'bytesIn' | 'retries' | 'timeouts' | 'crcErrors' | 'framingErrors' | 'resyncs' | 'reconnects' | 'uploads' | 'deviceFrames' | 'fallbackFrames';
+const LINK_COUNTERS: LinkCounter[] = ['bytesOut', 'bytesIn', 'retries', 'timeouts', 'crcErrors', 'framingErrors', 'resyncs', 'reconnects', 'uploads', 'deviceFrames', 'fallbackFrames'];
 
 /** Latency samples kept for the percentiles of the stats topic. */
 const WINDOW = 512;
@@ -59,8 +63,28 @@ export class Telemetry {
   private last = { at: performance.now(), captured: 0, processed: 0 };
 
   private readonly m;
+  /** The current engine's link (undefined: none), and what the engines before it counted. */
+  private linkOf?: () => EngineLinkStatus;
+  private readonly linkBase = Object.fromEntries(LINK_COUNTERS.map((k) => [k, 0])) as Record<LinkCounter, number>;
 
   constructor() {
+    // Link counters are read from the engine when scraped, added to those of the engines before it.
+    const link = (k: LinkCounter): number | undefined => {
+      const l = this.linkOf?.();
+      return l ? this.linkBase[k] + l[k] : undefined;
+    };
+    const linkCounter = (name: string, help: string, k: LinkCounter) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const v = link(k);
+          this.reset();
+          if (v !== undefined) this.inc(v);
+        },
+      });
+    const tel = this;
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'zeroq_' });
     const registers = [r];
@@ -70,7 +94,12 @@ export class Telemetry {
       skipped: new Counter({ name: 'zeroq_frames_skipped_total', help: 'Frames replaced by a newer one before the detector took them', registers }),
       bad: new Counter({ name: 'zeroq_frames_bad_total', help: 'Malformed frames or undecodable images from the source', registers }),
       restarts: new Counter({ name: 'zeroq_source_restarts_total', help: 'Source restarts by the watchdog', registers }),
-      sourceUp: new Gauge({ name: 'zeroq_source_up', help: '1 while the source delivers frames', registers }),
+      sourceUp: new Gauge({ name: 'zeroq_source_up', help: '1 while every camera delivers frames', registers }),
+      cameraFrames: new Counter({ name: 'zeroq_camera_frames_total', help: 'Frames per camera and stage (captured, processed, skipped, bad)', labelNames: ['camera', 'stage'] as const, registers }),
+      cameraUp: new Gauge({ name: 'zeroq_camera_up', help: '1 while the camera delivers frames', labelNames: ['camera'] as const, registers }),
+      cameraRestarts: new Counter({ name: 'zeroq_camera_restarts_total', help: 'Source restarts per camera', labelNames: ['camera'] as const, registers }),
+      objects: new Gauge({ name: 'zeroq_objects', help: 'Objects tracked now, per camera and class', labelNames: ['camera', 'label'] as const, registers }),
+      events: new Counter({ name: 'zeroq_events_total', help: 'Object events per camera and type', labelNames: ['camera', 'type'] as const, registers }),
       detections: new Counter({ name: 'zeroq_detections_total', help: 'Objects detected, by class', labelNames: ['class'] as const, registers }),
       inference: new Histogram({
         name: 'zeroq_inference_seconds',
@@ -94,34 +123,111 @@ export class Telemetry {
         labelNames: ['kind', 'model', 'weights', 'threads'] as const,
         registers,
       }),
+      linkState: new Gauge({
+        name: 'zeroq_engine_link_state',
+        help: "Engines behind a link (fpga): 1 for the link's state (ready: frames on the device; fallback: on the CPU while reconnecting; unsupported: on the CPU for good)",
+        labelNames: ['state', 'device'] as const,
+        registers,
+        collect() {
+          this.reset();
+          const l = tel.linkOf?.();
+          if (l) this.set({ state: l.state, device: l.device }, 1);
+        },
+      }),
+      linkBytes: new Counter({
+        name: 'zeroq_engine_link_bytes_total',
+        help: 'Bytes on the engine link, by direction (out: to the device)',
+        labelNames: ['direction'] as const,
+        registers,
+        collect() {
+          this.reset();
+          const o = link('bytesOut');
+          if (o !== undefined) {
+            this.inc({ direction: 'out' }, o);
+            this.inc({ direction: 'in' }, link('bytesIn')!);
+          }
+        },
+      }),
+      linkFrames: new Counter({
+        name: 'zeroq_engine_link_frames_total',
+        help: 'Frames of an engine behind a link, by where they were computed (device, or the CPU fallback)',
+        labelNames: ['on'] as const,
+        registers,
+        collect() {
+          this.reset();
+          const d = link('deviceFrames');
+          if (d !== undefined) {
+            this.inc({ on: 'device' }, d);
+            this.inc({ on: 'fallback' }, link('fallbackFrames')!);
+          }
+        },
+      }),
+      linkRetries: linkCounter('zeroq_engine_link_retries_total', 'Requests sent again (no answer in time, or passed over)', 'retries'),
+      linkTimeouts: linkCounter('zeroq_engine_link_timeouts_total', 'Requests without an answer in time', 'timeouts'),
+      linkCrc: linkCounter('zeroq_engine_link_crc_errors_total', 'Packets or results refused for a CRC mismatch', 'crcErrors'),
+      linkFraming: linkCounter('zeroq_engine_link_framing_errors_total', 'Packets refused for bad framing (COBS, length, overrun)', 'framingErrors'),
+      linkResyncs: linkCounter('zeroq_engine_link_resyncs_total', 'Resynchronisations after a failed frame', 'resyncs'),
+      linkReconnects: linkCounter('zeroq_engine_link_reconnects_total', 'Reconnect attempts while on the CPU fallback', 'reconnects'),
+      linkUploads: linkCounter('zeroq_engine_link_uploads_total', 'Weight sets uploaded to the device', 'uploads'),
     };
   }
 
-  captured(): void {
+  /** The engine's link (on start and on every engine swap); the previous engine's counts are kept. */
+  engineLink(of: (() => EngineLinkStatus) | undefined): void {
+    const prev = this.linkOf?.();
+    if (prev) for (const k of LINK_COUNTERS) this.linkBase[k] += prev[k];
+    this.linkOf = of;
+  }
+
+  private readonly up = new Map<string, boolean>();
+
+  captured(camera: string): void {
     this.counts.captured++;
     this.m.captured.inc();
+    this.m.cameraFrames.inc({ camera, stage: 'captured' });
   }
 
-  skipped(): void {
+  skipped(camera: string): void {
     this.counts.skipped++;
     this.m.skipped.inc();
+    this.m.cameraFrames.inc({ camera, stage: 'skipped' });
   }
 
-  badFrame(): void {
+  badFrame(camera: string): void {
     this.counts.badFrames++;
     this.m.bad.inc();
+    this.m.cameraFrames.inc({ camera, stage: 'bad' });
   }
 
-  sourceRestart(): void {
+  sourceRestart(camera: string): void {
     this.counts.sourceRestarts++;
     this.m.restarts.inc();
+    this.m.cameraRestarts.inc({ camera });
   }
 
-  sourceUp(up: boolean): void {
-    this.m.sourceUp.set(up ? 1 : 0);
+  sourceUp(camera: string, up: boolean): void {
+    this.up.set(camera, up);
+    this.m.cameraUp.set({ camera }, up ? 1 : 0);
+    this.m.sourceUp.set([...this.up.values()].every(Boolean) ? 1 : 0);
   }
 
-  processed(inferenceMs: number, latencyMs: number, classes: readonly string[]): void {
+  /** A camera went away. */
+  forget(camera: string): void {
+    this.up.delete(camera);
+    this.m.cameraUp.remove({ camera });
+    this.m.objects.reset();
+  }
+
+  objects(camera: string, counts: Record<string, number>): void {
+    for (const [label, n] of Object.entries(counts)) this.m.objects.set({ camera, label }, n);
+  }
+
+  event(camera: string, type: string): void {
+    this.m.events.inc({ camera, type });
+  }
+
+  processed(inferenceMs: number, latencyMs: number, classes: readonly string[], camera?: string): void {
+    if (camera !== undefined) this.m.cameraFrames.inc({ camera, stage: 'processed' });
     this.counts.processed++;
     this.counts.detections += classes.length;
     this.lastProcessedAt = Date.now();
@@ -154,6 +260,11 @@ export class Telemetry {
   engine(kind: string, model: string, weights: string, threads: number): void {
     this.m.engine.reset();
     this.m.engine.set({ kind, model, weights, threads: String(threads) }, 1);
+  }
+
+  /** Inference time percentiles over the last frames. */
+  inferencePercentiles(): ReturnType<Window['percentiles']> {
+    return this.inference.percentiles();
   }
 
   /** Frame rates since the previous call, and latency percentiles over the last frames. */

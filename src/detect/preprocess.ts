@@ -9,6 +9,11 @@ import type { Network } from '../model/ir.js';
 import { loadNativeKernels } from '../engine/int/native.js';
 import { ZeroqError } from '../util/errors.js';
 
+// One image at a time, decoded once: libvips' operation cache (up to 50 MB) and its per-core worker
+// threads buy nothing here and cost a small board's memory.
+sharp.cache(false);
+sharp.concurrency(1);
+
 /** An 8-bit RGB image, interleaved (HWC). */
 export interface RgbImage {
   data: Uint8Array;
@@ -16,21 +21,34 @@ export interface RgbImage {
   height: number;
 }
 
+/** Images of more pixels than this are refused before they are decoded (8192x8192; 192 MiB as RGB). */
+export const MAX_IMAGE_PIXELS = 8192 * 8192;
+
 /** Decodes an image file to RGB (grey is expanded, alpha dropped, no rotation, ICC profile ignored). */
 export async function loadImage(path: string): Promise<RgbImage> {
+  return decodeImage(path, path);
+}
+
+/**
+ * Decodes an image (a file path or its bytes) to RGB. Whatever sharp refuses — not an image,
+ * truncated or corrupt data, more than MAX_IMAGE_PIXELS — is a ZeroqError('image-read') naming `name`.
+ */
+export async function decodeImage(input: string | Uint8Array, name: string): Promise<RgbImage> {
   let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await sharp(path, { ignoreIcc: true, autoOrient: false, failOn: 'error' })
+    out = await sharp(input, { ignoreIcc: true, autoOrient: false, failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new ZeroqError('image-read', `cannot decode image: ${(err as Error).message}`, path, { cause: err });
+    // libvips repeats its complaint once per line: keep each distinct one, on one line.
+    const why = [...new Set(String((err as Error).message).split(/\r?\n/).map((l) => l.trim()).filter(Boolean))].join('; ');
+    throw new ZeroqError('image-read', `cannot decode image: ${why}`, name, { cause: err });
   }
   const { width, height, channels } = out.info;
   if (channels !== 3 || out.data.length !== width * height * 3) {
-    throw new ZeroqError('image-read', `decoded to ${channels} channels in ${out.data.length} bytes for ${width}x${height}, expected 8-bit RGB`, path);
+    throw new ZeroqError('image-read', `decoded to ${channels} channels in ${out.data.length} bytes for ${width}x${height}, expected 8-bit RGB`, name);
   }
   return { data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength), width, height };
 }

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { Network } from '../model/ir.js';
 
 /**
@@ -6,7 +7,8 @@ import type { Network } from '../model/ir.js';
  * network is computed; below it nothing knows about cameras, MQTT or COCO.
  */
 
-export type EngineKind = 'float' | 'int' | 'fpga';
+/** An engine kind registered in src/engine/registry.ts ('float', 'int', 'fpga', ...). */
+export type EngineKind = string;
 
 /** One raw head tensor: the input of a yolo layer, CHW, as real numbers. */
 export interface HeadTensor {
@@ -40,6 +42,30 @@ export interface Frame {
   planar?: Float32Array;
 }
 
+/**
+ * Engines that reach their hardware over a link (fpga): where the link is and what it went
+ * through since the engine opened. Shown in the daemon's status and stats and in /metrics.
+ */
+export interface EngineLinkStatus {
+  /** 'ready' (frames on the device), 'connecting', 'fallback' (on the CPU, reconnecting), 'unsupported' (on the CPU for good), 'closed'. */
+  state: string;
+  device: string;
+  /** Why the link is not ready, when it is not. */
+  reason?: string;
+  bytesOut: number;
+  bytesIn: number;
+  retries: number;
+  timeouts: number;
+  crcErrors: number;
+  framingErrors: number;
+  resyncs: number;
+  reconnects: number;
+  uploads: number;
+  /** Frames computed on the device / by the CPU fallback. */
+  deviceFrames: number;
+  fallbackFrames: number;
+}
+
 export interface Engine {
   readonly kind: EngineKind;
   readonly net: Network;
@@ -48,6 +74,10 @@ export interface Engine {
   /** Runs the network. Calls are serialised by the caller; the engine may reuse its buffers. */
   infer(frame: Frame): Promise<HeadTensor[]>;
   close(): Promise<void>;
+  /** Engines behind a link: its state and counters. */
+  link?(): EngineLinkStatus;
+  /** Engines behind a link: calls `listener` when the link's state changes; returns the unsubscribe. */
+  onLinkChange?(listener: (s: EngineLinkStatus) => void): () => void;
 }
 
 export interface EngineOptions {
@@ -60,4 +90,9 @@ export interface EngineOptions {
    * (onnxruntime's default, true). Spinning workers take a core from whatever runs next.
    */
   spin?: boolean;
+  /**
+   * Weight sets (.zqw): the trusted signing keys the set must be signed by; undefined: the process's
+   * default trust list (src/qnet/keys.ts); null: no signature check.
+   */
+  trust?: readonly KeyObject[] | null;
 }

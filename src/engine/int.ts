@@ -3,13 +3,13 @@ import { ZeroqError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { Engine, EngineOptions, Frame, HeadTensor } from './engine.js';
 import { IntReferenceEngine } from './int-reference.js';
-import { describeLayer, loadNativeKernels, nativeConv, type NativeKernels } from './int/native.js';
+import { describeLayer, loadNativeKernels, nativeConv, type NativeKernels, type NativeLayerInfo } from './int/native.js';
 import { validateQNet } from '../qnet/validate.js';
 
 /**
  * The CPU integer engine: the QNet planned once into the native kernels (src/kernels/), bit-exact
  * with the reference (int-reference.ts). Instruction set: the best the CPU has, or `isa` / the
- * environment variable ZEROQ_INT_ISA ("scalar", "avx2", "avx512-vnni", "avx512-vbmi", "neon-dotprod").
+ * environment variable ZEROQ_INT_ISA ("scalar", "avx2", "avx512-vnni", "avx512-vbmi", "neon-dotprod", "neon").
  */
 export interface IntEngineOptions extends EngineOptions {
   isa?: string;
@@ -124,6 +124,11 @@ export class IntEngine implements Engine {
   /** Starts (on) or stops per-layer timing; returns the nanoseconds accumulated so far per layer. */
   profile(on: boolean): Float64Array {
     return this.native.profile(this.handle, on);
+  }
+
+  /** Per layer: the native code path, multiply-adds, and bytes of the tensors read and written. */
+  layerInfo(): NativeLayerInfo {
+    return this.native.layers(this.handle);
   }
 
   /**

@@ -6,12 +6,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Network } from '../model/ir.js';
-import type { QNet } from '../qnet/types.js';
 import type { Engine, Frame } from '../engine/engine.js';
+import { engineModule, type EngineOpenOptions } from '../engine/registry.js';
 import { ZeroqError } from '../util/errors.js';
 import { dataPath } from '../util/paths.js';
 
-export type BenchEngine = 'float' | 'int';
+/** A registered engine kind. */
+export type BenchEngine = string;
 
 export interface BenchOptions {
   /** A darknet .cfg (float: weights beside it; int: a random QNet of it) or a .zqw weight set. */
@@ -28,10 +29,27 @@ export interface BenchOptions {
   image?: string;
   /** Float model for a .zqw (default: the weight set's source model when that file exists). */
   floatModel?: string;
-  /** Integer instruction set (default: the best available). */
-  isa?: string;
-  /** Per-layer-kind breakdown of the int engine. */
+  /** The engine's own options (registry keys: isa, device, ...). */
+  engineOptions?: EngineOpenOptions;
+  /** Per-layer profile of the int engine (time, multiply-adds, bytes moved, rates; totals by kind). */
   profile?: boolean;
+}
+
+/** One layer of the int engine's profile: median over the profiled frames. */
+export interface LayerProfile {
+  index: number;
+  /** Layer kind with its shape: "conv 1x1", "conv dw 3x3/2", "maxpool 5", ... */
+  kind: string;
+  /** Output tensor, CxHxW. */
+  out: string;
+  /** The native code path ("gemm direct fast", "depthwise fast", ...). */
+  kernel: string;
+  ms: number;
+  macs: number;
+  /** Bytes of the tensors the layer reads and writes (stored form) and of its weights. */
+  bytes: number;
+  gmacPerS: number;
+  gbPerS: number;
 }
 
 export interface Stats {
@@ -59,8 +77,10 @@ export interface EngineBench {
   endToEndMs: Stats;
   /** Frames per second, network only and end to end (1000 / median). */
   fps: { network: number; endToEnd: number };
-  /** int: median ms per frame by layer kind (conv split into 1x1, depthwise, kxk). */
+  /** int: ms per frame by layer kind (conv split into 1x1, depthwise, kxk): sums of the per-layer medians. */
   layerKinds?: Record<string, number>;
+  /** int: the per-layer profile. */
+  layers?: LayerProfile[];
 }
 
 export interface BenchResult {
@@ -71,7 +91,7 @@ export interface BenchResult {
   frames: number;
   warmup: number;
   engines: EngineBench[];
-  /** int / float median ratios (compare mode). */
+  /** (engine under test) / float median ratios (compare mode). */
   ratio?: { network: number; networkCpu: number; endToEnd: number };
   peakRssMb: number;
 }
@@ -91,47 +111,52 @@ interface Opened {
   randomWeights?: boolean;
   spin?: boolean;
   profile?: (on: boolean) => Float64Array;
+  layerInfo?: () => { kernel: string[]; macs: Float64Array; bytes: Float64Array };
 }
 
-async function openInt(opts: BenchOptions, threads: number): Promise<{ opened: Opened; net: Network; source?: string }> {
-  const { openIntEngine, IntEngine } = await import('../engine/int.js');
-  let qnet: QNet;
-  let modelId: string;
-  let source: string | undefined;
+/** Opens one measured engine through the registry; int on a .cfg runs random weights of its shapes. */
+async function openMeasured(kind: string, opts: BenchOptions, threads: number): Promise<Opened> {
+  const engineOptions: EngineOpenOptions = { ...(opts.engineOptions ?? {}), threads };
+  let engine: Engine;
   let randomWeights = false;
-  if (/\.zqw$/i.test(opts.model)) {
-    const { readZqw } = await import('../qnet/zqw.js');
-    const f = await readZqw(opts.model);
-    qnet = f.qnet;
-    modelId = f.manifest.id;
-    const cfgName = (f.manifest.source as { cfg?: unknown }).cfg;
-    source = typeof cfgName === 'string' ? cfgName : `${f.manifest.source.model}.cfg`;
-  } else {
-    const { parseCfgFile } = await import('../model/darknet.js');
-    const { randomQNet, rng } = await import('../qnet/random.js');
+  if (kind === 'int' && /\.cfg$/i.test(opts.model)) {
+    const [{ openIntEngine }, { parseCfgFile }, { randomQNet, rng }] = await Promise.all([
+      import('../engine/int.js'),
+      import('../model/darknet.js'),
+      import('../qnet/random.js'),
+    ]);
     const net = parseCfgFile(opts.model);
-    qnet = randomQNet(net, rng(1), { wbits: [8, 8] });
-    modelId = `${net.name} (random int weights)`;
+    engine = openIntEngine(randomQNet(net, rng(1), { wbits: [8, 8] }), { ...engineOptions, modelId: `${net.name} (random int weights)` });
     randomWeights = true;
-  }
-  const engine = openIntEngine(qnet, { threads, isa: opts.isa, modelId });
-  const opened: Opened = { kind: 'int', engine, randomWeights };
-  if (engine instanceof IntEngine) {
-    opened.isa = engine.isa;
-    opened.profile = (on) => engine.profile(on);
+  } else if (kind === 'float') {
+    engine = await engineModule('float').open(await floatCfgFor(opts), { ...engineOptions, spin: opts.spin ?? true });
   } else {
-    opened.isa = 'js-reference';
+    engine = await engineModule(kind).open(opts.model, engineOptions);
   }
-  return { opened, net: qnet.net, source };
+  const isa = (engine as { isa?: unknown }).isa;
+  const profile = (engine as { profile?: unknown }).profile;
+  const layerInfo = (engine as { layerInfo?: unknown }).layerInfo;
+  return {
+    kind,
+    engine,
+    ...(randomWeights ? { randomWeights } : {}),
+    ...(kind === 'float' ? { spin: opts.spin ?? true } : {}),
+    ...(typeof isa === 'string' ? { isa } : {}),
+    ...(typeof profile === 'function' ? { profile: (on: boolean) => (profile as (on: boolean) => Float64Array).call(engine, on) } : {}),
+    ...(typeof layerInfo === 'function' ? { layerInfo: () => (layerInfo as () => ReturnType<NonNullable<Opened['layerInfo']>>).call(engine) } : {}),
+  };
 }
 
-async function openFloat(cfg: string, threads: number, spin: boolean): Promise<Opened> {
-  const { openEngine } = await import('../engine/open.js');
-  return { kind: 'float', engine: await openEngine('float', cfg, { threads, spin }), spin };
-}
-
-function floatCfgFor(opts: BenchOptions, source?: string): string {
+/** The float model to compare with: the model itself when it is a cfg, else the weight set's source cfg. */
+async function floatCfgFor(opts: BenchOptions): Promise<string> {
   if (/\.cfg$/i.test(opts.model)) return opts.model;
+  let source: string | undefined;
+  if (!opts.floatModel && /\.zqw$/i.test(opts.model)) {
+    const { readZqw } = await import('../qnet/zqw.js');
+    const m = (await readZqw(opts.model)).manifest;
+    const cfgName = (m.source as { cfg?: unknown }).cfg;
+    source = typeof cfgName === 'string' ? cfgName : `${m.source.model}.cfg`;
+  }
   // The weight set records its source cfg by name: look beside the .zqw, then in the data folder.
   const candidates = opts.floatModel
     ? [opts.floatModel]
@@ -150,23 +175,12 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
   const threads = Math.max(1, opts.threads ?? 1);
   const frames = Math.max(1, opts.frames ?? 200);
   const warmup = Math.max(0, opts.warmup ?? 20);
-  const kinds: BenchEngine[] = opts.compare ? ['float', 'int'] : [opts.engine];
+  // --compare: float first, then the engine under test (int unless another kind is asked for).
+  const kinds: string[] = opts.compare ? ['float', opts.engine === 'float' ? 'int' : opts.engine] : [opts.engine];
   const opened: Opened[] = [];
-  let net: Network | undefined;
   try {
-    let source: string | undefined;
-    if (kinds.includes('int')) {
-      const r = await openInt(opts, threads);
-      opened.push(r.opened);
-      net = r.net;
-      source = r.source;
-    }
-    if (kinds.includes('float')) {
-      const f = await openFloat(floatCfgFor(opts, source), threads, opts.spin ?? true);
-      opened.unshift(f);
-      net ??= f.engine.net;
-    }
-    const n = net!;
+    for (const kind of kinds) opened.push(await openMeasured(kind, opts, threads));
+    const n = opened[opened.length - 1].engine.net;
     const { loadImage, resizeForNet } = await import('../detect/preprocess.js');
     const { decodeHeads, DEFAULT_DECODE } = await import('../detect/decode.js');
     const image = opts.image ?? dataPath('reference', 'samples', 'dog.jpg');
@@ -239,11 +253,19 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
         endToEndMs,
         fps: { network: 1000 / networkMs.median, endToEnd: 1000 / endToEndMs.median },
       };
-      if (opts.profile && o.profile) b.layerKinds = await layerKinds(o, n, Math.min(frames, 100), frame);
+      if (opts.profile && o.profile) {
+        b.layers = await profileLayers(o, n, Math.min(frames, 100), frame);
+        b.layerKinds = {};
+        for (const l of n.layers) {
+          const key =
+            l.kind === 'conv' ? (l.groups > 1 && l.groups === l.filters ? 'conv depthwise' : l.size === 1 ? 'conv 1x1' : `conv ${l.size}x${l.size}`) : l.kind;
+          b.layerKinds[key] = (b.layerKinds[key] ?? 0) + b.layers[l.index].ms;
+        }
+      }
       engines.push(b);
     }
     const f = engines.find((e) => e.engine === 'float');
-    const q = engines.find((e) => e.engine === 'int');
+    const q = engines.find((e) => e.engine !== 'float');
     return {
       model: opts.model,
       network: n.name,
@@ -260,18 +282,43 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
   }
 }
 
-/** Mean ms per frame by layer kind, from the native per-layer timers. */
-async function layerKinds(o: Opened, net: Network, frames: number, frame: Frame): Promise<Record<string, number>> {
-  o.profile!(true);
-  for (let i = 0; i < frames; i++) await o.engine.infer(frame);
-  const ns = o.profile!(false);
-  const out: Record<string, number> = {};
-  for (const l of net.layers) {
-    const key =
-      l.kind === 'conv' ? (l.groups > 1 && l.groups === l.filters ? 'conv depthwise' : l.size === 1 ? 'conv 1x1' : `conv ${l.size}x${l.size}`) : l.kind;
-    out[key] = (out[key] ?? 0) + ns[l.index] / frames / 1e6;
+/** A layer's kind and shape as the profile names it. */
+function layerKind(net: Network, i: number): string {
+  const l = net.layers[i];
+  if (l.kind === 'conv') {
+    const dw = l.groups > 1 && l.groups === l.filters;
+    return `conv ${dw ? 'dw ' : l.groups > 1 ? `g${l.groups} ` : ''}${l.size}x${l.size}${l.stride > 1 ? `/${l.stride}` : ''}`;
   }
-  return out;
+  if (l.kind === 'maxpool') return `maxpool ${l.size}${l.stride > 1 ? `/${l.stride}` : ''}`;
+  return l.kind;
+}
+
+/** Per layer: the median over `frames` frames of the native per-layer timers, with work and rates. */
+async function profileLayers(o: Opened, net: Network, frames: number, frame: Frame): Promise<LayerProfile[]> {
+  const per: number[][] = net.layers.map(() => []);
+  o.profile!(true);
+  for (let i = 0; i < frames; i++) {
+    await o.engine.infer(frame);
+    o.profile!(true).forEach((ns, j) => per[j].push(ns / 1e6));
+  }
+  o.profile!(false);
+  const info = o.layerInfo?.();
+  return net.layers.map((l, i) => {
+    const ms = stats(per[i]).median;
+    const macs = info ? info.macs[i] : 0;
+    const bytes = info ? info.bytes[i] : 0;
+    return {
+      index: i,
+      kind: layerKind(net, i),
+      out: `${l.out.c}x${l.out.h}x${l.out.w}`,
+      kernel: info ? info.kernel[i] : '',
+      ms,
+      macs,
+      bytes,
+      gmacPerS: ms > 0 ? macs / ms / 1e6 : 0,
+      gbPerS: ms > 0 ? bytes / ms / 1e6 : 0,
+    };
+  });
 }
 
 /** The human-readable report. */
@@ -290,9 +337,21 @@ export function formatBench(r: BenchResult): string {
     if (e.layerKinds) {
       for (const [k, v] of Object.entries(e.layerKinds).sort((a, b) => b[1] - a[1])) if (v >= 0.005) lines.push(`        ${k.padEnd(16)} ${f2(v)} ms`);
     }
+    if (e.layers) {
+      lines.push(
+        `        ${'layer'.padStart(5)}  ${'kind'.padEnd(15)}${'out'.padEnd(12)}${'kernel'.padEnd(30)}${'ms'.padStart(7)}${'MMAC'.padStart(8)}${'KB'.padStart(8)}${'GMAC/s'.padStart(8)}${'GB/s'.padStart(7)}`,
+      );
+      for (const l of e.layers) {
+        if (l.ms < 0.0005 && l.macs === 0) continue;  // aliases and fused layers
+        lines.push(
+          `        ${String(l.index).padStart(5)}  ${l.kind.padEnd(15)}${l.out.padEnd(12)}${l.kernel.padEnd(30)}${l.ms.toFixed(3).padStart(7)}${(l.macs / 1e6).toFixed(2).padStart(8)}` +
+            `${(l.bytes / 1024).toFixed(0).padStart(8)}${l.gmacPerS.toFixed(1).padStart(8)}${l.gbPerS.toFixed(1).padStart(7)}`,
+        );
+      }
+    }
   }
   if (r.ratio) {
-    lines.push(`int/float: network ${r.ratio.network.toFixed(3)} (cpu time ${r.ratio.networkCpu.toFixed(3)}), end to end ${r.ratio.endToEnd.toFixed(3)}`);
+    lines.push(`${r.engines[r.engines.length - 1].engine}/float: network ${r.ratio.network.toFixed(3)} (cpu time ${r.ratio.networkCpu.toFixed(3)}), end to end ${r.ratio.endToEnd.toFixed(3)}`);
   }
   lines.push(`peak RSS ${r.peakRssMb.toFixed(0)} MB`);
   return lines.join('\n') + '\n';

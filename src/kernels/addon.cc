@@ -6,9 +6,11 @@
 //   start(handle, rgb) -> Promise<void>   the frame on a libuv worker, heads into the bound outputs
 //   read(handle, layer, out: Int32Array)
 //   info(handle) -> {isa, threads};  profile(handle, on) -> Float64Array of ns per layer
+//   layers(handle) -> {kernel: string[], macs, bytes: Float64Array}   what each layer does
 //   destroy(handle)                       frees the network now, or when the frame in flight ends
 //                                         (later calls throw)
 //   resize(src, iw, ih, w, h, rgb, dstW, dstH, ox, oy, planar?)   darknet's resize (resize.h)
+//   limits() -> {layers, inputSide, ...}   the planner's declared-size limits (check.h)
 #include <node_api.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "net.h"
 #include "resize.h"
 
@@ -44,6 +47,9 @@ std::vector<const zqint::Kernels*> available() {
 #endif
 #if defined(__aarch64__) && defined(__linux__)
   if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) v.push_back(&zqint::kDotprod);
+#endif
+#if defined(__aarch64__)
+  v.push_back(&zqint::kNeon);  // Advanced SIMD is part of every ARMv8-A core Linux runs on
 #endif
   v.push_back(&zqint::kScalar);
   return v;
@@ -87,7 +93,7 @@ struct HeadsOut {
   std::vector<int32_t*> raw;
   std::vector<float*> data;
   std::vector<float> scale;
-  void write(const zqint::Net& net) const {
+  void write(zqint::Net& net) const {
     for (size_t i = 0; i < layer.size(); i++) {
       net.read(layer[i], raw[i]);
       if (!data[i]) continue;
@@ -194,8 +200,9 @@ napi_value Create(napi_env env, napi_callback_info info) {
       break;
     }
   if (!k) throw Error{std::string("instruction set '") + isaName + "' is not available on this CPU"};
+  auto* net = new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads);
   auto* h = new Handle;
-  h->net = new zqint::Net(layers, shape[0], shape[1], shape[2], k, threads < 1 ? 1 : threads);
+  h->net = net;
   napi_value ext;
   CHECK(napi_create_external(
       env, h,
@@ -409,6 +416,35 @@ napi_value Profile(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+// layers(handle) -> {kernel: string[], macs: Float64Array, bytes: Float64Array}: what each layer does.
+napi_value Layers(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  zqint::Net* net = netOf(env, argv[0]);
+  const size_t n = (size_t)net->layers();
+  napi_value obj, kernels, macsAb, bytesAb, macs, bytes;
+  void *md, *bd;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_array_with_length(env, n, &kernels));
+  CHECK(napi_create_arraybuffer(env, n * sizeof(double), &md, &macsAb));
+  CHECK(napi_create_arraybuffer(env, n * sizeof(double), &bd, &bytesAb));
+  for (size_t i = 0; i < n; i++) {
+    const zqint::Net::Info li = net->info((int)i);
+    napi_value s;
+    CHECK(napi_create_string_utf8(env, li.kernel.c_str(), NAPI_AUTO_LENGTH, &s));
+    CHECK(napi_set_element(env, kernels, (uint32_t)i, s));
+    ((double*)md)[i] = (double)li.macs;
+    ((double*)bd)[i] = (double)li.bytes;
+  }
+  CHECK(napi_create_typedarray(env, napi_float64_array, n, macsAb, 0, &macs));
+  CHECK(napi_create_typedarray(env, napi_float64_array, n, bytesAb, 0, &bytes));
+  CHECK(napi_set_named_property(env, obj, "kernel", kernels));
+  CHECK(napi_set_named_property(env, obj, "macs", macs));
+  CHECK(napi_set_named_property(env, obj, "bytes", bytes));
+  return obj;
+}
+
 int32_t intArg(napi_env env, napi_value v, const char* what) {
   int32_t x;
   if (napi_get_value_int32(env, v, &x) != napi_ok) throw Error{std::string(what) + ": expected an integer"};
@@ -447,6 +483,24 @@ napi_value Resize(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// limits() -> {name: number}: the planner's declared-size limits and ranges (check.h).
+napi_value LimitsOf(napi_env env, napi_callback_info) {
+  const zqint::Limits l;
+  const std::pair<const char*, int64_t> fields[] = {
+      {"layers", l.layers}, {"inputSide", l.inputSide}, {"side", l.side}, {"channels", l.channels}, {"tensor", l.tensor},
+      {"total", l.total}, {"convWeights", l.convWeights}, {"weights", l.weights}, {"kernel", l.kernel}, {"stride", l.stride},
+      {"pad", l.pad}, {"inputs", l.inputs}, {"frac", l.frac}, {"lut", l.lut}, {"lutOffset", l.lutOffset}, {"threads", l.threads},
+  };
+  napi_value obj;
+  CHECK(napi_create_object(env, &obj));
+  for (const auto& [name, v] : fields) {
+    napi_value x;
+    CHECK(napi_create_double(env, (double)v, &x));
+    CHECK(napi_set_named_property(env, obj, name, x));
+  }
+  return obj;
+}
+
 template <napi_value (*F)(napi_env, napi_callback_info)>
 napi_value Guard(napi_env env, napi_callback_info info) {
   try {
@@ -469,8 +523,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"read", nullptr, Guard<Read>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Guard<Info>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"profile", nullptr, Guard<Profile>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layers", nullptr, Guard<Layers>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"destroy", nullptr, Guard<Destroy>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resize", nullptr, Guard<Resize>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"limits", nullptr, Guard<LimitsOf>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -112,7 +112,7 @@ inline VP channelVP(const ConvPlan& p, int c) {
 }
 
 // Stores a vector of 16 position words by its runs of consecutive pixels.
-inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
+__attribute__((always_inline)) inline void storeVector(const ConvPlan& p, int v, uint32_t* plane, __m512i word) {
   const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
   if (s1 - s0 == 1 && p.segs[s0].count == VL) {
     _mm512_storeu_si512(plane + p.segs[s0].off, word);
@@ -210,7 +210,256 @@ inline void gemmTile(const ConvPlan& p, const Epi& e, const Buf& out, const VP* 
   }
 }
 
+// ---- The fast forms (ConvPlan::fast): 8-bit outputs whose epilogue the plan proved exact in
+// 32-bit arithmetic. Y = acc + bias + ((M*S + trnd) >> tsh); leaky as max(Y, rshr(Y*3277, 15))
+// (equal to the reference's branch: the scaled value is above Y exactly when Y < 0); the output
+// (Y' + rrnd) >> rsh is saturated to 8 bits by the signed packs that build the stored bytes.
+
+// Leaky for values whose product with 3277 may pass 32 bits (the plan's leaky32 false).
+constexpr int A_LEAKYW = 4;
+
+// The per-channel constants of the fast epilogue, uniform over the lanes.
+struct FastChan {
+  __m512i mul, trnd, tsh, rsh, k;
+};
+
+// M as the kernel multiplies it: vpmaddwd wants M in the low half of each lane and 0 in the high half.
+template <bool MADD>
+inline __m512i mulOf(int32_t m) {
+  return _mm512_set1_epi32(MADD ? (m & 0xffff) : m);
+}
+
+// Linear, relu and leaky start from bias + rrnd (the output's rounding folded in); the wide leaky
+// from the bias, adding rrnd after the activation.
+template <int ACT>
+inline const int32_t* fastBias(const ConvPlan& p) {
+  return ACT == A_LEAKYW ? p.bias : p.fbias;
+}
+
+template <int ACT, bool MADD>
+inline FastChan fastChan(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
+  return {mulOf<MADD>(p.mul[c]), _mm512_set1_epi32(p.trnd[c] + trndAdjust), _mm512_set1_epi32(p.tsh[c]), _mm512_set1_epi32(p.rsh[c]),
+          _mm512_set1_epi32(ACT == A_LEAKYW ? p.rrnd[c] : p.fk[c])};
+}
+
+// N values side by side, one step at a time (independent chains next to each other, so that the
+// long latencies of the multiplies overlap): y[i] = acc + fastBias of value i, S[i] its window
+// sums, ch[i] its channel. Leaves (A(Y) + rrnd) >> rsh, not yet saturated, in y. With rrnd folded
+// in (Y' = Y + rrnd): relu is max(Y', rrnd); leaky is max(Y', (Y'*3277 + k) >> 15) with
+// k = 2^14 + 29491*rrnd, which is the reference's rshr(Y*3277, 15) + rrnd. Y*3277 fits 32 bits
+// (leaky32); Y'*3277 + k may not for Y >= 0, but then it wraps to a negative value and the max
+// still takes Y', as it must.
+template <int ACT, bool MADD, int N>
+__attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
+  __m512i t[N];
+  for (int i = 0; i < N; i++) t[i] = MADD ? _mm512_madd_epi16(S[i], ch[i]->mul) : _mm512_mullo_epi32(S[i], ch[i]->mul);
+  for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], ch[i]->trnd);
+  for (int i = 0; i < N; i++) t[i] = _mm512_srav_epi32(t[i], ch[i]->tsh);
+  for (int i = 0; i < N; i++) y[i] = _mm512_add_epi32(y[i], t[i]);
+  if (ACT == A_LEAKY) {
+    for (int i = 0; i < N; i++) t[i] = _mm512_mullo_epi32(y[i], _mm512_set1_epi32(3277));
+    for (int i = 0; i < N; i++) t[i] = _mm512_add_epi32(t[i], ch[i]->k);
+    for (int i = 0; i < N; i++) t[i] = _mm512_srai_epi32(t[i], 15);
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], t[i]);
+  } else if (ACT == A_LEAKYW) {
+    // Y*3277 may pass 32 bits: Y = hi * 2^15 + lo (0 <= lo < 2^15), rshr(Y*3277, 15) = hi*3277 + rshr(lo*3277, 15).
+    for (int i = 0; i < N; i++) {
+      const __m512i hi = _mm512_mullo_epi32(_mm512_srai_epi32(y[i], 15), _mm512_set1_epi32(3277));
+      __m512i lo = _mm512_madd_epi16(_mm512_and_si512(y[i], _mm512_set1_epi32(0x7fff)), _mm512_set1_epi32(3277));
+      lo = _mm512_srai_epi32(_mm512_add_epi32(lo, _mm512_set1_epi32(16384)), 15);
+      y[i] = _mm512_add_epi32(_mm512_max_epi32(y[i], _mm512_add_epi32(hi, lo)), ch[i]->k);
+    }
+  } else if (ACT == A_RELU) {
+    for (int i = 0; i < N; i++) y[i] = _mm512_max_epi32(y[i], ch[i]->k);
+  }
+  for (int i = 0; i < N; i++) y[i] = _mm512_srav_epi32(y[i], ch[i]->rsh);
+}
+
+// Four channels' values at 16 positions as stored words (byte j: channel j + 128), saturated:
+// the packs leave, in each 128-bit lane, 4 positions of r0, then of r1, r2, r3; one byte shuffle
+// makes a word per position.
+__attribute__((always_inline)) inline __m512i packChannels(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+  const __m512i t = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
+  const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(r0, r1), _mm512_packs_epi32(r2, r3));
+  return _mm512_xor_si512(_mm512_shuffle_epi8(b, t), _mm512_set1_epi8((char)0x80));
+}
+
+// sat8(rshr(x, r)) (r >= 0) or sat8(x * 2^-r) on 16-bit lanes holding 8-bit values.
+inline __m512i align16(__m512i x, int r) {
+  if (r > 0) {
+    const int s = r > 15 ? 15 : r;  // from 9 on every 8-bit value rounds to 0 either way
+    return _mm512_sra_epi16(_mm512_add_epi16(x, _mm512_set1_epi16((short)(1 << (s - 1)))), _mm_cvtsi32_si128(s));
+  }
+  if (r == 0) return x;
+  const int s = -r > 8 ? 8 : -r;  // from 8 on every nonzero value saturates either way
+  return _mm512_min_epi16(_mm512_max_epi16(_mm512_sll_epi16(x, _mm_cvtsi32_si128(s)), _mm512_set1_epi16(-128)), _mm512_set1_epi16(127));
+}
+
+// The shortcut fused after a fast conv, on stored words: a = the conv's words, b = the other input's.
+__attribute__((always_inline)) inline __m512i shortcutWords(const ConvPlan& p, __m512i a, __m512i b) {
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  a = _mm512_xor_si512(a, flip);
+  b = _mm512_xor_si512(b, flip);
+  __m512i y[2];
+  for (int h = 0; h < 2; h++) {
+    // 16-bit lanes, sign-extended bytes (the unpacks and the final pack keep the byte order).
+    const __m512i ah = _mm512_srai_epi16(h ? _mm512_unpackhi_epi8(a, a) : _mm512_unpacklo_epi8(a, a), 8);
+    const __m512i bh = _mm512_srai_epi16(h ? _mm512_unpackhi_epi8(b, b) : _mm512_unpacklo_epi8(b, b), 8);
+    __m512i v = _mm512_add_epi16(align16(ah, p.fuseSa), align16(bh, p.fuseSb));
+    if (p.fuseAct != A_LINEAR) {
+      v = _mm512_min_epi16(_mm512_max_epi16(v, _mm512_set1_epi16(-128)), _mm512_set1_epi16(127));
+      if (p.fuseAct == A_LEAKY) v = _mm512_max_epi16(v, _mm512_mulhrs_epi16(v, _mm512_set1_epi16(3277)));
+      else if (p.fuseAct == A_RELU) v = _mm512_max_epi16(v, _mm512_setzero_si512());
+    }
+    y[h] = v;
+  }
+  return _mm512_xor_si512(_mm512_packs_epi16(y[0], y[1]), flip);
+}
+
+// The words of vector v at its runs of the plane.
+__attribute__((always_inline)) inline __m512i loadVector(const ConvPlan& p, int v, const uint32_t* plane) {
+  const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
+  if (s1 - s0 == 1 && p.segs[s0].count == VL) return _mm512_loadu_si512(plane + p.segs[s0].off);
+  __m512i w = _mm512_setzero_si512();
+  for (int s = s0; s < s1; s++) {
+    const Seg& sg = p.segs[s];
+    w = _mm512_mask_loadu_epi32(w, (__mmask16)(((1u << sg.count) - 1) << sg.lane0), plane + sg.off - sg.lane0);
+  }
+  return w;
+}
+
+// NV position vectors x one tile of 8 output channels: accumulate over the chunks (chunk c of
+// vector j at x + c * cstride + j * vstride), finish, store (and the fused shortcut).
+template <int ACT, bool MADD, int NV>
+__attribute__((always_inline)) inline void gemmTileFast(const ConvPlan& p, const Buf& out, int g, int tile, int v, const uint32_t* x, int64_t cstride, int64_t vstride,
+                         const __m512i* S) {
+  const int pc0 = (g * p.ntiles + tile) * TILE_O;
+  const int32_t* w = (const int32_t*)p.wgemm + (size_t)pc0 * p.chunks;
+  const int32_t* bias = fastBias<ACT>(p);
+  __m512i acc[NV][TILE_O];
+  for (int o = 0; o < TILE_O; o++) {
+    const __m512i b = _mm512_set1_epi32(bias[pc0 + o]);
+    for (int j = 0; j < NV; j++) acc[j][o] = b;
+  }
+  for (int c = 0; c < p.chunks; c++, w += TILE_O, x += cstride) {
+    __m512i xv[NV];
+    for (int j = 0; j < NV; j++) xv[j] = _mm512_loadu_si512(x + j * vstride);
+    for (int o = 0; o < TILE_O; o++) {
+      const __m512i wv = _mm512_set1_epi32(w[o]);
+      for (int j = 0; j < NV; j++) acc[j][o] = _mm512_dpbusd_epi32(acc[j][o], xv[j], wv);
+    }
+  }
+  const int oc0 = g * p.Og + tile * TILE_O;
+  for (int h = 0; h < TILE_O / 4; h++) {
+    if (tile * TILE_O + 4 * h >= p.Og) break;
+    __m512i r[4 * NV];
+    for (int c = 0; c < 4; c++) {
+      const FastChan fc = fastChan<ACT, MADD>(p, pc0 + 4 * h + c);
+      const FastChan* chs[NV];
+      __m512i y[NV];
+      for (int j = 0; j < NV; j++) {
+        chs[j] = &fc;
+        y[j] = acc[j][4 * h + c];
+      }
+      fastEpi<ACT, MADD, NV>(chs, y, S);
+      for (int j = 0; j < NV; j++) r[4 * j + c] = y[j];
+    }
+    if (out.raw) {
+      // 16-bit outputs, int32 CHW.
+      const __m512i lo = _mm512_set1_epi32(p.lo), hi = _mm512_set1_epi32(p.hi);
+      for (int j = 0; j < NV; j++) {
+        const int pos0 = (v + j) * VL;
+        const __mmask16 lm = (__mmask16)((1u << (p.P - pos0 < VL ? p.P - pos0 : VL)) - 1);
+        for (int c = 0; c < 4 && tile * TILE_O + 4 * h + c < p.Og; c++)
+          _mm512_mask_storeu_epi32(out.raw + (int64_t)(oc0 + 4 * h + c) * p.P + pos0, lm, _mm512_min_epi32(_mm512_max_epi32(r[4 * j + c], lo), hi));
+      }
+      continue;
+    }
+    const int64_t poff = (int64_t)((oc0 >> 2) + h) * out.planeStride;
+    for (int j = 0; j < NV; j++) {
+      const __m512i word = packChannels(r[4 * j], r[4 * j + 1], r[4 * j + 2], r[4 * j + 3]);
+      storeVector(p, v + j, out.words + poff, word);
+      if (p.fuseOut) storeVector(p, v + j, p.fuseOut + poff, shortcutWords(p, word, loadVector(p, v + j, p.fuseAdd + poff)));
+    }
+  }
+}
+
+// The windows of vector v (group base) into the panel (chunk c at panel + c * cstride); returns
+// the stored-byte sum of each window.
+__attribute__((always_inline)) inline __m512i buildPanel(const ConvPlan& p, const Buf& in, const uint32_t* base, int v, uint32_t* panel, int64_t cstride) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  const int pos0 = v * VL;
+  __m512i S = _mm512_setzero_si512();
+  const __m512i idx = _mm512_loadu_si512(p.pidx + pos0);
+  const int mode = p.affine[v] ? (p.stride == 1 ? 1 : p.stride == 2 ? 2 : 0) : 0;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const int64_t o0 = p.pidx[pos0];
+  for (int t = 0; t < p.taps; t++) {
+    const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
+    for (int b = 0; b < p.cbg; b++) {
+      const uint32_t* src = base + b * in.planeStride + toff;
+      __m512i x;
+      if (mode == 1) x = _mm512_loadu_si512(src + o0);
+      else if (mode == 2) x = _mm512_permutex2var_epi32(_mm512_loadu_si512(src + o0), even, _mm512_loadu_si512(src + o0 + 16));
+      else x = _mm512_i32gather_epi32(idx, src, 4);
+      _mm512_store_si512(panel + (size_t)(t * p.cbg + b) * cstride, x);
+      S = _mm512_dpbusd_epi32(S, x, ones);
+    }
+  }
+  return S;
+}
+
+template <int ACT, bool MADD>
+void gemmFast(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
+  // Local copies: stores through byte pointers may alias the plan, which would force reloads.
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
+  uint32_t* panel = (uint32_t*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  const __m512i ones = _mm512_set1_epi8(1), soff = _mm512_set1_epi32(p.sOff);
+  if (p.direct) {
+    // Activations read in place: tiles outside, vector pairs inside; the window sums first.
+    __m512i* S = (__m512i*)panel;
+    for (int g = 0; g < p.G; g++) {
+      const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
+      for (int v = v0; v < v1; v++) {
+        __m512i s = _mm512_setzero_si512();
+        if (p.needS)
+          for (int c = 0; c < p.chunks; c++) s = _mm512_dpbusd_epi32(s, _mm512_loadu_si512(base + v * VL + c * in.planeStride), ones);
+        S[v - v0] = _mm512_sub_epi32(s, soff);
+      }
+      for (int tile = 0; tile < p.ntiles; tile++) {
+        int v = v0;
+        for (; v + 2 <= v1; v += 2) gemmTileFast<ACT, MADD, 2>(p, out, g, tile, v, base + v * VL, in.planeStride, VL, &S[v - v0]);
+        if (v < v1) gemmTileFast<ACT, MADD, 1>(p, out, g, tile, v, base + v * VL, in.planeStride, VL, &S[v - v0]);
+      }
+    }
+    return;
+  }
+  // Panels of two vectors: [chunk][vector][lane].
+  for (int v = v0; v < v1; v += 2) {
+    const int nv = v + 2 <= v1 ? 2 : 1;
+    for (int g = 0; g < p.G; g++) {
+      const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
+      __m512i S[2];
+      for (int j = 0; j < nv; j++) S[j] = _mm512_sub_epi32(buildPanel(p, in, base, v + j, panel + j * VL, 2 * VL), soff);
+      for (int tile = 0; tile < p.ntiles; tile++) {
+        if (nv == 2) gemmTileFast<ACT, MADD, 2>(p, out, g, tile, v, panel, 2 * VL, VL, S);
+        else gemmTileFast<ACT, MADD, 1>(p, out, g, tile, v, panel, 2 * VL, VL, S);
+      }
+    }
+  }
+}
+
+using GemmFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int, uint32_t*);
+template <bool MADD>
+GemmFn gemmFastFor(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? gemmFast<A_LEAKY, MADD> : gemmFast<A_LEAKYW, MADD>)
+         : p.act == A_RELU ? gemmFast<A_RELU, MADD>
+                           : gemmFast<A_LINEAR, MADD>;
+}
+
 void gemmAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
+  if (plan.fast) return (plan.madd ? gemmFastFor<true>(plan) : gemmFastFor<false>(plan))(plan, inBuf, outBuf, v0, v1, scratch);
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
@@ -389,6 +638,130 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
   }
 }
 
+// Depthwise, fast form, with byte permutes (VBMI). The output vectors of the row range (16 pixels
+// of one row each) go in groups of four; for each channel block the input rows the group needs
+// are made planar once (a ring of rows, as in dwVbmi), then each channel's four vectors are
+// accumulated (vpermb builds the words of 4 horizontally consecutive taps, vpdpbusd applies
+// them), finished with the channel's constants in registers, and saturated to bytes by the packs;
+// eight unpacks then interleave the four channels into the stored words of the four vectors.
+// The window sums are the stored bytes' (S + sOff, which fits 16 bits): trnd absorbs -sOff*M.
+template <int K, int ST, int ACT, bool MADD>
+__attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
+  constexpr int NG = (K + 3) / 4;
+  constexpr int RING = 4 * ST + K;  // the rows of a group: up to 4 output rows
+  const int rowWords = in.rowStride;
+  const int rowBytes = ((rowWords + 63) / 64) * 64 + 128;
+  alignas(64) uint8_t planar[RING * 4 * 512];
+  int tags[RING];
+  __m512i idx[NG], ones[NG];
+  for (int g = 0; g < NG; g++) {
+    alignas(64) uint8_t ib[64], ob[64];
+    for (int i = 0; i < 16; i++)
+      for (int j = 0; j < 4; j++) {
+        ib[4 * i + j] = (uint8_t)(i * ST + 4 * g + j);
+        ob[4 * i + j] = 4 * g + j < K ? 1 : 0;
+      }
+    idx[g] = _mm512_load_si512(ib);
+    ones[g] = _mm512_load_si512(ob);
+  }
+  const __m512i deint = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
+  const __m512i lanes = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  const int vpr = (p.Wo + 15) / 16;
+  const int jobs = (y1 - y0) * vpr;
+  const int cb = (p.C + 3) / 4;
+  for (int b = 0; b < cb; b++) {
+    const uint32_t* plane = in.words + b * in.planeStride;
+    for (int r = 0; r < RING; r++) tags[r] = -1;
+    for (int j0 = 0; j0 < jobs; j0 += 4) {
+      const int nj = jobs - j0 < 4 ? jobs - j0 : 4;
+      int jy[4], jx[4];
+      const uint8_t* rows[4][K];
+      for (int j = 0; j < 4; j++) {
+        const int jj = j0 + (j < nj ? j : nj - 1);
+        jy[j] = y0 + jj / vpr;
+        jx[j] = (jj % vpr) * 16;
+      }
+      const int iyA = jy[0] * ST - p.pad + in.b, iyB = jy[nj - 1] * ST - p.pad + in.b + K - 1;
+      for (int iy = iyA; iy <= iyB; iy++) {
+        const int slot = iy % RING;
+        if (tags[slot] == iy) continue;
+        tags[slot] = iy;
+        uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
+        const uint32_t* src = plane + (int64_t)iy * rowWords;
+        for (int x = 0; x < rowWords; x += 16) {
+          __m512i v = _mm512_loadu_si512(src + x);  // may read past the row: those bytes are never used
+          v = _mm512_permutexvar_epi32(lanes, _mm512_shuffle_epi8(v, deint));
+          _mm_storeu_si128((__m128i*)(dst + x), _mm512_castsi512_si128(v));
+          _mm_storeu_si128((__m128i*)(dst + rowBytes + x), _mm512_extracti32x4_epi32(v, 1));
+          _mm_storeu_si128((__m128i*)(dst + 2 * rowBytes + x), _mm512_extracti32x4_epi32(v, 2));
+          _mm_storeu_si128((__m128i*)(dst + 3 * rowBytes + x), _mm512_extracti32x4_epi32(v, 3));
+        }
+      }
+      for (int j = 0; j < 4; j++)
+        for (int ky = 0; ky < K; ky++)
+          rows[j][ky] = planar + (size_t)((jy[j] * ST - p.pad + in.b + ky) % RING) * 4 * rowBytes + (jx[j] * ST - p.pad + in.b);
+      __m512i R[4];
+      for (int c = 0; c < 4; c++) {
+        const int ch = 4 * b + c;
+        const FastChan fc = fastChan<ACT, MADD>(p, ch, -p.sOff * p.mul[ch]);
+        const __m512i bias = _mm512_set1_epi32(fastBias<ACT>(p)[ch]);
+        __m512i wk[K][NG];
+        for (int ky = 0; ky < K; ky++)
+          for (int g = 0; g < NG; g++) wk[ky][g] = _mm512_set1_epi32(p.wdwRow[((size_t)ch * K + ky) * NG + g]);
+        // The four vectors side by side: each input row's windows feed the vectors that use it.
+        __m512i r[4], S[4];
+        for (int j = 0; j < 4; j++) {
+          r[j] = bias;
+          S[j] = _mm512_setzero_si512();
+        }
+        for (int ky = 0; ky < K; ky++)
+          for (int j = 0; j < 4; j++) {  // past nj: copies of the last vector, not stored
+            const __m512i row = _mm512_loadu_si512(rows[j][ky] + (size_t)c * rowBytes);
+            for (int g = 0; g < NG; g++) {
+              const __m512i win = _mm512_permutexvar_epi8(idx[g], row);
+              r[j] = _mm512_dpbusd_epi32(r[j], win, wk[ky][g]);
+              S[j] = _mm512_dpbusd_epi32(S[j], win, ones[g]);
+            }
+          }
+        const FastChan* chs[4] = {&fc, &fc, &fc, &fc};
+        fastEpi<ACT, MADD, 4>(chs, r, S);
+        R[c] = _mm512_xor_si512(_mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3])), flip);
+      }
+      // R[c], lane i: bytes of vectors 0..3 at pixels 4i..4i+3. Interleave the channels.
+      const __m512i t0 = _mm512_unpacklo_epi8(R[0], R[1]), t1 = _mm512_unpackhi_epi8(R[0], R[1]);
+      const __m512i t2 = _mm512_unpacklo_epi8(R[2], R[3]), t3 = _mm512_unpackhi_epi8(R[2], R[3]);
+      const __m512i w[4] = {_mm512_unpacklo_epi16(t0, t2), _mm512_unpackhi_epi16(t0, t2), _mm512_unpacklo_epi16(t1, t3),
+                            _mm512_unpackhi_epi16(t1, t3)};
+      for (int j = 0; j < nj; j++) {
+        const int n = p.Wo - jx[j] < 16 ? p.Wo - jx[j] : 16;
+        _mm512_mask_storeu_epi32(out.at(b, jy[j], jx[j]), (__mmask16)((1u << n) - 1), w[j]);
+      }
+    }
+  }
+}
+
+using DwFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int);
+template <int K, int ST, bool MADD>
+DwFn dwFastAct(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? dwFast<K, ST, A_LEAKY, MADD> : dwFast<K, ST, A_LEAKYW, MADD>)
+         : p.act == A_RELU ? dwFast<K, ST, A_RELU, MADD>
+                           : dwFast<K, ST, A_LINEAR, MADD>;
+}
+template <int K, int ST>
+DwFn dwFastMadd(const ConvPlan& p) {
+  return p.madd ? dwFastAct<K, ST, true>(p) : dwFastAct<K, ST, false>(p);
+}
+// The fast depthwise for this plan and input, or nullptr.
+DwFn dwFastFor(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (!p.fast || out.raw || in.rowStride > 384) return nullptr;
+  if (p.k == 3) return p.stride == 1 ? dwFastMadd<3, 1>(p) : p.stride == 2 ? dwFastMadd<3, 2>(p) : nullptr;
+  if (p.k == 5) return p.stride == 1 ? dwFastMadd<5, 1>(p) : p.stride == 2 ? dwFastMadd<5, 2>(p) : nullptr;
+  return nullptr;
+}
+
 void dwAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
   // Local copies: stores through byte pointers may alias the plan, which would force reloads.
   const ConvPlan p = plan;
@@ -453,13 +826,47 @@ void dwAvx512(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0,
 
 namespace {
 void dwAvx512Vbmi(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
-  if (p.k <= 16 && p.stride <= 2 && p.ng <= 4 && in.rowStride <= 384 && 15 * p.stride + p.k <= 64) dwVbmi(p, in, out, y0, y1);
+  if (DwFn f = dwFastFor(p, in, out)) f(p, in, out, y0, y1);
+  else if (p.k <= 16 && p.stride <= 2 && p.ng <= 4 && in.rowStride <= 384 && 15 * p.stride + p.k <= 64) dwVbmi(p, in, out, y0, y1);
   else dwAvx512(p, in, out, y0, y1);
+}
+}  // namespace
+
+namespace {
+// 16 pixels of interleaved RGB (48 bytes) into 16 words (r, g, b, 0) with one byte permute.
+__attribute__((target("avx512vbmi"))) void loadVbmi(const uint8_t* rgb, const Buf& in, int w, int h) {
+  alignas(64) uint8_t ib[64];
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 4; j++) ib[4 * i + j] = (uint8_t)(j < 3 ? 3 * i + j : 0);
+  const __m512i idx = _mm512_load_si512(ib);
+  const __mmask64 keep = 0x7777777777777777ull;
+  for (int y = 0; y < h; y++) {
+    const uint8_t* s = rgb + (size_t)y * w * 3;
+    uint32_t* row = in.at(0, y, 0);
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const __m512i v = _mm512_maskz_loadu_epi8(0xffffffffffffull, s + 3 * x);  // 48 bytes
+      _mm512_storeu_si512(row + x, _mm512_maskz_permutexvar_epi8(keep, idx, v));
+    }
+    for (; x < w; x++) row[x] = (uint32_t)s[3 * x] | (uint32_t)s[3 * x + 1] << 8 | (uint32_t)s[3 * x + 2] << 16;
+  }
+}
+}  // namespace
+
+namespace {
+const char* pathAvx512(const ConvPlan& p, const Buf&, const Buf&) {
+  if (p.kind == CONV_GENERIC) return "generic";
+  if (p.kind == CONV_GEMM) return p.fast ? (p.direct ? "gemm direct fast" : "gemm panel fast") : (p.direct ? "gemm direct" : "gemm panel");
+  return p.act == A_LUT ? "depthwise, table" : "depthwise";
+}
+const char* pathVbmi(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (p.kind == CONV_DW) return dwFastFor(p, in, out) ? "depthwise fast" : "depthwise";
+  return pathAvx512(p, in, out);
 }
 }  // namespace
 
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
-const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi};
+const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512, nullptr, pathAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi, pathVbmi};
 }  // namespace zqint

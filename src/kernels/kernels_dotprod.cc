@@ -1,241 +1,117 @@
 // NEON kernels for ARMv8.2 with the dot-product extension (binding.gyp: -march=armv8.2-a+dotprod;
-// selected at run time when the CPU reports asimddp).
-// gemm: the panel of a 16-position vector is stored with the bytes flipped to signed (x ^ 0x80 =
-// the real value), sdot-by-lane multiplies it by 4 channels' weights at once; the accumulators
-// start at 128 * sum(Q) so that they equal what the plan's bias expects (the stored bytes' dot
-// product). depthwise: 4 pixels x 4 channels per 16 bytes, widened to 16 bits, vmlal per tap.
-// NEON's rounding shifts (srshl) compute rshr exactly for any value, so the epilogue needs no bounds.
-#include <arm_neon.h>
-
-#include <cstring>
-
-#include "finish.h"
-#include "plan.h"
+// selected at run time when the CPU reports asimddp): sdot by lane multiplies 16 positions by 4
+// channels' weights per instruction (the rest: neon_common.h).
+#include "neon_common.h"
 
 namespace {
 
-using namespace zqint;
-
-struct EpiN {
-  bool needS, m32, leaky32, anyLeft;
-  int act, lo, hi;
-  explicit EpiN(const ConvPlan& p) : needS(p.needS), m32(p.m32), leaky32(p.leaky32), anyLeft(p.anyLeft), act(p.act), lo(p.lo), hi(p.hi) {}
+struct DotMac {
+  static uint32x4_t sum(uint32x4_t s, uint8x16_t x) { return vdotq_u32(s, x, vdupq_n_u8(1)); }
+  static void half(int32x4_t (&acc)[4][4], const int32_t* w, const int8_t* x, int chunks) {
+    for (int ch = 0; ch < chunks; ch++, w += TILE_O, x += VL * 4) {
+      const int8x16_t w4 = vld1q_s8((const int8_t*)w);
+      const int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16), x2 = vld1q_s8(x + 32), x3 = vld1q_s8(x + 48);
+      acc[0][0] = vdotq_laneq_s32(acc[0][0], x0, w4, 0);
+      acc[0][1] = vdotq_laneq_s32(acc[0][1], x1, w4, 0);
+      acc[0][2] = vdotq_laneq_s32(acc[0][2], x2, w4, 0);
+      acc[0][3] = vdotq_laneq_s32(acc[0][3], x3, w4, 0);
+      acc[1][0] = vdotq_laneq_s32(acc[1][0], x0, w4, 1);
+      acc[1][1] = vdotq_laneq_s32(acc[1][1], x1, w4, 1);
+      acc[1][2] = vdotq_laneq_s32(acc[1][2], x2, w4, 1);
+      acc[1][3] = vdotq_laneq_s32(acc[1][3], x3, w4, 1);
+      acc[2][0] = vdotq_laneq_s32(acc[2][0], x0, w4, 2);
+      acc[2][1] = vdotq_laneq_s32(acc[2][1], x1, w4, 2);
+      acc[2][2] = vdotq_laneq_s32(acc[2][2], x2, w4, 2);
+      acc[2][3] = vdotq_laneq_s32(acc[2][3], x3, w4, 2);
+      acc[3][0] = vdotq_laneq_s32(acc[3][0], x0, w4, 3);
+      acc[3][1] = vdotq_laneq_s32(acc[3][1], x1, w4, 3);
+      acc[3][2] = vdotq_laneq_s32(acc[3][2], x2, w4, 3);
+      acc[3][3] = vdotq_laneq_s32(acc[3][3], x3, w4, 3);
+    }
+  }
 };
 
-struct VPN {
-  int32x4_t bias, mul, ntsh, nrsh, lsh;  // ntsh, nrsh: negated shifts (srshl shifts right by -n)
-};
-
-inline int32x4_t epilogueN(const EpiN& e, const VPN& v, int32x4_t acc, int32x4_t S) {
-  int32x4_t y = vaddq_s32(acc, v.bias);
-  if (e.needS) {
-    int32x4_t t;
-    if (e.m32) {
-      t = vrshlq_s32(vmulq_s32(S, v.mul), v.ntsh);
-    } else {
-      const int64x2_t n = vmovl_s32(vget_low_s32(v.ntsh));
-      int64x2_t lo = vrshlq_s64(vmull_s32(vget_low_s32(S), vget_low_s32(v.mul)), n);
-      int64x2_t hi = vrshlq_s64(vmull_high_s32(S, v.mul), vmovl_high_s32(v.ntsh));
-      t = vcombine_s32(vmovn_s64(lo), vmovn_s64(hi));
-    }
-    y = vaddq_s32(y, t);
-  }
-  if (e.act == A_LEAKY) {
-    int32x4_t l;
-    if (e.leaky32) {
-      l = vrshrq_n_s32(vmulq_n_s32(y, 3277), 15);
-    } else {
-      int64x2_t lo = vrshrq_n_s64(vmull_n_s32(vget_low_s32(y), 3277), 15);
-      int64x2_t hi = vrshrq_n_s64(vmull_high_n_s32(y, 3277), 15);
-      l = vcombine_s32(vmovn_s64(lo), vmovn_s64(hi));
-    }
-    y = vbslq_s32(vcltzq_s32(y), l, y);
-  } else if (e.act == A_RELU) {
-    y = vmaxq_s32(y, vdupq_n_s32(0));
-  }
-  const int32x4_t lo = vdupq_n_s32(e.lo), hi = vdupq_n_s32(e.hi);
-  int32x4_t r = vminq_s32(vmaxq_s32(vrshlq_s32(y, v.nrsh), lo), hi);
-  if (e.anyLeft) r = vminq_s32(vmaxq_s32(vshlq_s32(r, v.lsh), lo), hi);
-  return r;
-}
-
-inline VPN channelParams(const ConvPlan& p, int c) {
-  return {vdupq_n_s32(p.bias[c]), vdupq_n_s32(p.mul[c]), vdupq_n_s32(-(p.tsh[c] > 63 ? 63 : p.tsh[c])), vdupq_n_s32(-p.rsh[c]),
-          vdupq_n_s32(p.lsh[c])};
-}
-
-// Four int32x4 of outputs (-128..127) + 128 as 16 bytes.
-inline uint8x16_t bytes16(const int32x4_t* r) {
-  const int32x4_t off = vdupq_n_s32(128);
-  const uint16x8_t a = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[0], off))), vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[1], off))));
-  const uint16x8_t b = vcombine_u16(vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[2], off))), vmovn_u32(vreinterpretq_u32_s32(vaddq_s32(r[3], off))));
-  return vcombine_u8(vmovn_u16(a), vmovn_u16(b));
-}
-
-void gemmNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
-  // Local copies: stores through byte pointers may alias the plan, which would force reloads.
+// Depthwise with sdot on 4-tap windows (the structure of the x86 VBMI kernel): each channel block's
+// input rows are made planar once (vld4 de-interleaves 16 pixels of 4 channels) and flipped to
+// signed (the real values: inputs whose zero is 128), a ring of rows shared by consecutive output
+// rows; tbl builds, for 4 output pixels, the words of 4 horizontally consecutive taps from one
+// 16-byte load, and sdot applies 4 taps at once (window sums: sdot with ones on the valid taps).
+// The accumulators start at 128 * sum(Q) (+ the bias in the fast form), as in the gemm.
+template <int K, int ST, int MODE>
+void dwDotT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
   const EpiN e(p);
-  uint8_t* panel = (uint8_t*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-  const uint8x16_t ones = vdupq_n_u8(1), flip = vdupq_n_u8(0x80);
-  const bool lut = p.act == A_LUT;
-  for (int v = v0; v < v1; v++) {
-    const int pos0 = v * VL;
-    const int lanes = p.P - pos0 < VL ? p.P - pos0 : VL;
-    for (int g = 0; g < p.G; g++) {
-      const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
-      uint32x4_t su[4] = {vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0)};
-      for (int t = 0; t < p.taps; t++) {
-        const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
-        for (int b = 0; b < p.cbg; b++) {
-          uint8_t* row = panel + (size_t)(t * p.cbg + b) * VL * 4;
-          const uint32_t* src = base + b * in.planeStride + toff;
-          uint32_t tmp[VL];
-          const uint32_t* w;
-          if (p.direct && lanes == VL) {
-            w = src + pos0;
-          } else {
-            for (int l = 0; l < VL; l++) tmp[l] = l < lanes ? src[p.pidx[pos0 + l]] : 0x01010101u * in.zero;
-            w = tmp;
-          }
-          for (int q = 0; q < 4; q++) {
-            const uint8x16_t x = vld1q_u8((const uint8_t*)(w + 4 * q));
-            su[q] = vdotq_u32(su[q], x, ones);
-            vst1q_u8(row + 16 * q, veorq_u8(x, flip));
-          }
-        }
+  constexpr int NG = (K + 3) / 4, RING = K + ST;
+  const int rowWords = in.rowStride;
+  const int rowBytes = ((rowWords + 15) / 16) * 16 + 64;
+  alignas(16) int8_t planar[RING * 4 * (384 + 64)];
+  int tags[RING];
+  int8x16_t idx[NG], ones[NG];
+  for (int g = 0; g < NG; g++) {
+    alignas(16) int8_t ib[16], ob[16];
+    for (int l = 0; l < 4; l++)
+      for (int j = 0; j < 4; j++) {
+        ib[4 * l + j] = (int8_t)(l * ST + 4 * g + j);
+        ob[4 * l + j] = 4 * g + j < K ? 1 : 0;
       }
-      int32x4_t S[4];
-      for (int q = 0; q < 4; q++) S[q] = vsubq_s32(vreinterpretq_s32_u32(su[q]), vdupq_n_s32(p.sOff));
-      for (int tile = 0; tile < p.ntiles; tile++) {
-        const int oc0 = g * p.Og + tile * TILE_O;
-        const int32_t* wt = (const int32_t*)p.wgemm + ((size_t)(g * p.ntiles + tile) * p.chunks) * TILE_O;
-        for (int half = 0; half < TILE_O / 4; half++) {
-          if (tile * TILE_O + 4 * half >= p.Og) break;
-          const int pc0 = (g * p.ntiles + tile) * TILE_O + 4 * half;
-          int32x4_t acc[4][4];  // [channel][position vector]
-          for (int c = 0; c < 4; c++)
-            for (int q = 0; q < 4; q++) acc[c][q] = vdupq_n_s32(128 * p.qsum[pc0 + c]);
-          const int32_t* w = wt + 4 * half;
-          const int8_t* x = (const int8_t*)panel;
-          for (int ch = 0; ch < p.chunks; ch++, w += TILE_O, x += VL * 4) {
-            const int8x16_t w4 = vld1q_s8((const int8_t*)w);
-            const int8x16_t x0 = vld1q_s8(x), x1 = vld1q_s8(x + 16), x2 = vld1q_s8(x + 32), x3 = vld1q_s8(x + 48);
-            acc[0][0] = vdotq_laneq_s32(acc[0][0], x0, w4, 0);
-            acc[0][1] = vdotq_laneq_s32(acc[0][1], x1, w4, 0);
-            acc[0][2] = vdotq_laneq_s32(acc[0][2], x2, w4, 0);
-            acc[0][3] = vdotq_laneq_s32(acc[0][3], x3, w4, 0);
-            acc[1][0] = vdotq_laneq_s32(acc[1][0], x0, w4, 1);
-            acc[1][1] = vdotq_laneq_s32(acc[1][1], x1, w4, 1);
-            acc[1][2] = vdotq_laneq_s32(acc[1][2], x2, w4, 1);
-            acc[1][3] = vdotq_laneq_s32(acc[1][3], x3, w4, 1);
-            acc[2][0] = vdotq_laneq_s32(acc[2][0], x0, w4, 2);
-            acc[2][1] = vdotq_laneq_s32(acc[2][1], x1, w4, 2);
-            acc[2][2] = vdotq_laneq_s32(acc[2][2], x2, w4, 2);
-            acc[2][3] = vdotq_laneq_s32(acc[2][3], x3, w4, 2);
-            acc[3][0] = vdotq_laneq_s32(acc[3][0], x0, w4, 3);
-            acc[3][1] = vdotq_laneq_s32(acc[3][1], x1, w4, 3);
-            acc[3][2] = vdotq_laneq_s32(acc[3][2], x2, w4, 3);
-            acc[3][3] = vdotq_laneq_s32(acc[3][3], x3, w4, 3);
-          }
-          int32x4_t res[4][4];
-          for (int c = 0; c < 4; c++) {
-            if (lut) {
-              alignas(16) int32_t av[VL], sv[VL], rv[VL];
-              for (int q = 0; q < 4; q++) {
-                vst1q_s32(av + 4 * q, acc[c][q]);
-                vst1q_s32(sv + 4 * q, S[q]);
-              }
-              for (int l = 0; l < VL; l++) rv[l] = finishOne(p, p.mul, p.tsh, p.rsh, p.lsh, p.lutsh, pc0 + c, av[l] + p.bias[pc0 + c], sv[l]);
-              for (int q = 0; q < 4; q++) res[c][q] = vld1q_s32(rv + 4 * q);
-            } else {
-              const VPN vp = channelParams(p, pc0 + c);
-              for (int q = 0; q < 4; q++) res[c][q] = epilogueN(e, vp, acc[c][q], S[q]);
-            }
-          }
-          const int oc = oc0 + 4 * half;
-          if (out.raw) {
-            for (int c = 0; c < 4 && tile * TILE_O + 4 * half + c < p.Og; c++) {
-              alignas(16) int32_t rv[VL];
-              for (int q = 0; q < 4; q++) vst1q_s32(rv + 4 * q, res[c][q]);
-              memcpy(out.raw + (int64_t)(oc + c) * p.P + pos0, rv, 4 * (size_t)lanes);
-            }
-            continue;
-          }
-          uint8x16x4_t ch4;
-          ch4.val[0] = bytes16(res[0]);
-          ch4.val[1] = bytes16(res[1]);
-          ch4.val[2] = bytes16(res[2]);
-          ch4.val[3] = bytes16(res[3]);
-          alignas(16) uint32_t words[VL];
-          vst4q_u8((uint8_t*)words, ch4);  // interleaves the 4 channels: one word per position
-          uint32_t* plane = out.words + (int64_t)(oc >> 2) * out.planeStride;
-          for (int s = p.segStart[v]; s < p.segStart[v + 1]; s++) {
-            const Seg& sg = p.segs[s];
-            memcpy(plane + sg.off, words + sg.lane0, sizeof(uint32_t) * sg.count);
-          }
-        }
-      }
-    }
+    idx[g] = vld1q_s8(ib);
+    ones[g] = vld1q_s8(ob);
   }
-}
-
-void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
-  const ConvPlan p = plan;
-  const Buf in = inBuf, out = outBuf;
-  if (p.taps > 64 || p.stride > 2 || p.act == A_LUT || out.raw) {
-    zqint::kScalar.dw(plan, inBuf, outBuf, y0, y1);
-    return;
-  }
-  const EpiN e(p);
-  const int cb = (p.C + 3) / 4, k = p.k, st = p.stride;
-  int16x8_t wv[64];
+  const int cb = (p.C + 3) / 4;
   for (int b = 0; b < cb; b++) {
-    const uint8_t* ip = (const uint8_t*)(in.words + b * in.planeStride);
-    for (int t = 0; t < p.taps; t++) {
-      int16_t w8[8];
-      for (int l = 0; l < 8; l++) w8[l] = (int16_t)p.wdw[((size_t)b * p.taps + t) * 4 + (l & 3)];
-      wv[t] = vld1q_s16(w8);
-    }
-    const VPN vp{vld1q_s32(p.vbias + b * VL), vld1q_s32(p.vmul + b * VL), vnegq_s32(vminq_s32(vld1q_s32(p.vtsh + b * VL), vdupq_n_s32(63))),
-                 vnegq_s32(vld1q_s32(p.vrsh + b * VL)), vld1q_s32(p.vlsh + b * VL)};
-    const int32x4_t soff = vdupq_n_s32(p.sOff);
+    const uint32_t* plane = in.words + b * in.planeStride;
+    for (int r = 0; r < RING; r++) tags[r] = -1;
     for (int y = y0; y < y1; y++) {
-      const int iy0 = y * st - p.pad + in.b;
-      for (int x0 = 0; x0 < p.Wo; x0 += 4) {
-        const int n = p.Wo - x0 < 4 ? p.Wo - x0 : 4;
-        int32x4_t acc[4], S[4];
-        for (int q = 0; q < 4; q++) acc[q] = S[q] = vdupq_n_s32(0);
-        for (int ky = 0; ky < k; ky++) {
-          const uint8_t* row = ip + ((int64_t)(iy0 + ky) * in.rowStride + (x0 * st - p.pad + in.b)) * 4;
-          for (int kx = 0; kx < k; kx++) {
-            uint8x16_t x;
-            if (st == 1) x = vld1q_u8(row + kx * 4);
-            else x = vreinterpretq_u8_u32(vld2q_u32((const uint32_t*)(row + kx * 4)).val[0]);
-            const int16x8_t lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x)));
-            const int16x8_t hi = vreinterpretq_s16_u16(vmovl_high_u8(x));
-            const int16x8_t w = wv[ky * k + kx];
-            acc[0] = vmlal_s16(acc[0], vget_low_s16(lo), vget_low_s16(w));
-            acc[1] = vmlal_high_s16(acc[1], lo, w);
-            acc[2] = vmlal_s16(acc[2], vget_low_s16(hi), vget_low_s16(w));
-            acc[3] = vmlal_high_s16(acc[3], hi, w);
-            if (e.needS) {
-              S[0] = vaddw_s16(S[0], vget_low_s16(lo));
-              S[1] = vaddw_high_s16(S[1], lo);
-              S[2] = vaddw_s16(S[2], vget_low_s16(hi));
-              S[3] = vaddw_high_s16(S[3], hi);
+      const int iy0 = y * ST - p.pad + in.b;
+      const int8_t* rows[K];
+      for (int ky = 0; ky < K; ky++) {
+        const int iy = iy0 + ky, slot = iy % RING;
+        int8_t* dst = planar + (size_t)slot * 4 * rowBytes;
+        rows[ky] = dst;
+        if (tags[slot] == iy) continue;
+        tags[slot] = iy;
+        const uint8_t* src = (const uint8_t*)(plane + (int64_t)iy * rowWords);
+        for (int x = 0; x < rowWords; x += 16) {  // may read past the row: those bytes are never used
+          const uint8x16x4_t v = vld4q_u8(src + 4 * x);
+          for (int c = 0; c < 4; c++) vst1q_s8(dst + c * rowBytes + x, vreinterpretq_s8_u8(veorq_u8(v.val[c], vdupq_n_u8(0x80))));
+        }
+      }
+      for (int x0 = 0; x0 < p.Wo; x0 += 16) {
+        uint8x16x4_t ch4;
+        for (int c = 0; c < 4; c++) {
+          const int ch = 4 * b + c;
+          const VPN vp = channelParams(p, ch);
+          int8x16_t wk[K][NG];
+          for (int ky = 0; ky < K; ky++)
+            for (int g = 0; g < NG; g++) wk[ky][g] = vreinterpretq_s8_s32(vdupq_n_s32(p.wdwRow[((size_t)ch * K + ky) * NG + g]));
+          int32x4_t acc[4], S[4];
+          for (int q = 0; q < 4; q++) {
+            acc[q] = vdupq_n_s32(128 * p.qsum[ch] + (MODE >= 0 ? p.bias[ch] : 0));
+            S[q] = vdupq_n_s32(0);
+          }
+          for (int ky = 0; ky < K; ky++) {
+            const int8_t* row = rows[ky] + (size_t)c * rowBytes + (x0 * ST - p.pad + in.b);
+            for (int q = 0; q < 4; q++) {
+              const int8x16_t t = vld1q_s8(row + 4 * ST * q);
+              for (int g = 0; g < NG; g++) {
+                const int8x16_t win = vqtbl1q_s8(t, vreinterpretq_u8_s8(idx[g]));
+                acc[q] = vdotq_s32(acc[q], win, wk[ky][g]);
+                S[q] = vdotq_s32(S[q], win, ones[g]);
+              }
             }
           }
+          int32x4_t res[4];
+          for (int q = 0; q < 4; q++) res[q] = epilogueT<MODE>(e, vp, acc[q], S[q]);
+          ch4.val[c] = bytes16(res, e.sat8);
         }
-        int32x4_t res[4];
-        for (int q = 0; q < 4; q++) res[q] = epilogueN(e, vp, acc[q], vsubq_s32(S[q], soff));
-        const uint8x16_t bytes = bytes16(res);
         uint8_t* dst = (uint8_t*)out.at(b, y, x0);
-        if (n == 4) vst1q_u8(dst, bytes);
-        else {
-          alignas(16) uint8_t tmp[16];
-          vst1q_u8(tmp, bytes);
+        const int n = p.Wo - x0 < 16 ? p.Wo - x0 : 16;
+        if (n == 16) {
+          vst4q_u8(dst, ch4);  // interleaves the 4 channels: one word per pixel
+        } else {
+          alignas(16) uint8_t tmp[64];
+          vst4q_u8(tmp, ch4);
           memcpy(dst, tmp, 4 * (size_t)n);
         }
       }
@@ -243,9 +119,29 @@ void dwNeon(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
   }
 }
 
+template <int K, int ST>
+DwFn dwDotMode(const ConvPlan& p) {
+  switch (fastMode(p)) {
+    case A_LINEAR: return dwDotT<K, ST, A_LINEAR>;
+    case A_RELU: return dwDotT<K, ST, A_RELU>;
+    case A_LEAKY: return dwDotT<K, ST, A_LEAKY>;
+    default: return dwDotT<K, ST, -1>;
+  }
+}
+
+void dwDot(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
+  DwFn f = nullptr;
+  if (!out.raw && p.act != A_LUT && p.inZero == 128 && in.rowStride <= 384) {
+    if (p.k == 3) f = p.stride == 1 ? dwDotMode<3, 1>(p) : p.stride == 2 ? dwDotMode<3, 2>(p) : nullptr;
+    else if (p.k == 5) f = p.stride == 1 ? dwDotMode<5, 1>(p) : p.stride == 2 ? dwDotMode<5, 2>(p) : nullptr;
+  }
+  if (f) f(p, in, out, y0, y1);
+  else dwNeon(p, in, out, y0, y1);
+}
+
 }  // namespace
 
 namespace zqint {
 extern const Kernels kDotprod;
-const Kernels kDotprod = {"neon-dotprod", false, gemmNeon, dwNeon};
+const Kernels kDotprod = {"neon-dotprod", false, gemmNeon<DotMac>, dwDot, loadNeon};
 }  // namespace zqint

@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <sys/mman.h>
 
+#include "check.h"
 #include "finish.h"
 
 namespace zqint {
@@ -27,6 +29,14 @@ inline int32_t align(int32_t x, int r, int lo, int hi) {
   return clampi(v, lo, hi);
 }
 
+// Checks the network (check.h) before the pool starts its threads; returns the thread count.
+int checkedThreads(const std::vector<LayerIn>& layers, int inC, int inH, int inW, int threads) {
+  const Limits lim;
+  checkNet(layers, inC, inH, inW, lim);
+  if (threads < 1 || threads > lim.threads) throw Error{"threads " + std::to_string(threads) + " (1.." + std::to_string(lim.threads) + ")"};
+  return threads;
+}
+
 }  // namespace
 
 void* Net::alloc(size_t bytes) {
@@ -39,9 +49,26 @@ void* Net::alloc(size_t bytes) {
 
 Net::~Net() = default;
 
-Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads)
-    : kernels_(kernels), pool_(threads), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()) {
+Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Kernels* kernels, int threads, bool retainAll)
+    : kernels_(kernels), pool_(checkedThreads(layers, inC, inH, inW, threads)), inC_(inC), inH_(inH), inW_(inW), parMin_(parallelMacs()), retainAll_(retainAll) {
   const int n = (int)layers.size();
+  // Own copies of the layers for a twin (read()).
+  src_ = layers;
+  for (auto& l : src_) {
+    ConvParamsIn& c = l.conv;
+    if (!c.q) continue;
+    srcQ_.emplace_back(c.q, c.q + c.qLen);
+    c.q = srcQ_.back().data();
+    const size_t O = (size_t)l.desc[F_C];
+    for (const int32_t** a : {&c.fw, &c.m, &c.fm, &c.bias}) {
+      srcI_.emplace_back(*a, *a + O);
+      *a = srcI_.back().data();
+    }
+    if (c.lut) {
+      srcI_.emplace_back(c.lut, c.lut + c.lutLen);
+      c.lut = srcI_.back().data();
+    }
+  }
   layers_.resize(n);
   Buf input;
   input.c = inC;
@@ -70,6 +97,7 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     b.c = l.d[F_C];
     b.h = l.d[F_H];
     b.w = l.d[F_W];
+    b.wide = l.d[F_BITS] != 8;
     l.buf = (int)bufs_.size();
     bufs_.push_back(b);
     fracOf_.push_back(l.d[F_FRAC]);
@@ -83,13 +111,6 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     b.cb = (b.c + 3) / 4;
     b.rowStride = b.w + 2 * b.b;
     b.planeStride = roundUp((int64_t)(b.h + 2 * b.b) * b.rowStride, 16);
-    if (raw[i]) {
-      b.raw = (int32_t*)alloc(sizeof(int32_t) * (size_t)b.c * b.h * b.w);
-    } else {
-      size_t bytes = sizeof(uint32_t) * (size_t)(b.cb * b.planeStride);
-      b.words = (uint32_t*)alloc(bytes);
-      memset(b.words, b.zero, bytes);
-    }
   }
   for (int i = 0; i < n; i++) {
     L& l = layers_[i];
@@ -97,6 +118,17 @@ Net::Net(const std::vector<LayerIn>& layers, int inC, int inH, int inW, const Ke
     if (l.d[F_KIND] == K_SHORTCUT && kernels_->fusesShortcut) planFusedShortcut(i);
     if (l.d[F_KIND] == K_SHORTCUT) scratchWords_ = std::max(scratchWords_, (size_t)4 * l.d[F_W] + 16);
     if (l.d[F_KIND] == K_MAXPOOL) scratchWords_ = std::max(scratchWords_, (size_t)bufs_[l.in[0]].h * l.d[F_W] + 16);
+  }
+  placeBuffers(raw);
+  // The fused shortcuts' buffers, now that they have memory.
+  for (int i = 0; i < n; i++) {
+    L& s = layers_[i];
+    if (!s.fused) continue;
+    for (L& c : layers_)
+      if (c.d[F_KIND] == K_CONV && c.conv.fuseOut == (uint32_t*)&s) {
+        c.conv.fuseOut = bufs_[s.buf].words;
+        c.conv.fuseAdd = bufs_[s.in[1]].words;
+      }
   }
   scratch_.resize(pool_.size());
   for (auto& s : scratch_) s = (uint32_t*)alloc(sizeof(uint32_t) * std::max<size_t>(scratchWords_, 64));
@@ -201,12 +233,26 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
       if (p.rsh[pc] > 31 || ybound + rnd >= two31) p.rAdd = false;
       else p.rrnd[pc] = (int32_t)rnd;
     }
-    const int lr = fw + faIn - l.d[F_LUTSHIFT];
-    p.lutsh[pc] = std::max(-32, std::min(lr, 32));
+    // F_LUTSHIFT is checked only for table activations: 64 bits for any other value.
+    const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
+    p.lutsh[pc] = (int32_t)std::max<int64_t>(-32, std::min<int64_t>(lr, 32));
+  }
+  p.fbias = (int32_t*)alloc(4 * np);
+  p.fk = (int32_t*)alloc(4 * np);
+  for (int pc = 0; pc < np; pc++) {
+    p.fbias[pc] = p.bias[pc] + p.rrnd[pc];
+    p.fk[pc] = p.act == A_LEAKY ? 16384 + 29491 * p.rrnd[pc] : p.rrnd[pc];
+  }
+  p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
+  {
+    bool m16 = true;
+    for (int pc = 0; pc < np; pc++) m16 = m16 && p.mul[pc] >= INT16_MIN && p.mul[pc] <= INT16_MAX;
+    const int64_t sBound = p.kind == CONV_DW ? (int64_t)255 * p.taps : xmax * K;
+    p.madd = m16 && sBound <= INT16_MAX;
   }
   if (getenv("ZEROQ_INT_DEBUG"))
-    fprintf(stderr, "%s: kind %d needS %d m32 %d tAdd %d leaky32 %d rAdd %d anyLeft %d\n", where.c_str(), p.kind, p.needS, p.m32, p.tAdd, p.leaky32, p.rAdd,
-            p.anyLeft);
+    fprintf(stderr, "%s: kind %d needS %d m32 %d tAdd %d leaky32 %d rAdd %d anyLeft %d fast %d madd %d\n", where.c_str(), p.kind, p.needS, p.m32, p.tAdd,
+            p.leaky32, p.rAdd, p.anyLeft, p.fast, p.madd);
   if (p.act == A_LUT) {
     if (!cp.lut || cp.lutLen == 0) throw Error{where + ": activation table missing"};
     int32_t* t = (int32_t*)alloc(4 * cp.lutLen);
@@ -296,8 +342,109 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
   }
 }
 
+// Buffer memory: one arena (huge pages where the system gives them); a buffer shares memory with
+// buffers whose lifetimes [first writer, last reader] do not overlap its own, placed greedily by
+// size. The input and every buffer nothing reads (heads, outputs) live for the whole frame.
+void Net::placeBuffers(const std::vector<bool>& raw) {
+  const int n = (int)layers_.size(), nb = (int)bufs_.size();
+  first_.assign(nb, n);
+  last_.assign(nb, -1);
+  first_[0] = -1;
+  for (int i = 0; i < n; i++) {
+    const L& l = layers_[i];
+    if (l.d[F_KIND] != K_DROPOUT && l.d[F_KIND] != K_YOLO) first_[l.buf] = std::min(first_[l.buf], i);
+    for (int b : l.in) last_[b] = std::max(last_[b], i);
+    if (l.d[F_KIND] == K_YOLO) last_[l.buf] = n;
+    if (l.d[F_KIND] == K_CONV && l.conv.fuseOut) first_[((const L*)l.conv.fuseOut)->buf] = i;
+  }
+  for (int b = 0; b < nb; b++)
+    if (b == 0 || last_[b] < 0 || retainAll_) {
+      if (b == 0) first_[b] = -1;
+      last_[b] = n;
+    }
+  bytes_.assign(nb, 0);
+  offset_.assign(nb, 0);
+  for (int b = 0; b < nb; b++) {
+    const Buf& B = bufs_[b];
+    bytes_[b] = raw[b] ? sizeof(int32_t) * (size_t)B.c * B.h * B.w : sizeof(uint32_t) * (size_t)(B.cb * B.planeStride);
+    bytes_[b] = (size_t)roundUp((int64_t)bytes_[b] + 256, 4096);  // slack: kernels read up to a vector past a plane
+  }
+  std::vector<int> order(nb);
+  for (int b = 0; b < nb; b++) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return bytes_[a] > bytes_[b]; });
+  std::vector<int> placed;
+  for (int b : order) {
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (int o : placed)
+      if (!(last_[o] < first_[b] || last_[b] < first_[o])) busy.push_back({offset_[o], offset_[o] + bytes_[o]});
+    std::sort(busy.begin(), busy.end());
+    size_t at = 0;
+    for (auto& r : busy) {
+      if (r.first >= at + bytes_[b]) break;
+      at = std::max(at, r.second);
+    }
+    offset_[b] = at;
+    arenaBytes_ = std::max(arenaBytes_, at + bytes_[b]);
+    placed.push_back(b);
+  }
+  uint8_t* arena = nullptr;
+  const size_t huge = (size_t)2 << 20;
+  if (posix_memalign((void**)&arena, huge, roundUp((int64_t)arenaBytes_, huge)) != 0 || !arena) throw Error{"out of memory"};
+  mem_.emplace_back(arena);
+#ifdef MADV_HUGEPAGE
+  madvise(arena, roundUp((int64_t)arenaBytes_, huge), MADV_HUGEPAGE);
+#endif
+  for (int b = 0; b < nb; b++) {
+    Buf& B = bufs_[b];
+    uint8_t* mem = arena + offset_[b];
+    if (raw[b]) B.raw = (int32_t*)mem;
+    else B.words = (uint32_t*)mem;
+  }
+  // Fill every buffer with its zero value in the order of first use, and note the buffers whose
+  // memory another one uses between their uses: their borders are refilled before each write.
+  std::vector<int> byFirst(nb);
+  for (int b = 0; b < nb; b++) byFirst[b] = b;
+  std::stable_sort(byFirst.begin(), byFirst.end(), [&](int a, int b) { return first_[a] < first_[b]; });
+  for (int b : byFirst) memset(arena + offset_[b], raw[b] ? 0 : bufs_[b].zero, bytes_[b]);
+  for (int b = 1; b < nb; b++) {
+    if (raw[b] || bufs_[b].b == 0) continue;
+    bool shared = false;
+    for (int o = 0; o < nb && !shared; o++)
+      shared = o != b && offset_[o] < offset_[b] + bytes_[b] && offset_[b] < offset_[o] + bytes_[o];
+    if (shared && first_[b] >= 0 && first_[b] < n) layers_[first_[b]].writes.push_back(b);
+  }
+}
+
+bool Net::retained(int layer) const {
+  const int b = layers_.at(layer).buf;
+  for (int o = 0; o < (int)bufs_.size(); o++)
+    if (o != b && offset_[o] < offset_[b] + bytes_[b] && offset_[b] < offset_[o] + bytes_[o] && first_[o] > first_[b]) return false;
+  return true;
+}
+
+// The border frame of every block plane at the zero value (the kernels never write it).
+static void fillBorder(const Buf& B) {
+  const uint32_t z = 0x01010101u * B.zero;
+  for (int blk = 0; blk < B.cb; blk++) {
+    uint32_t* plane = B.words + blk * B.planeStride;
+    for (int y = 0; y < B.h + 2 * B.b; y++) {
+      uint32_t* row = plane + (int64_t)y * B.rowStride;
+      if (y < B.b || y >= B.h + B.b) {
+        std::fill(row, row + B.rowStride, z);
+      } else {
+        std::fill(row, row + B.b, z);
+        std::fill(row + B.w + B.b, row + B.rowStride, z);
+      }
+    }
+  }
+}
+
 void Net::load(const uint8_t* rgb) {
   Buf& in = bufs_[0];
+  if (kernels_->load && inC_ == 3) {
+    kernels_->load(rgb, in, inW_, inH_);
+    return;
+  }
   for (int y = 0; y < inH_; y++) {
     uint32_t* row = in.at(0, y, 0);
     const uint8_t* s = rgb + (size_t)y * inW_ * 3;
@@ -306,6 +453,7 @@ void Net::load(const uint8_t* rgb) {
 }
 
 void Net::compute() {
+  frames_++;
   for (int i = 0; i < (int)layers_.size(); i++) {
     if (!profile) {
       runLayer(i);
@@ -334,13 +482,14 @@ void Net::planFusedShortcut(int i) {
       for (int b : l.in) readers += b == conv.buf;
   if (readers != 1) return;
   const Buf &co = bufs_[conv.buf], &add = bufs_[s.in[1]], &so = bufs_[s.buf];
-  if (s.in[1] == conv.buf || add.raw || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
+  if (s.in[1] == conv.buf || add.wide || add.b != co.b || so.b != co.b || add.c != co.c || so.c != co.c) return;
   // The other input must be ready when the conv runs.
   int other = s.d[F_INPUTS + 1];
   while (other >= 0 && layers_[other].d[F_KIND] == K_DROPOUT) other = layers_[other].d[F_INPUTS];
   if (other >= c) return;
-  p.fuseAdd = add.words;
-  p.fuseOut = so.words;
+  p.fuseOut = (uint32_t*)&s;  // resolved to the buffers' memory once it is placed
+  p.fuseAdd = nullptr;
+  p.fusePlane = co.planeStride;
   p.fuseSa = std::max(-24, std::min(conv.d[F_FRAC] - s.d[F_FRAC], 30));
   p.fuseSb = std::max(-24, std::min(fracOf_[s.in[1]] - s.d[F_FRAC], 30));
   p.fuseAct = s.d[F_ACT];
@@ -350,6 +499,7 @@ void Net::planFusedShortcut(int i) {
 
 void Net::runLayer(int i) {
   L& l = layers_[i];
+  for (int b : l.writes) fillBorder(bufs_[b]);
   if (l.fused) return;  // done by the conv before it
   switch (l.d[F_KIND]) {
     case K_CONV: runConv(l); break;
@@ -374,6 +524,45 @@ static void clearPaddedChannels(const Buf& out) {
   }
 }
 
+// A depthwise plan restricted to channel blocks [b0, b1): its per-channel arrays from channel 4*b0.
+static ConvPlan slicePlan(const ConvPlan& p, int b0, int b1) {
+  ConvPlan s = p;
+  const int c0 = 4 * b0;
+  s.C = s.O = s.G = std::min(p.C, 4 * b1) - c0;
+  s.Cg = s.Og = 1;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh, &s.fbias, &s.fk}) *a += c0;
+  s.wdw += (size_t)b0 * p.taps * 4;
+  s.wdwRow += (size_t)c0 * p.k * p.ng;
+  for (int32_t** a : {&s.vbias, &s.vmul, &s.vtsh, &s.vrsh, &s.vlsh, &s.vlutsh, &s.vtrnd, &s.vrrnd}) *a += (size_t)b0 * VL;
+  return s;
+}
+
+// A gemm plan (one group) restricted to tiles [t0, t1) of output channels.
+static ConvPlan sliceTiles(const ConvPlan& p, int t0, int t1) {
+  ConvPlan s = p;
+  const int c0 = TILE_O * t0;
+  s.O = s.Og = std::min(p.O, TILE_O * t1) - c0;
+  s.ntiles = t1 - t0;
+  for (int32_t** a : {&s.bias, &s.mul, &s.tsh, &s.rsh, &s.lsh, &s.qsum, &s.trnd, &s.rrnd, &s.lutsh, &s.fbias, &s.fk}) *a += c0;
+  s.wgemm += (size_t)c0 * p.chunks * 4;
+  s.wgemm16 += (size_t)c0 * p.chunks * 4;
+  if (p.fuseOut) {
+    s.fuseOut += (int64_t)(c0 / 4) * p.fusePlane;
+    s.fuseAdd += (int64_t)(c0 / 4) * p.fusePlane;
+  }
+  return s;
+}
+
+// A buffer restricted to channel blocks [b0, b1) holding c channels.
+static Buf sliceBuf(const Buf& b, int b0, int b1, int c) {
+  Buf s = b;
+  s.c = c;
+  s.cb = b1 - b0;
+  if (b.raw) s.raw += (int64_t)4 * b0 * b.h * b.w;
+  else s.words += b0 * b.planeStride;
+  return s;
+}
+
 void Net::runConv(L& l) {
   const ConvPlan& p = l.conv;
   const Buf& in = bufs_[l.in[0]];
@@ -381,16 +570,35 @@ void Net::runConv(L& l) {
   if (p.kind == CONV_GEMM) {
     // Small layers stay on the calling thread: waking and waiting for a worker costs more.
     const int64_t macs = (int64_t)p.P * p.O * p.Cg * p.taps;
-    pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
-      if (macs < parMin_) e = p.nvec;
-      kernels_->gemm(p, in, out, b, e, scratch_[t]);
-    });
+    if (macs >= parMin_ && pool_.size() > 1 && p.G == 1 && p.nvec < 16 * pool_.size() && p.ntiles >= 2 * pool_.size()) {
+      // Few position vectors (small maps): split by tiles of output channels instead.
+      pool_.run(p.ntiles, [&](int b, int e, int t) {
+        const ConvPlan ps = sliceTiles(p, b, e);
+        kernels_->gemm(ps, in, sliceBuf(out, 2 * b, 2 * e, ps.O), 0, p.nvec, scratch_[t]);
+      });
+    } else {
+      pool_.run(macs < parMin_ ? 1 : p.nvec, [&](int b, int e, int t) {
+        if (macs < parMin_) e = p.nvec;
+        kernels_->gemm(p, in, out, b, e, scratch_[t]);
+      });
+    }
   } else if (p.kind == CONV_DW) {
     const int64_t macs = (int64_t)p.P * p.O * p.taps * 4;  // depthwise: ~4x the work per MAC of gemm
-    pool_.run(macs < parMin_ ? 1 : p.Ho, [&](int b, int e, int) {
-      if (macs < parMin_) e = p.Ho;
-      kernels_->dw(p, in, out, b, e);
-    });
+    const int cb = (p.C + 3) / 4;
+    if (macs >= parMin_ && pool_.size() > 1 && p.P <= 400 && cb >= 2 * pool_.size()) {
+      // Small maps: split by channel blocks (the row splits' halo rows would be a large share).
+      pool_.run(cb, [&](int b, int e, int) {
+        const ConvPlan ps = slicePlan(p, b, e);
+        kernels_->dw(ps, sliceBuf(in, b, e, ps.C), sliceBuf(out, b, e, ps.C), 0, p.Ho);
+      });
+    } else {
+      // Split in units of rows holding four 16-pixel vectors (the fast kernels' groups).
+      const int unit = std::max(1, 4 / ((p.Wo + 15) / 16)), units = (p.Ho + unit - 1) / unit;
+      pool_.run(macs < parMin_ ? 1 : units, [&](int b, int e, int) {
+        if (macs < parMin_) e = units;
+        kernels_->dw(p, in, out, b * unit, std::min(e * unit, p.Ho));
+      });
+    }
   } else {
     pool_.run(p.O, [&](int b, int e, int) {
       for (int o = b; o < e; o++) {
@@ -415,7 +623,12 @@ void Net::runConv(L& l) {
       }
     });
   }
-  if (p.act == A_LUT) clearPaddedChannels(out);
+  if (p.act == A_LUT || p.kind == CONV_GENERIC) clearPaddedChannels(out);  // LUT: a table may map 0 elsewhere; generic: writes real channels only
+}
+
+// Byte-wise max of n bytes (stored values are offset binary: max of the values). Vectorizes.
+static void maxBytes(uint8_t* __restrict d, const uint8_t* __restrict s, int n) {
+  for (int i = 0; i < n; i++) d[i] = d[i] > s[i] ? d[i] : s[i];
 }
 
 void Net::runMaxpool(L& l) {
@@ -426,7 +639,7 @@ void Net::runMaxpool(L& l) {
   pool_.run(in.cb, [&](int b0, int b1, int t) {
     uint8_t* tmp = (uint8_t*)scratch_[t];
     for (int blk = b0; blk < b1; blk++) {
-      // Horizontal pass: tmp[iy][x] = max over the valid kx of row iy.
+      // Horizontal pass: tmp[iy][x] = max over the valid kx of row iy (0 is below every stored value).
       for (int iy = 0; iy < in.h; iy++) {
         const uint8_t* src = (const uint8_t*)in.at(blk, iy, 0);
         uint8_t* dst = tmp + (size_t)iy * Wo * 4;
@@ -436,6 +649,11 @@ void Net::runMaxpool(L& l) {
           int xlo = std::max(0, (off - kx + stride - 1) / stride);
           if (in.w - 1 + off - kx < 0) continue;
           int xhi = std::min(Wo - 1, (in.w - 1 + off - kx) / stride);
+          if (xhi < xlo) continue;
+          if (stride == 1) {
+            maxBytes(dst + (size_t)xlo * 4, src + (size_t)(xlo - off + kx) * 4, (xhi - xlo + 1) * 4);
+            continue;
+          }
           for (int x = xlo; x <= xhi; x++) {
             const uint8_t* s = src + (size_t)(x * stride - off + kx) * 4;
             uint8_t* d = dst + (size_t)x * 4;
@@ -449,12 +667,26 @@ void Net::runMaxpool(L& l) {
         for (int ky = 0; ky < size; ky++) {
           int iy = y * stride - off + ky;
           if (iy < 0 || iy >= in.h) continue;
-          const uint8_t* s = tmp + (size_t)iy * Wo * 4;
-          for (int i = 0; i < Wo * 4; i++) d[i] = std::max(d[i], s[i]);
+          maxBytes(d, tmp + (size_t)iy * Wo * 4, Wo * 4);
         }
       }
     }
   });
+}
+
+// Stored bytes re-aligned from one format to another: sat8(rshr(x, r)) or sat8(x * 2^-r). Vectorizes.
+static void alignBytes(uint8_t* __restrict d, const uint8_t* __restrict s, int n, int r) {
+  if (r > 0) {
+    const int rr = r > 15 ? 15 : r, h = 1 << (rr - 1);  // from 9 on every value rounds to 0 either way
+    for (int i = 0; i < n; i++) d[i] = (uint8_t)((((int)s[i] - 128 + h) >> rr) + 128);
+  } else {
+    const int m = 1 << (-r > 8 ? 8 : -r);  // from 8 on every nonzero value saturates either way
+    for (int i = 0; i < n; i++) {
+      int v = ((int)s[i] - 128) * m;
+      v = v < -128 ? -128 : v > 127 ? 127 : v;
+      d[i] = (uint8_t)(v + 128);
+    }
+  }
 }
 
 void Net::runRoute(L& l) {
@@ -466,10 +698,13 @@ void Net::runRoute(L& l) {
   for (int inb : l.in) {
     const Buf& in = bufs_[inb];
     const int cs = in.c / groups, c0 = cs * gid, r = fracOf_[inb] - fo;
-    const bool copyBlocks = !out.raw && r == 0 && c0 % 4 == 0 && oc % 4 == 0 && (cs % 4 == 0);
-    if (copyBlocks) {
+    const bool blocks = !out.raw && c0 % 4 == 0 && oc % 4 == 0 && (cs % 4 == 0);
+    if (blocks) {
       for (int j = 0; j < cs / 4; j++)
-        for (int y = 0; y < in.h; y++) memcpy(out.at(oc / 4 + j, y, 0), in.at(c0 / 4 + j, y, 0), 4 * (size_t)in.w);
+        for (int y = 0; y < in.h; y++) {
+          if (r == 0) memcpy(out.at(oc / 4 + j, y, 0), in.at(c0 / 4 + j, y, 0), 4 * (size_t)in.w);
+          else alignBytes((uint8_t*)out.at(oc / 4 + j, y, 0), (const uint8_t*)in.at(c0 / 4 + j, y, 0), 4 * in.w, r);
+        }
       oc += cs;
       continue;
     }
@@ -487,6 +722,7 @@ void Net::runRoute(L& l) {
       }
     }
   }
+  clearPaddedChannels(out);  // the per-channel copies write real channels only
 }
 
 // The elementwise loops below take plain locals and restrict pointers so that they vectorize.
@@ -579,10 +815,50 @@ void Net::runUpsample(L& l) {
   const int s = l.d[F_STRIDE];
   for (int b = 0; b < out.cb; b++)
     for (int y = 0; y < out.h; y++) {
-      const uint32_t* src = in.at(b, y / s, 0);
-      uint32_t* dst = out.at(b, y, 0);
+      const uint32_t* __restrict src = in.at(b, y / s, 0);
+      uint32_t* __restrict dst = out.at(b, y, 0);
+      if (s == 2 && out.w == 2 * in.w) {
+        for (int x = 0; x < in.w; x++) dst[2 * x] = dst[2 * x + 1] = src[x];
+        continue;
+      }
       for (int x = 0; x < out.w; x++) dst[x] = src[x / s];
     }
+}
+
+// Bytes of a tensor's interior in its stored form.
+static int64_t tensorBytes(const Buf& b) {
+  return b.wide ? (int64_t)4 * b.c * b.h * b.w : (int64_t)4 * b.cb * b.h * b.w;
+}
+
+Net::Info Net::info(int i) const {
+  const L& l = layers_.at(i);
+  Info r;
+  const int kind = l.d[F_KIND];
+  if (kind == K_DROPOUT || kind == K_YOLO) {
+    r.kernel = "alias";
+    return r;
+  }
+  if (l.fused) {
+    r.kernel = "fused into the conv before";
+    return r;
+  }
+  const Buf& out = bufs_[l.buf];
+  r.bytes = tensorBytes(out);
+  for (int b : l.in) r.bytes += tensorBytes(bufs_[b]);
+  if (kind == K_CONV) {
+    const ConvPlan& p = l.conv;
+    const Buf& in = bufs_[l.in[0]];
+    r.macs = (int64_t)p.P * p.O * p.Cg * p.taps;
+    r.bytes += (int64_t)p.O * p.Cg * p.taps;  // weights
+    if (p.fuseOut) r.bytes += 2 * tensorBytes(out);  // the fused shortcut's other input and output
+    const char* k = kernels_->path ? kernels_->path(p, in, out) : nullptr;
+    r.kernel = k ? k : p.kind == CONV_GEMM ? (p.direct ? "gemm direct" : "gemm panel") : p.kind == CONV_DW ? "depthwise" : "generic";
+    if (p.fuseOut) r.kernel += " + shortcut";
+    return r;
+  }
+  static const char* names[] = {"conv", "maxpool", "route", "shortcut", "upsample", "dropout", "yolo"};
+  r.kernel = names[kind];
+  return r;
 }
 
 size_t Net::count(int layer) const {
@@ -590,7 +866,22 @@ size_t Net::count(int layer) const {
   return (size_t)b.c * b.h * b.w;
 }
 
-void Net::read(int layer, int32_t* dst) const {
+void Net::read(int layer, int32_t* dst) {
+  if (retained(layer)) {
+    readOwn(layer, dst);
+    return;
+  }
+  if (!twin_) twin_.reset(new Net(src_, inC_, inH_, inW_, kernels_, pool_.size(), true));
+  if (twinFrame_ != frames_) {
+    const Buf &a = bufs_[0], &t = twin_->bufs_[0];
+    memcpy(t.words, a.words, sizeof(uint32_t) * (size_t)(a.cb * a.planeStride));
+    twin_->compute();
+    twinFrame_ = frames_;
+  }
+  twin_->readOwn(layer, dst);
+}
+
+void Net::readOwn(int layer, int32_t* dst) const {
   const Buf& b = bufs_[layers_.at(layer).buf];
   if (b.raw) {
     memcpy(dst, b.raw, sizeof(int32_t) * count(layer));

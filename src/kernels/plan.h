@@ -32,6 +32,7 @@ struct Buf {
   uint32_t* words = nullptr;
   // 16-bit tensors (read only by yolo heads) live here instead: int32 CHW.
   int32_t* raw = nullptr;
+  bool wide = false;  // a 16-bit tensor (raw, once memory is placed)
   uint32_t* at(int blk, int y, int x) const {
     return words + blk * planeStride + (int64_t)(y + b) * rowStride + (x + b);
   }
@@ -60,6 +61,16 @@ struct ConvPlan {
   bool leaky32 = false;       // Y*3277 fits 32 bits
   bool tAdd = false;          // M*S + 2^(tsh-1) fits 32 bits: T = (M*S + rnd) >> tsh
   bool rAdd = false;          // |A(Y)| + 2^(rsh-1) fits 32 bits: rshr = (A + rnd) >> rsh
+  // The fast epilogue applies: linear/leaky/relu, tAdd and rAdd, no left shifts. Its output is
+  // sat((A(Y) + rrnd) >> rsh) with Y = acc + bias + T (saturated to 8 bits, or 16 for raw outputs).
+  bool fast = false;
+  // M*S by vpmaddwd / smull: every M fits 16 bits, and so does every window sum the kernels form
+  // (the real S of a gemm window; the stored-byte sum of a depthwise window).
+  bool madd = false;
+  // The fast forms' output rounding folded in: fbias = bias + rrnd, and fk the constant of the
+  // activation on Y + rrnd (leaky: 2^14 + 29491 * rrnd, see the AVX-512 epilogue; relu: rrnd).
+  int32_t* fbias = nullptr;
+  int32_t* fk = nullptr;
   uint8_t inZero = 128;
   // Per output channel, padded to the kernel's channel count (zeros past O):
   int32_t* bias = nullptr;    // B - inZero * sum(Q): absorbs the input offset
@@ -90,6 +101,7 @@ struct ConvPlan {
   const uint32_t* fuseAdd = nullptr;
   uint32_t* fuseOut = nullptr;
   int fuseSa = 0, fuseSb = 0, fuseAct = A_LINEAR;
+  int64_t fusePlane = 0;  // words per block plane of the fused buffers
   // depthwise: weights [cb][tap][4] as int32 (16-bit values) repeated for VL/4 pixels
   int32_t* wdw = nullptr;
   // depthwise, by rows of taps: [C padded to 4][k][ng] words of 4 consecutive kx weights (ng = ceil(k/4))
@@ -111,6 +123,10 @@ struct Kernels {
   void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
   // Output rows [y0, y1) of a depthwise conv (all channel blocks).
   void (*dw)(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1);
+  // Interleaved RGB (w x h) into the input buffer's words; nullptr: the portable loop.
+  void (*load)(const uint8_t* rgb, const Buf& in, int w, int h) = nullptr;
+  // The name of the code path gemm/dw take for a conv (profiles); nullptr: "gemm"/"depthwise".
+  const char* (*path)(const ConvPlan& p, const Buf& in, const Buf& out) = nullptr;
 };
 
 // Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
@@ -124,6 +140,7 @@ extern const Kernels kAvx512Vbmi;  // kAvx512 with the VBMI depthwise
 #endif
 #if defined(__aarch64__)
 extern const Kernels kDotprod;  // NEON with sdot/udot (ARMv8.2 dot product)
+extern const Kernels kNeon;     // NEON of ARMv8.0 (smull/sadalp)
 #endif
 
 }  // namespace zqint

@@ -11,7 +11,20 @@ static inline void cpuRelax() {}
 
 namespace zqint {
 
-Pool::Pool(int threads) : n_(threads < 1 ? 1 : threads) {
+// Waiting for other threads: a short spin (they are usually a few hundred cycles away), then
+// yielding the core, so that a pool with more threads than cores still makes progress: the thread
+// waited for may need the very core the waiter holds.
+template <class Done>
+static void waitUntil(Done done) {
+  for (int spins = 0; !done(); spins++) {
+    if (spins < 256) cpuRelax();
+    else std::this_thread::yield();
+  }
+}
+
+Pool::Pool(int threads)
+    : n_(threads < 1 ? 1 : threads > kMaxThreads ? kMaxThreads : threads),
+      oversubscribed_(std::thread::hardware_concurrency() > 0 && n_ > (int)std::thread::hardware_concurrency()) {
   for (int i = 1; i < n_; i++) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -25,15 +38,26 @@ Pool::~Pool() {
   for (auto& t : threads_) t.join();
 }
 
-// Takes chunks until none is left.
+// Runs the next chunk of owner's range; false when that range is exhausted.
+bool Pool::take(Job& j, int owner, int id) {
+  Cursor& k = j.cur[owner];
+  if (k.next.load(std::memory_order_relaxed) >= j.per) return false;
+  const int i = k.next.fetch_add(1);
+  if (i >= j.per) return false;
+  const int c = owner * j.per + i;
+  const int b = (int)((long long)j.items * c / j.chunks), e = (int)((long long)j.items * (c + 1) / j.chunks);
+  if (b < e) j.fn.call(j.fn.ctx, b, e, id);
+  j.done.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+// The thread's own chunks, then the others' (from the next thread on).
 void Pool::work(Job& j, int id) {
-  for (;;) {
-    const int c = (int)j.next.fetch_add(1);
-    if (c >= j.chunks) return;
-    const int b = (int)((long long)j.items * c / j.chunks), e = (int)((long long)j.items * (c + 1) / j.chunks);
-    if (b < e) j.fn.call(j.fn.ctx, b, e, id);
-    j.done.fetch_add(1, std::memory_order_release);
+  while (take(j, id, id)) {
   }
+  for (int d = 1; d < n_; d++)
+    while (take(j, (id + d) % n_, id)) {
+    }
 }
 
 void Pool::runTask(int n, const Task& fn) {
@@ -44,11 +68,12 @@ void Pool::runTask(int n, const Task& fn) {
   const unsigned gen = gen_.load(std::memory_order_relaxed) + 1;
   Job& j = jobs_[gen & 1];
   j.gen.store(0);                         // invalidate before waiting: a worker arriving later skips it
-  while (j.users.load() > 0) cpuRelax();  // a worker of generation gen-2 still inside
+  waitUntil([&] { return j.users.load() == 0; });  // a worker of generation gen-2 still inside
   j.fn = fn;
   j.items = n;
-  j.chunks = n < 4 * n_ ? n : 4 * n_;
-  j.next.store(0);
+  j.per = n < 4 * n_ ? (n + n_ - 1) / n_ : 4;
+  j.chunks = j.per * n_;  // chunks past n are empty ranges
+  for (int t = 0; t < n_; t++) j.cur[t].next.store(0, std::memory_order_relaxed);
   j.done.store(0);
   j.gen.store(gen);
   cur_.store(&j);
@@ -58,16 +83,17 @@ void Pool::runTask(int n, const Task& fn) {
   }
   if (sleepers_.load() > 0) cv_.notify_all();
   work(j, 0);
-  while (j.done.load(std::memory_order_acquire) < j.chunks) cpuRelax();
+  waitUntil([&] { return j.done.load(std::memory_order_acquire) >= j.chunks; });
 }
 
 void Pool::worker(int id) {
   unsigned seen = 0;  // the generation at construction: a job posted before this thread starts is not missed
   for (;;) {
-    int spins = 0;
-    while (gen_.load(std::memory_order_acquire) == seen && spins < 100000) {
-      cpuRelax();
-      spins++;
+    // Spin briefly for the next layer of the frame (yielding when cores are short), then sleep.
+    const int limit = oversubscribed_ ? 1000 : 100000;
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == seen && spins < limit; spins++) {
+      if (spins < 256 || !oversubscribed_) cpuRelax();
+      else std::this_thread::yield();
     }
     if (gen_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mu_);

@@ -101,6 +101,8 @@ function parseNumber(spec: OptionSpec, key: string, text: string, section: strin
     throw badValue(key, whole, section, integer ? 'expected an integer' : 'expected a number', where);
   }
   const n = Number(text);
+  // Integers are 32-bit in darknet; a float that overflows to infinity is no number either.
+  if (integer ? Math.abs(n) > 2 ** 31 - 1 : !Number.isFinite(n)) throw badValue(key, whole, section, 'out of range', where);
   if (spec.type === 'flag' && n !== 0 && n !== 1) throw badValue(key, whole, section, 'expected 0 or 1', where);
   if (spec.min !== undefined && n < spec.min) throw badValue(key, whole, section, `must be >= ${spec.min}`, where);
   if (spec.max !== undefined && n > spec.max) throw badValue(key, whole, section, `must be <= ${spec.max}`, where);

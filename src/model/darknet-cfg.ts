@@ -8,14 +8,13 @@ import { ZeroqError } from '../util/errors.js';
 import type { Activation, ConvLayer, Layer, MaxPoolLayer, Network, NmsKind, RouteLayer, Shape, ShortcutLayer, YoloLayer } from './ir.js';
 import { CfgSection, readCfgSections } from './darknet-cfg-syntax.js';
 import { convOutShape, maxPoolOutShape, routeOutShape, shapeString, upsampleOutShape } from './shapes.js';
+import { ACTIVATIONS, inputProblem, LIMITS, networkProblem, problemWhere, yoloProblem } from './network-check.js';
 
 export interface CfgOptions {
   /** Run the network at another input size than the cfg's width/height. */
   width?: number;
   height?: number;
 }
-
-const ACTIVATIONS: readonly Activation[] = ['linear', 'leaky', 'relu', 'mish', 'swish', 'logistic'];
 
 function activation(sec: CfgSection, fallback: Activation): Activation {
   const a = sec.word('activation', fallback);
@@ -194,26 +193,12 @@ class NetworkBuilder {
   private yolo(sec: CfgSection, index: number, inShape: Shape, source: string): YoloLayer {
     const classes = sec.int('classes', 20);
     const num = sec.int('num', 1);
-    const mask = sec.list('mask') ?? Array.from({ length: num }, (_, i) => i);
-    const bad = mask.find((m) => m >= num);
-    if (bad !== undefined) {
-      throw new ZeroqError('cfg-bad-value', `mask index ${bad} in [${sec.name}] is not below num=${num}`, sec.where('mask'));
-    }
+    const mask = sec.list('mask') ?? Array.from({ length: Math.min(num, LIMITS.anchors + 1) }, (_, i) => i);
     const anchors = sec.required<number[]>('anchors');
-    if (anchors.length < 2 * num) {
-      throw new ZeroqError(
-        'cfg-bad-value',
-        `[${sec.name}] has ${anchors.length} anchor values, num=${num} needs ${2 * num}`,
-        sec.where('anchors'),
-      );
-    }
-    const want = mask.length * (classes + 5);
-    if (inShape.c !== want) {
-      throw new ZeroqError(
-        'cfg-shape',
-        `[${sec.name}] needs ${want} input channels (${mask.length} anchors x (${classes} classes + 5)), layer ${index - 1} gives ${inShape.c}`,
-        source,
-      );
+    const problem = yoloProblem({ classes, num, mask, anchors, inC: inShape.c, inName: `layer ${index - 1}` });
+    if (problem) {
+      const input = problem.field === 'input';
+      throw new ZeroqError(input ? 'cfg-shape' : 'cfg-bad-value', `[${sec.name}] ${problem.message}`, input ? source : sec.where(problem.field));
     }
     return {
       kind: 'yolo',
@@ -244,17 +229,26 @@ export function parseCfg(text: string, file: string, options: CfgOptions = {}): 
     return v;
   };
   const input: Shape = { c: dim('channels'), h: dim('height', options.height), w: dim('width', options.width) };
+  const big = inputProblem(input);
+  if (big) throw new ZeroqError(big.kind === 'limit' ? 'cfg-limit' : 'cfg-bad-value', big.message, net.where());
   if (sections.length === 1) throw new ZeroqError('cfg-structure', 'no layers after [net]', file);
+  if (sections.length - 1 > LIMITS.layers) throw new ZeroqError('cfg-limit', `${sections.length - 1} layers, more than the limit of ${LIMITS.layers}`, file);
   const builder = new NetworkBuilder(input);
   for (const sec of sections.slice(1)) builder.add(sec);
   const layers = builder.layers;
-  return {
+  const network: Network = {
     name: path.basename(file).replace(/\.cfg$/i, ''),
     input,
     letterbox: net.flag('letter_box', false),
     layers,
     heads: layers.filter((l) => l.kind === 'yolo').map((l) => l.index),
   };
+  // The rules every network obeys (the .zqw reader checks the same), and the size limits.
+  const problem = networkProblem(network);
+  if (problem) {
+    throw new ZeroqError(problem.kind === 'limit' ? 'cfg-limit' : 'cfg-shape', problem.message, problem.layer?.source ?? problemWhere(problem, file));
+  }
+  return network;
 }
 
 /** Reads and parses a .cfg file; errors and layer sources name it by its base name. */

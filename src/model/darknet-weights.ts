@@ -40,6 +40,9 @@ export function hasLongSeen(major: number, minor: number): boolean {
   return major * 10 + minor >= 2 && major < 1000 && minor < 1000;
 }
 
+/** The versions darknet writes: 0.0 and 0.1 (32-bit `seen`), 0.2 (64-bit); anything else is another format. */
+const KNOWN_VERSION = (major: number, minor: number): boolean => major === 0 && minor >= 0 && minor <= 2;
+
 /** Number of float32 values one conv layer stores. */
 export function convFloatCount(net: Network, layer: ConvLayer): number {
   return layer.filters * (layer.batchNormalize ? 4 : 1) + convWeightCount(net, layer);
@@ -68,8 +71,9 @@ function layerName(l: ConvLayer): string {
 
 /**
  * Reads the numbers of a .weights file for `net`, unfolded. `file` names the file in errors.
- * Errors: file shorter than the cfg needs (naming the layer where the data runs out), longer (how
- * many bytes are left over), or a batch-norm variance that is negative.
+ * Errors: a version darknet does not write, a file shorter than the cfg needs (naming the layer
+ * where the data runs out) or longer (how many bytes are left over), a value that is infinite or
+ * NaN anywhere, or a batch-norm variance that is negative.
  */
 export function readDarknetWeights(net: Network, data: Uint8Array, file: string): RawDarknetWeights {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -79,6 +83,9 @@ export function readDarknetWeights(net: Network, data: Uint8Array, file: string)
   const major = view.getInt32(0, true);
   const minor = view.getInt32(4, true);
   const revision = view.getInt32(8, true);
+  if (!KNOWN_VERSION(major, minor)) {
+    throw new ZeroqError('weights-version', `format version ${major}.${minor}.${revision} is not one darknet writes (0.0 to 0.2)`, file);
+  }
   const long = hasLongSeen(major, minor);
   const headerBytes = long ? 20 : 16;
   if (data.byteLength < headerBytes) {
@@ -115,23 +122,27 @@ export function readDarknetWeights(net: Network, data: Uint8Array, file: string)
   }
 
   let at = headerBytes;
-  const take = (n: number): Float32Array => {
+  let layer: ConvLayer;
+  const take = (n: number, what: string): Float32Array => {
     const a = floats(data, at, n);
+    const bad = a.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new ZeroqError('weights-bad-value', `${layerName(layer)}: ${what} ${bad} is ${a[bad]} (at offset ${at + 4 * bad})`, file);
     at += 4 * n;
     return a;
   };
   const layers: RawDarknetWeights['layers'] = net.layers.map((l) => {
     if (l.kind !== 'conv') return undefined;
-    const biases = take(l.filters);
+    layer = l;
+    const biases = take(l.filters, 'bias');
     let bn: RawConvWeights['bn'];
     if (l.batchNormalize) {
-      bn = { scales: take(l.filters), mean: take(l.filters), variance: take(l.filters) };
+      bn = { scales: take(l.filters, 'batch-norm scale'), mean: take(l.filters, 'batch-norm mean'), variance: take(l.filters, 'batch-norm variance') };
       const bad = bn.variance.findIndex((v) => !(v + BN_EPSILON > 0));
       if (bad >= 0) {
         throw new ZeroqError('weights-bad-value', `${layerName(l)}: batch-norm variance of filter ${bad} is ${bn.variance[bad]}`, file);
       }
     }
-    const weights = take(convWeightCount(net, l));
+    const weights = take(convWeightCount(net, l), 'weight');
     return { biases, bn, weights };
   });
   return { header, layers };
@@ -139,9 +150,10 @@ export function readDarknetWeights(net: Network, data: Uint8Array, file: string)
 
 /**
  * Folds batch norm into weight and bias: w' = w*s, b' = bias - mean*s with s = scale/sqrt(var+1e-5),
- * computed in double precision and rounded once to float32.
+ * computed in double precision and rounded once to float32. Refuses (weights-bad-value) a layer
+ * whose folded numbers leave float32's range.
  */
-export function foldBatchNorm(raw: RawConvWeights): ConvParams {
+export function foldBatchNorm(raw: RawConvWeights, where?: string): ConvParams {
   if (!raw.bn) return { weight: Float32Array.from(raw.weights), bias: Float32Array.from(raw.biases) };
   const { scales, mean, variance } = raw.bn;
   const filters = raw.biases.length;
@@ -152,6 +164,10 @@ export function foldBatchNorm(raw: RawConvWeights): ConvParams {
     const s = scales[f] / Math.sqrt(variance[f] + BN_EPSILON);
     bias[f] = raw.biases[f] - mean[f] * s;
     for (let k = f * perFilter; k < (f + 1) * perFilter; k++) weight[k] = raw.weights[k] * s;
+    // Finite numbers can still fold to infinity (a huge scale over a tiny variance).
+    if (!Number.isFinite(bias[f]) || weight.subarray(f * perFilter, (f + 1) * perFilter).some((v) => !Number.isFinite(v))) {
+      throw new ZeroqError('weights-bad-value', `filter ${f}: batch norm folds to infinity (scale ${scales[f]}, variance ${variance[f]})`, where);
+    }
   }
   return { weight, bias };
 }

@@ -47,7 +47,7 @@ export async function loadDarknet(cfgPath: string, weightsPath?: string, options
   const raw = readDarknetWeights(net, data, path.basename(file));
   return {
     net,
-    params: raw.layers.map((l) => (l ? foldBatchNorm(l) : undefined)),
+    params: raw.layers.map((l, i) => (l ? foldBatchNorm(l, `${path.basename(file)}: layer ${i}${net.layers[i].source ? ` (${net.layers[i].source})` : ''}`) : undefined)),
     header: raw.header,
     weightsPath: file,
     weightsBytes: data.byteLength,

@@ -2,6 +2,18 @@ import type { ConvLayer, Layer, Network, Shape } from '../model/ir.js';
 import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from './types.js';
 import { ZeroqError } from '../util/errors.js';
 import { convInputMax, INT32_MAX, yBound } from './bounds.js';
+import { networkProblem, problemWhere } from '../model/network-check.js';
+
+/**
+ * Ranges of the integer fields (docs/formats/fixed-point.md "Validation"): every fraction-bit count
+ * (formats, fw, fm, lutShift) within ±FRAC_LIMIT, tables of at most LUT_MAX entries, |lutOffset| at
+ * most LUT_OFFSET_MAX. The native planner (src/kernels/check.cc) refuses the same.
+ */
+export const FRAC_LIMIT = 64;
+export const LUT_MAX = 65536;
+export const LUT_OFFSET_MAX = 2 ** 20;
+
+const inRange = (v: number, lo: number, hi: number): boolean => Number.isInteger(v) && v >= lo && v <= hi;
 
 /** "layer 12 (conv, yolo-fastest-1.1.cfg:88)": how errors name a layer. */
 export function layerWhere(layer: Layer): string {
@@ -23,6 +35,9 @@ export function inputShapeOf(net: Network, i: number): Shape {
  */
 export function validateQNet(qnet: QNet): void {
   const { net } = qnet;
+  const problem = networkProblem(net);
+  if (problem) throw new ZeroqError(problem.kind === 'limit' ? 'QNET_LIMIT' : 'QNET_NETWORK', problem.message, problemWhere(problem, net.name));
+  if (net.input.c !== 3) throw new ZeroqError('QNET_INPUT', `the network input has ${net.input.c} channels; integer engines read RGB frames (3)`, net.name);
   const n = net.layers.length;
   if (qnet.formats.length !== n || qnet.convs.length !== n) {
     throw new ZeroqError('QNET_SHAPE', `formats/convs hold ${qnet.formats.length}/${qnet.convs.length} entries for ${n} layers`, net.name);
@@ -33,19 +48,21 @@ export function validateQNet(qnet: QNet): void {
   for (const layer of net.layers) {
     const where = layerWhere(layer);
     const fmt = qnet.formats[layer.index];
+    for (const i of layer.inputs) {
+      if (i < -1 || i >= layer.index) throw new ZeroqError('QNET_INPUT', `reads layer ${i}`, where);
+      if (i === -1 && layer.kind !== 'conv') throw new ZeroqError('QNET_INPUT', 'only a conv layer may read the network input', where);
+      // A head is where a tensor leaves the engine; its own format is not one any layer can read.
+      if (i >= 0 && net.layers[i].kind === 'yolo') throw new ZeroqError('QNET_INPUT', `reads the yolo layer ${i}`, where);
+    }
     if (layer.kind === 'yolo') continue;
     if (fmt.bits !== 8 && fmt.bits !== 16) throw new ZeroqError('QNET_FORMAT', `format bits ${String(fmt.bits)} (8 or 16)`, where);
-    if (!Number.isInteger(fmt.frac)) throw new ZeroqError('QNET_FORMAT', `format frac ${fmt.frac} is not an integer`, where);
+    if (!inRange(fmt.frac, -FRAC_LIMIT, FRAC_LIMIT)) throw new ZeroqError('QNET_FORMAT', `format frac ${fmt.frac} is not an integer within ±${FRAC_LIMIT}`, where);
     if (fmt.bits === 16) {
       const r = readers[layer.index];
       const bad = r.find((l) => l.kind !== 'yolo');
       if (r.length === 0 || bad) {
         throw new ZeroqError('QNET_16BIT', `16-bit output read by ${bad ? layerWhere(bad) : 'no yolo layer'}; only tensors feeding yolo heads may be 16-bit`, where);
       }
-    }
-    for (const i of layer.inputs) {
-      if (i < -1 || i >= layer.index) throw new ZeroqError('QNET_INPUT', `reads layer ${i}`, where);
-      if (i === -1 && layer.kind !== 'conv') throw new ZeroqError('QNET_INPUT', 'only a conv layer may read the network input', where);
     }
     switch (layer.kind) {
       case 'conv':
@@ -105,6 +122,14 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
     if (a.length !== O) throw new ZeroqError('QNET_CONV', `${name} has ${a.length} entries, expected ${O}`, where);
   }
   if (!Number.isInteger(q.wbits) || q.wbits < 2 || q.wbits > 8) throw new ZeroqError('QNET_CONV', `wbits ${q.wbits} (2..8)`, where);
+  for (let o = 0; o < O; o++) {
+    if (!inRange(q.fw[o], -FRAC_LIMIT, FRAC_LIMIT) || !inRange(q.fm[o], -FRAC_LIMIT, FRAC_LIMIT)) {
+      throw new ZeroqError('QNET_CONV', `fw[${o}] = ${q.fw[o]}, fm[${o}] = ${q.fm[o]}: fraction bits must be integers within ±${FRAC_LIMIT}`, where);
+    }
+    if (!inRange(q.m[o], -INT32_MAX - 1, INT32_MAX) || !inRange(q.bias[o], -INT32_MAX - 1, INT32_MAX)) {
+      throw new ZeroqError('QNET_CONV', `M[${o}] = ${q.m[o]}, B[${o}] = ${q.bias[o]}: not 32-bit integers`, where);
+    }
+  }
   const wmax = 2 ** (q.wbits - 1);
   const outFmt = qnet.formats[layer.index];
   const xmax = convInputMax(src);
@@ -126,6 +151,13 @@ function validateConv(qnet: QNet, layer: ConvLayer, q: QConv | undefined, where:
   if (act === 'mish' || act === 'swish' || act === 'logistic') {
     if (!q.lut || q.lut.length === 0 || q.lutShift === undefined || q.lutOffset === undefined) {
       throw new ZeroqError('QNET_ACTIVATION', `${act} needs a look-up table (lut, lutShift, lutOffset)`, where);
+    }
+    if (q.lut.length > LUT_MAX || !inRange(q.lutShift, -FRAC_LIMIT, FRAC_LIMIT) || !inRange(q.lutOffset, -LUT_OFFSET_MAX, LUT_OFFSET_MAX)) {
+      throw new ZeroqError(
+        'QNET_LUT',
+        `table of ${q.lut.length} entries (at most ${LUT_MAX}), lutShift ${q.lutShift} (within ±${FRAC_LIMIT}), lutOffset ${q.lutOffset} (within ±${LUT_OFFSET_MAX})`,
+        where,
+      );
     }
     const lo = -(2 ** (outFmt.bits - 1));
     const hi = 2 ** (outFmt.bits - 1) - 1;

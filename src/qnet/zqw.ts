@@ -6,14 +6,15 @@ import { createHash, createPublicKey, sign as edSign, verify as edVerify, type K
 import { readFile } from 'node:fs/promises';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { z } from 'zod';
-import type { Layer, Network, Shape } from '../model/ir.js';
+import type { Network } from '../model/ir.js';
 import { convWeightCount } from '../model/ir.js';
-import { convOutShape, maxPoolOutShape, routeOutShape, upsampleOutShape } from '../model/shapes.js';
-import { validateQNet } from './validate.js';
+import { FRAC_LIMIT, LUT_MAX, LUT_OFFSET_MAX, validateQNet } from './validate.js';
+import { networkProblem, problemWhere } from '../model/network-check.js';
 import type { QConv, QNet, TensorFormat } from './types.js';
 import { architectureHash, canonicalJson, networkSchema } from './arch.js';
 import { packedBytes, packWeights, unpackWeights } from './pack.js';
 import { ZeroqError } from '../util/errors.js';
+import { defaultTrust } from './keys.js';
 
 export const ZQW_MAGIC = Buffer.from([0x89, 0x5a, 0x51, 0x57, 0x0d, 0x0a, 0x1a, 0x0a]);
 export const ZQW_VERSION = 1;
@@ -27,23 +28,27 @@ const MAX_PAYLOAD = 2 ** 31 - 1;
 const SIG_ED25519 = 1;
 const SIG_BYTES = 97;
 
-const align4 = (n: number): number => (n + 3) & ~3;
+// Arithmetic, not bitwise: lengths read from a header reach 2^32, past 32-bit bitwise operators.
+const align4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 const int = z.number().int();
-const section = z.strictObject({ offset: int.nonnegative(), bytes: int.nonnegative() });
-const formatSchema = z.strictObject({ bits: z.union([z.literal(8), z.literal(16)]), frac: int });
+// Every integer the reader puts into an Int32Array is range-checked here first (no wrap-around).
+const int32 = int.min(-(2 ** 31)).max(2 ** 31 - 1);
+const frac = int.min(-FRAC_LIMIT).max(FRAC_LIMIT);
+const section = z.strictObject({ offset: int.nonnegative().max(MAX_PAYLOAD), bytes: int.nonnegative().max(MAX_PAYLOAD) });
+const formatSchema = z.strictObject({ bits: z.union([z.literal(8), z.literal(16)]), frac });
 const convSchema = z.strictObject({
   wbits: int.min(2).max(8),
   perChannel: z.boolean(),
   zeroCentered: z.boolean(),
-  fw: z.array(int),
-  m: z.array(int),
-  fm: z.array(int),
+  fw: z.array(frac),
+  m: z.array(int.min(-(2 ** 15) + 1).max(2 ** 15 - 1)),
+  fm: z.array(frac),
   bias: section,
   weights: section,
-  lut: z.array(int).optional(),
-  lutShift: int.optional(),
-  lutOffset: int.optional(),
+  lut: z.array(int32).min(1).max(LUT_MAX).optional(),
+  lutShift: frac.optional(),
+  lutOffset: int.min(-LUT_OFFSET_MAX).max(LUT_OFFSET_MAX).optional(),
 });
 
 export const manifestSchema = z.looseObject({
@@ -60,7 +65,7 @@ export const manifestSchema = z.looseObject({
   quantization: z.looseObject({}),
   calibration: z.looseObject({}).optional(),
   layers: z.array(z.strictObject({ index: int, format: formatSchema, conv: convSchema.optional() })),
-  payloadBytes: int.nonnegative(),
+  payloadBytes: int.nonnegative().max(MAX_PAYLOAD),
 });
 
 export type ZqwManifest = z.infer<typeof manifestSchema>;
@@ -77,6 +82,8 @@ export interface ZqwMeta {
   calibration?: Record<string, unknown>;
   /** Store manifest and payload deflated (default true). */
   deflate?: boolean;
+  /** Further manifest keys, kept as given (e.g. `selftest`, docs/formats/weight-set.md). */
+  extra?: Record<string, unknown>;
 }
 
 export interface ZqwSignature {
@@ -101,8 +108,10 @@ export interface ReadZqwOptions {
    * Trusted Ed25519 public keys. When given (even empty), the file must carry a signature (embedded,
    * or `detachedSignature`) by one of them that verifies; otherwise a signature is parsed but not
    * checked. The digest alone protects against damage, not against anyone who edits the file.
+   * readZqw without `trust` checks against the process's default trust list (setDefaultTrust or
+   * ZEROQ_TRUST, src/qnet/keys.ts) when one is set; `null` checks nothing.
    */
-  trust?: readonly KeyObject[];
+  trust?: readonly KeyObject[] | null;
   /** A detached signature (the contents of a .zqw.sig file), for a file without an embedded one. */
   detachedSignature?: Uint8Array;
   /** Where the bytes came from, for error messages. */
@@ -192,6 +201,7 @@ export function writeZqw(qnet: QNet, meta: ZqwMeta): Buffer {
     ...(meta.classes ? { classes: [...meta.classes] } : {}),
     quantization: { ...meta.quantization, weights: avg.weights, avgBitsPerWeight: avg.bits },
     ...(meta.calibration ? { calibration: meta.calibration } : {}),
+    ...meta.extra,
     layers,
     payloadBytes: payload.length,
   };
@@ -257,42 +267,6 @@ function parseSignature(block: Buffer, where: string): ZqwSignature {
     throw err('zqw-signature', `unknown signature block (${block.length} bytes, algorithm ${block[0]})`, where);
   }
   return { algorithm: 'ed25519', keyId: block.subarray(1, 33).toString('hex'), signature: Buffer.from(block.subarray(33)) };
-}
-
-function checkNetwork(net: Network, where: string): void {
-  const bad = (layer: Layer, msg: string): ZeroqError => err('zqw-network', `layer ${layer.index} (${layer.kind}): ${msg}`, where);
-  const shapeOf = (i: number): Shape => (i === -1 ? net.input : net.layers[i].out);
-  const same = (a: Shape, b: Shape): boolean => a.c === b.c && a.h === b.h && a.w === b.w;
-  net.layers.forEach((l, i) => {
-    if (l.index !== i) throw bad(l, `index ${l.index} at position ${i}`);
-    for (const j of l.inputs) if (j < -1 || j >= i) throw bad(l, `reads layer ${j}, which is not an earlier layer`);
-    let want: Shape;
-    switch (l.kind) {
-      case 'conv': {
-        const s = shapeOf(l.inputs[0]);
-        if (s.c % l.groups !== 0 || l.filters % l.groups !== 0) throw bad(l, `groups ${l.groups} do not divide ${s.c} inputs and ${l.filters} filters`);
-        want = convOutShape(s, l.filters, l.size, l.stride, l.pad);
-        break;
-      }
-      case 'maxpool':
-        want = maxPoolOutShape(shapeOf(l.inputs[0]), l.size, l.stride, l.padding);
-        break;
-      case 'route':
-        want = routeOutShape(l.inputs.map(shapeOf), l.groups);
-        break;
-      case 'upsample':
-        want = upsampleOutShape(shapeOf(l.inputs[0]), l.stride);
-        break;
-      default:
-        want = shapeOf(l.inputs[0]);
-    }
-    if (!same(want, l.out) || l.out.h < 1 || l.out.w < 1) {
-      throw bad(l, `output ${l.out.c}x${l.out.h}x${l.out.w}, its inputs give ${want.c}x${want.h}x${want.w}`);
-    }
-  });
-  for (const h of net.heads) {
-    if (h < 0 || h >= net.layers.length || net.layers[h].kind !== 'yolo') throw err('zqw-network', `head ${h} is not a yolo layer`, where);
-  }
 }
 
 function readInt32(payload: Buffer, offset: number, n: number): Int32Array {
@@ -368,13 +342,27 @@ export function parseZqw(input: Uint8Array, opts: ReadZqwOptions = {}): ZqwFile 
   if (opts.expectArch !== undefined && arch !== opts.expectArch) {
     throw err('zqw-arch', `weight set for architecture ${arch}, expected ${opts.expectArch}`, where);
   }
-  checkNetwork(net, where);
+  // The network's rules and size limits, before anything of its size is allocated.
+  const problem = networkProblem(net);
+  if (problem) throw err(problem.kind === 'limit' ? 'zqw-limit' : 'zqw-network', problem.message, `${where}: ${problemWhere(problem, 'network')}`);
+  const mi = manifest.input;
+  if (mi.width !== net.input.w || mi.height !== net.input.h || mi.channels !== net.input.c) {
+    throw err('zqw-manifest', `manifest.input ${mi.width}x${mi.height}x${mi.channels} differs from the network's ${net.input.w}x${net.input.h}x${net.input.c}`, where);
+  }
+  if (manifest.layers.length !== net.layers.length) {
+    throw err('zqw-payload', `${manifest.layers.length} layer entries for ${net.layers.length} layers`, where);
+  }
+  // The payload holds each conv's biases and weights (padded to 4 bytes), nothing more.
+  const layout = net.layers.reduce((sum, l) => (l.kind === 'conv' ? sum + 4 * l.filters + align4(packedBytes(convWeightCount(net, l), 8)) : sum), 0);
+  if (manifest.payloadBytes > layout) {
+    throw err('zqw-payload', `the manifest announces a ${manifest.payloadBytes}-byte payload; the layers need at most ${layout}`, where);
+  }
 
   // Build the QNet.
   let payload: Buffer = buf.subarray(p, p + pl);
   if (flags & FLAG_PAYLOAD_DEFLATED) {
     try {
-      payload = inflateRawSync(payload, { maxOutputLength: Math.min(MAX_PAYLOAD, Math.max(1, manifest.payloadBytes)) });
+      payload = inflateRawSync(payload, { maxOutputLength: Math.max(1, manifest.payloadBytes) });
     } catch (e) {
       throw err('zqw-payload', `payload does not inflate to the ${manifest.payloadBytes} bytes the manifest announces: ${(e as Error).message}`, where);
     }
@@ -383,8 +371,17 @@ export function parseZqw(input: Uint8Array, opts: ReadZqwOptions = {}): ZqwFile 
     throw err('zqw-payload', `payload of ${payload.length} bytes, the manifest announces ${manifest.payloadBytes}`, where);
   }
   const size = payload.length;
-  if (manifest.layers.length !== net.layers.length) {
-    throw err('zqw-payload', `${manifest.layers.length} layer entries for ${net.layers.length} layers`, where);
+  // No two sections share a byte.
+  const sections = manifest.layers
+    .flatMap((e) => (e.conv ? [{ ...e.conv.bias, l: e.index }, { ...e.conv.weights, l: e.index }] : []))
+    .filter((x) => x.bytes > 0)
+    .sort((a, b) => a.offset - b.offset);
+  for (let k = 1; k < sections.length; k++) {
+    const a = sections[k - 1];
+    const b = sections[k];
+    if (b.offset < a.offset + a.bytes) {
+      throw err('zqw-payload', `layer ${b.l}: a section at ${b.offset}+${b.bytes} overlaps one of layer ${a.l} at ${a.offset}+${a.bytes}`, where);
+    }
   }
   const formats: TensorFormat[] = [];
   const convs: (QConv | undefined)[] = [];
@@ -432,7 +429,7 @@ export function parseZqw(input: Uint8Array, opts: ReadZqwOptions = {}): ZqwFile 
 
 /** Reads a weight set from a file (or bytes) and checks it; see parseZqw. */
 export async function readZqw(src: Uint8Array | string, opts: ReadZqwOptions = {}): Promise<ZqwFile> {
-  if (typeof src !== 'string') return parseZqw(src, opts);
+  if (typeof src !== 'string') return parseZqw(src, { ...opts, trust: trustFor(opts) });
   let data: Buffer;
   try {
     data = await readFile(src);
@@ -442,5 +439,9 @@ export async function readZqw(src: Uint8Array | string, opts: ReadZqwOptions = {
   let detached = opts.detachedSignature;
   // A detached signature lives beside the file as <name>.sig (docs/formats/weight-set.md).
   if (!detached) detached = await readFile(`${src}.sig`).catch(() => undefined);
-  return parseZqw(data, { ...opts, detachedSignature: detached, name: opts.name ?? src });
+  return parseZqw(data, { ...opts, trust: trustFor(opts), detachedSignature: detached, name: opts.name ?? src });
+}
+
+function trustFor(opts: ReadZqwOptions): readonly KeyObject[] | null {
+  return opts.trust === undefined ? (defaultTrust() ?? null) : opts.trust;
 }

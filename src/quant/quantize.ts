@@ -3,6 +3,7 @@
  * activation formats (min/max, percentile, or the search through the integer pipeline), then every
  * conv layer's integer parameters for the format of the tensor it reads.
  */
+import { unsupportedLayers, unsupportedMessage } from '../model/layer-kinds.js';
 import type { ConvLayer, FloatModel, Layer, Shape } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { FloatEngine } from '../engine/float.js';
@@ -96,7 +97,9 @@ export interface QuantizeResult {
 export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
   return {
     perChannel: true, zeroCenter: true, abits: 8, headAbits: 16, actCalib: 'search', percentile: 99.99, biasCorrection: true, searchObjective: 'exact',
-    weightClip: 'mse', rounding: 'output',
+    // The paper's rule: fraction bits from each channel's min and max, so no weight is clipped
+    // (--weight-clip mse clips for the least squared error; docs/decisions/quantizer-defaults.md).
+    weightClip: 'minmax', rounding: 'output',
   };
 }
 
@@ -184,6 +187,8 @@ export async function quantizeModel(
 ): Promise<QuantizeResult> {
   checkOptions(opts);
   const { net } = model0;
+  const refused = unsupportedLayers(net.layers, 'quantizer');
+  if (refused.length > 0) throw new ZeroqError('quant-unsupported', unsupportedMessage(refused), net.name);
   if (opts.layerBits && opts.layerBits.length !== net.layers.length) {
     throw new ZeroqError('quant-bits', `${opts.layerBits.length} layer widths for ${net.layers.length} layers`, net.name);
   }

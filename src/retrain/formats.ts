@@ -113,6 +113,8 @@ export interface IterationFormats {
   formats: Formats;
   /** The shadow parameters to continue from (equalized when asked). */
   params: ParamSet;
+  /** The float model the quantizer saw (equalized when asked), before any weight moved onto its grid cell. */
+  float: ParamSet;
   /** What `zeroq quantize` gives for the incoming shadow weights. */
   qnet: QNet;
 }
@@ -158,7 +160,7 @@ export async function quantizerFormats(
     for (let o = 0; o < l.filters; o++) biasShift[o] = c.bias[o] * 2 ** -(c.fw[o] + faIn) - p.bias[o];
     return { wbits: c.wbits, fw: c.fw.slice(), m: c.m.slice(), fm: c.fm.slice(), mu, biasShift };
   });
-  return { formats: { tensors: res.qnet.formats.map((t) => ({ ...t })), weights }, params: out, qnet: res.qnet };
+  return { formats: { tensors: res.qnet.formats.map((t) => ({ ...t })), weights }, params: out, float: res.model.params, qnet: res.qnet };
 }
 
 /**

@@ -1,40 +1,34 @@
-/** Progress of a retraining run on stderr: a bar with loss and ETA on a TTY, plain lines otherwise. */
-import cliProgress from 'cli-progress';
+/**
+ * Progress of a retraining run on stderr (src/cli/progress.ts): per epoch a bar with the smoothed
+ * loss and ETA on a terminal, otherwise a line about every 10% of the epoch's steps.
+ */
+import { progress } from '../cli/progress.js';
 import type { ProgressEvent } from './trainer.js';
 
-export function progressReporter() {
-  const tty = process.stderr.isTTY === true;
-  let bar: cliProgress.SingleBar | undefined;
-  let lastLine = 0;
+export function progressReporter(opts: { stream?: NodeJS.WriteStream; tty?: boolean } = {}) {
+  const p = progress('retrain', opts);
   let smooth = NaN;
+  let epoch = -1;
+  let iteration = -1;
   return {
-    onIterationStart(iteration: number, wbits: number, stepsPerEpoch: number) {
-      bar?.stop();
+    onIterationStart() {
       smooth = NaN;
-      if (tty) {
-        bar = new cliProgress.SingleBar(
-          { format: `iteration ${iteration + 1} W${wbits} |{bar}| {value}/{total} loss {loss} ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
-          cliProgress.Presets.shades_classic,
-        );
-        bar.start(stepsPerEpoch, 0, { loss: '-' });
-      }
+      epoch = -1;
     },
     onProgress(e: ProgressEvent) {
       smooth = Number.isNaN(smooth) ? e.loss : 0.95 * smooth + 0.05 * e.loss;
-      if (bar) {
-        if (e.step === 1) bar.setTotal(e.stepsPerEpoch);
-        bar.update(e.step, { loss: smooth.toFixed(2) });
-      } else if (Date.now() - lastLine > 30_000 || e.step === e.stepsPerEpoch) {
-        lastLine = Date.now();
-        process.stderr.write(`iteration ${e.iteration + 1} W${e.wbits} epoch ${e.epoch + 1} step ${e.step}/${e.stepsPerEpoch} loss ${smooth.toFixed(3)} ${(e.elapsedMs / 60000).toFixed(1)} min\n`);
+      if (e.epoch !== epoch || e.iteration !== iteration) {
+        epoch = e.epoch;
+        iteration = e.iteration;
+        p.phase(`iteration ${iteration + 1} W${e.wbits} epoch ${epoch + 1}`, e.stepsPerEpoch, 'steps');
       }
+      p.update(e.step, `loss ${smooth.toFixed(3)}`);
     },
     log(msg: string) {
-      if (bar) bar.stop(), (bar = undefined);
-      process.stderr.write(`${msg}\n`);
+      p.log(msg);
     },
     stop() {
-      bar?.stop();
+      p.stop();
     },
   };
 }

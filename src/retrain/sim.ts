@@ -11,6 +11,7 @@ import type { ConvLayer, Layer, MaxPoolLayer, Network, RouteLayer, Shape } from 
 import { inputShape } from '../model/ir.js';
 import { INPUT_FRAC } from '../qnet/types.js';
 import { rshr } from '../qnet/arith.js';
+import { unsupportedLayers, unsupportedMessage } from '../model/layer-kinds.js';
 import { ZeroqError } from '../util/errors.js';
 import { retrainNative } from './native.js';
 
@@ -54,13 +55,9 @@ function geom(net: Network, layer: ConvLayer, n: number): Int32Array {
 
 /** Layer kinds and activations the trainer supports; throws a clear error otherwise. */
 export function checkSupported(net: Network): void {
+  const refused = unsupportedLayers(net.layers, 'trainer');
+  if (refused.length > 0) throw new ZeroqError('retrain-unsupported', unsupportedMessage(refused), net.name);
   for (const l of net.layers) {
-    if (l.kind === 'conv' && l.activation !== 'leaky' && l.activation !== 'linear') {
-      throw new ZeroqError('retrain-unsupported', `activation ${l.activation} is not supported by retraining (leaky, linear)`, where(l));
-    }
-    if (l.kind === 'shortcut' && l.activation !== 'linear') {
-      throw new ZeroqError('retrain-unsupported', `shortcut activation ${l.activation} is not supported by retraining`, where(l));
-    }
     if (l.kind === 'shortcut') {
       for (const j of l.inputs) {
         const s = j === -1 ? net.input : net.layers[j].out;

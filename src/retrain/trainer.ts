@@ -270,7 +270,7 @@ export function sliceBatch(
  * Starts an iteration: the quantizer's formats for the current shadow weights (equalized and aligned
  * before the first iteration when asked), checked to give back exactly the quantizer's integers.
  */
-export async function startIteration(net: Network, state: TrainState, calib: Frame[], quant: QuantConfig, threads: number): Promise<{ formats: Formats; qnet: QNet }> {
+export async function startIteration(net: Network, state: TrainState, calib: Frame[], quant: QuantConfig, threads: number): Promise<{ formats: Formats; qnet: QNet; float: ParamSet }> {
   const it = await quantizerFormats(net, state.params, calib, quant, {
     equalize: quant.equalize && state.iteration === 0, align: (quant.alignWeights ?? false) && state.iteration === 0, threads,
   });
@@ -280,7 +280,7 @@ export async function startIteration(net: Network, state: TrainState, calib: Fra
     throw new ZeroqError('retrain-formats', `the quantizer's integers are not reproduced: ${diff.slice(0, 5).join('; ')}`, net.name);
   }
   state.params = it.params;
-  return { formats: it.formats, qnet: it.qnet };
+  return { formats: it.formats, qnet: it.qnet, float: it.float };
 }
 
 /** Per parameter array (flatParams order), per output channel: its quantization step in the formats. */
@@ -305,12 +305,16 @@ function newGrads(net: Network, params: ParamSet): Grads {
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
   cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
+  /** Called after each part of the step with its name (scripts/bench-retrain.ts profile times them). */
+  lap: (part: string) => void = () => {},
 ): number {
   const q = intNet(net, state.params, formats, wbits);
   const tape = quantForward(net, q, batch, cfg.threads);
   const student = headValues(net, q, tape);
+  lap('integer forward');
   const tOuts = floatForward(net, teacher, batch, cfg.threads);
   const tHeads = net.heads.map((h) => tOuts[net.layers[h].inputs[0]]);
+  lap('float teacher forward');
   const d = distillationLoss(net, student, tHeads, batch.n, cfg.distill);
   let loss = d.loss;
   if (labels && cfg.labelWeight > 0) {
@@ -324,12 +328,15 @@ export function trainStep(
   let inner: (Float32Array | undefined)[] | undefined;
   const fw = cfg.featureWeight ?? 0;
   if (fw > 0) {
+    lap('loss');
     const f = featureLoss(innerConvLayers(net), tape.outs, q.frac, tOuts, fw, net.layers.length);
     loss += f.loss;
     inner = f.grads;
-  }
+    lap('feature loss (--feature-weight)');
+  } else lap('loss');
   const grads = newGrads(net, state.params);
   backward(net, q, tape, d.grads, grads, cfg.threads, inner);
+  lap(inner ? 'backward with feature gradients' : 'backward');
   // The integer layer reading the frame applies w*256/255: chain rule back to the shadow weight.
   for (const l of net.layers) {
     if (l.kind !== 'conv') continue;
@@ -339,6 +346,7 @@ export function trainStep(
   const flat: Float32Array[] = [];
   for (const l of net.layers) if (l.kind === 'conv') flat.push(grads.weight[l.index]!, grads.bias[l.index]!);
   adamStep(state.params, flat, state.adam, lr, lrScale);
+  lap('optimiser step');
   return loss;
 }
 
@@ -370,7 +378,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     if (!state.formats) {
       const start = await startIteration(net, state, data.calib, quant, cfg.threads);
       state.formats = start.formats;
-      if ((cfg.featureWeight ?? 0) > 0 && state.iteration === 0 && !state.teacher) state.teacher = cloneParams(state.params);
+      if ((cfg.featureWeight ?? 0) > 0 && state.iteration === 0 && !state.teacher) state.teacher = cloneParams(start.float);
       await hooks.onQuantized?.(state.iteration, start.qnet);
       if (state.iteration === 0 && hooks.validate && !state.quantized) state.quantized = await hooks.validate(start.qnet);
       await hooks.onCheckpoint?.(state);

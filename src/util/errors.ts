@@ -6,7 +6,8 @@ export class ZeroqError extends Error {
   readonly code: string;
   readonly where?: string;
   constructor(code: string, message: string, where?: string, options?: { cause?: unknown }) {
-    super(where ? `${where}: ${message}` : message, options);
+    // One line, always: a message quoting input (a JSON fragment, a YAML key) may hold line breaks.
+    super((where ? `${where}: ${message}` : message).replace(/\s*[\r\n]+\s*/g, ' '), options);
     this.name = 'ZeroqError';
     this.code = code;
     this.where = where;

@@ -70,11 +70,15 @@ export class NetBuilder {
     const src = this.layers.length - 1;
     return this.push({ kind: 'dropout', index: this.layers.length, inputs: [src], out: { ...this.shapeOf(src) }, probability: 0.1 });
   }
+  /** A head on `from`: 3, 2 or 1 anchors and as many classes as the channels give (len(mask)·(classes + 5)). */
   yolo(from?: number): number {
     const src = from ?? this.layers.length - 1;
+    const c = this.shapeOf(src).c;
+    const anchors = [3, 2, 1].find((a) => c % a === 0 && c / a >= 6);
+    if (anchors === undefined) throw new Error(`a yolo head needs at least 6 channels (${c})`);
     return this.push({
-      kind: 'yolo', index: this.layers.length, inputs: [src], out: { ...this.shapeOf(src) }, classes: 80,
-      anchors: [10, 14, 23, 27, 37, 58], mask: [0, 1, 2], scaleXY: 1, newCoords: false, nmsKind: 'default', betaNms: 0.6,
+      kind: 'yolo', index: this.layers.length, inputs: [src], out: { ...this.shapeOf(src) }, classes: c / anchors - 5,
+      anchors: [10, 14, 23, 27, 37, 58], mask: [0, 1, 2].slice(0, anchors), scaleXY: 1, newCoords: false, nmsKind: 'default', betaNms: 0.6,
     });
   }
   build(): Network {

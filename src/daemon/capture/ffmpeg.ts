@@ -8,6 +8,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { redact } from '../../util/redact.js';
 import type { CaptureSource, RawFrame, SourceSink } from './source.js';
 
 export type FfmpegInputKind = 'v4l2' | 'stream' | 'file' | 'lavfi';
@@ -87,7 +88,7 @@ export class FfmpegSource implements CaptureSource {
   private stopping = false;
 
   constructor(private readonly o: FfmpegSourceOptions) {
-    this.description = `${o.kind} ${o.input}`;
+    this.description = redact(`${o.kind} ${o.input}`);
     this.live = !(o.kind === 'file' && !o.realtime);
   }
 
@@ -98,7 +99,7 @@ export class FfmpegSource implements CaptureSource {
   start(sink: SourceSink): void {
     const o = this.o;
     const args = ffmpegArgs(o);
-    o.log.debug({ cmd: [o.ffmpeg, ...args].join(' ') }, 'starting ffmpeg');
+    o.log.debug({ cmd: redact([o.ffmpeg, ...args].join(' ')) }, 'starting ffmpeg');
     const child = spawn(o.ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
 
@@ -203,7 +204,7 @@ export class FfmpegSource implements CaptureSource {
         } else {
           recent.push(l);
           if (recent.length > KEEP_STDERR_LINES) recent.shift();
-          o.log.debug({ ffmpeg: l }, 'ffmpeg');
+          o.log.debug({ ffmpeg: redact(l) }, 'ffmpeg');
         }
       }
     });
@@ -224,7 +225,7 @@ export class FfmpegSource implements CaptureSource {
         } else {
           const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
           const detail = lastLines.length > 0 ? `: ${lastLines.slice(-2).join(' | ')}` : '';
-          finish(() => sink.fail(new Error(`ffmpeg ${why}${detail}`)));
+          finish(() => sink.fail(new Error(redact(`ffmpeg ${why}${detail}`))));
         }
       });
     });

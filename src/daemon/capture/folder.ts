@@ -15,6 +15,8 @@ export interface FolderSourceOptions {
   dir: string;
   loop: boolean;
   fps?: number;
+  /** Frames per image (default 1). */
+  hold?: number;
   log: Logger;
 }
 
@@ -60,23 +62,25 @@ export class FolderSource implements CaptureSource {
           sink.bad((err as Error).message);
           continue;
         }
-        if (this.stopped) return;
-        if (period > 0) {
-          next += period;
-          const wait = next - performance.now();
-          if (wait > 0) await this.sleep(wait);
-          else next = performance.now(); // fell behind: do not burst to catch up
+        for (let k = 0; k < (this.o.hold ?? 1); k++) {
           if (this.stopped) return;
+          if (period > 0) {
+            next += period;
+            const wait = next - performance.now();
+            if (wait > 0) await this.sleep(wait);
+            else next = performance.now(); // fell behind: do not burst to catch up
+            if (this.stopped) return;
+          }
+          const wait = sink.frame({
+            rgb: img.data,
+            width: img.width,
+            height: img.height,
+            srcWidth: img.width,
+            srcHeight: img.height,
+            time: Date.now(),
+          });
+          if (wait && !this.live) await wait;
         }
-        const wait = sink.frame({
-          rgb: img.data,
-          width: img.width,
-          height: img.height,
-          srcWidth: img.width,
-          srcHeight: img.height,
-          time: Date.now(),
-        });
-        if (wait && !this.live) await wait;
       }
     } while (this.o.loop && !this.stopped);
     if (!this.stopped) sink.end();

@@ -2,11 +2,12 @@
  * From the `source` section of the config to a source factory: what kind of input the URL names
  * and the options of its implementation.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Network } from '../../model/ir.js';
 import { dataPath } from '../../util/paths.js';
 import { ZeroqError } from '../../util/errors.js';
+import { redact, withPassword } from '../../util/redact.js';
 import type { SourceConfig } from '../config.js';
 import { FfmpegSource } from './ffmpeg.js';
 import { FolderSource } from './folder.js';
@@ -20,11 +21,16 @@ export interface ResolvedSource {
   input: string;
   loop: boolean;
   fps?: number;
+  /** Folders: frames per image. */
+  hold?: number;
 }
 
-/** The demo source: the COCO validation images of the data folder, looping, 5 frames/s unless set. */
+/**
+ * The demo source: the COCO validation images of the data folder, looping, 5 frames/s unless set,
+ * each image held for 10 frames (so that objects stay long enough to be followed).
+ */
 export function demoSource(cfg: SourceConfig): ResolvedSource {
-  return { kind: 'folder', input: dataPath('coco-val', 'images'), loop: true, fps: cfg.fps ?? 5 };
+  return { kind: 'folder', input: dataPath('coco-val', 'images'), loop: true, fps: cfg.fps ?? 5, hold: cfg.hold ?? 10 };
 }
 
 /** Works out the kind of input (unless the config names it) and checks that local inputs exist. */
@@ -42,11 +48,15 @@ export function resolveSource(cfg: SourceConfig): ResolvedSource {
     try {
       st = statSync(url);
     } catch {
-      throw new ZeroqError('source', 'no such file, folder or device', `source.url "${url}"`);
+      throw new ZeroqError('source', 'no such file, folder or device', `source.url "${redact(url)}"`);
     }
     kind = st.isDirectory() ? 'folder' : 'file';
   }
   if (kind === 'lavfi' && input.startsWith('lavfi:')) input = input.slice('lavfi:'.length);
+  if (cfg.password_file) {
+    if (kind !== 'stream') throw new ZeroqError('config', 'a password file goes with a stream URL (rtsp://user@camera/...)', 'source.password_file');
+    input = withPassword(input, readSecret(cfg.password_file, 'source.password_file'));
+  }
   if (kind === 'folder') {
     let isDir = false;
     try {
@@ -54,17 +64,17 @@ export function resolveSource(cfg: SourceConfig): ResolvedSource {
     } catch {
       /* reported below */
     }
-    if (!isDir) throw new ZeroqError('source', 'not a folder', `source.url "${url}"`);
+    if (!isDir) throw new ZeroqError('source', 'not a folder', `source.url "${redact(url)}"`);
   }
-  return { kind, input, loop: cfg.loop, fps: cfg.fps };
+  return { kind, input, loop: cfg.loop, fps: cfg.fps, hold: cfg.hold };
 }
 
 /** A factory of fresh source instances for the supervisor. */
 export function sourceFactory(cfg: SourceConfig, net: Network, log: Logger): { resolved: ResolvedSource; create: () => CaptureSource } {
   const r = resolveSource(cfg);
-  const slog = log.child({ source: `${r.kind} ${r.input}` });
+  const slog = log.child({ source: redact(`${r.kind} ${r.input}`) });
   if (r.kind === 'folder') {
-    return { resolved: r, create: () => new FolderSource({ dir: r.input, loop: r.loop, fps: r.fps, log: slog }) };
+    return { resolved: r, create: () => new FolderSource({ dir: r.input, loop: r.loop, fps: r.fps, hold: r.hold, log: slog }) };
   }
   // ffmpeg scales to the network input unless the host should (letterbox networks: the host pads).
   const ffmpegScales = cfg.scale === 'ffmpeg' && !net.letterbox;
@@ -85,4 +95,13 @@ export function sourceFactory(cfg: SourceConfig, net: Network, log: Logger): { r
         log: slog,
       }),
   };
+}
+
+/** The first line of a file holding a password or token (e.g. a systemd credential). */
+export function readSecret(file: string, key: string): string {
+  try {
+    return readFileSync(file, 'utf8').split(/\r?\n/)[0];
+  } catch (err) {
+    throw new ZeroqError('config', `cannot read ${file}: ${(err as Error).message}`, key);
+  }
 }

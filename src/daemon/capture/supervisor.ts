@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { redact } from '../../util/redact.js';
 import type { Frame } from '../../engine/engine.js';
 import { Backoff } from './backoff.js';
 import type { CaptureSource, RawFrame } from './source.js';
@@ -14,6 +15,8 @@ export interface CapturedFrame extends RawFrame {
   seq: number;
   /** The network input made from this frame ahead of time (see FrameLoop.prepare), if any. */
   input?: Frame;
+  /** The camera it came from (set when it is handed to the engine's queue). */
+  camera?: string;
 }
 
 export type SourceState = 'starting' | 'running' | 'restarting' | 'ended' | 'stopped';
@@ -132,7 +135,7 @@ export class SourceSupervisor extends EventEmitter {
         });
       },
       bad: (reason) => {
-        if (current()) this.onBad(gen, reason);
+        if (current()) this.onBad(gen, redact(reason));
       },
       end: () => {
         if (!current()) return;
@@ -173,7 +176,8 @@ export class SourceSupervisor extends EventEmitter {
   }
 
   /** Stops the current instance and schedules a fresh one after the back-off delay. */
-  private restart(gen: number, reason: string): void {
+  private restart(gen: number, why: string): void {
+    const reason = redact(why);
     if (gen !== this.generation || this.status.state === 'stopped') return;
     this.generation++;
     this.clearStall();

@@ -1,6 +1,6 @@
 /**
- * --print: a subscriber on the daemon's own topics that writes one line per message received, so
- * what is printed is what any client of the broker sees.
+ * --print: a subscriber on the daemon's own topics and its Home Assistant discovery topics that
+ * writes one line per message received, so what is printed is what any client of the broker sees.
  */
 import { connect, type MqttClient } from 'mqtt';
 import type { Writable } from 'node:stream';
@@ -19,7 +19,7 @@ export function formatMessage(topic: string, payload: Buffer, retain: boolean): 
   return `${topic}${retain ? ' (retained)' : ''} ${body}`;
 }
 
-export function startPrinter(url: string, filter: string, out: Writable, clientOpts: Record<string, unknown> = {}): Printer {
+export function startPrinter(url: string, filter: string | string[], out: Writable, clientOpts: Record<string, unknown> = {}): Printer {
   const client: MqttClient = connect(url, { ...clientOpts, clientId: `zeroq-print-${process.pid}`, clean: true, reconnectPeriod: 1000 });
   const waiters: { topic: string; payload: string; done: () => void }[] = [];
   const latest = new Map<string, string>();

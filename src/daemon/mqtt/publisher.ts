@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { redact } from '../../util/redact.js';
 
 export type QoS = 0 | 1 | 2;
 
@@ -102,6 +103,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     const client = connect(o.url, opts);
     this.client = client;
+    const url = redact(o.url);
 
     client.on('connect', () => {
       const reconnect = this.everConnected;
@@ -110,7 +112,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.errorReported = false;
       this.nextDelay = o.reconnect.minMs;
       client.options.reconnectPeriod = o.reconnect.minMs;
-      o.log.info({ url: o.url, reconnect, buffered: this.buffer.length }, 'mqtt connected');
+      o.log.info({ url, reconnect, buffered: this.buffer.length }, 'mqtt connected');
       for (const [topic, s] of this.states) this.send(topic, s.payload, s.qos, true);
       for (const t of this.subscriptions) client.subscribe(t, { qos: 1 });
       this.emit('connect', { reconnect });
@@ -120,7 +122,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (this.wasConnected) {
         this.wasConnected = false;
         if (this.closing) return;
-        o.log.warn({ url: o.url }, 'mqtt connection lost');
+        o.log.warn({ url }, 'mqtt connection lost');
         this.emit('offline');
       }
       // Back off: the next attempt waits twice as long, up to max_ms.
@@ -130,7 +132,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     client.on('error', (err) => {
       // Failed attempts repeat with back-off: the first error after a good connection (or the
       // start) is a warning, the repeats are debug.
-      o.log[this.errorReported ? 'debug' : 'warn']({ url: o.url, err: err.message }, 'mqtt error');
+      o.log[this.errorReported ? 'debug' : 'warn']({ url, err: redact(err.message) }, 'mqtt error');
       this.errorReported = true;
     });
     client.on('message', (topic, payload) => this.emit('message', topic, payload));

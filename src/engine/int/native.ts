@@ -24,6 +24,8 @@ export interface NativeKernels {
   read(handle: unknown, layer: number, out: Int32Array): void;
   info(handle: unknown): { isa: string; threads: number };
   profile(handle: unknown, on: boolean): Float64Array;
+  /** Per layer: the code path it takes, its multiply-adds and the bytes of the tensors it reads and writes. */
+  layers(handle: unknown): NativeLayerInfo;
   /** Frees the network now, or when the frame in flight completes; later calls throw. */
   destroy(handle: unknown): void;
   /**
@@ -34,6 +36,12 @@ export interface NativeKernels {
     src: Uint8Array, iw: number, ih: number, w: number, h: number,
     rgb: Uint8Array, dstW: number, dstH: number, ox: number, oy: number, planar: Float32Array | null,
   ): void;
+}
+
+export interface NativeLayerInfo {
+  kernel: string[];
+  macs: Float64Array;
+  bytes: Float64Array;
 }
 
 export interface NativeConv {

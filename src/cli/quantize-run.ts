@@ -252,37 +252,38 @@ function widthLines(w: WidthChoice): string[] {
 export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<void> {
   const model = await loadDarknet(cfg, cmd.weights);
   const list = readImageList(cmd.calib).slice(0, cmd.calibImages);
-  // Progress on stderr when it is a terminal: one bar per phase.
-  const progress = process.stderr.isTTY ? (await import('cli-progress')).default : undefined;
-  let bar: import('cli-progress').SingleBar | undefined;
+  // Progress on stderr: a bar per phase on a terminal, a line about every 10% otherwise.
+  const { progress } = await import('./progress.js');
+  const p = progress('quantize');
+  const PHASES: Record<string, [string, string]> = {
+    images: ['loading calibration images', 'images'],
+    float: ['float passes', 'images'],
+    search: ['format search', 'layers'],
+    weights: ['weights', 'layers'],
+  };
   let phase = '';
   const step = (name: string, done: number, total: number): void => {
-    if (!progress) return;
     if (name !== phase) {
-      bar?.stop();
-      bar = new progress.SingleBar(
-        { stream: process.stderr, format: `${name.padEnd(7)} [{bar}] {value}/{total} | {eta_formatted} left`, hideCursor: true },
-        progress.Presets.shades_classic,
-      );
-      bar.start(total, 0);
       phase = name;
+      const [label, unit] = PHASES[name] ?? [name, 'steps'];
+      p.phase(label, total, unit);
     }
-    bar?.update(done);
+    p.update(done);
   };
   let res: QuantizeResult;
   let widths: WidthChoice | undefined;
   try {
     const frames = await loadFrames(list, model.net, (k) => step('images', k, list.length));
     if (cmd.avgBits) {
-      bar?.stop();
+      p.stop();
       phase = '';
       widths = await chooseWidths(model, frames, list.map((im) => im.path), cmd.quant, cmd.avgBits);
       res = widths.result;
     } else {
-      res = await quantizeModel(model, frames, cmd.quant, (p: ProgressPhase, done, total) => step(p, done, total));
+      res = await quantizeModel(model, frames, cmd.quant, (ph: ProgressPhase, done, total) => step(ph, done, total));
     }
   } finally {
-    bar?.stop();
+    p.stop();
   }
 
   const heads = model.net.heads.map((h) => model.net.layers[h] as YoloLayer);
