@@ -17,6 +17,7 @@ export class SerialLink extends EventEmitter {
   readonly counters: LinkCounters = { bytesOut: 0, bytesIn: 0 };
   readonly decoder: FrameDecoder;
   private closed = false;
+  private unwritten = 0;
 
   private constructor(
     private readonly port: SerialPort,
@@ -54,7 +55,13 @@ export class SerialLink extends EventEmitter {
   send(wire: Buffer): void {
     if (this.closed) throw new ZeroqError('fpga-link-closed', 'the link is closed', this.path);
     this.counters.bytesOut += wire.length;
-    this.port.write(wire);
+    this.unwritten++;
+    this.port.write(wire, () => this.unwritten--);
+  }
+
+  /** Writes handed to the port that it has not completed: a port that hung up keeps them forever. */
+  get backlog(): number {
+    return this.unwritten;
   }
 
   /** Forgets a partially received packet. */
