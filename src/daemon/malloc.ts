@@ -1,8 +1,9 @@
 /**
- * The daemon's allocator setting: glibc's malloc arenas capped at two (src/daemon/native/malloc.cc,
- * built by node-gyp into build/Release/zeroq_malloc.node). Without the cap, the threads of the
- * picture path (libvips, pango) each keep an arena of freed memory: about 55 MB of the daemon's
- * resident set in the soak. See docs/decisions/daemon-memory.md.
+ * The daemon's allocator settings (src/daemon/native/malloc.cc, built by node-gyp into
+ * build/Release/zeroq_malloc.node): glibc's malloc arenas capped at two, blocks of 128 KiB and more
+ * (frames) mapped on their own, and free memory given back on request. Without the cap, the threads
+ * of the picture path (libvips, pango) each keep an arena of freed memory: about 55 MB of the
+ * daemon's resident set in the soak. See docs/decisions/daemon-memory.md.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
