@@ -36,7 +36,7 @@ const SECTION_FILES: [file: string, title: string, how: string][] = [
   ['retrain.md', 'Iterative retraining', 'npx tsx scripts/bench-retrain.ts'],
   ['speed.md', 'Integer kernels per layer', 'zeroq bench <w8.zqw> --compare --profile --json'],
   ['daemon.md', 'Daemon', 'npx tsx scripts/soak.ts and scripts/bench-cameras.ts (figures written up from their reports)'],
-  ['fpga.md', 'Serial bridge', 'npx tsx scripts/fpga-link.ts; npx tsx scripts/fpga-check.ts'],
+  ['fpga.md', 'Serial bridge', 'npx tsx scripts/fpga-check.ts --write; npx tsx scripts/fpga-link.ts --write; npx tsx scripts/fuzz-bridge.ts --write; the zeroq eval and run commands it quotes'],
   ['rtl.md', 'Accelerator RTL', 'npx tsx scripts/bench-rtl.ts --write; npx tsx scripts/rtl-cosim.ts --write; make -C firmware-bridge/rtl synth'],
   ['updates.md', 'Weight-set updates', 'npx tsx scripts/bench-updates.ts'],
   ['fuzz.md', 'Decoders and parsers under fuzzing', 'npm run fuzz; scripts/fuzz-native.sh; npx tsx scripts/fuzz-bridge.ts'],

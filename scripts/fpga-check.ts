@@ -78,7 +78,7 @@ try {
     const n = images.length;
     const mib = (v: number): string => (v / 2 ** 20).toFixed(2);
     rows.push(
-      `| ${manifest.id} | ${n} | ${bad}${first ? ` (first: ${first})` : ''} | ${st.counters.deviceFrames} / ${st.counters.fallbackFrames} | ` +
+      `| ${manifest.id} | ${n} | ${n - bad} | ${bad}${first ? ` (first: ${first})` : ''} | ${st.counters.deviceFrames} / ${st.counters.fallbackFrames} | ${st.counters.retries} | ` +
         `${(st.imageBytes / 1024).toFixed(0)} KiB | ${mib(st.caps?.memUsed ?? 0)} MiB | ${(st.counters.deviceUs / 1000 / n).toFixed(0)} ms | ` +
         `${(fpgaMs / n).toFixed(0)} ms | ${(st.counters.accelCycles / n / 1e6).toFixed(1)} M | ${(st.counters.bytesOut / n / 1024).toFixed(0)} / ${(st.counters.bytesIn / n / 1024).toFixed(0)} KiB |`,
     );
@@ -95,13 +95,14 @@ try {
 const section = `## Bit-exact against the int engine
 
 \`npx tsx scripts/fpga-check.ts --accel ${accel}${limit < Infinity ? ` --limit ${limit}` : ''} --write\`: every image of
-${path.relative(repoRoot, list)} (${images.length}) through bridge-host (the ${accel === 'model' ? 'C model' : 'Verilated RTL'} of the accelerator, unthrottled pty)
+${list.startsWith(dataPath()) ? path.relative(dataPath(), list) : list} (${images.length}${limit < Infinity ? ', the first of the list' : ''}) through bridge-host (the ${accel === 'model' ? 'C model' : 'Verilated RTL'} of the accelerator, unthrottled pty)
 and through the CPU integer engine, same weight set (quantizer defaults: per channel, zero-centered,
 16-bit heads, calibrated on the first ${calib.length} images of calib.txt), same frame: the raw head
-integers compared frame by frame.
+integers compared frame by frame. Retries are requests sent again after their deadline passed
+without an answer (on this clean link: a frame that computed longer than its expected time).
 
-| weight set | frames | frames that differ | on device / on CPU | device image | accelerator memory used | device time per frame | host time per frame | accelerator cycles per frame (nominal) | bytes per frame out / in |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| weight set | frames | identical frames | frames that differ | on device / on CPU (fallbacks) | retries | device image | accelerator memory used | device time per frame | host time per frame | accelerator cycles per frame (nominal) | bytes per frame out / in |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
 Device time is bridge-host's own (the C model computing on this PC), not an FPGA's; the model's

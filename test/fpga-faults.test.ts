@@ -190,3 +190,34 @@ t.test('the bridge killed and restarted in the middle of a weight upload', async
   t.same((await eng.infer(f)).map((h) => Array.from(h.raw!)), expect, 'exact from the device');
   t.equal(eng.status().counters.deviceFrames, d0 + 1, 'computed by the device');
 });
+
+t.test('every packet lost while the writes complete: the engine keeps its port open', async (t) => {
+  // A relay in between (socat, a user's own) still reads what the engine writes; closing and
+  // reopening its pty gains nothing and some relays end when their client closes.
+  const { relay, eng } = await rig(t);
+  const portOf = (): unknown => (eng as unknown as { port?: unknown }).port;
+  t.equal(await runFrames(eng), 0, 'exact');
+  const port = portOf();
+  t.ok(port, 'an open port');
+  await relay.command('drop 1');
+  t.equal(await runFrames(eng), 0, 'every packet lost: results exact (from the CPU)');
+  const lost = eng.status().counters;
+  t.ok(lost.fallbackFrames > 0, `frames went to the CPU (${lost.fallbackFrames})`);
+  // Let the reconnect loop fail without an answer a few times (it has no event per attempt).
+  await new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (eng.status().counters.reconnects >= lost.reconnects + 3) {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 50);
+  });
+  t.equal(portOf(), port, 'the same port after unanswered reconnects');
+  await relay.command('pass');
+  const ms = await timeTo(eng, 'ready', 3000);
+  t.ok(ms < 1000, `back on the device ${ms.toFixed(0)} ms after the loss ended`);
+  t.equal(portOf(), port, 'on the same port');
+  const d0 = eng.status().counters.deviceFrames;
+  t.equal(await runFrames(eng), 0, 'exact after');
+  t.equal(eng.status().counters.deviceFrames - d0, frames.length, 'on the device');
+});
