@@ -12,6 +12,10 @@
       "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES", "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17"]}
     },
     {
+      "target_name": "zeroq_malloc",
+      "sources": ["src/daemon/native/malloc.cc"]
+    },
+    {
       "target_name": "zeroq_int",
       "sources": ["src/kernels/addon.cc", "src/kernels/check.cc", "src/kernels/net.cc", "src/kernels/pool.cc", "src/kernels/kernels_scalar.cc", "src/kernels/resize.cc"],
       "cflags_cc": ["<@(zq_int_cflags)"],

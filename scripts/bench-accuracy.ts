@@ -16,7 +16,7 @@
  *     for the least output error),
  *     e.g. `w8-pc-zc:search:h16:n32`; unspecified parts take the quantizer's defaults.
  *
- *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8]
+ *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--floors 2,3,4]
  *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
  *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg]
  *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
@@ -70,6 +70,7 @@ const { positionals, values: args } = parseArgs({
     uniform: { type: 'string', default: '4,5,6,8' },
     val: { type: 'string' },
     'sensitivity-images': { type: 'string', default: '32' },
+    floors: { type: 'string' },
     'errors-dir': { type: 'string' },
     'weights-dir': { type: 'string', default: 'docs/benchmarks/weights' },
   },
@@ -128,48 +129,91 @@ function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 }
 
+/** A list of images to score on: the images of `list` from `skip` (`limit` of them). */
+interface ScoreOn {
+  list: string;
+  skip: number;
+  limit?: number;
+}
+
 /** Scores specs for one model on one set, reusing one float engine, one set of frames and statistics. */
 async function run(modelName: string, specs: string[], list: string, skip: number, limit?: number): Promise<Result[]> {
-  const key = dataKey(list, skip, limit);
-  const todo = specs.filter((s) => !cache.some((r) => r.model === modelName && r.spec === s && r.data === key));
-  const out = cache.filter((r) => r.model === modelName && specs.includes(r.spec) && r.data === key);
+  return runOn(modelName, specs, [{ list, skip, ...(limit === undefined ? {} : { limit }) }]);
+}
+
+/**
+ * Scores specs for one model on several sets: each quantization is made once and scored on every set
+ * it has no cached result for; with `weightsDir`, its weight set is written there as `<model>-<spec>.zqw`.
+ */
+async function runOn(modelName: string, specs: string[], sets: ScoreOn[], weightsDir?: string): Promise<Result[]> {
+  const keys = sets.map((s) => dataKey(s.list, s.skip, s.limit));
+  const cached = (spec: string, key: string) => cache.find((r) => r.model === modelName && r.spec === spec && r.data === key);
+  const zqwOf = (spec: string) => (weightsDir && spec !== 'float' ? path.join(weightsDir, `${modelName}-${spec}.zqw`) : undefined);
+  const todo = specs.filter((s) => keys.some((k) => !cached(s, k)) || (zqwOf(s) !== undefined && !existsSync(zqwOf(s)!)));
+  const out = cache.filter((r) => r.model === modelName && specs.includes(r.spec) && keys.includes(r.data));
   if (todo.length === 0) return out;
   const model: LoadedDarknet = await loadDarknet(dataPath('models', 'yolo-fastest', `${modelName}.cfg`));
-  const evalSet = await loadEvalSet(list);
-  const images = evalSet.images.slice(skip, limit === undefined ? undefined : skip + limit);
-  const set: ScoredSet = { images, gt: evalSet.gt };
+  const scored: ScoredSet[] = [];
+  for (const s of sets) {
+    const evalSet = await loadEvalSet(s.list);
+    scored.push({ images: evalSet.images.slice(s.skip, s.limit === undefined ? undefined : s.skip + s.limit), gt: evalSet.gt });
+  }
   let engine: FloatEngine | undefined;
   let frames: Frame[] | undefined;
   let stats: ActivationStats | undefined;
+  let calib: ReturnType<typeof readImageList> = [];
+  const keep = (res: Result) => {
+    log(`${modelName} ${res.spec} on ${res.data}: AP50 ${(100 * res.AP50).toFixed(2)} AP ${(100 * res.AP).toFixed(2)}${res.quantizeSeconds ? ` (quantized in ${res.quantizeSeconds.toFixed(0)} s)` : ''}`);
+    const i = out.findIndex((r) => r.spec === res.spec && r.data === res.data);
+    if (i >= 0) out.splice(i, 1);
+    out.push(res);
+    const j = cache.findIndex((r) => r.model === res.model && r.spec === res.spec && r.data === res.data);
+    if (j >= 0) cache.splice(j, 1);
+    cache.push(res);
+    if (cacheFile) writeFileSync(cacheFile, JSON.stringify(cache, null, 1));
+  };
   try {
     for (const spec of todo) {
       const opts = parseSpec(spec);
-      let res: Result;
       if (opts === 'float') {
         const fe = await FloatEngine.create(model, { threads });
-        const s = await scoreEngine(fe, set);
-        await fe.close();
-        res = { model: modelName, spec, data: key, images: images.length, AP: s.AP, AP50: s.AP50 };
-      } else {
-        engine ??= await FloatEngine.create(model, { allOutputs: true, threads });
-        if (!frames) {
-          const calib = readImageList(dataPath('coco-val', 'calib.txt')).slice(0, calibImages);
-          frames = await loadFrames(calib, model.net);
-          stats = await collectStats(engine, model, frames);
+        for (const [k, set] of scored.entries()) {
+          if (cached(spec, keys[k])) continue;
+          const s = await scoreEngine(fe, set);
+          keep({ model: modelName, spec, data: keys[k], images: set.images.length, AP: s.AP, AP50: s.AP50 });
         }
-        const t0 = performance.now();
-        const q = await quantizeModel(model, frames, { ...opts, threads }, undefined, { engine, stats });
-        const seconds = (performance.now() - t0) / 1000;
-        const s = await scoreQNet(q.qnet, set, threads);
-        let n = 0;
-        let bits = 0;
-        for (const c of q.qnet.convs) if (c) (n += c.q.length), (bits += c.q.length * c.wbits);
-        res = { model: modelName, spec, data: key, images: images.length, AP: s.AP, AP50: s.AP50, avgBits: bits / n, quantizeSeconds: seconds };
+        await fe.close();
+        continue;
       }
-      log(`${modelName} ${spec} on ${key}: AP50 ${(100 * res.AP50).toFixed(2)} AP ${(100 * res.AP).toFixed(2)}${res.quantizeSeconds ? ` (quantized in ${res.quantizeSeconds.toFixed(0)} s)` : ''}`);
-      out.push(res);
-      cache.push(res);
-      if (cacheFile) writeFileSync(cacheFile, JSON.stringify(cache, null, 1));
+      engine ??= await FloatEngine.create(model, { allOutputs: true, threads });
+      if (!frames) {
+        calib = readImageList(dataPath('coco-val', 'calib.txt')).slice(0, calibImages);
+        frames = await loadFrames(calib, model.net);
+        stats = await collectStats(engine, model, frames);
+      }
+      const t0 = performance.now();
+      const q = await quantizeModel(model, frames, { ...opts, threads }, undefined, { engine, stats });
+      const seconds = (performance.now() - t0) / 1000;
+      let n = 0;
+      let bits = 0;
+      for (const c of q.qnet.convs) if (c) (n += c.q.length), (bits += c.q.length * c.wbits);
+      const file = zqwOf(spec);
+      if (file) {
+        const { writeZqw } = await import('../src/qnet/zqw.js');
+        const { createHash } = await import('node:crypto');
+        mkdirSync(path.dirname(file), { recursive: true });
+        writeFileSync(file, writeZqw(q.qnet, {
+          source: { model: modelName, cfg: `${modelName}.cfg`, weights: `${modelName}.weights`, weightsSha256: createHash('sha256').update(readFileSync(model.weightsPath)).digest('hex') },
+          quantization: { wbits: opts.wbits, abits: 8, headAbits: opts.headAbits, perChannel: opts.perChannel, zeroCentered: opts.zeroCenter, biasCorrection: opts.biasCorrection, spec },
+          calibration: { ...q.calibration, list: 'calib.txt', imageIds: calib.map((im) => im.id) },
+        }));
+      }
+      // Quantization is deterministic: a cached figure is that of these integers.
+      for (const [k, set] of scored.entries()) {
+        if (cached(spec, keys[k])) continue;
+        const s = await scoreQNet(q.qnet, set, threads);
+        keep({ model: modelName, spec, data: keys[k], images: set.images.length, AP: s.AP, AP50: s.AP50, avgBits: bits / n, quantizeSeconds: seconds });
+      }
     }
   } finally {
     await engine?.close();
@@ -284,11 +328,11 @@ async function widths(): Promise<void> {
     `Validation split: ${path.basename(valList)} = calib.txt images 559–758 (0-based; the last 200), never used for calibration or training;`,
     `every choice below (the candidate widths, see src/retrain/bit-widths.ts) is made on it. ${path.basename(dev)} is only reported.`,
     `Layer errors: each conv layer alone at 2..7 bits (8-bit formats otherwise), growth of the heads' distillation loss on the first ${sensN}`,
-    'images of the validation split. Candidates: the least summed error at the average with the narrowest width 2, 3, ... up to the average;',
-    `the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
+    'images of the validation split. Candidates: the least summed error at the average with the narrowest width allowed at each of the',
+    `floors in the last column${args.floors ? ` (${args.floors})` : ''}; the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
     `zero-centered), calibration on the first ${calibImages} images of calib.txt; AP50 / AP in percent, integer engine, darknet \`detector valid\`.`,
-    `Regenerate: \`npx tsx scripts/bench-accuracy.ts widths --val val.txt --avg ${avgs.join(',')} --uniform ${uniform.join(',')}\`` +
-      ` (val.txt: \`tail -n 200 calib.txt\` with absolute paths). The chosen weight sets are in [weights/](weights/): \`zeroq eval <set> --data dev.txt\`.`,
+    `Regenerate: \`npx tsx scripts/bench-accuracy.ts widths --val val.txt --avg ${avgs.join(',')} --uniform ${uniform.join(',')}${args.floors ? ` --floors ${args.floors}` : ''}\`` +
+      ` (val.txt: \`tail -n 200 calib.txt\` with absolute paths). Every weight set in the tables is in [weights/](weights/) (score one again: \`zeroq eval <set> --data dev.txt\`).`,
     '',
   ];
   for (const m of models) {
@@ -313,7 +357,9 @@ async function widths(): Promise<void> {
     for (const B of avgs) {
       if (results.some((r) => r.model === m && r.avgBits === B)) continue;
       const t0 = performance.now();
-      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, log });
+      // --floors: the narrowest widths tried (those above the average are left out).
+      const floors = args.floors?.split(',').map(Number).filter((f) => f <= B);
+      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, log, ...(floors ? { floors } : {}) });
       const devS = await scoreQNet(ch.result.qnet, devScored, threads);
       const buf = writeZqw(ch.result.qnet, {
         source: { model: m, cfg: `${m}.cfg`, weights: `${m}.weights`, weightsSha256: createHash('sha256').update(readFileSync(model.weightsPath)).digest('hex') },
@@ -337,23 +383,25 @@ async function widths(): Promise<void> {
     // Uniform widths and float on both splits.
     const valKey = { list: dataPath('coco-val', 'calib.txt'), skip: 559 };
     const uspecs = ['float', ...uniform.map((b) => `w${b}`)];
-    const uv = await run(m, uspecs, valKey.list, valKey.skip);
-    const ud = await run(m, uspecs, dev, 0);
+    const both = await runOn(m, uspecs, [{ list: valKey.list, skip: valKey.skip }, { list: dev, skip: 0 }], weightsDir);
+    const uv = both.filter((r) => r.data === dataKey(valKey.list, valKey.skip));
+    const ud = both.filter((r) => r.data === dataKey(dev, 0));
     const fv = uv.find((r) => r.spec === 'float')!;
     const fd = ud.find((r) => r.spec === 'float')!;
     const mine = results.filter((r) => r.model === m && avgs.includes(r.avgBits)).sort((a, b) => a.avgBits - b.avgBits);
     md.push(`### ${m} (float: validation AP50 ${pct(fv.AP50)}, ${path.basename(dev)} ${pct(fd.AP50)})`, '');
-    md.push('| weights | bits per weight | validation AP50 / AP | Δ | dev AP50 / AP | Δ | chosen by |', '|---|---:|---:|---:|---:|---:|---|');
+    md.push('| weights | bits per weight | validation AP50 / AP | Δ | dev AP50 / AP | Δ | widths chosen by | weight set |', '|---|---:|---:|---:|---:|---:|---|---|');
+    const wlink = (f: string) => `[${f}](${path.relative(path.dirname(args.out!), path.join(weightsDir, f))})`;
     for (const b of uniform) {
       const v = uv.find((r) => r.spec === `w${b}`)!;
       const dv = ud.find((r) => r.spec === `w${b}`)!;
-      md.push(`| uniform W${b} | ${b.toFixed(2)} | ${pct(v.AP50)} / ${pct(v.AP)} | ${(100 * (v.AP50 - fv.AP50)).toFixed(2)} | ${pct(dv.AP50)} / ${pct(dv.AP)} | ${(100 * (dv.AP50 - fd.AP50)).toFixed(2)} | – |`);
+      md.push(`| uniform W${b} | ${b.toFixed(2)} | ${pct(v.AP50)} / ${pct(v.AP)} | ${(100 * (v.AP50 - fv.AP50)).toFixed(2)} | ${pct(dv.AP50)} / ${pct(dv.AP)} | ${(100 * (dv.AP50 - fd.AP50)).toFixed(2)} | none (one width) | ${wlink(`${m}-w${b}.zqw`)} |`);
     }
     for (const r of mine) {
       const hist = new Map<number, number>();
       r.chosen.layerBits.forEach((b) => b && hist.set(b, (hist.get(b) ?? 0) + 1));
       const spread = [...hist].sort((a, b) => a[0] - b[0]).map(([b, n]) => `${n}×${b}`).join(' ');
-      md.push(`| --avg-bits ${r.avgBits} (${spread}) | ${r.chosen.avgBits.toFixed(2)} | ${pct(r.chosen.val.AP50)} / ${pct(r.chosen.val.AP)} | ${(100 * (r.chosen.val.AP50 - fv.AP50)).toFixed(2)} | ${pct(r.chosen.dev.AP50)} / ${pct(r.chosen.dev.AP)} | ${(100 * (r.chosen.dev.AP50 - fd.AP50)).toFixed(2)} | validation: best of ${r.candidates.map((c) => `${c.minBits}..8 ${pct(c.valAP50)}`).join(', ')} |`);
+      md.push(`| --avg-bits ${r.avgBits} (${spread}) | ${r.chosen.avgBits.toFixed(2)} | ${pct(r.chosen.val.AP50)} / ${pct(r.chosen.val.AP)} | ${(100 * (r.chosen.val.AP50 - fv.AP50)).toFixed(2)} | ${pct(r.chosen.dev.AP50)} / ${pct(r.chosen.dev.AP)} | ${(100 * (r.chosen.dev.AP50 - fd.AP50)).toFixed(2)} | validation split: best of ${r.candidates.map((c) => `${c.minBits}..8 ${pct(c.valAP50)}`).join(', ')} | ${wlink(r.chosen.file)} |`);
     }
     md.push('');
     refs.push({ label: `${m} float (dev)`, y: 100 * fd.AP50 });

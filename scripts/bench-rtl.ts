@@ -121,7 +121,7 @@ for (const k of kinds) {
 lines.push('');
 lines.push('Frames/s of the conv layers alone (the CPU\'s layers - pooling, route, upsample - and the link come on top):');
 lines.push('');
-lines.push(`| configuration | ${clocks.map((c) => `${fmt(c, c % 1 ? 1 : 0)} MHz${fmax === c ? ' (Fmax)' : ''}`).join(' | ')} | 100 MHz |`);
+lines.push(`| configuration | ${clocks.map((c) => `${fmt(c, c % 1 ? 1 : 0)} MHz${fmax === c ? ' (UP5K Fmax)' : ''}`).join(' | ')} | 100 MHz |`);
 lines.push(`|---|${clocks.map(() => '---:').join('|')}|---:|`);
 for (const r of runs) lines.push(`| ${r.name} | ${clocks.map((c) => fmt((c * 1e6) / r.cycles, 2)).join(' | ')} | ${fmt(1e8 / r.cycles, 2)} |`);
 lines.push(`| on paper: 128 lanes, 4 output stages, 128-bit port (~150 multipliers) | ${clocks.map((c) => fmt((c * 1e6) / paper, 2)).join(' | ')} | ${fmt(1e8 / paper, 1)} |`);

@@ -11,6 +11,12 @@ CXX=${CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "fuzz-native: $CXX is missing (Debian: apt-get install clang libclang-rt-dev)" >&2; exit 1; }
 OUT=build/fuzz
 mkdir -p "$OUT/obj" "$OUT/corpus"
+# clang without its runtime libraries compiles but cannot link a fuzzer: say what to install.
+printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' >"$OUT/probe.cc"
+"$CXX" -fsanitize=fuzzer,address,undefined "$OUT/probe.cc" -o "$OUT/probe" 2>"$OUT/probe.log" || {
+  echo "fuzz-native: $CXX cannot link -fsanitize=fuzzer,address,undefined: $(head -1 "$OUT/probe.log") (Debian: apt-get install clang libclang-rt-dev)" >&2
+  exit 1
+}
 FLAGS="-g -O1 -std=c++17 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc/kernels"
 obj() { # obj <source> [extra flags...]
   src=$1

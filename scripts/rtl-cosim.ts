@@ -8,7 +8,7 @@
  *   npx tsx scripts/rtl-cosim.ts [--model W.zqw] [--data LIST] [--limit N] [--write]
  *
  * The simulation runs about a million clock cycles a second, so a 320x320 Yolo-Fastest-1.1 frame
- * (~35 M cycles on the UP5K configuration) takes tens of seconds: keep --limit small.
+ * (~73 M cycles on the UP5K configuration) takes a minute or so: keep --limit small.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -16,8 +16,11 @@
  *     received + dropped (the daemon's own counter) == published.
  *
  *   npx tsx scripts/soak.ts soak [--engine int --model w8.zqw] [--minutes 11] [--fps 15] [--threads 1]
+ *       [--node-options "<flags>"]
  *     The daemon on a looping video with mosquitto for N minutes: RSS of the daemon at 1 min and
- *     10 min (and its JS heap), frame rates, skipped frames, messages received against processed.
+ *     10 min (and its JS heap), its peak RSS (VmHWM), frame rates, skipped frames, messages received
+ *     against processed, and the frame path's time against the network time (from the messages).
+ *     The daemon runs with the NODE_OPTIONS of systemd/zeroq.service unless --node-options is given.
  *
  * --model defaults to the Yolo-Fastest 1.1 cfg (float engine); the int engine needs a .zqw, e.g. from
  * `bin/zeroq quantize $ZEROQ_DATA/models/yolo-fastest/yolo-fastest-1.1.cfg --wbits 8 --calib $ZEROQ_DATA/coco-val/calib.txt -o /tmp/w8.zqw`.
@@ -38,7 +41,8 @@ import { engineKinds, engineModule } from '../src/engine/registry.js';
 import { defaultWeightSet } from '../src/daemon/config.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(repo, 'dist', 'cli.js');
+// --cli <dist/cli.js of another checkout> measures that build instead (e.g. before a change).
+const cli = path.resolve(arg('cli', path.join(repo, 'dist', 'cli.js')));
 const defaultCfg = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 
 function arg(name: string, def: string): string {
@@ -88,9 +92,10 @@ async function liveVideoDaemon(
   return { config, httpPort };
 }
 
-function rssMb(pid: number): number {
+/** A process's resident set (VmRSS), or its peak since it started (VmHWM), MB. */
+function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;
@@ -109,8 +114,20 @@ function cpuMs(pid: number): number {
 }
 
 /** `zeroq run` from dist/, its JSON log lines parsed (test/helpers/daemon.ts). */
+/**
+ * The NODE_OPTIONS the installed daemon runs with (systemd/zeroq.service), so that the daemon is
+ * measured as deployed; `--node-options` overrides it ('' for none).
+ */
+function daemonNodeOptions(): string {
+  const i = process.argv.indexOf('--node-options');
+  if (i > 0) return process.argv[i + 1] ?? '';
+  const unit = readFileSync(path.join(repo, 'systemd', 'zeroq.service'), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1].trim() ?? '';
+}
+
 function startDaemon(args: string[], level = 'info'): DaemonProcess {
-  const child = spawn(process.execPath, [cli, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ZEROQ_LOG_LEVEL: level } });
+  const env = { ...process.env, ZEROQ_LOG_LEVEL: level, NODE_OPTIONS: daemonNodeOptions() };
+  const child = spawn(process.execPath, [cli, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   return new DaemonProcess(child);
 }
 
@@ -538,19 +555,28 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
     const schema = new SchemaCheck({ device, engine, threshold: 0.25 });
     const frames = new Set<number>();
     let detections = 0;
+    // Per detections message: the network time, the frame's age when its detections were decoded
+    // (latency_ms: from the raw frame read from ffmpeg), and its age when the message arrived here.
+    const timing = { inference: [] as number[], latency: [] as number[], received: [] as number[] };
     w.client.on('message', (topic) => {
       if (topic !== `${base}/detections`) return;
+      const now = Date.now();
       detections++;
       const m = w.messages[w.messages.length - 1];
       schema.add(m);
       frames.add(m.json?.frame);
+      if (m.json && typeof m.json.ts === 'number') {
+        timing.inference.push(m.json.inference_ms);
+        timing.latency.push(m.json.latency_ms);
+        timing.received.push(now - m.json.ts);
+      }
       w.messages.pop(); // keep the subscriber's memory flat over a long run
     });
     d = startDaemon(['--config', config]);
     const pid = d.pid;
     await d.waitLog((l) => l.msg === 'daemon running', 'the daemon running', 120_000);
     const t0 = Date.now();
-    const samples: { s: number; rssMb: number; heapUsedMb?: number; ffmpegRssMb?: number; processed?: number }[] = [];
+    const samples: { s: number; rssMb: number; peakRssMb: number; heapUsedMb?: number; ffmpegRssMb?: number; processed?: number }[] = [];
     const end = t0 + minutes * 60_000;
     while (Date.now() < end) {
       await at(Math.min(10_000, Math.max(0, end - Date.now())));
@@ -560,11 +586,14 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
       samples.push({
         s: Math.round((Date.now() - t0) / 1000),
         rssMb: r1(rssMb(pid)),
+        peakRssMb: r1(rssMb(pid, 'VmHWM')),
         heapUsedMb: heap === undefined ? undefined : r1(heap / 2 ** 20),
         ffmpegRssMb: ff ? r1(rssMb(ff.pid)) : undefined,
         processed: metric(text, 'zeroq_frames_processed_total'),
       });
     }
+    // The peak resident set since the start (VmHWM), read just before the stop.
+    const peakRss = r1(rssMb(pid, 'VmHWM'));
     const from = w.messages.length;
     const exit = await d.kill('SIGTERM');
     await w.waitFor((m) => m.topic === `${base}/availability` && m.text === 'stopped', '`stopped`', 30_000, from);
@@ -575,11 +604,25 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
     const at10 = minutes >= 10 ? near(600) : undefined;
     const rssRatio = at10 ? r3(at10.rssMb / at1.rssMb) : undefined;
     const processed = lastStats?.frames?.processed as number;
+    // The frame path's cost over the network time. latency_ms and the arrival times count whole
+    // milliseconds (Date.now), so the means carry the figure; the first minute (start-up) is left out.
+    const skip = Math.min(timing.inference.length - 1, Math.round(fps * 60));
+    const mean = (v: number[]) => v.slice(skip).reduce((a, b) => a + b, 0) / Math.max(1, v.length - skip);
+    const framePath = {
+      messages: Math.max(0, timing.inference.length - skip),
+      inferenceMs: { mean: r3(mean(timing.inference)), median: med(timing.inference.slice(skip)) },
+      toDecodedMs: { mean: r3(mean(timing.latency)), median: med(timing.latency.slice(skip)) },
+      toSubscriberMs: { mean: r3(mean(timing.received)), median: med(timing.received.slice(skip)) },
+      overheadToDecoded: r3(mean(timing.latency) / mean(timing.inference) - 1),
+      overheadToSubscriber: r3(mean(timing.received) / mean(timing.inference) - 1),
+    };
     const checks = {
       rss10minWithin10PercentOf1min: rssRatio !== undefined && Math.abs(rssRatio - 1) <= 0.1,
       everyProcessedFrameReceived: frames.size + (lastStats?.mqtt?.dropped ?? 0) === processed,
       everyMessageConformsToSchema: schema.bad === 0,
       cleanExit: exit.code === 0,
+      peakRssAtMost120Mb: peakRss <= 120,
+      framePathWithin30PercentOfNetwork: framePath.overheadToSubscriber <= 0.3,
     };
     return {
       ok: Object.values(checks).every(Boolean),
@@ -590,9 +633,11 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
         threads,
         minutes,
         sourceFps: fps,
-        rssMb: { at1min: at1.rssMb, at10min: at10?.rssMb, atEnd: samples[samples.length - 1].rssMb, ratio10to1: rssRatio },
+        rssMb: { at1min: at1.rssMb, at10min: at10?.rssMb, atEnd: samples[samples.length - 1].rssMb, peak: peakRss, ratio10to1: rssRatio },
         heapUsedMb: { at1min: at1.heapUsedMb, at10min: at10?.heapUsedMb, atEnd: samples[samples.length - 1].heapUsedMb },
         ffmpegRssMb: { at1min: at1.ffmpegRssMb, atEnd: samples[samples.length - 1].ffmpegRssMb },
+        nodeOptions: daemonNodeOptions(),
+        framePath,
         samples,
         lastStats,
         detectionMessages: detections,

@@ -12,6 +12,7 @@ import { parseZqw, writeZqw } from '../src/qnet/zqw.js';
 import { validateQNet } from '../src/qnet/validate.js';
 import { loadConfig } from '../src/daemon/config-load.js';
 import { IntEngine } from '../src/engine/int.js';
+import { runReference } from '../src/engine/int-reference.js';
 import { loadNativeKernels } from '../src/engine/int/native.js';
 import { isZeroqError } from '../src/util/errors.js';
 import { dataPath } from '../src/util/paths.js';
@@ -221,4 +222,45 @@ t.test('the native planner uses the same limits as the TypeScript checks', async
 t.test('an error message quoting damaged input stays on one line', async (t) => {
   const { ZeroqError } = await import('../src/util/errors.js');
   t.equal(new ZeroqError('zqw-manifest', 'manifest is not JSON: Unexpected token ]\n],"fm":[5', 'w.zqw').message, 'w.zqw: manifest is not JSON: Unexpected token ] ],"fm":[5');
+});
+
+t.test('leaky convs with an output shift past 16 bits compute what the reference computes', async (t) => {
+  const native = loadNativeKernels().kernels;
+  if (!native) {
+    t.comment('native kernels not built: skipped');
+    return;
+  }
+  // The fast leaky epilogue folded the output rounding 2^(rsh-1) into a 32-bit constant
+  // (2^14 + 29491 * 2^(rsh-1)), which overflowed from rsh 18 on (signed overflow in the planner,
+  // found by UBSan; negative values came out one step low). Layer 1 is a plain or depthwise leaky
+  // conv with rsh = fw + faIn - faOut and biases that keep Y negative but within the 32-bit bound.
+  for (const groups of [1, 8]) {
+    for (const rsh of [16, 17, 18, 20, 24]) {
+      const b = new NetBuilder({ c: 3, h: 8, w: 8 });
+      b.conv({ filters: 8, size: 3, activation: 'linear' });
+      b.conv({ filters: groups === 1 ? 16 : 8, size: 3, groups, activation: 'leaky' });
+      b.conv({ filters: 18, size: 1, activation: 'linear' });
+      b.yolo();
+      const q = randomQNet(b.build(), rng(5));
+      const c = q.convs[1]!;
+      q.formats[1] = { bits: 8, frac: q.formats[0].frac + 10 - rsh };
+      c.zeroCentered = false;
+      for (let o = 0; o < c.fw.length; o++) {
+        c.fw[o] = 10;
+        c.m[o] = 0;
+        c.fm[o] = 10;
+        c.bias[o] = -500_000 + o * 40_000;
+      }
+      for (let j = 0; j < c.q.length; j++) c.q[j] = (j % 3) - 1;
+      validateQNet(q);
+      const engine = new IntEngine(q, native, { threads: 1 });
+      const frame = randomFrame(q.net, rng(1));
+      const heads = engine.inferSync(frame);
+      const ref = runReference(q, frame, true);
+      let differ = 0;
+      heads.forEach((h, k) => ref.heads[k].raw!.forEach((v, i) => (differ += h.raw![i] !== v ? 1 : 0)));
+      t.equal(differ, 0, `${groups === 1 ? 'conv' : 'depthwise'}, rsh ${rsh}: native head values equal to the reference`);
+      await engine.close();
+    }
+  }
 });

@@ -64,6 +64,9 @@ t.test('mistakes: one line, exit 2', async (t) => {
   const badBaud = await fails(['detect', w8, img, '--engine', 'fpga', '--device', '/tmp/x', '--baud', 'fast']);
   t.equal(badBaud.code, 2);
   t.match(badBaud.stderr, /--baud: "fast" is not a baud rate/);
+  const badTimeout = await fails(['detect', w8, img, '--engine', 'fpga', '--device', '/tmp/x', '--fpga-timeout', '10']);
+  t.equal(badTimeout.code, 2);
+  t.match(badTimeout.stderr, /--fpga-timeout: "10" is not a time in ms/);
   const missing = await fails(['fpga', 'info', '--device', '/nonexistent/port']);
   t.equal(missing.code, 2);
   t.equal(missing.stderr.trim().split('\n').length, 1, 'one line');

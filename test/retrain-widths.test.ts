@@ -114,6 +114,7 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(w4.train.flip, true);
   t.equal(w4.train.quant.alignWeights, true);
   t.equal(w4.train.featureWeight, 0.5);
+  t.equal(w4.train.quant.weightClip ?? 'minmax', 'minmax', "the paper's rule: fraction bits from min and max, nothing clipped");
   const w6 = parseRetrainFlags(CFG, { ...base, wbits: 6 });
   t.equal(w6.train.iterations, 3);
   t.equal(w6.train.lrDecay, 0.5);

@@ -122,7 +122,9 @@ async function rig(t: TT): Promise<Rig> {
           'source:',
           `  url: ${images}`,
           '  loop: true',
-          '  fps: 8',
+          // A live source (frames the detector cannot take are skipped) slow enough that a loaded
+          // 2-core machine keeps up: a gap in frame numbers then comes from the update, not the load.
+          '  fps: 4',
           'model:',
           `  path: ${path.join(dir, 'v1.zqw')}`,
           `  trust: [${trusted.pub}]`,

@@ -2,7 +2,7 @@ import t from 'tap';
 
 const tap = t;
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -175,6 +175,7 @@ t.test('real model: yolo-fastest-1.1 at Nw = 6 round-trips and takes at most 22%
   const ratio = buf.length / model.weightsBytes;
   t.ok(ratio <= 0.22, `${buf.length} bytes = ${(100 * ratio).toFixed(1)}% of ${model.weightsBytes}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'zqw-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'w6.zqw');
   writeFileSync(file, buf);
   const back = await readZqw(file, { expectArch: architectureHash(parseCfgFile(cfg)) });

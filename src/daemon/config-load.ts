@@ -5,7 +5,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document } from 'yaml';
 import type { z } from 'zod';
 import { ZeroqError } from '../util/errors.js';
 import { configSchema, type Config } from './config.js';
@@ -122,6 +123,13 @@ export interface FileLayer {
 /** A config file larger than this is refused unread (a configuration is a few kilobytes). */
 export const MAX_CONFIG_BYTES = 1 << 20;
 
+let yaml: typeof import('yaml') | undefined;
+/** The YAML library, loaded with the first config file (a daemon run from flags alone goes without). */
+function yamlLib(): typeof import('yaml') {
+  yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml;
+}
+
 function readFile(file: string): FileLayer {
   let text: string;
   try {
@@ -139,6 +147,7 @@ function readFile(file: string): FileLayer {
  * the stack — is a ZeroqError('config') naming the file (and line when known).
  */
 export function parseConfigText(text: string, file: string): FileLayer {
+  const { LineCounter, parseDocument, isNode } = yamlLib();
   const lc = new LineCounter();
   let doc: Document;
   let data: Json;

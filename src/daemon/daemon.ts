@@ -19,6 +19,7 @@ import { defaultWeightSet, type Config, type ModelConfig } from './config.js';
 import { loadConfig, type LoadOptions } from './config-load.js';
 import type { DaemonContext, DaemonEvents, MqttLink } from './context.js';
 import { FairQueue } from './fair-queue.js';
+import { limitMallocArenas, MALLOC_ARENAS, trimMalloc } from './malloc.js';
 import { FrameLoop, type LoopEnd, type ProcessedFrame } from './frame-loop.js';
 import type { Health } from './http.js';
 import { statusPayload, type EngineInfo, type SourceStatus } from './mqtt/payloads.js';
@@ -31,6 +32,9 @@ import { installedModel } from './update/state.js';
 import { Telemetry, round } from './telemetry.js';
 
 export type OpenEngine = (kind: string, model: string, threads: number, options?: EngineOpenOptions) => Promise<Engine>;
+
+/** How often malloc's free memory is given back (see ./malloc.ts). */
+const TRIM_INTERVAL_MS = 5000;
 
 export interface DaemonOptions {
   load: LoadOptions;
@@ -75,6 +79,7 @@ export class Daemon implements DaemonContext {
   readonly queue = new FairQueue<CapturedFrame>();
   readonly sd: SdNotify;
   readonly log: Logger;
+  private trimTimer?: NodeJS.Timeout;
   readonly loop: FrameLoop;
   readonly events = new EventEmitter<DaemonEvents>();
   mqtt: MqttLink | undefined;
@@ -106,6 +111,9 @@ export class Daemon implements DaemonContext {
   /** Loads the config, starts every part, and returns the running daemon. Throws on a bad config. */
   static async start(o: DaemonOptions): Promise<Daemon> {
     const cfg = loadConfig(o.load);
+    // Before the engine's and the picture path's threads exist.
+    const arenas = limitMallocArenas();
+    if (arenas !== 'applied') o.log.warn({ arenas: MALLOC_ARENAS, result: arenas }, 'malloc arenas not limited');
     const d = new Daemon(cfg, o);
     try {
       await d.startParts();
@@ -184,6 +192,8 @@ export class Daemon implements DaemonContext {
       this.applied.set(p, cfg);
     }
     this.loopDone = this.loop.run(this.queue);
+    // Freed memory inside malloc's heap goes back to the system every few seconds (about a ms each).
+    this.trimTimer = setInterval(trimMalloc, TRIM_INTERVAL_MS).unref();
     this.loopDone.then(
       (end) => {
         if (end !== 'stopped') {
@@ -318,6 +328,7 @@ export class Daemon implements DaemonContext {
 
   private async teardown(): Promise<void> {
     this.sd.stopWatchdog();
+    clearInterval(this.trimTimer);
     this.loop.stop();
     const started = [...this.begun].reverse();
     for (const p of started) await p.drain?.();

@@ -3,8 +3,9 @@
  * composited by sharp). The picture is shown at the camera's aspect ratio, its longest side at most
  * maxSize pixels.
  */
-import sharp from 'sharp';
 import type { Detection } from '../detect/types.js';
+import { loadSharp } from '../util/sharp.js';
+import { trimMalloc } from './malloc.js';
 
 export interface SnapshotInput {
   rgb: Uint8Array;
@@ -51,12 +52,28 @@ export function overlaySvg(dets: readonly Detection[], sx: number, sy: number, w
   return parts.join('');
 }
 
-export async function renderSnapshot(s: SnapshotInput, maxSize: number, quality: number): Promise<Buffer> {
+/** The picture being made: pictures are made one at a time (see renderSnapshot). */
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * The picture of a frame with its boxes, as JPEG. Pictures are made one after another, whoever asks
+ * (snapshots, the live view, event pictures): each takes libvips and pango 10–15 MB while it is made,
+ * and several ending events at once would otherwise make their pictures side by side.
+ */
+export function renderSnapshot(s: SnapshotInput, maxSize: number, quality: number): Promise<Buffer> {
+  const next = queue.then(() => render(s, maxSize, quality));
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+async function render(s: SnapshotInput, maxSize: number, quality: number): Promise<Buffer> {
   const out = snapshotSize(s.srcWidth, s.srcHeight, maxSize);
   const svg = overlaySvg(s.detections, out.width / s.srcWidth, out.height / s.srcHeight, out.width, out.height);
+  const sharp = await loadSharp();
   return sharp(Buffer.from(s.rgb.buffer, s.rgb.byteOffset, s.rgb.byteLength), { raw: { width: s.width, height: s.height, channels: 3 } })
     .resize(out.width, out.height, { fit: 'fill' })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .jpeg({ quality })
-    .toBuffer();
+    .toBuffer()
+    .finally(trimMalloc);
 }

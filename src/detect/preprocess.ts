@@ -3,16 +3,12 @@
  * (darknet uses stb_image), then darknet's own two-pass bilinear resize (image.c resize_image),
  * or its letterbox when the cfg asks for it.
  */
-import sharp, { type OutputInfo } from 'sharp';
+import type { OutputInfo } from 'sharp';
 import type { Frame } from '../engine/engine.js';
 import type { Network } from '../model/ir.js';
 import { loadNativeKernels } from '../engine/int/native.js';
 import { ZeroqError } from '../util/errors.js';
-
-// One image at a time, decoded once: libvips' operation cache (up to 50 MB) and its per-core worker
-// threads buy nothing here and cost a small board's memory.
-sharp.cache(false);
-sharp.concurrency(1);
+import { loadSharp } from '../util/sharp.js';
 
 /** An 8-bit RGB image, interleaved (HWC). */
 export interface RgbImage {
@@ -34,6 +30,7 @@ export async function loadImage(path: string): Promise<RgbImage> {
  * truncated or corrupt data, more than MAX_IMAGE_PIXELS — is a ZeroqError('image-read') naming `name`.
  */
 export async function decodeImage(input: string | Uint8Array, name: string): Promise<RgbImage> {
+  const sharp = await loadSharp();
   let out: { data: Buffer; info: OutputInfo };
   try {
     out = await sharp(input, { ignoreIcc: true, autoOrient: false, failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })

@@ -247,8 +247,8 @@ inline FastChan fastChan(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
 // sums, ch[i] its channel. Leaves (A(Y) + rrnd) >> rsh, not yet saturated, in y. With rrnd folded
 // in (Y' = Y + rrnd): relu is max(Y', rrnd); leaky is max(Y', (Y'*3277 + k) >> 15) with
 // k = 2^14 + 29491*rrnd, which is the reference's rshr(Y*3277, 15) + rrnd. Y*3277 fits 32 bits
-// (leaky32); Y'*3277 + k may not for Y >= 0, but then it wraps to a negative value and the max
-// still takes Y', as it must.
+// and rrnd <= 2^15 (leaky32), so Y*3277 + 2^14 + 2^15*rrnd does for Y < 0; for Y >= 0 it may not,
+// but then it wraps to a negative value and the max still takes Y', as it must.
 template <int ACT, bool MADD, int N>
 __attribute__((always_inline)) inline void fastEpi(const FastChan* const* ch, __m512i* y, const __m512i* S) {
   __m512i t[N];

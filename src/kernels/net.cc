@@ -232,6 +232,10 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
       const int64_t rnd = p.rsh[pc] > 0 ? (int64_t)1 << (p.rsh[pc] - 1) : 0;
       if (p.rsh[pc] > 31 || ybound + rnd >= two31) p.rAdd = false;
       else p.rrnd[pc] = (int32_t)rnd;
+      // The fast leaky folds rrnd into its constant (Y*3277 + 2^14 + 2^15*rrnd, see the AVX-512
+      // epilogue), exact only while that sum fits 32 bits for Y < 0: rrnd up to 2^15 (rsh <= 16).
+      // Past it the wide form adds rrnd after the activation.
+      if (p.act == A_LEAKY && p.rrnd[pc] > (1 << 15)) p.leaky32 = false;
     }
     // F_LUTSHIFT is checked only for table activations: 64 bits for any other value.
     const int64_t lr = (int64_t)fw + faIn - l.d[F_LUTSHIFT];
@@ -241,7 +245,8 @@ void Net::planConv(L& l, const ConvParamsIn& cp, int index) {
   p.fk = (int32_t*)alloc(4 * np);
   for (int pc = 0; pc < np; pc++) {
     p.fbias[pc] = p.bias[pc] + p.rrnd[pc];
-    p.fk[pc] = p.act == A_LEAKY ? 16384 + 29491 * p.rrnd[pc] : p.rrnd[pc];
+    // Leaky: used by the fast form only with leaky32 (rrnd <= 2^15, no overflow); the wide form reads rrnd.
+    p.fk[pc] = p.act == A_LEAKY && p.leaky32 ? 16384 + 29491 * p.rrnd[pc] : p.rrnd[pc];
   }
   p.fast = (p.outBits == 8 || out.wide) && (p.act == A_LINEAR || p.act == A_RELU || p.act == A_LEAKY) && p.tAdd && p.rAdd && !p.anyLeft;
   {

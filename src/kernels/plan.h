@@ -58,7 +58,7 @@ struct ConvPlan {
   bool m32 = true;            // M*S + rounding fits 32 bits for every channel
   bool anyLeft = false;       // some channel shifts left
   // From the per-channel bound on |Y| (plan time), cheaper exact forms are safe:
-  bool leaky32 = false;       // Y*3277 fits 32 bits
+  bool leaky32 = false;       // Y*3277 fits 32 bits, and (leaky) 2^15*rrnd + 2^14 does too
   bool tAdd = false;          // M*S + 2^(tsh-1) fits 32 bits: T = (M*S + rnd) >> tsh
   bool rAdd = false;          // |A(Y)| + 2^(rsh-1) fits 32 bits: rshr = (A + rnd) >> rsh
   // The fast epilogue applies: linear/leaky/relu, tAdd and rAdd, no left shifts. Its output is

@@ -21,12 +21,12 @@ export interface Recipe {
 }
 
 const WIDE: Recipe = {
-  iterations: 3, epochs: 1, lr: 1e-4, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'mse', rounding: 'output',
+  iterations: 3, epochs: 1, lr: 1e-4, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', rounding: 'output',
   measured: 'docs/benchmarks/retrain.md (W6, W5: the quantizer defaults, 3 iterations, Adam 1e-4 halved per iteration)',
 };
 
 const NARROW: Recipe = {
-  iterations: 12, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'mse', rounding: 'output',
+  iterations: 12, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', rounding: 'output',
   measured: 'docs/benchmarks/retrain.md (W4: 12 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5)',
 };
 

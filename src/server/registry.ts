@@ -10,6 +10,9 @@ import { EventEmitter } from 'node:events';
 import { parseZqw, type ZqwFile } from '../qnet/zqw.js';
 import { ZeroqError } from '../util/errors.js';
 import type { Storage } from './storage.js';
+import type { Descriptor } from '../update/descriptor.js';
+
+export type { Descriptor };
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -100,26 +103,6 @@ export interface DeviceReport {
   address?: string;
 }
 
-/** What devices are told about a channel's current version (GET …/latest, MQTT announcement). */
-export interface Descriptor {
-  v: 1;
-  model: string;
-  channel: string;
-  version: number;
-  sha256: string;
-  size: number;
-  id: string;
-  digest: string;
-  keyId: string;
-  architecture: string;
-  bits: number;
-  ap50: number | null;
-  parent: number | null;
-  publisher: string;
-  time: string;
-  /** Where to download it, relative to the server's URL. */
-  url: string;
-}
 
 const JOBS_KEPT = 200;
 const sha256Hex = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');

@@ -10,11 +10,11 @@
  */
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import sharp from 'sharp';
 import { z } from 'zod';
 import type { Engine, Frame, HeadTensor } from '../engine/engine.js';
 import type { Network } from '../model/ir.js';
 import { ZeroqError } from '../util/errors.js';
+import { loadSharp } from '../util/sharp.js';
 
 export const goldenFrameSchema = z.strictObject({
   name: z.string(),
@@ -74,6 +74,7 @@ export function headsDigest(heads: readonly HeadTensor[]): string {
 export async function makeGoldenFrame(image: string, engine: Engine): Promise<GoldenFrame> {
   const { w, h } = engine.net.input;
   const scale = goldenScale(w, h);
+  const sharp = await loadSharp();
   let small: Buffer;
   try {
     small = await sharp(image, { failOn: 'error' }).removeAlpha().toColourspace('srgb').resize(w / scale, h / scale, { fit: 'fill' }).raw().toBuffer();

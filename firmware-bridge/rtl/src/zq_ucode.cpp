@@ -42,7 +42,7 @@ enum Reg : uint32_t {
   R64K = 20, RWBB1, RLBB1, RLIM1, RDIV, R8,
   CG, OG, KK, CGKK, CHMAX, PLANE, OPB, SP, BPP, OWB, CGPLANE, PADW,
   GI, OGL, NCH, ING, WPTR, PPTR, OPTR,
-  Y, IY0, NROW, NSLOT, NOFF, BSLOT, BOFF, ROWEXT, LEXT, LC, OROW, T0, T1,
+  Y, IY0, NROW, NSLOT, NOFF, BSLOT, BOFF, ROWEXT, LEXT, LC, OROW, T0, T1, KLO, KHI,
   NREGS
 };
 static_assert(NREGS <= 64, "the register file has 64 words");
@@ -192,16 +192,23 @@ void program() {
   LD(ING); SUB(PADW); ST(ROWEXT);
   LD(OPTR); ST(OROW);
 
-  // ---- an output row: load the input rows it needs that are not in the ring yet
+  // ---- an output row. While the walker still computes the row before: the kernel rows inside the
+  // input, [KLO, KHI), and the loader's ports for the first input row to load; the line buffer is
+  // written, and the walker's row ports changed, only once it is done.
   label("row");
+  LDI(0); SUB(IY0); BI(GE, 0, "k1"); LDI(0);
+  label("k1"); ST(KLO);
+  LD(H); SUB(IY0); B(LT, K, "k2"); LD(K);
+  label("k2"); BI(GE, 0, "k3"); LDI(0);
+  label("k3"); ST(KHI);
+  // the input rows it needs that are not in the ring yet: NROW .. IY0+k-1
   LD(IY0); ADD(K); ST(T0);
   label("rl");
   LD(NROW); B(GE, T0, "rdone");
   BI(LT, 0, "rskip"); B(GE, H, "rskip");
   // the row of every input channel of the group, one after the other in its slot
-  WAIT(W_LANES);
   LD(NOFF); OUT(P_LDEST); LD(W); OUT(P_LN); LD(ROWEXT); ST(LEXT); OUT(P_LADDR);
-  WAIT(W_LD); OUT(GO_LB);
+  WAIT(W_LANES); WAIT(W_LD); OUT(GO_LB);
   LD(CG); ST(LC);
   label("rl2");
   LD(LC); ADDI(-1); BI(EQ, 0, "rskip"); ST(LC);
@@ -212,14 +219,10 @@ void program() {
   next_slot(NSLOT, NOFF);
   JMP("rl");
 
-  // ---- compute the row: the kernel rows inside the input are [kylo, kyhi)
+  // ---- compute the row
   label("rdone");
-  LDI(0); SUB(IY0); BI(GE, 0, "k1"); LDI(0);
-  label("k1"); OUT(P_KYLO);
-  LD(H); SUB(IY0); B(LT, K, "k2"); LD(K);
-  label("k2"); BI(GE, 0, "k3"); LDI(0);
-  label("k3"); OUT(P_KYHI);
-  LD(BSLOT); OUT(P_BSLOT); LD(BOFF); OUT(P_BOFF);
+  WAIT(W_LANES);
+  LD(KLO); OUT(P_KYLO); LD(KHI); OUT(P_KYHI); LD(BSLOT); OUT(P_BSLOT); LD(BOFF); OUT(P_BOFF);
   WAIT(W_ORP); LD(OROW); OUT(P_OROW);
   WAIT(W_LD); OUT(GO_WALK);
   // meanwhile: the next row
@@ -229,12 +232,9 @@ void program() {
   label("bs");
   next_slot(BSLOT, BOFF);
   LD(T1); ADDI(-1); ST(T1); BI(NE, 0, "bs");
-  LD(Y); ADDI(1); ST(Y); B(EQ, HO, "cdone");
-  WAIT(W_LANES);
-  JMP("row");
+  LD(Y); ADDI(1); ST(Y); B(NE, HO, "row");
 
   // ---- the chunk is done
-  label("cdone");
   LD(OPB); MUL(NCH); ADD(OPTR); ST(OPTR);
   LD(OGL); SUB(NCH); ST(OGL); BI(NE, 0, "chunk");
   // the group is done

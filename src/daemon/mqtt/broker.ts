@@ -12,7 +12,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import { Aedes, type Client } from 'aedes';
+import type { Client } from 'aedes';
 import type { Logger } from 'pino';
 import { ZeroqError } from '../../util/errors.js';
 
@@ -101,6 +101,8 @@ export async function startEmbeddedBroker(host: string, port: number, log: Logge
   let retainedBytes = 0;
   const under = (topic: string, prefix: string | undefined) => prefix !== undefined && (topic === prefix || topic.startsWith(`${prefix}/`));
 
+  // Loaded only here: a daemon with a broker URL does not carry aedes.
+  const { Aedes } = await import('aedes');
   const aedes = await Aedes.createBroker({
     authenticate(client, username, password, done) {
       const pw = password ?? Buffer.alloc(0);

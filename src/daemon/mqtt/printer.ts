@@ -20,7 +20,7 @@ export function formatMessage(topic: string, payload: Buffer, retain: boolean): 
 }
 
 export function startPrinter(url: string, filter: string | string[], out: Writable, clientOpts: Record<string, unknown> = {}): Printer {
-  const client: MqttClient = connect(url, { ...clientOpts, clientId: `zeroq-print-${process.pid}`, clean: true, reconnectPeriod: 1000 });
+  const client: MqttClient = connect(url, { ...clientOpts, clientId: `zeroq-print-${process.pid}`, clean: true, reconnectPeriod: 1000, writeCache: false });
   const waiters: { topic: string; payload: string; done: () => void }[] = [];
   const latest = new Map<string, string>();
   client.on('message', (topic, payload, packet) => {

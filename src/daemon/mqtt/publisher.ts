@@ -92,6 +92,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       reconnectOnConnackError: true,
       resubscribe: false, // clean sessions: subscriptions are renewed in the connect handler
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: true },
+      // Without this, mqtt-packet keeps a 2-byte Buffer for each of the 65536 packet ids (about 8 MB
+      // of heap and buffers) to save an allocation per packet (the setting is global to mqtt-packet).
+      writeCache: false,
     };
     if (o.username !== undefined) opts.username = o.username;
     if (o.password !== undefined) opts.password = o.password;

@@ -6,25 +6,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, unlink } from 'node:fs/promises';
 import { ZeroqError } from '../../util/errors.js';
+import type { Descriptor } from '../../update/descriptor.js';
 
-export interface Descriptor {
-  v: number;
-  model: string;
-  channel: string;
-  version: number;
-  sha256: string;
-  size: number;
-  id: string;
-  digest: string;
-  keyId: string;
-  architecture: string;
-  bits: number;
-  ap50: number | null;
-  parent: number | null;
-  publisher: string;
-  time: string;
-  url: string;
-}
+export type { Descriptor };
 
 export interface CheckRequest {
   server: string;

@@ -4,9 +4,9 @@
  * JPEG scaled down to `max_size`. Encoding and upload run in the background; a frame that arrives
  * while one is on its way is not considered.
  */
-import sharp from 'sharp';
 import type { Logger } from 'pino';
 import type { ProcessedFrame } from '../frame-loop.js';
+import { loadSharp } from '../../util/sharp.js';
 
 export interface HardFrameSettings {
   margin: number;
@@ -38,10 +38,15 @@ export class HardFrames {
     this.tokens -= 1;
     this.busy = true;
     const f = r.frame;
-    void sharp(f.rgb, { raw: { width: f.width, height: f.height, channels: 3 } })
-      .resize(this.o.max_size, this.o.max_size, { fit: 'inside', withoutEnlargement: true })
-      .jpeg({ quality: this.o.quality })
-      .toBuffer()
+    // The picture is copied now: the frame's buffer may be reused once this frame is done.
+    const rgb = Buffer.from(f.rgb);
+    void loadSharp()
+      .then((sharp) =>
+        sharp(rgb, { raw: { width: f.width, height: f.height, channels: 3 } })
+          .resize(this.o.max_size, this.o.max_size, { fit: 'inside', withoutEnlargement: true })
+          .jpeg({ quality: this.o.quality })
+          .toBuffer(),
+      )
       .then((jpeg) => this.upload(jpeg, { ...meta, frame: f.seq, time: new Date(f.time).toISOString(), scores: near }))
       .then((ok) => {
         if (!ok) return;

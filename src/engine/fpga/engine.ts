@@ -74,6 +74,8 @@ export interface FpgaEngineOptions {
   inflight?: number;
   /** Fail `open` when the device cannot be reached or cannot run the network (default: fall back). */
   requireDevice?: boolean;
+  /** The longest the device may compute one frame, ms (default: 10 times the last frame's device time, at least 30 s). */
+  computeLimitMs?: number;
   /** Deadline floor per request, ms (default 250). */
   baseTimeoutMs?: number;
   /** Back-off of the reconnect loop, ms (default 100 doubling to 250). */
@@ -367,9 +369,10 @@ export class FpgaEngine extends EventEmitter implements Engine {
       this.frameId = (this.frameId + 1) >>> 0 || 1;
       // The device answers INFER when the frame is computed (and a repeat with E_BUSY before):
       // the first answer is expected after about the last frame's device time (the first frame: 2 s),
-      // a device computing for 10 times that (at least 30 s) is taken as stuck.
+      // a device computing for 10 times that (at least 30 s), or computeLimitMs, is taken as stuck.
       const lastMs = this.lastDeviceUs / 1000;
-      const { info, result } = await client.frame(slot, id, frame.rgb, lastMs > 0 ? 1.5 * lastMs : 2000, Math.max(30000, 10 * lastMs));
+      const limitMs = this.opts.computeLimitMs ?? Math.max(30000, 10 * lastMs);
+      const { info, result } = await client.frame(slot, id, frame.rgb, lastMs > 0 ? 1.5 * lastMs : 2000, limitMs);
       let heads: HeadTensor[];
       try {
         heads = this.heads(info, result);

@@ -17,6 +17,17 @@ function baudFlag(value: string, flag: string): number {
   return v;
 }
 
+export const MIN_TIMEOUT_MS = 1000;
+export const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
+
+function timeoutFlag(value: string, flag: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !Number.isInteger(v) || v < MIN_TIMEOUT_MS || v > MAX_TIMEOUT_MS) {
+    throw new ZeroqError('bad-option', `"${value}" is not a time in ms in ${MIN_TIMEOUT_MS}..${MAX_TIMEOUT_MS}`, flag);
+  }
+  return v;
+}
+
 export const fpgaEngine: EngineModule = {
   kind: 'fpga',
   summary: 'serial-attached FPGA accelerator through the bridge firmware (falls back to int)',
@@ -28,10 +39,22 @@ export const fpgaEngine: EngineModule = {
     device: z.string().min(1).optional(),
     /** A UART's baud rate (paces the deadlines; USB links ignore it). */
     baud: z.number().int().min(MIN_BAUD).max(MAX_BAUD).optional(),
+    /**
+     * How long the device may compute one frame before it is taken as stuck, ms (default: 10 times
+     * the last frame's device time, at least 30 s). A simulated accelerator needs minutes.
+     */
+    fpga_timeout: z.number().int().min(MIN_TIMEOUT_MS).max(MAX_TIMEOUT_MS).optional(),
   },
   flags: [
     { flags: '--device <path>', description: 'fpga: the bridge\'s serial port (e.g. /dev/ttyACM0, or the path of bridge-host --link)', key: 'device' },
     { flags: '--baud <n>', description: 'fpga: the serial port\'s baud rate, for a UART (default: the link is taken to carry 1 MB/s)', key: 'baud', parse: baudFlag, type: 'int' },
+    {
+      flags: '--fpga-timeout <ms>',
+      description: 'fpga: the longest the device may compute one frame before it is taken as stuck (default: 10 times the last frame, at least 30000)',
+      key: 'fpga_timeout',
+      parse: timeoutFlag,
+      type: 'int',
+    },
   ],
   capabilities: { integer: true, threads: true },
   async open(model, opts) {
@@ -50,6 +73,7 @@ export const fpgaEngine: EngineModule = {
     return FpgaEngine.open(qnet, {
       device,
       baud: opts.baud as number | undefined,
+      computeLimitMs: opts.fpga_timeout as number | undefined,
       modelId,
       fallback: openIntEngine(qnet, { threads: opts.threads, modelId }),
     });
