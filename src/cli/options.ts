@@ -127,7 +127,8 @@ export function collectMissing(cmd: Command): void {
   // Every mandatory option (commander's requiredOption too) says so in --help.
   for (const o of cmd.options) if (o.mandatory && !o.description.includes('(required)')) o.description += ' (required)';
   c.missingArgument = (name: string) => (c[MISSING] ??= []).push(`<${name}>`);
-  c.missingMandatoryOptionValue = (o: Option) => (c[MISSING] ??= []).push(o.flags.replace(/ <.*$/, ''));
+  // "-o/--output": one option, not two in the comma-separated list.
+  c.missingMandatoryOptionValue = (o: Option) => (c[MISSING] ??= []).push(o.flags.replace(/ <.*$/, '').replace(', ', '/'));
   for (const sub of cmd.commands) collectMissing(sub);
 }
 

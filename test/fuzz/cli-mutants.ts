@@ -76,7 +76,10 @@ export function makeCases(dir: string, perKind: number, seed: number): Case[] {
 export function judge(c: Case, r: CliResult): Outcome {
   const base = { kind: c.kind, command: `zeroq ${c.args.join(' ')}`, file: c.file };
   if (r.code === 0 && !r.timedOut) return { ...base, result: 'accepted' };
-  const problem = refusalProblem(r);
+  // `run` writes its JSON log records to stderr while it starts (e.g. "engine ready" before the
+  // broker fails to listen); the refusal is the one line that is not a log record.
+  const stderr = c.kind === 'config' ? r.stderr.split('\n').filter((l) => !/^\{"level":\d+,/.test(l)).join('\n') : r.stderr;
+  const problem = refusalProblem({ ...r, stderr });
   if (problem) return { ...base, result: 'failed', detail: `${problem}: ${r.stderr.slice(0, 2000)}` };
   return { ...base, result: 'refused', detail: /\[([\w-]+)\]\s*$/.exec(r.stderr.trim())?.[1] ?? 'no code' };
 }
