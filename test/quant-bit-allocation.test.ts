@@ -79,3 +79,11 @@ t.test('measured errors are made monotone: a wider format never counts as worse'
 t.test('a floor above the average is refused', async (t) => {
   t.throws(() => allocateBits([layer(0, 10, 1)], 3.5, { minBits: 4 }), { code: 'quant-bits' });
 });
+
+t.test('a floor at the average gives every layer that width, whatever the weight counts', async (t) => {
+  // Counts that do not divide the budget's unit: the costs, rounded up, must not push the uniform width out.
+  const layers = [layer(0, 21893, 1), layer(1, 907, 3), layer(2, 24480, 2), layer(3, 7, 5)];
+  const a = allocateBits(layers, 4, { minBits: 4 });
+  t.same(a.widths, [4, 4, 4, 4]);
+  t.equal(a.avgBits, 4);
+});

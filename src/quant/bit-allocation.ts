@@ -62,6 +62,12 @@ export function allocateBits(layers: readonly LayerErrors[], avgBits: number, op
     throw new ZeroqError('quant-bits', `an average of ${avgBits} bits per weight is outside ${minBits}..${MAX_WIDTH}`, '--avg-bits');
   }
   if (layers.length === 0) return { widths: [], avgBits: 0, error: 0 };
+  // The narrowest width at the average is the only choice; the budget's rounding (costs up, budget down)
+  // would otherwise find it does not fit.
+  if (avgBits < minBits + 1e-9) {
+    const errs0 = layers.map((l) => monotoneErrors(l.error, minBits, maxBits));
+    return { widths: layers.map(() => minBits), avgBits: minBits, error: errs0.reduce((s, e) => s + e[minBits], 0) };
+  }
   const total = layers.reduce((s, l) => s + l.weights, 0);
   const states = opts.states ?? 60000;
   const unit = Math.max(1, (total * maxBits) / states);
