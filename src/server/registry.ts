@@ -10,34 +10,17 @@ import { EventEmitter } from 'node:events';
 import { parseZqw, type ZqwFile } from '../qnet/zqw.js';
 import { ZeroqError } from '../util/errors.js';
 import type { Storage } from './storage.js';
-import type { Descriptor } from '../update/descriptor.js';
+import type { Descriptor, SetFacts } from '../update/descriptor.js';
 
 export type { Descriptor };
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export interface VersionRecord {
-  model: string;
-  /** 1, 2, … per model, in publishing order. */
-  version: number;
-  sha256: string;
-  size: number;
-  /** The weight-set id (manifest.id) and the file's own digest (over everything but the signature). */
-  id: string;
-  digest: string;
-  keyId: string;
-  architecture: string;
+/** A published version as the registry keeps it: what devices are told, and more. */
+export interface VersionRecord extends SetFacts {
   input: { width: number; height: number; channels: number };
   classes: number;
-  /** Average weight width. */
-  bits: number;
-  /** The version this one was made from or replaces (null: the first). */
-  parent: number | null;
-  /** AP50 (fraction) on the server's validation list; null until scored. */
-  ap50: number | null;
   scored?: { list: string; images: number; time: string };
-  publisher: string;
-  time: string;
   /** Self-test frames carried in the set. */
   golden: number;
   job?: string;
