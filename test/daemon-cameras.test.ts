@@ -4,7 +4,6 @@
  * from tracked objects; a reload adds and removes cameras.
  */
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,17 +15,10 @@ import { loadConfig } from '../src/daemon/config-load.js';
 import { camerasOf } from '../src/daemon/config.js';
 import { dataPath } from '../src/util/paths.js';
 import { DaemonProcess, Watcher } from './helpers/daemon.js';
+import { haveFfmpeg } from './helpers/ffmpeg.js';
 import { freePort } from './helpers/mosquitto.js';
 
 const haveModel = existsSync(dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg'));
-const haveFfmpeg = (() => {
-  try {
-    execFileSync('ffmpeg', ['-version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 function tmpdir(t: { teardown(fn: () => void): void }): string {
   const d = mkdtempSync(path.join(os.tmpdir(), 'zeroq-cams-'));

@@ -7,7 +7,6 @@
  * stream are checked over plain HTTP too.
  */
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -17,18 +16,11 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { Daemon } from '../src/daemon/daemon.js';
 import { dataPath } from '../src/util/paths.js';
+import { haveFfmpeg } from './helpers/ffmpeg.js';
 import { freePort } from './helpers/mosquitto.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveModel = existsSync(dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg'));
-const haveFfmpeg = (() => {
-  try {
-    execFileSync('ffmpeg', ['-version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Pixels of the person box colour (#e6194b) in a picture. */
 async function boxPixels(img: Buffer): Promise<number> {
@@ -147,9 +139,10 @@ t.test('live view: headless Chromium shows both cameras, a changing stream, boxe
       return img !== null && img.naturalWidth > 0;
     }, { timeout: 30_000 }, name);
   }
-  // The yard stream's picture changes: two different pixel hashes of the <img>.
-  const hash = () =>
-    page.evaluate(() => {
+  // The yard stream's picture changes: two different pixel hashes of the <img> (the hash is
+  // defined once in the page).
+  await page.evaluate(() => {
+    (globalThis as unknown as { yardHash: () => number }).yardHash = () => {
       const img = document.querySelector<HTMLImageElement>('#camera-yard img.live')!;
       const c = document.createElement('canvas');
       c.width = img.naturalWidth;
@@ -160,24 +153,11 @@ t.test('live view: headless Chromium shows both cameras, a changing stream, boxe
       let h = 0;
       for (let i = 0; i < px.length; i += 16) h = (h * 31 + px[i]) >>> 0;
       return h;
-    });
+    };
+  });
+  const hash = () => page.evaluate(() => (globalThis as unknown as { yardHash: () => number }).yardHash());
   const h0 = await hash();
-  await page.waitForFunction(
-    (h: number) => {
-      const img = document.querySelector<HTMLImageElement>('#camera-yard img.live')!;
-      const c = document.createElement('canvas');
-      c.width = img.naturalWidth;
-      c.height = img.naturalHeight;
-      const g = c.getContext('2d')!;
-      g.drawImage(img, 0, 0);
-      const px = g.getImageData(0, 0, c.width, c.height).data;
-      let x = 0;
-      for (let i = 0; i < px.length; i += 16) x = (x * 31 + px[i]) >>> 0;
-      return x !== h;
-    },
-    { timeout: 20_000, polling: 100 },
-    h0,
-  );
+  await page.waitForFunction((h: number) => (globalThis as unknown as { yardHash: () => number }).yardHash() !== h, { timeout: 20_000, polling: 100 }, h0);
   t.notSame(await hash(), h0, "the yard stream's picture changed in the page");
 
   // Engine and weight-set id, counts and an event with its snapshot.

@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { decodeHeads } from '../src/detect/decode.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
@@ -17,18 +16,11 @@ import { openEngine } from '../src/engine/registry.js';
 import { defaultWeightSet } from '../src/daemon/config.js';
 import { dataPath } from '../src/util/paths.js';
 import { DaemonProcess, Watcher, repo, type LogLine } from './helpers/daemon.js';
+import { haveFfmpeg } from './helpers/ffmpeg.js';
 import { freePort, makeCertificates, mosquittoBinary, startMosquitto } from './helpers/mosquitto.js';
 
 const cfgPath = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 const haveModel = existsSync(cfgPath);
-const haveFfmpeg = (() => {
-  try {
-    execFileSync('ffmpeg', ['-version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p));
 
 function tmpdir(t: { teardown(fn: () => void): void }): string {

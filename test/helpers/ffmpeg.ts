@@ -1,11 +1,21 @@
 /** Test inputs made with the real ffmpeg: a short video from real images. */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** Whether an ffmpeg binary runs here (tests that need one skip without it). */
+export const haveFfmpeg = (() => {
+  try {
+    execFileSync('ffmpeg', ['-version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /**
  * Encodes the images, in order, into an MPEG-4 video (ffmpeg's own encoder) of width×height at
