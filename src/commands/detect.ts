@@ -62,15 +62,16 @@ async function jsonEntry(r: ImageResult): Promise<unknown> {
 
 /** Writes the image with its detections drawn into dir, as <name>.jpg; returns the file. */
 async function saveAnnotated(dir: string, image: string, rgb: Uint8Array, width: number, height: number, dets: Detection[], used: Set<string>): Promise<string> {
-  const [{ default: sharp }, path, { overlaySvg }] = await Promise.all([import('sharp'), import('node:path'), import('../daemon/snapshot.js')]);
+  const [{ default: sharp }, path, { drawDetections }] = await Promise.all([import('sharp'), import('node:path'), import('../detect/draw.js')]);
   const base = path.basename(image, path.extname(image));
   let name = `${base}.jpg`;
   for (let k = 2; used.has(name); k++) name = `${base}-${k}.jpg`;
   used.add(name);
   const file = path.join(dir, name);
+  const img = { data: Uint8Array.from(rgb), width, height };
+  drawDetections(img, dets, 1, 1);
   try {
-    await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } })
-      .composite([{ input: Buffer.from(overlaySvg(dets, 1, 1, width, height)), top: 0, left: 0 }])
+    await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width, height, channels: 3 } })
       .jpeg({ quality: 90 })
       .toFile(file);
   } catch (err) {
