@@ -13,7 +13,8 @@ import { prepareFrame } from '../src/detect/preprocess.js';
 import { quantizeDefaults, quantizeModel } from '../src/quant/quantize.js';
 import { allocateBits } from '../src/quant/bit-allocation.js';
 import { layerErrors } from '../src/retrain/bit-widths.js';
-import { defaultQuantConfig, fromQNet, intConvOf, qnetDifferences } from '../src/retrain/formats.js';
+import { defaultQuantConfig, fromQNet, intConvOf, intNet, qnetDifferences } from '../src/retrain/formats.js';
+import { recipeFor } from '../src/retrain/recipes.js';
 import { quantForward } from '../src/retrain/sim.js';
 import { cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
 import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
@@ -231,4 +232,36 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
     searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: 32, threads: 1, output: 'o.zqw', lrUnit: 'absolute',
     distill: 'objectness', wbits: 4, rounding: 'output',
   }), { code: 'usage', message: /--act-calib search/ });
+});
+
+t.test('the next iteration starts from the network the last one trained (the W4 recipe\'s rounding)', async (t) => {
+  const { model, calib } = await tiny(4);
+  const net = model.net;
+  const recipe = recipeFor(4);
+  const quant = { ...defaultQuantConfig(4), rounding: recipe.rounding, alignWeights: recipe.alignWeights };
+  const state = initialState(model.params, 1);
+  const first = await startIteration(net, state, calib, quant, 2);
+  // Training moves shadow weights by small amounts; a few cross into the next cell.
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  for (const l of net.layers) {
+    if (l.kind !== 'conv') continue;
+    const wf = first.formats.weights[l.index]!;
+    const w = state.params[l.index]!.weight;
+    const per = w.length / wf.fw.length;
+    for (let i = 0; i < w.length; i++) w[i] += 0.3 * rand() * 2 ** -wf.fw[Math.floor(i / per)];
+  }
+  const trained = intNet(net, state.params, first.formats, 4);
+  state.iteration = 1;
+  const next = await startIteration(net, state, calib, quant, 2);
+  let same = 0;
+  let all = 0;
+  for (const l of net.layers) {
+    if (l.kind !== 'conv') continue;
+    const a = trained.convs[l.index]!.q;
+    const b = next.qnet.convs[l.index]!.q;
+    for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+    all += a.length;
+  }
+  t.ok(same / all > 0.95, `${same} of ${all} integer weights kept by the re-quantization (${(100 * same / all).toFixed(1)}%)`);
 });

@@ -141,18 +141,17 @@ export async function quantizerFormats(
     const j = l.inputs[0];
     const faIn = j === -1 ? INPUT_FRAC : res.qnet.formats[j].frac;
     if (cfg.rounding === 'output') {
-      // Not each weight's nearest grid point: each shadow weight moves by whole steps into the cell of
-      // the grid point the quantizer chose, keeping its place within the cell (cut just inside it), so
-      // that re-rounding gives the quantizer's integers back and training moves weights across cell
-      // borders as it does from rounding to nearest.
+      // A weight the quantizer rounded to its nearest grid point stays where it is. A weight it rounded
+      // elsewhere moves to the centre of the cell of its grid point, so that re-rounding gives the
+      // quantizer's integers back. (Moved to the cell's edge instead, keeping its place within its old
+      // cell, the moved weights sat where the next iteration's small shift of the channel's mean sent
+      // them across a border: the re-quantized network lost what the last iteration had trained.)
       const per = p.weight.length / l.filters;
       const scale = inputScale(l);
       for (let o = 0; o < l.filters; o++) {
         const step = 2 ** c.fw[o];
         for (let i = o * per; i < (o + 1) * per; i++) {
-          const v = (p.weight[i] * scale - mu[o]) * step;
-          const within = Math.max(-0.49, Math.min(0.49, v - roundHalfAway(v)));
-          p.weight[i] = (mu[o] + (c.q[i] + within) / step) / scale;
+          if (roundHalfAway((p.weight[i] * scale - mu[o]) * step) !== c.q[i]) p.weight[i] = (mu[o] + c.q[i] / step) / scale;
         }
       }
     }
