@@ -6,7 +6,10 @@
  *    at every narrower width (same formats, bias correction from the integer inputs' means) and the
  *    integer network is run on a few frames. A layer's error at a width is how much the distillation
  *    loss of the heads against the float model (the training loss, loss.ts) grows over the all-8-bit
- *    network. Layers before the changed one are not run again.
+ *    network. Layers before the changed one are not run again. With output-error rounding (the
+ *    quantizer's default) each variant is rounded that way, from the layer's inputs in the 8-bit
+ *    network: rounded to the nearest point instead, narrow layers looked far worse than the quantizer
+ *    then makes them, and the widths went to the wrong layers.
  * 2. Allocation (src/quant/bit-allocation.ts): the widths with the least summed error at the average,
  *    once for each narrowest width allowed (2, 3, ... up to the average): the errors are measured one
  *    layer at a time, and their sum says less the more layers are narrow at once, so a floor is a
@@ -22,6 +25,7 @@ import type { QNet } from '../qnet/types.js';
 import { INPUT_FRAC } from '../qnet/types.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { quantizeConv } from '../quant/conv.js';
+import { inputHessian, type InputHessian } from '../quant/gptq.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from '../quant/quantize.js';
 import { allocateBits, MAX_WIDTH, MIN_WIDTH, type LayerErrors } from '../quant/bit-allocation.js';
 import { ZeroqError } from '../util/errors.js';
@@ -125,17 +129,29 @@ export function layerErrors(
     means.set(src, Float64Array.from(s, (v) => (v * 2 ** -frac) / (plane * N)));
   }
 
-  // The integer parameters of every layer at every narrower width.
+  // The integer parameters of every layer at every narrower width, rounded as the quantizer will round
+  // them: with output-error rounding, from the layer's inputs in the 8-bit network on the first batch.
+  const hessianFrames = Math.min(B, N);
+  const firstTape = opts.quant.rounding === 'output' ? quantForward(net, q8, batchOf(frames, 0, hessianFrames, per), opts.threads) : undefined;
   const variants = new Map<number, IntConv[]>();
   for (const l of convLayers) {
     if (l.kind !== 'conv') continue;
     const src = srcOf(l.index);
     const input = src === -1 ? networkInput() : tensorInput(base.formats[src]);
+    let hessian: InputHessian | undefined;
+    if (firstTape) {
+      const shape = src === -1 ? net.input : net.layers[src].out;
+      const x = src === -1 ? firstTape.input : firstTape.outs[src];
+      const size = shape.c * shape.h * shape.w;
+      const frac = src === -1 ? INPUT_FRAC : base.formats[src].frac;
+      hessian = inputHessian(net, l, Array.from({ length: hessianFrames }, (_, k) => ({ c: shape.c, h: shape.h, w: shape.w, data: x.subarray(k * size, (k + 1) * size), frac })));
+    }
     const list: IntConv[] = [];
     for (let b = minBits; b < MAX_WIDTH; b++) {
       const { qconv } = quantizeConv(net, l, model.params[l.index]!, {
         wbits: b, perChannel: opts.quant.perChannel, zeroCenter: opts.quant.zeroCenter, ...(opts.quant.weightClip === 'mse' ? { clip: 'mse' as const } : {}),
         ...(opts.quant.biasCorrection ? { inputMean: means.get(src)! } : {}),
+        ...(hessian ? { hessian } : {}),
       }, input);
       list[b] = intConvOf(l, qconv, src === -1 ? INPUT_FRAC : base.formats[src].frac, base.formats[l.index].frac);
     }
