@@ -16,6 +16,12 @@
       "sources": ["src/daemon/native/malloc.cc"]
     },
     {
+      "target_name": "zeroq_jpeg",
+      "sources": ["src/daemon/native/jpeg.cc"],
+      "cflags_cc": ["-O3", "-std=c++17"],
+      "cflags_cc!": ["-O2"]
+    },
+    {
       "target_name": "zeroq_int",
       "sources": ["src/kernels/addon.cc", "src/kernels/check.cc", "src/kernels/net.cc", "src/kernels/pool.cc", "src/kernels/kernels_scalar.cc", "src/kernels/resize.cc"],
       "cflags_cc": ["<@(zq_int_cflags)"],

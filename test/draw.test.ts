@@ -1,7 +1,7 @@
 // Drawing detections into RGB pictures (src/detect/draw.ts): the box outline in its class colour,
-// the label band with black text, nothing outside them, and resampling that keeps flat areas flat.
+// the label band with black text, and nothing outside them.
 import t from 'tap';
-import { PALETTE, drawDetections, drawText, resizeRgb, textWidth, type RgbImage } from '../src/detect/draw.js';
+import { PALETTE, drawDetections, drawText, textWidth, type RgbImage } from '../src/detect/draw.js';
 import type { Detection } from '../src/detect/types.js';
 
 const grey = (width: number, height: number, v = 128): RgbImage => ({ data: new Uint8Array(width * height * 3).fill(v), width, height });
@@ -50,20 +50,4 @@ t.test('every glyph differs from the unknown one; unknown characters still draw'
   for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789%-_.') t.not(draw(c), unknown, c);
   t.equal(draw('A'), draw('a'), 'upper case drawn as lower case');
   t.equal(new Set([...'abcdefghijklmnopqrstuvwxyz0123456789'].map(draw)).size, 36, 'no two glyphs alike');
-});
-
-t.test('resampling keeps flat areas flat, halves a picture and copies one of the same size', async (t) => {
-  const src = grey(64, 32, 77);
-  const half = resizeRgb(src, 32, 16);
-  t.same([half.width, half.height, half.data.length], [32, 16, 32 * 16 * 3]);
-  t.ok(half.data.every((v) => v === 77));
-  const same = resizeRgb(src, 64, 32);
-  t.not(same.data, src.data, 'a copy');
-  t.same(Buffer.from(same.data), Buffer.from(src.data));
-  // A left-right ramp stays a ramp.
-  const ramp = grey(8, 1);
-  for (let x = 0; x < 8; x++) ramp.data.fill(x * 32, x * 3, x * 3 + 3);
-  const r = resizeRgb(ramp, 4, 1);
-  const reds = [0, 1, 2, 3].map((x) => r.data[x * 3]!);
-  t.same(reds, [16, 80, 144, 208]);
 });

@@ -68,7 +68,7 @@ async function saveAnnotated(dir: string, image: string, rgb: Uint8Array, width:
   for (let k = 2; used.has(name); k++) name = `${base}-${k}.jpg`;
   used.add(name);
   const file = path.join(dir, name);
-  const img = { data: Uint8Array.from(rgb), width, height };
+  const img = { data: new Uint8Array(rgb), width, height };
   drawDetections(img, dets, 1, 1);
   try {
     await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width, height, channels: 3 } })

@@ -1,11 +1,11 @@
 /**
- * Annotated snapshots: the frame as JPEG with the detections drawn on it (src/detect/draw.ts; sharp
- * only encodes). The picture is shown at the camera's aspect ratio, its longest side at most
+ * Annotated snapshots: the frame as JPEG with the detections drawn on it (src/detect/draw.ts) and
+ * encoded by src/daemon/jpeg.ts. The picture is shown at the camera's aspect ratio, its longest side at most
  * maxSize pixels.
  */
 import type { Detection } from '../detect/types.js';
-import { drawDetections, resizeRgb } from '../detect/draw.js';
-import { loadSharp } from '../util/sharp.js';
+import { drawDetections } from '../detect/draw.js';
+import { encodeJpeg } from './jpeg.js';
 import { trimMalloc } from './malloc.js';
 
 export interface SnapshotInput {
@@ -29,7 +29,7 @@ let queue: Promise<unknown> = Promise.resolve();
 
 /**
  * The picture of a frame with its boxes, as JPEG. Pictures are made one after another, whoever asks
- * (snapshots, the live view, event pictures): each takes libvips a few MB while it is made,
+ * (snapshots, the live view, event pictures): each takes a few MB while it is made,
  * and several ending events at once would otherwise make their pictures side by side.
  */
 export function renderSnapshot(s: SnapshotInput, maxSize: number, quality: number): Promise<Buffer> {
@@ -39,12 +39,9 @@ export function renderSnapshot(s: SnapshotInput, maxSize: number, quality: numbe
 }
 
 async function render(s: SnapshotInput, maxSize: number, quality: number): Promise<Buffer> {
-  const out = snapshotSize(s.srcWidth, s.srcHeight, maxSize);
-  const img = resizeRgb({ data: s.rgb, width: s.width, height: s.height }, out.width, out.height);
-  drawDetections(img, s.detections, out.width / s.srcWidth, out.height / s.srcHeight);
-  const sharp = await loadSharp();
-  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: 3 } })
-    .jpeg({ quality })
-    .toBuffer()
-    .finally(trimMalloc);
+  // Drawn on a copy at the frame's own size (often smaller than the camera's); the encoder resamples
+  // to the picture's size on its thread, not on the one that carries the frames.
+  const img = { data: new Uint8Array(s.rgb), width: s.width, height: s.height };
+  drawDetections(img, s.detections, s.width / s.srcWidth, s.height / s.srcHeight);
+  return encodeJpeg(img, quality, snapshotSize(s.srcWidth, s.srcHeight, maxSize)).finally(trimMalloc);
 }

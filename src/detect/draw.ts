@@ -106,38 +106,6 @@ export function drawText(img: RgbImage, x: number, y: number, text: string, scal
   }
 }
 
-/** The picture resampled to width x height (bilinear; a copy even when the size is the same). */
-export function resizeRgb(src: RgbImage, width: number, height: number): RgbImage {
-  if (width === src.width && height === src.height) return { data: Uint8Array.from(src.data), width, height };
-  const out = new Uint8Array(width * height * 3);
-  const sx = src.width / width;
-  const sy = src.height / height;
-  const s = src.data;
-  for (let y = 0; y < height; y++) {
-    const fy = Math.min(src.height - 1, Math.max(0, (y + 0.5) * sy - 0.5));
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(src.height - 1, y0 + 1);
-    const wy = fy - y0;
-    for (let x = 0; x < width; x++) {
-      const fx = Math.min(src.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(src.width - 1, x0 + 1);
-      const wx = fx - x0;
-      const a = (y0 * src.width + x0) * 3;
-      const b = (y0 * src.width + x1) * 3;
-      const cc = (y1 * src.width + x0) * 3;
-      const dd = (y1 * src.width + x1) * 3;
-      const o = (y * width + x) * 3;
-      for (let k = 0; k < 3; k++) {
-        const top = s[a + k]! + (s[b + k]! - s[a + k]!) * wx;
-        const bottom = s[cc + k]! + (s[dd + k]! - s[cc + k]!) * wx;
-        out[o + k] = Math.round(top + (bottom - top) * wy);
-      }
-    }
-  }
-  return { data: out, width, height };
-}
-
 /**
  * Boxes and labels drawn on img; boxes are in a space of img.width/sx by img.height/sy (camera
  * pixels), so sx and sy scale them to the picture.

@@ -6,7 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { ProcessedFrame } from '../frame-loop.js';
-import { loadSharp } from '../../util/sharp.js';
+import { encodeJpeg } from '../jpeg.js';
+import { snapshotSize } from '../snapshot.js';
 
 export interface HardFrameSettings {
   margin: number;
@@ -40,13 +41,9 @@ export class HardFrames {
     const f = r.frame;
     // The picture is copied now: the frame's buffer may be reused once this frame is done.
     const rgb = Buffer.from(f.rgb);
-    void loadSharp()
-      .then((sharp) =>
-        sharp(rgb, { raw: { width: f.width, height: f.height, channels: 3 } })
-          .resize(this.o.max_size, this.o.max_size, { fit: 'inside', withoutEnlargement: true })
-          .jpeg({ quality: this.o.quality })
-          .toBuffer(),
-      )
+    const size = snapshotSize(f.width, f.height, this.o.max_size);
+    void Promise.resolve()
+      .then(() => encodeJpeg({ data: rgb, width: f.width, height: f.height }, this.o.quality, size))
       .then((jpeg) => this.upload(jpeg, { ...meta, frame: f.seq, time: new Date(f.time).toISOString(), scores: near }))
       .then((ok) => {
         if (!ok) return;
