@@ -235,6 +235,14 @@ function writeDocs(results: Results): void {
       const ho = r.heldOut;
       md.push(`| ${label(r)} | ${training(r)} | ${fig(r.sets[0].engine)} | ${r.sets.slice(1).map((s, i) => fig(s.engine) + (r.stoppedByBudget && r.output === undefined && i === r.sets.length - 2 ? ' (partial)' : '')).join(', ')} | ${fig(last.engine)}${r.output !== undefined ? ` (it. ${r.output}, best held-out)` : ''} | ${(100 * (last.engine.AP50 - fl.AP50)).toFixed(2)} | ${agree} (max |Δ| ${(100 * maxDiff).toFixed(2)}) | ${pct(ho[0]?.AP50)} → ${ho.slice(1).map((h) => pct(h?.AP50)).join(', ')} | ${r.wallMinutes.toFixed(0)}${r.stoppedByBudget ? ' (budget)' : ''} |`);
     }
+    // Where the scored weight sets are, when they are kept in the repository.
+    const docDir = path.dirname(path.resolve(o.md!));
+    for (const r of mine) {
+      const files = r.sets.map((x) => path.resolve(x.file)).filter((f) => f.startsWith(path.resolve('.') + path.sep) && existsSync(f));
+      if (files.length === r.sets.length) {
+        md.push('', `${label(r)}, ${training(r)}: weight sets ${files.map((f) => `[${path.basename(f)}](${path.relative(docDir, f)})`).join(', ')}.`);
+      }
+    }
     md.push('');
   }
   md.push(`AP / AP50 in percent on the evaluation list, integer engine on the weight sets the runs wrote (\`.it<k>.zqw\`); "output" is the weight set the run wrote (\`-o\`): the last iteration, or with \`--keep-best\` the one with the best held-out AP50.`,

@@ -60,6 +60,7 @@ export class Telemetry {
   lastProcessedAt = 0;
   private readonly inference = new Window();
   private readonly latency = new Window();
+  private readonly publish = new Window();
   private last = { at: performance.now(), captured: 0, processed: 0 };
 
   private readonly m;
@@ -109,7 +110,7 @@ export class Telemetry {
       }),
       latency: new Histogram({
         name: 'zeroq_frame_latency_seconds',
-        help: 'From capture to the detections message handed to MQTT',
+        help: 'From the frame read from its source to its detections message handed to the MQTT client',
         buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
         registers,
       }),
@@ -235,8 +236,13 @@ export class Telemetry {
     this.inference.add(inferenceMs);
     this.latency.add(latencyMs);
     this.m.inference.observe(inferenceMs / 1000);
-    this.m.latency.observe(latencyMs / 1000);
     for (const c of classes) this.m.detections.inc({ class: c });
+  }
+
+  /** A detections message handed to the MQTT client, ms after its frame's last byte was read. */
+  published(ms: number): void {
+    this.publish.add(ms);
+    this.m.latency.observe(ms / 1000);
   }
 
   mqttConnected(up: boolean): void {
@@ -268,7 +274,13 @@ export class Telemetry {
   }
 
   /** Frame rates since the previous call, and latency percentiles over the last frames. */
-  window(): { cameraFps: number; processedFps: number; inferenceMs: ReturnType<Window['percentiles']>; latencyMs: ReturnType<Window['percentiles']> } {
+  window(): {
+    cameraFps: number;
+    processedFps: number;
+    inferenceMs: ReturnType<Window['percentiles']>;
+    latencyMs: ReturnType<Window['percentiles']>;
+    publishMs: ReturnType<Window['percentiles']>;
+  } {
     const now = performance.now();
     const dt = (now - this.last.at) / 1000;
     const cameraFps = dt > 0 ? (this.counts.captured - this.last.captured) / dt : 0;
@@ -279,6 +291,7 @@ export class Telemetry {
       processedFps: round(processedFps, 2),
       inferenceMs: this.inference.percentiles(),
       latencyMs: this.latency.percentiles(),
+      publishMs: this.publish.percentiles(),
     };
   }
 }

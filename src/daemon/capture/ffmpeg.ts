@@ -168,6 +168,7 @@ export class FfmpegSource implements CaptureSource {
             srcWidth: srcSize!.width,
             srcHeight: srcSize!.height,
             time: Date.now(),
+            readAt: performance.now(),
           };
           cur = undefined;
           filled = 0;

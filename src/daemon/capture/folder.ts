@@ -78,6 +78,7 @@ export class FolderSource implements CaptureSource {
             srcWidth: img.width,
             srcHeight: img.height,
             time: Date.now(),
+            readAt: performance.now(),
           });
           if (wait && !this.live) await wait;
         }

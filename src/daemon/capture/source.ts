@@ -18,6 +18,8 @@ export interface RawFrame {
   srcHeight: number;
   /** Capture time, ms since the epoch (when the last byte of the frame arrived). */
   time: number;
+  /** The same moment on the monotonic clock (performance.now()), for sub-millisecond timings. */
+  readAt?: number;
 }
 
 export interface SourceSink {

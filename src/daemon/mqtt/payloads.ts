@@ -188,7 +188,7 @@ export interface CameraStats {
 
 export interface StatsInput {
   uptimeS: number;
-  window: { cameraFps: number; processedFps: number; inferenceMs: unknown; latencyMs: unknown };
+  window: { cameraFps: number; processedFps: number; inferenceMs: unknown; latencyMs: unknown; publishMs?: unknown };
   counts: { captured: number; processed: number; skipped: number; badFrames: number; detections: number; sourceRestarts: number; mqttReconnects: number; mqttDropped: number };
   sourceState?: string;
   mqtt: { connected: boolean; buffered: number };
@@ -211,6 +211,7 @@ export function statsPayload(s: StatsInput): string {
     mqtt: { connected: s.mqtt.connected, reconnects: c.mqttReconnects, buffered: s.mqtt.buffered, dropped: c.mqttDropped },
     inference_ms: s.window.inferenceMs,
     latency_ms: s.window.latencyMs,
+    publish_ms: s.window.publishMs ?? null,
     engine: engineJson(s.engine, true),
     cameras: Object.fromEntries(
       Object.entries(s.cameras).map(([n, x]) => [

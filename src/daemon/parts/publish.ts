@@ -128,6 +128,7 @@ export class PublishPart implements DaemonPart {
         (d) => d.classId,
       );
       m.publisher.stream(topics.detections, payload, cfg.mqtt.qos);
+      if (f.readAt !== undefined) this.ctx.telemetry.published(performance.now() - f.readAt);
     }
     this.ctx.log.debug({ camera: cam.name, frame: f.seq, detections: r.detections.length, ms: round(r.inferenceMs, 1), mqtt: m.publisher.connected ? 'sent' : 'buffered' }, 'frame');
     const snap = cfg.publish.snapshot;
