@@ -1,7 +1,7 @@
 /**
  * The settings `zeroq retrain` uses at each weight width when the command line does not give them:
  * the ones that measured best for that width on the validation split (calib.txt images 559–758,
- * trained on the other 559; docs/benchmarks/retrain.md). A flag given on the command line always wins.
+ * trained on the other 559; docs/decisions/retrain-recipe.md). A flag given on the command line always wins.
  *
  * Retraining rounds to the nearest grid point, as the measured runs did. Rounding for the output error
  * (the quantizer's default) gives a better first network but does not survive re-quantization: at W4
@@ -27,12 +27,12 @@ export interface Recipe {
 
 const WIDE: Recipe = {
   iterations: 3, epochs: 1, lr: 1e-4, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', rounding: 'nearest',
-  measured: 'docs/benchmarks/retrain.md (W6, W5: the quantizer defaults, 3 iterations, Adam 1e-4 halved per iteration)',
+  measured: 'docs/decisions/retrain-recipe.md (W6, W5: the quantizer defaults, 3 iterations, Adam 1e-4 halved per iteration)',
 };
 
 const NARROW: Recipe = {
   iterations: 12, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', rounding: 'nearest',
-  measured: 'docs/benchmarks/retrain.md (W4: 12 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5)',
+  measured: 'docs/decisions/retrain-recipe.md (W4: 12 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5)',
 };
 
 /** The recipe of a weight width (of the narrowest width of a schedule; of the floor of an average). */
