@@ -111,6 +111,12 @@ interface Results {
   runs: RunResult[];
 }
 
+/** A weight set's path relative to the repository when it is kept there, else its file name. */
+function setName(file: string): string {
+  const rel = path.relative(path.resolve('.'), path.resolve(file));
+  return rel.startsWith('..') || path.isAbsolute(rel) ? path.basename(file) : rel;
+}
+
 async function score(): Promise<void> {
   if (!o.runs) throw new Error('give --runs report.json,...');
   const list = o.data ?? dataPath('coco-val', 'dev.txt');
@@ -149,13 +155,13 @@ async function score(): Promise<void> {
       const z = await readZqw(file);
       const seen = known.get(z.manifest.id);
       if (seen) {
-        sets.push({ ...seen, file: path.basename(file) });
+        sets.push({ ...seen, file: setName(file) });
         process.stderr.write(`${path.basename(file)}: scored before (${seen.id})\n`);
         continue;
       }
       const engine = await scoreQNet(z.qnet, set, threads);
       const sim = validationAp(z.qnet, frames, gt, threads);
-      sets.push({ id: z.manifest.id, file: path.basename(file), engine: { AP: engine.AP, AP50: engine.AP50 }, sim: { AP: sim.ap, AP50: sim.ap50 } });
+      sets.push({ id: z.manifest.id, file: setName(file), engine: { AP: engine.AP, AP50: engine.AP50 }, sim: { AP: sim.ap, AP50: sim.ap50 } });
       process.stderr.write(`${path.basename(file)}: int engine AP50 ${pct(engine.AP50)}, trainer simulation AP50 ${pct(sim.ap50)}\n`);
     }
     const run: RunResult = {
