@@ -1,6 +1,7 @@
 /**
  * sharp (libvips), loaded on first use: the daemon needs it only to decode image files (a folder
- * source) and to encode JPEG (snapshots, live view, hard frames), and loading it maps libvips and
+ * source; its pictures are encoded by src/daemon/jpeg.ts, which falls back to sharp only when the
+ * addon is not built), and loading it maps libvips and
  * its dependencies (about 20 MB resident). Every user takes it from here so that the settings below
  * hold wherever it runs.
  */
