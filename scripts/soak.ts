@@ -183,6 +183,7 @@ const detectionsSchema = z
     model: z.string().min(1),
     weights: z.string().min(1),
     engine: z.string().refine((k) => engineKinds().includes(k), 'not a registered engine kind'),
+    computed_on: z.literal('cpu').optional(),
     width: z.int().positive(),
     height: z.int().positive(),
     inference_ms: z.number().nonnegative(),

@@ -107,6 +107,10 @@ t.test('zeroq run --engine fpga through a faulty link', async (t) => {
   });
   t.ok(dets.length >= 9, `${dets.length} detection messages`);
   t.equal(wrong.length, 0, `all ${dets.length} detection messages are the int engine's (device or fallback)`);
+  // The frames the CPU fallback computed say so; the device's do not.
+  const onCpu = dets.filter((m) => m.computed_on === 'cpu').length;
+  t.ok(onCpu > 0 && onCpu < dets.length, `${onCpu} of ${dets.length} messages say "computed_on":"cpu"`);
+  t.ok(dets.every((m) => m.computed_on === undefined || m.computed_on === 'cpu'), 'computed_on is absent or "cpu"');
 
   const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   t.match(metrics, /zeroq_engine_link_state\{state="ready",device="[^"]+"\} 1/, '/metrics: link state');

@@ -62,6 +62,7 @@ t.test('a random QNet with every layer kind: the device gives the reference inte
     t.equal(s.state, 'ready');
     t.equal(s.counters.deviceFrames, 3, 'all on the device');
     t.equal(s.counters.fallbackFrames, 0, 'none on the CPU');
+    t.ok(got.every((heads) => heads.every((h) => h.computedOn === undefined)), 'no head says the CPU computed it');
     t.same(got[0].map((h) => h.frac), runReference(qnet, frames[0]).heads.map((h) => h.frac), 'head fractions');
     await eng.close();
   }
@@ -138,5 +139,6 @@ t.test('a network the device cannot run stays on the CPU, and says why', async (
   const f = randomFrame(net, r);
   t.same((await eng.infer(f)).map((h) => Array.from(h.raw!)), runReference(qnet, f).heads.map((h) => Array.from(h.raw!)), 'the CPU computes it');
   t.equal(eng.status().counters.fallbackFrames, 1, 'counted as a fallback frame');
+  t.equal((await eng.infer(f))[0]!.computedOn, 'cpu', 'the heads say the CPU computed them');
   await eng.close();
 });

@@ -25,6 +25,8 @@ export interface ProcessedFrame {
   /** Capture to the end of decoding, ms. */
   latencyMs: number;
   engine: Engine;
+  /** Set when the engine computed this frame elsewhere than its device (HeadTensor.computedOn). */
+  computedOn?: 'cpu';
 }
 
 export type LoopEnd = 'ended' | 'max-frames' | 'stopped';
@@ -166,6 +168,7 @@ export class FrameLoop {
     const inferenceMs = performance.now() - t0;
     let detections = decodeHeads(heads, net, f.srcWidth, f.srcHeight, decode);
     if (classes.size > 0) detections = detections.filter((d) => classes.has(d.className));
-    return { frame: f, detections, inferenceMs, latencyMs: Date.now() - f.time, engine };
+    const computedOn = heads[0]?.computedOn;
+    return { frame: f, detections, inferenceMs, latencyMs: Date.now() - f.time, engine, ...(computedOn ? { computedOn } : {}) };
   }
 }

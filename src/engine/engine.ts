@@ -24,6 +24,11 @@ export interface HeadTensor {
    */
   raw?: Int32Array;
   frac?: number;
+  /**
+   * Set when the frame was computed elsewhere than the engine's own device: 'cpu' for a frame the
+   * fpga engine ran on its CPU fallback.
+   */
+  computedOn?: 'cpu';
 }
 
 /**

@@ -52,6 +52,8 @@ export interface FrameResult {
   /** Capture to the end of decoding. */
   latencyMs: number;
   detections: Detection[];
+  /** Set when the engine ran this frame elsewhere than its device ('cpu': the fpga engine's fallback). */
+  computedOn?: 'cpu';
 }
 
 const boxJson = (b: Detection['box']) => ({ x: round(b.x, 1), y: round(b.y, 1), w: round(b.w, 1), h: round(b.h, 1) });
@@ -73,6 +75,7 @@ export function detectionsPayload(device: string, camera: string, r: FrameResult
     model: engine.model,
     weights: engine.weights,
     engine: engine.kind,
+    ...(r.computedOn ? { computed_on: r.computedOn } : {}),
     width: r.width,
     height: r.height,
     inference_ms: round(r.inferenceMs, 2),

@@ -123,7 +123,7 @@ export class PublishPart implements DaemonPart {
       const payload = detectionsPayload(
         m.deviceId,
         cam.name,
-        { seq: f.seq, time: f.time, width: f.srcWidth, height: f.srcHeight, inferenceMs: r.inferenceMs, latencyMs: r.latencyMs, detections: r.detections },
+        { seq: f.seq, time: f.time, width: f.srcWidth, height: f.srcHeight, inferenceMs: r.inferenceMs, latencyMs: r.latencyMs, detections: r.detections, ...(r.computedOn ? { computedOn: r.computedOn } : {}) },
         this.ctx.engineInfo(),
         (d) => d.classId,
       );

@@ -436,7 +436,7 @@ export class FpgaEngine extends EventEmitter implements Engine {
     const run = this.fallbackQueue.then(async () => {
       const heads = await this.opts.fallback.infer(frame);
       this.counters.fallbackFrames++;
-      return heads.map((h) => ({ ...h, data: Float32Array.from(h.data), raw: h.raw ? Int32Array.from(h.raw) : undefined }));
+      return heads.map((h) => ({ ...h, data: Float32Array.from(h.data), raw: h.raw ? Int32Array.from(h.raw) : undefined, computedOn: 'cpu' as const }));
     });
     this.fallbackQueue = run.catch(() => undefined);
     return run;
