@@ -17,8 +17,8 @@
     },
     {
       "target_name": "zeroq_jpeg",
-      "sources": ["src/daemon/native/jpeg.cc"],
-      "cflags_cc": ["-O3", "-std=c++17"],
+      "sources": ["src/daemon/native/jpeg.cc", "src/kernels/resize.cc"],
+      "cflags_cc": ["<@(zq_int_cflags)"],
       "cflags_cc!": ["-O2"]
     },
     {

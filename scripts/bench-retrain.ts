@@ -111,10 +111,15 @@ interface Results {
   runs: RunResult[];
 }
 
+/** A file's path relative to the repository (the working folder), or undefined when it is outside. */
+function inRepo(file: string): string | undefined {
+  const rel = path.relative(path.resolve('.'), path.resolve(file));
+  return rel.startsWith('..') || path.isAbsolute(rel) ? undefined : rel;
+}
+
 /** A weight set's path relative to the repository when it is kept there, else its file name. */
 function setName(file: string): string {
-  const rel = path.relative(path.resolve('.'), path.resolve(file));
-  return rel.startsWith('..') || path.isAbsolute(rel) ? path.basename(file) : rel;
+  return inRepo(file) ?? path.basename(file);
 }
 
 async function score(): Promise<void> {
@@ -244,9 +249,9 @@ function writeDocs(results: Results): void {
     // Where the scored weight sets are, when they are kept in the repository.
     const docDir = path.dirname(path.resolve(o.md!));
     for (const r of mine) {
-      const files = r.sets.map((x) => path.resolve(x.file)).filter((f) => f.startsWith(path.resolve('.') + path.sep) && existsSync(f));
+      const files = r.sets.map((x) => x.file).filter((f) => f.includes('/') && inRepo(f) !== undefined && existsSync(f));
       if (files.length === r.sets.length) {
-        md.push('', `${label(r)}, ${training(r)}: weight sets ${files.map((f) => `[${path.basename(f)}](${path.relative(docDir, f)})`).join(', ')}.`);
+        md.push('', `${label(r)}, ${training(r)}: weight sets ${files.map((f) => `[${path.basename(f)}](${path.relative(docDir, path.resolve(f))})`).join(', ')}.`);
       }
     }
     md.push('');

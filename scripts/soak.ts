@@ -537,6 +537,9 @@ async function outage(): Promise<{ result: object; ok: boolean }> {
 
 // ---- soak ------------------------------------------------------------------------------------------
 
+/** The soak daemon's stats interval (s). */
+const SOAK_STATS_S = 5;
+
 /** p50s of inference_ms and publish_ms over stats messages: their medians and the publish step's overhead. */
 function publishedPath(stats: { inference_ms?: { p50: number } | null; publish_ms?: { p50: number } | null }[]): { toPublishedP50Ms?: number; inferenceP50Ms?: number; overheadToPublished?: number } {
   const both = stats.filter((s) => s?.inference_ms && s?.publish_ms);
@@ -559,7 +562,7 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
     const { config, httpPort } = await liveVideoDaemon(dir, {
       device, images: 150, fps, engine, model, threads,
       mqtt: `url: ${broker.url}`,
-      publish: 'stats_interval_s: 5, snapshot: { enabled: true, interval_s: 5 }',
+      publish: `stats_interval_s: ${SOAK_STATS_S}, snapshot: { enabled: true, interval_s: 5 }`,
     });
     const w = await Watcher.connect(broker.url, [`${base}/#`]);
     const schema = new SchemaCheck({ device, engine, threshold: 0.25 });
@@ -629,7 +632,7 @@ async function soak(): Promise<{ result: object; ok: boolean }> {
       // The daemon's own path up to the detections message handed to the MQTT client, from its stats
       // (publish_ms, sub-millisecond clock): medians over the stats messages after the first minute of
       // their 512-frame p50s, against inference_ms's the same way.
-      ...publishedPath(allStats.slice(Math.ceil(60 / 5))),
+      ...publishedPath(allStats.slice(Math.ceil(60 / SOAK_STATS_S))),
     };
     const checks = {
       rss10minWithin10PercentOf1min: rssRatio !== undefined && Math.abs(rssRatio - 1) <= 0.1,

@@ -1,7 +1,8 @@
 // Drawing detections into RGB pictures (src/detect/draw.ts): the box outline in its class colour,
 // the label band with black text, and nothing outside them.
 import t from 'tap';
-import { PALETTE, drawDetections, drawText, textWidth, type RgbImage } from '../src/detect/draw.js';
+import { PALETTE, drawDetections, drawText, textWidth } from '../src/detect/draw.js';
+import type { RgbImage } from '../src/detect/preprocess.js';
 import type { Detection } from '../src/detect/types.js';
 
 const grey = (width: number, height: number, v = 128): RgbImage => ({ data: new Uint8Array(width * height * 3).fill(v), width, height });

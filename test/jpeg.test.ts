@@ -5,7 +5,7 @@ import t from 'tap';
 import sharp from 'sharp';
 import { encodeJpeg, jpegEncoder } from '../src/daemon/jpeg.js';
 import { dataPath } from '../src/util/paths.js';
-import type { RgbImage } from '../src/detect/draw.js';
+import type { RgbImage } from '../src/detect/preprocess.js';
 
 async function decode(jpeg: Buffer): Promise<RgbImage> {
   const { data, info } = await sharp(jpeg, { failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });

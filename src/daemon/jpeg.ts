@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { RgbImage } from '../detect/draw.js';
+import type { RgbImage } from '../detect/preprocess.js';
 import { repoRoot } from '../util/paths.js';
 import { loadSharp } from '../util/sharp.js';
 
@@ -32,8 +32,8 @@ export function jpegEncoder(): 'native' | 'sharp' {
 }
 
 /**
- * The picture as a baseline JPEG (4:2:0) at quality 1..100, resampled to out (default: its own size;
- * the mean of each pixel's footprint when shrinking, bilinear when enlarging).
+ * The picture as a baseline JPEG (4:2:0) at quality 1..100, resampled to out (default: its own size)
+ * by the network input's resize (darknet's bilinear).
  */
 export async function encodeJpeg(img: RgbImage, quality: number, out: { width: number; height: number } = img): Promise<Buffer> {
   const a = addon();

@@ -4,13 +4,7 @@
  * overlay through sharp took 10 MB and more of a small board's memory for each picture).
  */
 import type { Detection } from './types.js';
-
-/** An RGB picture, 3 bytes per pixel, rows without padding. */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
+import type { RgbImage } from './preprocess.js';
 
 export const PALETTE: readonly (readonly [number, number, number])[] = [
   [0xe6, 0x19, 0x4b], [0x3c, 0xb4, 0x4b], [0xff, 0xe1, 0x19], [0x43, 0x63, 0xd8], [0xf5, 0x82, 0x31],

@@ -5,8 +5,10 @@
 // This is the plain baseline process of ITU T.81: YCbCr 4:2:0, 8x8 DCT, the quantization tables of
 // T.81 Annex K scaled by quality (the usual IJG rule), Huffman tables computed for each picture
 // (Annex K.2, lengths limited to 16 bits). The picture is resampled to the size asked for on the
-// way. The work runs on libuv's thread pool, off the thread that carries the frames.
+// way, by the network input's resize (src/kernels/resize.cc). The work runs on libuv's thread pool, off the thread that carries the frames.
 #include <node_api.h>
+
+#include "../../kernels/resize.h"
 
 #include <algorithm>
 #include <cmath>
@@ -167,50 +169,6 @@ void marker(std::vector<uint8_t>& o, uint8_t m, int len) {
   if (len >= 0) { o.push_back((uint8_t)(len >> 8)); o.push_back((uint8_t)len); }
 }
 
-// rgb (w*h*3) resampled to ow*oh: the mean of each output pixel's footprint when shrinking by 1.5
-// or more (fewer source pixels would be skipped), bilinear otherwise.
-std::vector<uint8_t> resize(const uint8_t* rgb, int w, int h, int ow, int oh) {
-  std::vector<uint8_t> out((size_t)ow * oh * 3);
-  if (w >= 1.5 * ow && h >= 1.5 * oh) {
-    for (int y = 0; y < oh; y++) {
-      int ya = (int)((int64_t)y * h / oh), yb = std::max(ya + 1, (int)((int64_t)(y + 1) * h / oh));
-      for (int x = 0; x < ow; x++) {
-        int xa = (int)((int64_t)x * w / ow), xb = std::max(xa + 1, (int)((int64_t)(x + 1) * w / ow));
-        uint32_t acc[3] = {0, 0, 0};
-        for (int yy = ya; yy < yb; yy++)
-          for (const uint8_t *p = rgb + ((size_t)yy * w + xa) * 3, *e = rgb + ((size_t)yy * w + xb) * 3; p < e; p += 3) {
-            acc[0] += p[0]; acc[1] += p[1]; acc[2] += p[2];
-          }
-        uint32_t n = (uint32_t)(yb - ya) * (xb - xa);
-        uint8_t* o = &out[((size_t)y * ow + x) * 3];
-        for (int k = 0; k < 3; k++) o[k] = (uint8_t)((acc[k] + n / 2) / n);
-      }
-    }
-    return out;
-  }
-  const float sx = (float)w / ow, sy = (float)h / oh;
-  std::vector<int> x0(ow), x1(ow);
-  std::vector<float> wx(ow);
-  for (int x = 0; x < ow; x++) {
-    float fx = std::min((float)(w - 1), std::max(0.f, (x + 0.5f) * sx - 0.5f));
-    x0[x] = (int)fx; x1[x] = std::min(w - 1, x0[x] + 1); wx[x] = fx - x0[x];
-  }
-  for (int y = 0; y < oh; y++) {
-    float fy = std::min((float)(h - 1), std::max(0.f, (y + 0.5f) * sy - 0.5f));
-    int y0 = (int)fy, y1 = std::min(h - 1, y0 + 1);
-    float wy = fy - y0;
-    const uint8_t *r0 = rgb + (size_t)y0 * w * 3, *r1 = rgb + (size_t)y1 * w * 3;
-    uint8_t* o = &out[(size_t)y * ow * 3];
-    for (int x = 0; x < ow; x++)
-      for (int k = 0; k < 3; k++) {
-        float top = r0[x0[x] * 3 + k] + (r0[x1[x] * 3 + k] - r0[x0[x] * 3 + k]) * wx[x];
-        float bot = r1[x0[x] * 3 + k] + (r1[x1[x] * 3 + k] - r1[x0[x] * 3 + k]) * wx[x];
-        o[x * 3 + k] = (uint8_t)std::lround(top + (bot - top) * wy);
-      }
-  }
-  return out;
-}
-
 // Encodes rgb (w*h*3) into a JFIF file.
 std::vector<uint8_t> encode(const uint8_t* rgb, int w, int h, int quality) {
   uint8_t qt[2][64];
@@ -326,7 +284,11 @@ void Execute(napi_env, void* data) {
   if (wk->ow == wk->w && wk->oh == wk->h) {
     wk->out = encode(wk->rgb, wk->w, wk->h, wk->quality);
   } else {
-    std::vector<uint8_t> sized = resize(wk->rgb, wk->w, wk->h, wk->ow, wk->oh);
+    // The network input's resize (darknet's bilinear, src/kernels/resize.cc); its scratch is freed
+    // with the picture rather than kept by each pool thread.
+    std::vector<uint8_t> sized((size_t)wk->ow * wk->oh * 3);
+    zqimg::ResizeScratch scratch;
+    zqimg::resizeDarknet({wk->rgb, wk->w, wk->h, wk->ow, wk->oh, sized.data(), nullptr, wk->ow, wk->oh, 0, 0}, scratch);
     wk->out = encode(sized.data(), wk->ow, wk->oh, wk->quality);
   }
 }
