@@ -244,9 +244,309 @@ void dwAvx2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
   }
 }
 
+
+// ---- Fast forms (plan.fast): the AVX-512 fast epilogue in 8 lanes, 16-bit products. ----
+// Every product is a vpmaddwd of zero-extended stored bytes (0..255) by 16-bit weights: two taps or
+// two input channels per 32-bit lane, exact (vpmaddubsw would be as many multiplies here and can
+// saturate). The bias expects the stored bytes' dot product, which this is.
+
+constexpr int A_LEAKYW = 4;  // leaky whose Y*3277 may pass 32 bits (plan.leaky32 false)
+
+struct FastChan2 {
+  __m256i mul, trnd, tsh, rsh, k;
+};
+
+template <int ACT>
+inline const int32_t* fastBias2(const ConvPlan& p) {
+  return ACT == A_LEAKYW ? p.bias : p.fbias;
+}
+
+template <int ACT, bool MADD>
+inline FastChan2 fastChan2(const ConvPlan& p, int c, int32_t trndAdjust = 0) {
+  return {_mm256_set1_epi32(MADD ? (p.mul[c] & 0xffff) : p.mul[c]), _mm256_set1_epi32(p.trnd[c] + trndAdjust), _mm256_set1_epi32(p.tsh[c]),
+          _mm256_set1_epi32(p.rsh[c]), _mm256_set1_epi32(ACT == A_LEAKYW ? p.rrnd[c] : p.fk[c])};
+}
+
+// y = acc + fastBias, S the window sums (real for the gemm; stored-byte with trnd adjusted for the
+// depthwise). Leaves (A(Y) + rrnd) >> rsh, not yet saturated (the reasoning: the AVX-512 fastEpi).
+template <int ACT, bool MADD>
+__attribute__((always_inline)) inline __m256i fastEpi2(const FastChan2& ch, __m256i y, __m256i S) {
+  __m256i t = MADD ? _mm256_madd_epi16(S, ch.mul) : _mm256_mullo_epi32(S, ch.mul);
+  y = _mm256_add_epi32(y, _mm256_srav_epi32(_mm256_add_epi32(t, ch.trnd), ch.tsh));
+  if (ACT == A_LEAKY) {
+    t = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(y, _mm256_set1_epi32(3277)), ch.k), 15);
+    y = _mm256_max_epi32(y, t);
+  } else if (ACT == A_LEAKYW) {
+    const __m256i hi = _mm256_mullo_epi32(_mm256_srai_epi32(y, 15), _mm256_set1_epi32(3277));
+    __m256i lo = _mm256_madd_epi16(_mm256_and_si256(y, _mm256_set1_epi32(0x7fff)), _mm256_set1_epi32(3277));
+    lo = _mm256_srai_epi32(_mm256_add_epi32(lo, _mm256_set1_epi32(16384)), 15);
+    y = _mm256_add_epi32(_mm256_max_epi32(y, _mm256_add_epi32(hi, lo)), ch.k);
+  } else if (ACT == A_RELU) {
+    y = _mm256_max_epi32(y, ch.k);
+  }
+  return _mm256_srav_epi32(y, ch.rsh);
+}
+
+// Four channels' values at 8 positions as stored words (byte j: channel j + 128), saturated.
+__attribute__((always_inline)) inline __m256i packChannels2(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
+  const __m256i t = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+  return _mm256_xor_si256(_mm256_shuffle_epi8(b, t), _mm256_set1_epi8((char)0x80));
+}
+
+// Stored words (8 positions) -> their channel pairs as zero-extended 16-bit values: lo holds
+// channels 0 and 1 of each position, hi channels 2 and 3.
+__attribute__((always_inline)) inline void widen2(__m256i x, __m256i& lo, __m256i& hi) {
+  const __m256i a = _mm256_setr_epi8(0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1, 0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1);
+  const __m256i b = _mm256_setr_epi8(2, -1, 3, -1, 6, -1, 7, -1, 10, -1, 11, -1, 14, -1, 15, -1, 2, -1, 3, -1, 6, -1, 7, -1, 10, -1, 11, -1, 14, -1, 15, -1);
+  lo = _mm256_shuffle_epi8(x, a);
+  hi = _mm256_shuffle_epi8(x, b);
+}
+
+// One position vector (16 positions, two halves of 8) x one tile of 8 output channels, from the
+// 16-bit panel ([chunk][half][channel pair][8 lanes]); finished, packed and stored.
+template <int ACT, bool MADD>
+__attribute__((always_inline)) inline void gemmTileFast2(const ConvPlan& p, const Buf& out, int g, int tile, int v, const int16_t* panel,
+                                                         const __m256i* S) {
+  const int pc0 = (g * p.ntiles + tile) * TILE_O;
+  const int32_t* wt = (const int32_t*)(p.wgemm16 + (size_t)pc0 * p.chunks * 4);  // [chunk][TILE_O][2 pairs]
+  const int32_t* bias = fastBias2<ACT>(p);
+  const int oc0 = g * p.Og + tile * TILE_O;
+  const int pos0 = v * VL;
+  for (int q = 0; q < TILE_O / 4; q++) {
+    if (tile * TILE_O + 4 * q >= p.Og) break;
+    // 4 channels x 2 halves.
+    __m256i acc[4][2];
+    for (int c = 0; c < 4; c++) acc[c][0] = acc[c][1] = _mm256_set1_epi32(bias[pc0 + 4 * q + c]);
+    const int32_t* w = wt + 8 * q;
+    const __m256i* x = (const __m256i*)panel;
+    for (int ch = 0; ch < p.chunks; ch++, w += 2 * TILE_O, x += 4) {
+      const __m256i x00 = _mm256_load_si256(x), x01 = _mm256_load_si256(x + 1);
+      const __m256i x10 = _mm256_load_si256(x + 2), x11 = _mm256_load_si256(x + 3);
+      for (int c = 0; c < 4; c++) {
+        const __m256i w0 = _mm256_set1_epi32(w[2 * c]), w1 = _mm256_set1_epi32(w[2 * c + 1]);
+        acc[c][0] = _mm256_add_epi32(acc[c][0], _mm256_add_epi32(_mm256_madd_epi16(x00, w0), _mm256_madd_epi16(x01, w1)));
+        acc[c][1] = _mm256_add_epi32(acc[c][1], _mm256_add_epi32(_mm256_madd_epi16(x10, w0), _mm256_madd_epi16(x11, w1)));
+      }
+    }
+    __m256i r[4][2];
+    for (int c = 0; c < 4; c++) {
+      const FastChan2 fc = fastChan2<ACT, MADD>(p, pc0 + 4 * q + c);
+      for (int h = 0; h < 2; h++) r[c][h] = fastEpi2<ACT, MADD>(fc, acc[c][h], S[h]);
+    }
+    const int lanes = p.P - pos0 < VL ? p.P - pos0 : VL;
+    if (out.raw) {
+      const __m256i lo = _mm256_set1_epi32(p.lo), hi = _mm256_set1_epi32(p.hi);
+      for (int c = 0; c < 4 && tile * TILE_O + 4 * q + c < p.Og; c++) {
+        alignas(32) int32_t rv[VL];
+        for (int h = 0; h < 2; h++) _mm256_store_si256((__m256i*)(rv + 8 * h), _mm256_min_epi32(_mm256_max_epi32(r[c][h], lo), hi));
+        memcpy(out.raw + (int64_t)(oc0 + 4 * q + c) * p.P + pos0, rv, 4 * (size_t)lanes);
+      }
+      continue;
+    }
+    const __m256i w0 = packChannels2(r[0][0], r[1][0], r[2][0], r[3][0]);
+    const __m256i w1 = packChannels2(r[0][1], r[1][1], r[2][1], r[3][1]);
+    uint32_t* plane = out.words + (int64_t)((oc0 >> 2) + q) * out.planeStride;
+    const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
+    if (s1 - s0 == 1 && p.segs[s0].count == VL) {
+      _mm256_storeu_si256((__m256i*)(plane + p.segs[s0].off), w0);
+      _mm256_storeu_si256((__m256i*)(plane + p.segs[s0].off + 8), w1);
+    } else {
+      alignas(32) uint32_t words[VL];
+      _mm256_store_si256((__m256i*)words, w0);
+      _mm256_store_si256((__m256i*)(words + 8), w1);
+      for (int s = s0; s < s1; s++) memcpy(plane + p.segs[s].off, words + p.segs[s].lane0, sizeof(uint32_t) * p.segs[s].count);
+    }
+  }
+}
+
+template <int ACT, bool MADD>
+void gemmFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0, int v1, uint32_t* scratch) {
+  // Local copies: stores through byte pointers may alias the plan, which would force reloads.
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
+  int16_t* panel = (int16_t*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), soff = _mm256_set1_epi32(p.sOff);
+  for (int v = v0; v < v1; v++) {
+    const int pos0 = v * VL;
+    const int lanes = p.P - pos0 < VL ? p.P - pos0 : VL;
+    const bool inPlace = (p.direct || p.affine[v]) && lanes == VL;
+    for (int g = 0; g < p.G; g++) {
+      const uint32_t* base = in.words + (int64_t)g * p.cbg * in.planeStride;
+      __m256i Su[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      __m256i* pv = (__m256i*)panel;
+      for (int t = 0; t < p.taps; t++) {
+        const int64_t toff = (int64_t)(t / p.k) * in.rowStride + (t % p.k);
+        for (int b = 0; b < p.cbg; b++, pv += 4) {
+          const uint32_t* src = base + b * in.planeStride + toff;
+          __m256i x[2];
+          if (inPlace && p.stride == 1) {
+            x[0] = _mm256_loadu_si256((const __m256i*)(src + p.pidx[pos0]));
+            x[1] = _mm256_loadu_si256((const __m256i*)(src + p.pidx[pos0] + 8));
+          } else {
+            alignas(32) uint32_t tmp[VL];
+            for (int l = 0; l < VL; l++) tmp[l] = l < lanes ? src[p.pidx[pos0 + l]] : 0x01010101u * in.zero;
+            x[0] = _mm256_load_si256((const __m256i*)tmp);
+            x[1] = _mm256_load_si256((const __m256i*)(tmp + 8));
+          }
+          for (int h = 0; h < 2; h++) {
+            Su[h] = _mm256_add_epi32(Su[h], _mm256_madd_epi16(_mm256_maddubs_epi16(x[h], ones8), ones16));
+            widen2(x[h], pv[2 * h], pv[2 * h + 1]);
+          }
+        }
+      }
+      const __m256i S[2] = {_mm256_sub_epi32(Su[0], soff), _mm256_sub_epi32(Su[1], soff)};
+      for (int tile = 0; tile < p.ntiles; tile++) gemmTileFast2<ACT, MADD>(p, out, g, tile, v, panel, S);
+    }
+  }
+}
+
+using GemmFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int, uint32_t*);
+template <bool MADD>
+GemmFn gemmFast2For(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? gemmFast2<A_LEAKY, MADD> : gemmFast2<A_LEAKYW, MADD>)
+         : p.act == A_RELU ? gemmFast2<A_RELU, MADD>
+                           : gemmFast2<A_LINEAR, MADD>;
+}
+
+// Depthwise, fast form. Per channel block, the input rows an output row needs are made planar
+// (a ring of rows, each transposed once: consecutive output rows share k - stride of them); then
+// for 8 output pixels of each channel a byte shuffle builds, per 32-bit lane, the zero-extended
+// 16-bit values of two horizontally consecutive taps (pixels 0-3 from one 16-byte load, 4-7 from
+// a second one 4*stride further), and vpmaddwd applies two taps at once. The window sums (stored
+// bytes) accumulate as 16-bit lanes of the same shuffles; trnd absorbs -sOff*M.
+template <int K, int ST, int ACT, bool MADD>
+void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
+  const ConvPlan p = plan;
+  const Buf in = inBuf, out = outBuf;
+  constexpr int NP = (K + 1) / 2;  // tap pairs per kernel row
+  constexpr int RING = K + ST;
+  const int rowWords = in.rowStride;
+  const int rowBytes = ((rowWords + 31) / 32) * 32 + 64;
+  alignas(32) uint8_t planar[RING * 4 * (1024 + 64)];
+  int tags[RING];
+  __m256i idx[NP];
+  for (int g = 0; g < NP; g++) {
+    alignas(32) int8_t ib[32];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 2; j++) {
+        const int kx = 2 * g + j;
+        ib[4 * i + 2 * j] = (int8_t)(kx < K ? i * ST + kx : -1);
+        ib[4 * i + 2 * j + 1] = -1;
+      }
+    for (int i = 0; i < 16; i++) ib[16 + i] = ib[i];
+    idx[g] = _mm256_load_si256((const __m256i*)ib);
+  }
+  // 8 words -> per 128-bit lane 4 bytes of each channel, then the channels' 8 bytes as qwords.
+  const __m256i deint = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const int cb = (p.C + 3) / 4;
+  for (int b = 0; b < cb; b++) {
+    const uint32_t* plane = in.words + b * in.planeStride;
+    for (int r = 0; r < RING; r++) tags[r] = -1;
+    alignas(32) __m256i wk[4][K][NP];
+    FastChan2 fc[4];
+    __m256i bias[4];
+    for (int c = 0; c < 4; c++) {
+      const int ch = 4 * b + c;
+      const int8_t* wr = (const int8_t*)(p.wdwRow + (size_t)ch * K * ((K + 3) / 4));
+      for (int ky = 0; ky < K; ky++)
+        for (int g = 0; g < NP; g++) {
+          const int8_t* row = wr + ky * 4 * ((K + 3) / 4);
+          const int16_t a = row[2 * g], bb = 2 * g + 1 < K ? row[2 * g + 1] : 0;
+          wk[c][ky][g] = _mm256_set1_epi32((int32_t)(uint16_t)a | (int32_t)((uint32_t)(uint16_t)bb << 16));
+        }
+      fc[c] = fastChan2<ACT, MADD>(p, ch, -p.sOff * p.mul[ch]);
+      bias[c] = _mm256_set1_epi32(fastBias2<ACT>(p)[ch]);
+    }
+    for (int y = y0; y < y1; y++) {
+      const int iy0 = y * ST - p.pad + in.b;
+      const uint8_t* rows[K];
+      for (int ky = 0; ky < K; ky++) {
+        const int iy = iy0 + ky, slot = iy % RING;
+        uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
+        rows[ky] = dst;
+        if (tags[slot] == iy) continue;
+        tags[slot] = iy;
+        const uint32_t* src = plane + (int64_t)iy * rowWords;
+        for (int x = 0; x < rowWords; x += 8) {
+          const int n = rowWords - x;
+          __m256i v = n >= 8 ? _mm256_loadu_si256((const __m256i*)(src + x))
+                             : _mm256_maskload_epi32((const int*)(src + x), _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+          v = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, deint), lanes);
+          const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+          _mm_storel_epi64((__m128i*)(dst + x), lo);
+          _mm_storeh_pd((double*)(dst + rowBytes + x), _mm_castsi128_pd(lo));
+          _mm_storel_epi64((__m128i*)(dst + 2 * rowBytes + x), hi);
+          _mm_storeh_pd((double*)(dst + 3 * rowBytes + x), _mm_castsi128_pd(hi));
+        }
+      }
+      for (int x0 = 0; x0 < p.Wo; x0 += 8) {
+        const int ix0 = x0 * ST - p.pad + in.b;
+        __m256i R[4];
+        for (int c = 0; c < 4; c++) {
+          __m256i acc = bias[c], s16 = _mm256_setzero_si256();
+          for (int ky = 0; ky < K; ky++) {
+            const uint8_t* q = rows[ky] + (size_t)c * rowBytes + ix0;
+            const __m256i row = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)q)),
+                                                        _mm_loadu_si128((const __m128i*)(q + 4 * ST)), 1);
+            for (int g = 0; g < NP; g++) {
+              const __m256i win = _mm256_shuffle_epi8(row, idx[g]);
+              acc = _mm256_add_epi32(acc, _mm256_madd_epi16(win, wk[c][ky][g]));
+              s16 = _mm256_add_epi16(s16, win);
+            }
+          }
+          R[c] = fastEpi2<ACT, MADD>(fc[c], acc, _mm256_madd_epi16(s16, ones16));
+        }
+        const __m256i words = packChannels2(R[0], R[1], R[2], R[3]);
+        uint32_t* dst = out.at(b, y, x0);
+        const int n = p.Wo - x0;
+        if (n >= 8) _mm256_storeu_si256((__m256i*)dst, words);
+        else _mm256_maskstore_epi32((int*)dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), words);
+      }
+    }
+  }
+}
+
+using DwFn = void (*)(const ConvPlan&, const Buf&, const Buf&, int, int);
+template <int K, int ST, bool MADD>
+DwFn dwFast2Act(const ConvPlan& p) {
+  return p.act == A_LEAKY   ? (p.leaky32 ? dwFast2<K, ST, A_LEAKY, MADD> : dwFast2<K, ST, A_LEAKYW, MADD>)
+         : p.act == A_RELU ? dwFast2<K, ST, A_RELU, MADD>
+                           : dwFast2<K, ST, A_LINEAR, MADD>;
+}
+template <int K, int ST>
+DwFn dwFast2Madd(const ConvPlan& p) {
+  return p.madd ? dwFast2Act<K, ST, true>(p) : dwFast2Act<K, ST, false>(p);
+}
+// The fast depthwise for this plan and input, or nullptr.
+DwFn dwFast2For(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (!p.fast || out.raw || in.rowStride > 1024) return nullptr;
+  if (p.k == 3) return p.stride == 1 ? dwFast2Madd<3, 1>(p) : p.stride == 2 ? dwFast2Madd<3, 2>(p) : nullptr;
+  if (p.k == 5) return p.stride == 1 ? dwFast2Madd<5, 1>(p) : p.stride == 2 ? dwFast2Madd<5, 2>(p) : nullptr;
+  return nullptr;
+}
+
+const char* pathAvx2(const ConvPlan& p, const Buf& in, const Buf& out) {
+  if (p.kind == CONV_GENERIC) return "generic";
+  if (p.kind == CONV_DW) return dwFast2For(p, in, out) ? "depthwise fast" : "depthwise";
+  return p.fast ? (p.direct ? "gemm direct fast" : "gemm panel fast") : (p.direct ? "gemm direct" : "gemm panel");
+}
+
+void gemmAvx2Any(const ConvPlan& plan, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch) {
+  if (plan.fast) return (plan.madd ? gemmFast2For<true>(plan) : gemmFast2For<false>(plan))(plan, in, out, v0, v1, scratch);
+  gemmAvx2(plan, in, out, v0, v1, scratch);
+}
+
+void dwAvx2Any(const ConvPlan& plan, const Buf& in, const Buf& out, int y0, int y1) {
+  if (DwFn f = dwFast2For(plan, in, out)) return f(plan, in, out, y0, y1);
+  dwAvx2(plan, in, out, y0, y1);
+}
+
 }  // namespace
 
 namespace zqint {
 extern const Kernels kAvx2;
-const Kernels kAvx2 = {"avx2", false, gemmAvx2, dwAvx2};
+const Kernels kAvx2 = {"avx2", false, gemmAvx2Any, dwAvx2Any, nullptr, pathAvx2};
 }  // namespace zqint
