@@ -482,36 +482,28 @@ void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, 
           _mm_storeh_pd((double*)(dst + 3 * rowBytes + x), _mm_castsi128_pd(hi));
         }
       }
-      // Two groups of 8 pixels side by side: each weight load serves both, and the two chains overlap.
-      for (int x0 = 0; x0 < p.Wo; x0 += 16) {
+      for (int x0 = 0; x0 < p.Wo; x0 += 8) {
         const int ix0 = x0 * ST - p.pad + in.b;
-        __m256i R[2][4];
+        __m256i R[4];
         for (int c = 0; c < 4; c++) {
-          __m256i acc[2] = {bias[c], bias[c]}, s16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+          __m256i acc = bias[c], s16 = _mm256_setzero_si256();
           for (int ky = 0; ky < K; ky++) {
             const uint8_t* q = rows[ky] + (size_t)c * rowBytes + ix0;
-            __m256i row[2];
-            for (int j = 0; j < 2; j++)
-              row[j] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)(q + 8 * ST * j))),
-                                               _mm_loadu_si128((const __m128i*)(q + 8 * ST * j + 4 * ST)), 1);
+            const __m256i row = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)q)),
+                                                        _mm_loadu_si128((const __m128i*)(q + 4 * ST)), 1);
             for (int g = 0; g < NP; g++) {
-              const __m256i w = wk[c][ky][g];
-              for (int j = 0; j < 2; j++) {
-                const __m256i win = _mm256_shuffle_epi8(row[j], idx[g]);
-                acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(win, w));
-                s16[j] = _mm256_add_epi16(s16[j], win);
-              }
+              const __m256i win = _mm256_shuffle_epi8(row, idx[g]);
+              acc = _mm256_add_epi32(acc, _mm256_madd_epi16(win, wk[c][ky][g]));
+              s16 = _mm256_add_epi16(s16, win);
             }
           }
-          for (int j = 0; j < 2; j++) R[j][c] = fastEpi2<ACT, MADD>(fc[c], acc[j], _mm256_madd_epi16(s16[j], ones16));
+          R[c] = fastEpi2<ACT, MADD>(fc[c], acc, _mm256_madd_epi16(s16, ones16));
         }
-        for (int j = 0; j < 2 && x0 + 8 * j < p.Wo; j++) {
-          const __m256i words = packChannels2(R[j][0], R[j][1], R[j][2], R[j][3]);
-          uint32_t* dst = out.at(b, y, x0 + 8 * j);
-          const int n = p.Wo - x0 - 8 * j;
-          if (n >= 8) _mm256_storeu_si256((__m256i*)dst, words);
-          else _mm256_maskstore_epi32((int*)dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), words);
-        }
+        const __m256i words = packChannels2(R[0], R[1], R[2], R[3]);
+        uint32_t* dst = out.at(b, y, x0);
+        const int n = p.Wo - x0;
+        if (n >= 8) _mm256_storeu_si256((__m256i*)dst, words);
+        else _mm256_maskstore_epi32((int*)dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), words);
       }
     }
   }
