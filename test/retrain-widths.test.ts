@@ -234,34 +234,41 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
   }), { code: 'usage', message: /--act-calib search/ });
 });
 
-t.test('the next iteration starts from the network the last one trained (the W4 recipe\'s rounding)', async (t) => {
-  const { model, calib } = await tiny(4);
-  const net = model.net;
-  const recipe = recipeFor(4);
-  const quant = { ...defaultQuantConfig(4), rounding: recipe.rounding, alignWeights: recipe.alignWeights };
-  const state = initialState(model.params, 1);
-  const first = await startIteration(net, state, calib, quant, 2);
-  // Training moves shadow weights by small amounts; a few cross into the next cell.
-  let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
-  for (const l of net.layers) {
-    if (l.kind !== 'conv') continue;
-    const wf = first.formats.weights[l.index]!;
-    const w = state.params[l.index]!.weight;
-    const per = w.length / wf.fw.length;
-    for (let i = 0; i < w.length; i++) w[i] += 0.3 * rand() * 2 ** -wf.fw[Math.floor(i / per)];
-  }
-  const trained = intNet(net, state.params, first.formats, 4);
-  state.iteration = 1;
-  const next = await startIteration(net, state, calib, quant, 2);
-  let same = 0;
-  let all = 0;
-  for (const l of net.layers) {
-    if (l.kind !== 'conv') continue;
-    const a = trained.convs[l.index]!.q;
-    const b = next.qnet.convs[l.index]!.q;
-    for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
-    all += a.length;
-  }
-  t.ok(same / all > 0.95, `${same} of ${all} integer weights kept by the re-quantization (${(100 * same / all).toFixed(1)}%)`);
-});
+// Re-quantization at the start of an iteration must keep the integers training left: rounding for the
+// output error there (allowed for iteration 0 only) re-chooses many of them, and on the full-size
+// network the loss jumped from 35 to 150-385. Measured on this tiny network: 97.5% kept with
+// --rounding output in iteration 0 and nearest after it, 87.3% when the later iteration rounds for
+// the output error too.
+for (const rounding of ['recipe', 'output'] as const) {
+  t.test(`the next iteration starts from the network the last one trained (W4, rounding: ${rounding})`, async (t) => {
+    const { model, calib } = await tiny(4);
+    const net = model.net;
+    const recipe = recipeFor(4);
+    const quant = { ...defaultQuantConfig(4), rounding: rounding === 'recipe' ? recipe.rounding : rounding, alignWeights: recipe.alignWeights };
+    const state = initialState(model.params, 1);
+    const first = await startIteration(net, state, calib, quant, 2);
+    // Training moves shadow weights by small amounts; a few cross into the next cell.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+    for (const l of net.layers) {
+      if (l.kind !== 'conv') continue;
+      const wf = first.formats.weights[l.index]!;
+      const w = state.params[l.index]!.weight;
+      const per = w.length / wf.fw.length;
+      for (let i = 0; i < w.length; i++) w[i] += 0.3 * rand() * 2 ** -wf.fw[Math.floor(i / per)];
+    }
+    const trained = intNet(net, state.params, first.formats, 4);
+    state.iteration = 1;
+    const next = await startIteration(net, state, calib, quant, 2);
+    let same = 0;
+    let all = 0;
+    for (const l of net.layers) {
+      if (l.kind !== 'conv') continue;
+      const a = trained.convs[l.index]!.q;
+      const b = next.qnet.convs[l.index]!.q;
+      for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+      all += a.length;
+    }
+    t.ok(same / all > 0.95, `${same} of ${all} integer weights kept by the re-quantization (${(100 * same / all).toFixed(1)}%)`);
+  });
+}
