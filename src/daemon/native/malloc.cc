@@ -8,6 +8,9 @@
 #include <node_api.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #endif
 
 namespace {
@@ -46,12 +49,34 @@ napi_value Trim(napi_env env, napi_callback_info) {
   return out;
 }
 
+// arenas(): how many arenas glibc's malloc has (the heaps malloc_info lists), or -1 elsewhere.
+napi_value Arenas(napi_env env, napi_callback_info) {
+  int32_t n = -1;
+#if defined(__GLIBC__)
+  char* text = nullptr;
+  size_t len = 0;
+  if (FILE* f = open_memstream(&text, &len)) {
+    const bool ok = malloc_info(0, f) == 0;
+    fclose(f);
+    if (ok && text) {
+      n = 0;
+      for (const char* p = text; (p = strstr(p, "<heap nr=")) != nullptr; p++) n++;
+    }
+    free(text);
+  }
+#endif
+  napi_value out;
+  napi_create_int32(env, n, &out);
+  return out;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"limitArenas", nullptr, LimitArenas, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"trim", nullptr, Trim, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"arenas", nullptr, Arenas, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }
 
