@@ -383,6 +383,15 @@ void gemmFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int v0
           if (inPlace && p.stride == 1) {
             x[0] = _mm256_loadu_si256((const __m256i*)(src + p.pidx[pos0]));
             x[1] = _mm256_loadu_si256((const __m256i*)(src + p.pidx[pos0] + 8));
+          } else if (inPlace && p.stride == 2) {
+            // The even words of 32 (the last one is read, not used, as in the AVX-512 kernel).
+            const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+            const uint32_t* q = src + p.pidx[pos0];
+            for (int h = 0; h < 2; h++) {
+              const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i*)(q + 16 * h)), even);
+              const __m256i c = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i*)(q + 16 * h + 8)), even);
+              x[h] = _mm256_permute2x128_si256(a, c, 0x20);
+            }
           } else {
             alignas(32) uint32_t tmp[VL];
             for (int l = 0; l < VL; l++) tmp[l] = l < lanes ? src[p.pidx[pos0 + l]] : 0x01010101u * in.zero;
