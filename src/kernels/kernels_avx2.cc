@@ -303,6 +303,38 @@ __attribute__((always_inline)) inline void widen2(__m256i x, __m256i& lo, __m256
   hi = _mm256_shuffle_epi8(x, b);
 }
 
+// sat8(rshr(x, r)) (r >= 0) or sat8(x * 2^-r) on 16-bit lanes holding 8-bit values.
+inline __m256i align16x(__m256i x, int r) {
+  if (r > 0) {
+    const int s = r > 15 ? 15 : r;  // from 9 on every 8-bit value rounds to 0 either way
+    return _mm256_sra_epi16(_mm256_add_epi16(x, _mm256_set1_epi16((short)(1 << (s - 1)))), _mm_cvtsi32_si128(s));
+  }
+  if (r == 0) return x;
+  const int s = -r > 8 ? 8 : -r;  // from 8 on every nonzero value saturates either way
+  return _mm256_min_epi16(_mm256_max_epi16(_mm256_sll_epi16(x, _mm_cvtsi32_si128(s)), _mm256_set1_epi16(-128)), _mm256_set1_epi16(127));
+}
+
+// The shortcut fused after a fast conv, on stored words (8 positions): a = the conv's words, b = the
+// other input's (the AVX-512 shortcutWords in 8 lanes).
+inline __m256i shortcutWords2(const ConvPlan& p, __m256i a, __m256i b) {
+  const __m256i flip = _mm256_set1_epi8((char)0x80);
+  a = _mm256_xor_si256(a, flip);
+  b = _mm256_xor_si256(b, flip);
+  __m256i y[2];
+  for (int h = 0; h < 2; h++) {
+    const __m256i ah = _mm256_srai_epi16(h ? _mm256_unpackhi_epi8(a, a) : _mm256_unpacklo_epi8(a, a), 8);
+    const __m256i bh = _mm256_srai_epi16(h ? _mm256_unpackhi_epi8(b, b) : _mm256_unpacklo_epi8(b, b), 8);
+    __m256i v = _mm256_add_epi16(align16x(ah, p.fuseSa), align16x(bh, p.fuseSb));
+    if (p.fuseAct != A_LINEAR) {
+      v = _mm256_min_epi16(_mm256_max_epi16(v, _mm256_set1_epi16(-128)), _mm256_set1_epi16(127));
+      if (p.fuseAct == A_LEAKY) v = _mm256_max_epi16(v, _mm256_mulhrs_epi16(v, _mm256_set1_epi16(3277)));
+      else if (p.fuseAct == A_RELU) v = _mm256_max_epi16(v, _mm256_setzero_si256());
+    }
+    y[h] = v;
+  }
+  return _mm256_xor_si256(_mm256_packs_epi16(y[0], y[1]), flip);
+}
+
 // One position vector (16 positions, two halves of 8) x one tile of 8 output channels, from the
 // 16-bit panel ([chunk][half][channel pair][8 lanes]); finished, packed and stored.
 template <int ACT, bool MADD>
@@ -344,18 +376,37 @@ __attribute__((always_inline)) inline void gemmTileFast2(const ConvPlan& p, cons
       }
       continue;
     }
-    const __m256i w0 = packChannels2(r[0][0], r[1][0], r[2][0], r[3][0]);
-    const __m256i w1 = packChannels2(r[0][1], r[1][1], r[2][1], r[3][1]);
-    uint32_t* plane = out.words + (int64_t)((oc0 >> 2) + q) * out.planeStride;
+    const __m256i wd[2] = {packChannels2(r[0][0], r[1][0], r[2][0], r[3][0]), packChannels2(r[0][1], r[1][1], r[2][1], r[3][1])};
+    const int64_t poff = (int64_t)((oc0 >> 2) + q) * out.planeStride;
     const int s0 = p.segStart[v], s1 = p.segStart[v + 1];
-    if (s1 - s0 == 1 && p.segs[s0].count == VL) {
-      _mm256_storeu_si256((__m256i*)(plane + p.segs[s0].off), w0);
-      _mm256_storeu_si256((__m256i*)(plane + p.segs[s0].off + 8), w1);
-    } else {
+    const bool whole = s1 - s0 == 1 && p.segs[s0].count == VL;
+    // Stores (and loads) a vector of 16 words at its runs of a plane.
+    auto store = [&](uint32_t* plane, const __m256i* x) {
+      if (whole) {
+        _mm256_storeu_si256((__m256i*)(plane + p.segs[s0].off), x[0]);
+        _mm256_storeu_si256((__m256i*)(plane + p.segs[s0].off + 8), x[1]);
+        return;
+      }
       alignas(32) uint32_t words[VL];
-      _mm256_store_si256((__m256i*)words, w0);
-      _mm256_store_si256((__m256i*)(words + 8), w1);
+      _mm256_store_si256((__m256i*)words, x[0]);
+      _mm256_store_si256((__m256i*)(words + 8), x[1]);
       for (int s = s0; s < s1; s++) memcpy(plane + p.segs[s].off, words + p.segs[s].lane0, sizeof(uint32_t) * p.segs[s].count);
+    };
+    store(out.words + poff, wd);
+    if (p.fuseOut) {
+      const uint32_t* add = p.fuseAdd + poff;
+      __m256i b[2];
+      if (whole) {
+        b[0] = _mm256_loadu_si256((const __m256i*)(add + p.segs[s0].off));
+        b[1] = _mm256_loadu_si256((const __m256i*)(add + p.segs[s0].off + 8));
+      } else {
+        alignas(32) uint32_t words[VL] = {};
+        for (int s = s0; s < s1; s++) memcpy(words + p.segs[s].lane0, add + p.segs[s].off, sizeof(uint32_t) * p.segs[s].count);
+        b[0] = _mm256_load_si256((const __m256i*)words);
+        b[1] = _mm256_load_si256((const __m256i*)(words + 8));
+      }
+      const __m256i y[2] = {shortcutWords2(p, wd[0], b[0]), shortcutWords2(p, wd[1], b[1])};
+      store(p.fuseOut + poff, y);
     }
   }
 }
@@ -557,5 +608,5 @@ void dwAvx2Any(const ConvPlan& plan, const Buf& in, const Buf& out, int y0, int 
 
 namespace zqint {
 extern const Kernels kAvx2;
-const Kernels kAvx2 = {"avx2", false, gemmAvx2Any, dwAvx2Any, nullptr, pathAvx2};
+const Kernels kAvx2 = {"avx2", 1, gemmAvx2Any, dwAvx2Any, nullptr, pathAvx2};
 }  // namespace zqint

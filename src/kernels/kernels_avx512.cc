@@ -867,6 +867,6 @@ const char* pathVbmi(const ConvPlan& p, const Buf& in, const Buf& out) {
 
 namespace zqint {
 extern const Kernels kAvx512, kAvx512Vbmi;
-const Kernels kAvx512 = {"avx512-vnni", true, gemmAvx512, dwAvx512, nullptr, pathAvx512};
-const Kernels kAvx512Vbmi = {"avx512-vbmi", true, gemmAvx512, dwAvx512Vbmi, loadVbmi, pathVbmi};
+const Kernels kAvx512 = {"avx512-vnni", 2, gemmAvx512, dwAvx512, nullptr, pathAvx512};
+const Kernels kAvx512Vbmi = {"avx512-vbmi", 2, gemmAvx512, dwAvx512Vbmi, loadVbmi, pathVbmi};
 }  // namespace zqint

@@ -143,5 +143,5 @@ void dwDot(const ConvPlan& p, const Buf& in, const Buf& out, int y0, int y1) {
 
 namespace zqint {
 extern const Kernels kDotprod;
-const Kernels kDotprod = {"neon-dotprod", false, gemmNeon<DotMac>, dwDot, loadNeon};
+const Kernels kDotprod = {"neon-dotprod", 0, gemmNeon<DotMac>, dwDot, loadNeon};
 }  // namespace zqint

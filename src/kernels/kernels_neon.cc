@@ -37,5 +37,5 @@ struct PlainMac {
 
 namespace zqint {
 extern const Kernels kNeon;
-const Kernels kNeon = {"neon", false, gemmNeon<PlainMac>, dwNeon, loadNeon};
+const Kernels kNeon = {"neon", 0, gemmNeon<PlainMac>, dwNeon, loadNeon};
 }  // namespace zqint

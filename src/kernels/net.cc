@@ -481,6 +481,7 @@ void Net::planFusedShortcut(int i) {
   L& conv = layers_[c];
   ConvPlan& p = conv.conv;
   if (p.kind != CONV_GEMM || p.G != 1 || p.act == A_LUT || p.outBits != 8 || c + 1 > i) return;
+  if (kernels_->fusesShortcut == 1 && !p.fast) return;
   int readers = 0;
   for (const L& l : layers_)
     if (l.d[F_KIND] != K_DROPOUT)

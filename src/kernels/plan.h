@@ -118,7 +118,8 @@ struct ConvPlan {
 // The fast kernels one instruction set provides.
 struct Kernels {
   const char* name;
-  bool fusesShortcut;
+  // Shortcuts the gemm can do in its epilogue: 0 none, 1 after fast convs only (plan.fast), 2 any.
+  int fusesShortcut;
   // Position vectors [v0, v1) of a gemm conv (all groups and tiles).
   void (*gemm)(const ConvPlan& p, const Buf& in, const Buf& out, int v0, int v1, uint32_t* scratch);
   // Output rows [y0, y1) of a depthwise conv (all channel blocks).
