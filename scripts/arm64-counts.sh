@@ -17,7 +17,7 @@ trap 'rm -rf "$out"' EXIT
 cd "$root/src/kernels"
 CXX=${CXX:-aarch64-linux-gnu-g++}
 F="-O3 -std=c++17 -fno-strict-aliasing -ffp-contract=off -fno-trapping-math"  # binding.gyp's
-for f in net.cc pool.cc kernels_scalar.cc kernels_neon.cc bench_main.cc; do
+for f in net.cc check.cc pool.cc kernels_scalar.cc kernels_neon.cc bench_main.cc; do
   $CXX $F -c "$f" -o "$out/${f%.cc}.o"
 done
 $CXX $F -march=armv8.2-a+dotprod -c kernels_dotprod.cc -o "$out/kernels_dotprod.o"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../src/kernels"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 CXX=${CXX:-aarch64-linux-gnu-g++}
-for f in net.cc pool.cc kernels_scalar.cc kernels_neon.cc selftest.cc; do
+for f in net.cc check.cc pool.cc kernels_scalar.cc kernels_neon.cc selftest.cc; do
   $CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -c "$f" -o "$out/${f%.cc}.o"
 done
 $CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -march=armv8.2-a+dotprod -c kernels_dotprod.cc -o "$out/kernels_dotprod.o"

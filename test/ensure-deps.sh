@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the real programs the tests run against (a broker, ffmpeg, a pty bridge, a C compiler
-# for the bridge firmware) when missing.
+# for the bridge firmware, an arm64 cross compiler and qemu) when missing.
 # Needs root and Debian's apt; otherwise says what is missing and fails.
 set -e
 # The tests run real models on real images: without the data folder they cannot say anything.
@@ -26,6 +26,11 @@ command -v make >/dev/null 2>&1 || need="$need make"
 command -v verilator >/dev/null 2>&1 || need="$need verilator"
 command -v g++ >/dev/null 2>&1 || need="$need g++"
 command -v make >/dev/null 2>&1 || need="$need make"
+# The arm64 kernels (Raspberry Pi, Jetson) are built with a cross compiler and checked under qemu.
+if [ "$(uname -m)" = x86_64 ]; then
+  command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need="$need g++-aarch64-linux-gnu"
+  command -v qemu-aarch64-static >/dev/null 2>&1 || need="$need qemu-user-static"
+fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "test/ensure-deps.sh: installing$need" >&2
