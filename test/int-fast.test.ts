@@ -135,6 +135,9 @@ t.test('native addon loads', async (t) => {
 for (const c of cases) {
   t.test(c.name, async (t) => {
     if (!native.kernels) return;
+    // The code paths each instruction set took: the fast forms must be among them, or this test
+    // would pass with every layer on the general kernels.
+    const paths = new Map<string, Set<string>>(isas.map((isa) => [isa, new Set<string>()]));
     for (let seed = 1; seed <= 8; seed++) {
       const r = rng(seed * 104729 + c.name.length);
       const net = c.build();
@@ -147,6 +150,7 @@ for (const c of cases) {
           // The heads come from the network as it runs (buffers sharing memory); the other layers'
           // outputs are read after the frame.
           const heads = eng.inferSync(frame);
+          for (const k of eng.layerInfo().kernel) paths.get(isa)!.add(k);
           const badHead = heads.findIndex((h, i) => h.raw!.some((v, j) => v !== ref.heads[i].raw![j]));
           if (badHead >= 0) {
             t.fail(`seed ${seed} ${isa} x${threads}: head ${badHead} differs`);
@@ -166,5 +170,9 @@ for (const c of cases) {
       }
     }
     t.pass(`bit-exact on ${isas.join(', ')} with 1 and 2 threads`);
+    for (const isa of isas.filter((i) => i === 'avx2' || i === 'avx512-vbmi')) {
+      const seen = [...paths.get(isa)!];
+      t.ok(seen.includes('depthwise fast') && seen.some((k) => /^gemm .*fast$/.test(k)), `${isa} ran its fast forms (${seen.join(', ')})`);
+    }
   });
 }
