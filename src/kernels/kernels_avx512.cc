@@ -638,19 +638,24 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
   }
 }
 
-// Depthwise, fast form, with byte permutes (VBMI). The output vectors of the row range (16 pixels
-// of one row each) go in groups of four; for each channel block the input rows the group needs
-// are made planar once (a ring of rows, as in dwVbmi), then each channel's four vectors are
-// accumulated (vpermb builds the words of 4 horizontally consecutive taps, vpdpbusd applies
-// them), finished with the channel's constants in registers, and saturated to bytes by the packs;
-// eight unpacks then interleave the four channels into the stored words of the four vectors.
+// Depthwise, fast form, with byte permutes (VBMI). The output rows of the range go in bands of
+// four; for each channel block the input rows a band needs are made planar once (a ring of rows,
+// as in dwVbmi). Then, for every 16-pixel column of the band and each of the block's four
+// channels, each input row of the band is read and permuted once (vpermb builds the words of 4
+// horizontally consecutive taps) and feeds, by vpdpbusd, every output row whose window holds it,
+// and its horizontal window sum once, added to those rows' window sums (the rows share their
+// input rows: 6 permutes and 18 vpdpbusd for the 4 vectors of a 3x3 instead of 12 and 24). The
+// four vectors are finished with the channel's constants in registers and saturated to bytes by
+// the packs; eight unpacks interleave the four channels into the stored words of the four rows.
 // The window sums are the stored bytes' (S + sOff, which fits 16 bits): trnd absorbs -sOff*M.
 template <int K, int ST, int ACT, bool MADD>
 __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
   constexpr int NG = (K + 3) / 4;
-  constexpr int RING = 4 * ST + K;  // the rows of a group: up to 4 output rows
+  constexpr int BAND = 4;
+  constexpr int NIN = (BAND - 1) * ST + K;  // input rows of a band
+  constexpr int RING = NIN + ST;
   const int rowWords = in.rowStride;
   const int rowBytes = ((rowWords + 63) / 64) * 64 + 128;
   alignas(64) uint8_t planar[RING * 4 * 512];
@@ -670,22 +675,14 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
   const __m512i lanes = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   const int vpr = (p.Wo + 15) / 16;
-  const int jobs = (y1 - y0) * vpr;
   const int cb = (p.C + 3) / 4;
   for (int b = 0; b < cb; b++) {
     const uint32_t* plane = in.words + b * in.planeStride;
     for (int r = 0; r < RING; r++) tags[r] = -1;
-    for (int j0 = 0; j0 < jobs; j0 += 4) {
-      const int nj = jobs - j0 < 4 ? jobs - j0 : 4;
-      int jy[4], jx[4];
-      const uint8_t* rows[4][K];
-      for (int j = 0; j < 4; j++) {
-        const int jj = j0 + (j < nj ? j : nj - 1);
-        jy[j] = y0 + jj / vpr;
-        jx[j] = (jj % vpr) * 16;
-      }
-      const int iyA = jy[0] * ST - p.pad + in.b, iyB = jy[nj - 1] * ST - p.pad + in.b + K - 1;
-      for (int iy = iyA; iy <= iyB; iy++) {
+    for (int yb = y0; yb < y1; yb += BAND) {
+      const int nr = y1 - yb < BAND ? y1 - yb : BAND;
+      const int iyA = yb * ST - p.pad + in.b, last = (nr - 1) * ST + K - 1;  // the band's input rows: iyA + [0, last]
+      for (int iy = iyA; iy <= iyA + last; iy++) {
         const int slot = iy % RING;
         if (tags[slot] == iy) continue;
         tags[slot] = iy;
@@ -700,44 +697,52 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
           _mm_storeu_si128((__m128i*)(dst + 3 * rowBytes + x), _mm512_extracti32x4_epi32(v, 3));
         }
       }
-      for (int j = 0; j < 4; j++)
-        for (int ky = 0; ky < K; ky++)
-          rows[j][ky] = planar + (size_t)((jy[j] * ST - p.pad + in.b + ky) % RING) * 4 * rowBytes + (jx[j] * ST - p.pad + in.b);
-      __m512i R[4];
-      for (int c = 0; c < 4; c++) {
-        const int ch = 4 * b + c;
-        const FastChan fc = fastChan<ACT, MADD>(p, ch, -p.sOff * p.mul[ch]);
-        const __m512i bias = _mm512_set1_epi32(fastBias<ACT>(p)[ch]);
-        __m512i wk[K][NG];
-        for (int ky = 0; ky < K; ky++)
-          for (int g = 0; g < NG; g++) wk[ky][g] = _mm512_set1_epi32(p.wdwRow[((size_t)ch * K + ky) * NG + g]);
-        // The four vectors side by side: each input row's windows feed the vectors that use it.
-        __m512i r[4], S[4];
-        for (int j = 0; j < 4; j++) {
-          r[j] = bias;
-          S[j] = _mm512_setzero_si512();
-        }
-        for (int ky = 0; ky < K; ky++)
-          for (int j = 0; j < 4; j++) {  // past nj: copies of the last vector, not stored
-            const __m512i row = _mm512_loadu_si512(rows[j][ky] + (size_t)c * rowBytes);
-            for (int g = 0; g < NG; g++) {
-              const __m512i win = _mm512_permutexvar_epi8(idx[g], row);
-              r[j] = _mm512_dpbusd_epi32(r[j], win, wk[ky][g]);
-              S[j] = _mm512_dpbusd_epi32(S[j], win, ones[g]);
-            }
+      // Rows past a short band's last read its last input row again (computed, not stored).
+      const uint8_t* rows[NIN];
+      for (int i = 0; i < NIN; i++) rows[i] = planar + (size_t)((iyA + (i < last ? i : last)) % RING) * 4 * rowBytes;
+      for (int xv = 0; xv < vpr; xv++) {
+        const int x = xv * 16, xin = x * ST - p.pad + in.b;
+        __m512i R[4];
+        for (int c = 0; c < 4; c++) {
+          const int ch = 4 * b + c;
+          const FastChan fc = fastChan<ACT, MADD>(p, ch, -p.sOff * p.mul[ch]);
+          const __m512i bias = _mm512_set1_epi32(fastBias<ACT>(p)[ch]);
+          __m512i wk[K][NG];
+          for (int ky = 0; ky < K; ky++)
+            for (int g = 0; g < NG; g++) wk[ky][g] = _mm512_set1_epi32(p.wdwRow[((size_t)ch * K + ky) * NG + g]);
+          __m512i r[BAND], S[BAND];
+          for (int j = 0; j < BAND; j++) {
+            r[j] = bias;
+            S[j] = _mm512_setzero_si512();
           }
-        const FastChan* chs[4] = {&fc, &fc, &fc, &fc};
-        fastEpi<ACT, MADD, 4>(chs, r, S);
-        R[c] = _mm512_xor_si512(_mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3])), flip);
-      }
-      // R[c], lane i: bytes of vectors 0..3 at pixels 4i..4i+3. Interleave the channels.
-      const __m512i t0 = _mm512_unpacklo_epi8(R[0], R[1]), t1 = _mm512_unpackhi_epi8(R[0], R[1]);
-      const __m512i t2 = _mm512_unpacklo_epi8(R[2], R[3]), t3 = _mm512_unpackhi_epi8(R[2], R[3]);
-      const __m512i w[4] = {_mm512_unpacklo_epi16(t0, t2), _mm512_unpackhi_epi16(t0, t2), _mm512_unpacklo_epi16(t1, t3),
-                            _mm512_unpackhi_epi16(t1, t3)};
-      for (int j = 0; j < nj; j++) {
-        const int n = p.Wo - jx[j] < 16 ? p.Wo - jx[j] : 16;
-        _mm512_mask_storeu_epi32(out.at(b, jy[j], jx[j]), (__mmask16)((1u << n) - 1), w[j]);
+          // The permuted rows first, then the products row by row. (Issuing each row's products as
+          // soon as it is permuted, inside one loop with range tests, was miscompiled by GCC 12 at
+          // -O3: one output row's first products took another tap's weights; -O2 was right.)
+          __m512i win[NIN][NG];
+          for (int i = 0; i < NIN; i++) {
+            const __m512i row = _mm512_loadu_si512(rows[i] + (size_t)c * rowBytes + xin);
+            __m512i h = _mm512_setzero_si512();
+            for (int g = 0; g < NG; g++) {
+              win[i][g] = _mm512_permutexvar_epi8(idx[g], row);
+              h = _mm512_dpbusd_epi32(h, win[i][g], ones[g]);
+            }
+            for (int j = 0; j < BAND; j++)
+              if (i - j * ST >= 0 && i - j * ST < K) S[j] = _mm512_add_epi32(S[j], h);
+          }
+          for (int j = 0; j < BAND; j++)
+            for (int ky = 0; ky < K; ky++)
+              for (int g = 0; g < NG; g++) r[j] = _mm512_dpbusd_epi32(r[j], win[j * ST + ky][g], wk[ky][g]);
+          const FastChan* chs[4] = {&fc, &fc, &fc, &fc};
+          fastEpi<ACT, MADD, 4>(chs, r, S);
+          R[c] = _mm512_xor_si512(_mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3])), flip);
+        }
+        // R[c], lane i: bytes of rows 0..3 at pixels 4i..4i+3. Interleave the channels.
+        const __m512i t0 = _mm512_unpacklo_epi8(R[0], R[1]), t1 = _mm512_unpackhi_epi8(R[0], R[1]);
+        const __m512i t2 = _mm512_unpacklo_epi8(R[2], R[3]), t3 = _mm512_unpackhi_epi8(R[2], R[3]);
+        const __m512i w[4] = {_mm512_unpacklo_epi16(t0, t2), _mm512_unpackhi_epi16(t0, t2), _mm512_unpacklo_epi16(t1, t3),
+                              _mm512_unpackhi_epi16(t1, t3)};
+        const int n = p.Wo - x < 16 ? p.Wo - x : 16;
+        for (int j = 0; j < nr; j++) _mm512_mask_storeu_epi32(out.at(b, yb + j, x), (__mmask16)((1u << n) - 1), w[j]);
       }
     }
   }
