@@ -541,6 +541,37 @@ inline void dwPixels(const ConvPlan& p, const Buf& in, const uint8_t* ip, const 
   }
 }
 
+// The byte indices that give, for 16 output pixels of stride st, the words of taps 4g..4g+3 of a
+// k-tap row (vpermb), and the bytes that are 1 on the valid taps (window sums by vpdpbusd).
+__attribute__((target("avx512vbmi"))) inline void windowIndices(int k, int st, int ng, __m512i* idx, __m512i* ones) {
+  for (int g = 0; g < ng; g++) {
+    alignas(64) uint8_t ib[64], ob[64];
+    for (int i = 0; i < 16; i++)
+      for (int j = 0; j < 4; j++) {
+        ib[4 * i + j] = (uint8_t)(i * st + 4 * g + j);
+        ob[4 * i + j] = 4 * g + j < k ? 1 : 0;
+      }
+    idx[g] = _mm512_load_si512(ib);
+    ones[g] = _mm512_load_si512(ob);
+  }
+}
+
+// One input row of a channel block made planar: 4 rows of bytes, rowBytes apart. Deinterleaves
+// 16 pixels x 4 channels per vector (per 128-bit lane, then across lanes); may read past the row:
+// those bytes are never used.
+__attribute__((target("avx512vbmi"))) inline void planarRow(const uint32_t* src, int rowWords, uint8_t* dst, int rowBytes) {
+  const __m512i deint = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
+  const __m512i lanes = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  for (int x = 0; x < rowWords; x += 16) {
+    __m512i v = _mm512_loadu_si512(src + x);
+    v = _mm512_permutexvar_epi32(lanes, _mm512_shuffle_epi8(v, deint));
+    _mm_storeu_si128((__m128i*)(dst + x), _mm512_castsi512_si128(v));
+    _mm_storeu_si128((__m128i*)(dst + rowBytes + x), _mm512_extracti32x4_epi32(v, 1));
+    _mm_storeu_si128((__m128i*)(dst + 2 * rowBytes + x), _mm512_extracti32x4_epi32(v, 2));
+    _mm_storeu_si128((__m128i*)(dst + 3 * rowBytes + x), _mm512_extracti32x4_epi32(v, 3));
+  }
+}
+
 // Depthwise with byte permutes (AVX-512 VBMI): each channel's row is made planar, vpermb builds
 // for 16 output pixels the dword of 4 horizontally consecutive taps, and vpdpbusd applies 4 taps at
 // once; the lanes are pixels of one channel, so the epilogue is the gemm's (uniform parameters).
@@ -561,19 +592,7 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
   alignas(64) uint8_t planar[18 * 4 * 512];  // k + stride <= 18 rows of up to 384 pixels
   int tags[18];
   __m512i idx[4], ones[4];
-  for (int g = 0; g < ng; g++) {
-    alignas(64) uint8_t ib[64], ob[64];
-    for (int i = 0; i < 16; i++)
-      for (int j = 0; j < 4; j++) {
-        ib[4 * i + j] = (uint8_t)(i * s + 4 * g + j);
-        ob[4 * i + j] = 4 * g + j < k ? 1 : 0;
-      }
-    idx[g] = _mm512_load_si512(ib);
-    ones[g] = _mm512_load_si512(ob);
-  }
-  // Deinterleave 16 pixels x 4 channels into 4 x 16 bytes (per 128-bit lane, then across lanes).
-  const __m512i deint = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
-  const __m512i lanes = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  windowIndices(k, s, ng, idx, ones);
   for (int b = 0; b < cb; b++) {
     const uint32_t* plane = in.words + b * in.planeStride;
     const int pc0 = 4 * b;
@@ -589,15 +608,7 @@ __attribute__((target("avx512vbmi"))) void dwVbmi(const ConvPlan& plan, const Bu
         rows[ky] = dst;
         if (tags[slot] == iy) continue;
         tags[slot] = iy;
-        const uint32_t* src = plane + (int64_t)iy * rowWords;
-        for (int x = 0; x < rowWords; x += 16) {
-          __m512i v = _mm512_loadu_si512(src + x);  // may read past the row: those bytes are never used
-          v = _mm512_permutexvar_epi32(lanes, _mm512_shuffle_epi8(v, deint));
-          _mm_storeu_si128((__m128i*)(dst + x), _mm512_castsi512_si128(v));
-          _mm_storeu_si128((__m128i*)(dst + rowBytes + x), _mm512_extracti32x4_epi32(v, 1));
-          _mm_storeu_si128((__m128i*)(dst + 2 * rowBytes + x), _mm512_extracti32x4_epi32(v, 2));
-          _mm_storeu_si128((__m128i*)(dst + 3 * rowBytes + x), _mm512_extracti32x4_epi32(v, 3));
-        }
+        planarRow(plane + (int64_t)iy * rowWords, rowWords, dst, rowBytes);
       }
       for (int x0 = 0; x0 < p.Wo; x0 += 16) {
         const int lanesN = p.Wo - x0 < 16 ? p.Wo - x0 : 16;
@@ -661,18 +672,7 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
   alignas(64) uint8_t planar[RING * 4 * 512];
   int tags[RING];
   __m512i idx[NG], ones[NG];
-  for (int g = 0; g < NG; g++) {
-    alignas(64) uint8_t ib[64], ob[64];
-    for (int i = 0; i < 16; i++)
-      for (int j = 0; j < 4; j++) {
-        ib[4 * i + j] = (uint8_t)(i * ST + 4 * g + j);
-        ob[4 * i + j] = 4 * g + j < K ? 1 : 0;
-      }
-    idx[g] = _mm512_load_si512(ib);
-    ones[g] = _mm512_load_si512(ob);
-  }
-  const __m512i deint = _mm512_set4_epi32(0x0f0b0703, 0x0e0a0602, 0x0d090501, 0x0c080400);
-  const __m512i lanes = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  windowIndices(K, ST, NG, idx, ones);
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   const int vpr = (p.Wo + 15) / 16;
   const int cb = (p.C + 3) / 4;
@@ -687,15 +687,7 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
         if (tags[slot] == iy) continue;
         tags[slot] = iy;
         uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
-        const uint32_t* src = plane + (int64_t)iy * rowWords;
-        for (int x = 0; x < rowWords; x += 16) {
-          __m512i v = _mm512_loadu_si512(src + x);  // may read past the row: those bytes are never used
-          v = _mm512_permutexvar_epi32(lanes, _mm512_shuffle_epi8(v, deint));
-          _mm_storeu_si128((__m128i*)(dst + x), _mm512_castsi512_si128(v));
-          _mm_storeu_si128((__m128i*)(dst + rowBytes + x), _mm512_extracti32x4_epi32(v, 1));
-          _mm_storeu_si128((__m128i*)(dst + 2 * rowBytes + x), _mm512_extracti32x4_epi32(v, 2));
-          _mm_storeu_si128((__m128i*)(dst + 3 * rowBytes + x), _mm512_extracti32x4_epi32(v, 3));
-        }
+        planarRow(plane + (int64_t)iy * rowWords, rowWords, dst, rowBytes);
       }
       // Rows past a short band's last read its last input row again (computed, not stored).
       const uint8_t* rows[NIN];
