@@ -9,9 +9,9 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 CXX=${CXX:-aarch64-linux-gnu-g++}
 for f in net.cc check.cc pool.cc kernels_scalar.cc kernels_neon.cc selftest.cc; do
-  $CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -c "$f" -o "$out/${f%.cc}.o"
+  $CXX -O3 -std=c++17 -Wall -Wextra -Wno-unused-parameter -c "$f" -o "$out/${f%.cc}.o"
 done
-$CXX -O2 -std=c++17 -Wall -Wextra -Wno-unused-parameter -march=armv8.2-a+dotprod -c kernels_dotprod.cc -o "$out/kernels_dotprod.o"
+$CXX -O3 -std=c++17 -Wall -Wextra -Wno-unused-parameter -march=armv8.2-a+dotprod -c kernels_dotprod.cc -o "$out/kernels_dotprod.o"
 $CXX -static -o "$out/selftest" "$out"/*.o -lpthread
 qemu-aarch64-static -cpu max "$out/selftest"
 FP="-O3 -std=c++17 -ffp-contract=off -fno-trapping-math"

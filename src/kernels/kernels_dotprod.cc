@@ -36,13 +36,16 @@ struct DotMac {
 // signed (the real values: inputs whose zero is 128), a ring of rows shared by consecutive output
 // rows; tbl builds, for 4 output pixels, the words of 4 horizontally consecutive taps from one
 // 16-byte load, and sdot applies 4 taps at once (window sums: sdot with ones on the valid taps).
-// The accumulators start at 128 * sum(Q) (+ the bias in the fast form), as in the gemm.
+// Output rows go in bands of two: each input row of a band is loaded and permuted once and feeds
+// both rows whose windows hold it (a 3x3 of stride 1: 4 loads and permutes per 4 pixels for the
+// two rows instead of 6). The accumulators start at 128 * sum(Q) (+ the bias in the fast form), as
+// in the gemm.
 template <int K, int ST, int MODE>
 void dwDotT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
   const EpiN e(p);
-  constexpr int NG = (K + 3) / 4, RING = K + ST;
+  constexpr int NG = (K + 3) / 4, BAND = 2, NIN = (BAND - 1) * ST + K, RING = NIN + ST;
   const int rowWords = in.rowStride;
   const int rowBytes = ((rowWords + 15) / 16) * 16 + 64;
   alignas(16) int8_t planar[RING * 4 * (384 + 64)];
@@ -62,13 +65,14 @@ void dwDotT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
   for (int b = 0; b < cb; b++) {
     const uint32_t* plane = in.words + b * in.planeStride;
     for (int r = 0; r < RING; r++) tags[r] = -1;
-    for (int y = y0; y < y1; y++) {
-      const int iy0 = y * ST - p.pad + in.b;
-      const int8_t* rows[K];
-      for (int ky = 0; ky < K; ky++) {
-        const int iy = iy0 + ky, slot = iy % RING;
+    for (int y = y0; y < y1; y += BAND) {
+      const int nr = y1 - y < BAND ? y1 - y : BAND;
+      const int iy0 = y * ST - p.pad + in.b, last = (nr - 1) * ST + K - 1;  // the band's input rows: iy0 + [0, last]
+      const int8_t* rows[NIN];
+      for (int i = 0; i < NIN; i++) {
+        const int iy = iy0 + (i < last ? i : last), slot = iy % RING;  // past a short band's end: its last row again
         int8_t* dst = planar + (size_t)slot * 4 * rowBytes;
-        rows[ky] = dst;
+        rows[i] = dst;
         if (tags[slot] == iy) continue;
         tags[slot] = iy;
         const uint8_t* src = (const uint8_t*)(plane + (int64_t)iy * rowWords);
@@ -78,41 +82,43 @@ void dwDotT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
         }
       }
       for (int x0 = 0; x0 < p.Wo; x0 += 16) {
-        uint8x16x4_t ch4;
+        uint8x16x4_t ch4[BAND];
         for (int c = 0; c < 4; c++) {
           const int ch = 4 * b + c;
           const VPN vp = channelParams(p, ch);
           int8x16_t wk[K][NG];
           for (int ky = 0; ky < K; ky++)
             for (int g = 0; g < NG; g++) wk[ky][g] = vreinterpretq_s8_s32(vdupq_n_s32(p.wdwRow[((size_t)ch * K + ky) * NG + g]));
-          int32x4_t acc[4], S[4];
+          int32x4_t res[BAND][4];
           for (int q = 0; q < 4; q++) {
-            acc[q] = vdupq_n_s32(128 * p.qsum[ch] + (MODE >= 0 ? p.bias[ch] : 0));
-            S[q] = vdupq_n_s32(0);
-          }
-          for (int ky = 0; ky < K; ky++) {
-            const int8_t* row = rows[ky] + (size_t)c * rowBytes + (x0 * ST - p.pad + in.b);
-            for (int q = 0; q < 4; q++) {
-              const int8x16_t t = vld1q_s8(row + 4 * ST * q);
-              for (int g = 0; g < NG; g++) {
-                const int8x16_t win = vqtbl1q_s8(t, vreinterpretq_u8_s8(idx[g]));
-                acc[q] = vdotq_s32(acc[q], win, wk[ky][g]);
-                S[q] = vdotq_s32(S[q], win, ones[g]);
-              }
+            // This column's windows of every input row first, then each output row's products.
+            int8x16_t win[NIN][NG];
+            for (int i = 0; i < NIN; i++) {
+              const int8x16_t t = vld1q_s8(rows[i] + (size_t)c * rowBytes + (x0 * ST - p.pad + in.b) + 4 * ST * q);
+              for (int g = 0; g < NG; g++) win[i][g] = vqtbl1q_s8(t, vreinterpretq_u8_s8(idx[g]));
+            }
+            for (int j = 0; j < BAND; j++) {
+              int32x4_t acc = vdupq_n_s32(128 * p.qsum[ch] + (MODE >= 0 ? p.bias[ch] : 0)), S = vdupq_n_s32(0);
+              for (int ky = 0; ky < K; ky++)
+                for (int g = 0; g < NG; g++) {
+                  acc = vdotq_s32(acc, win[j * ST + ky][g], wk[ky][g]);
+                  S = vdotq_s32(S, win[j * ST + ky][g], ones[g]);
+                }
+              res[j][q] = epilogueT<MODE>(e, vp, acc, S);
             }
           }
-          int32x4_t res[4];
-          for (int q = 0; q < 4; q++) res[q] = epilogueT<MODE>(e, vp, acc[q], S[q]);
-          ch4.val[c] = bytes16(res, e.sat8);
+          for (int j = 0; j < BAND; j++) ch4[j].val[c] = bytes16(res[j], e.sat8);
         }
-        uint8_t* dst = (uint8_t*)out.at(b, y, x0);
         const int n = p.Wo - x0 < 16 ? p.Wo - x0 : 16;
-        if (n == 16) {
-          vst4q_u8(dst, ch4);  // interleaves the 4 channels: one word per pixel
-        } else {
-          alignas(16) uint8_t tmp[64];
-          vst4q_u8(tmp, ch4);
-          memcpy(dst, tmp, 4 * (size_t)n);
+        for (int j = 0; j < nr; j++) {
+          uint8_t* dst = (uint8_t*)out.at(b, y + j, x0);
+          if (n == 16) {
+            vst4q_u8(dst, ch4[j]);  // interleaves the 4 channels: one word per pixel
+          } else {
+            alignas(16) uint8_t tmp[64];
+            vst4q_u8(tmp, ch4[j]);
+            memcpy(dst, tmp, 4 * (size_t)n);
+          }
         }
       }
     }
