@@ -474,13 +474,16 @@ GemmFn gemmFast2For(const ConvPlan& p) {
 // for 8 output pixels of each channel a byte shuffle builds, per 32-bit lane, the zero-extended
 // 16-bit values of two horizontally consecutive taps (pixels 0-3 from one 16-byte load, 4-7 from
 // a second one 4*stride further), and vpmaddwd applies two taps at once. The window sums (stored
-// bytes) accumulate as 16-bit lanes of the same shuffles; trnd absorbs -sOff*M.
+// bytes) accumulate as 16-bit lanes of the same shuffles; trnd absorbs -sOff*M. Output rows go in
+// bands of two: each input row of a band is loaded and shuffled once per 8 pixels and feeds both
+// rows whose windows hold it (a 3x3 of stride 1: 4 rows' loads and shuffles for the two output
+// rows instead of 6).
 template <int K, int ST, int ACT, bool MADD>
 void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, int y1) {
   const ConvPlan p = plan;
   const Buf in = inBuf, out = outBuf;
   constexpr int NP = (K + 1) / 2;  // tap pairs per kernel row
-  constexpr int RING = K + ST;
+  constexpr int BAND = 2, NIN = (BAND - 1) * ST + K, RING = NIN + ST;
   const int rowWords = in.rowStride;
   const int rowBytes = ((rowWords + 31) / 32) * 32 + 64;
   alignas(32) uint8_t planar[RING * 4 * (1024 + 64)];
@@ -520,13 +523,14 @@ void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, 
       fc[c] = fastChan2<ACT, MADD>(p, ch, -p.sOff * p.mul[ch]);
       bias[c] = _mm256_set1_epi32(fastBias2<ACT>(p)[ch]);
     }
-    for (int y = y0; y < y1; y++) {
-      const int iy0 = y * ST - p.pad + in.b;
-      const uint8_t* rows[K];
-      for (int ky = 0; ky < K; ky++) {
-        const int iy = iy0 + ky, slot = iy % RING;
+    for (int y = y0; y < y1; y += BAND) {
+      const int nr = y1 - y < BAND ? y1 - y : BAND;
+      const int iy0 = y * ST - p.pad + in.b, last = (nr - 1) * ST + K - 1;  // the band's input rows: iy0 + [0, last]
+      const uint8_t* rows[NIN];
+      for (int i = 0; i < NIN; i++) {
+        const int iy = iy0 + (i < last ? i : last), slot = iy % RING;  // past a short band's end: its last row again
         uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
-        rows[ky] = dst;
+        rows[i] = dst;
         if (tags[slot] == iy) continue;
         tags[slot] = iy;
         const uint32_t* src = plane + (int64_t)iy * rowWords;
@@ -544,26 +548,33 @@ void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, 
       }
       for (int x0 = 0; x0 < p.Wo; x0 += 8) {
         const int ix0 = x0 * ST - p.pad + in.b;
-        __m256i R[4];
+        __m256i R[BAND][4];
         for (int c = 0; c < 4; c++) {
-          __m256i acc = bias[c], s16 = _mm256_setzero_si256();
-          for (int ky = 0; ky < K; ky++) {
-            const uint8_t* q = rows[ky] + (size_t)c * rowBytes + ix0;
+          // The band's windows of this column first, then each output row's products.
+          __m256i win[NIN][NP];
+          for (int i = 0; i < NIN; i++) {
+            const uint8_t* q = rows[i] + (size_t)c * rowBytes + ix0;
             const __m256i row = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)q)),
                                                         _mm_loadu_si128((const __m128i*)(q + 4 * ST)), 1);
-            for (int g = 0; g < NP; g++) {
-              const __m256i win = _mm256_shuffle_epi8(row, idx[g]);
-              acc = _mm256_add_epi32(acc, _mm256_madd_epi16(win, wk[c][ky][g]));
-              s16 = _mm256_add_epi16(s16, win);
-            }
+            for (int g = 0; g < NP; g++) win[i][g] = _mm256_shuffle_epi8(row, idx[g]);
           }
-          R[c] = fastEpi2<ACT, MADD>(fc[c], acc, _mm256_madd_epi16(s16, ones16));
+          for (int j = 0; j < BAND; j++) {
+            __m256i acc = bias[c], s16 = _mm256_setzero_si256();
+            for (int ky = 0; ky < K; ky++)
+              for (int g = 0; g < NP; g++) {
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(win[j * ST + ky][g], wk[c][ky][g]));
+                s16 = _mm256_add_epi16(s16, win[j * ST + ky][g]);
+              }
+            R[j][c] = fastEpi2<ACT, MADD>(fc[c], acc, _mm256_madd_epi16(s16, ones16));
+          }
         }
-        const __m256i words = packChannels2(R[0], R[1], R[2], R[3]);
-        uint32_t* dst = out.at(b, y, x0);
         const int n = p.Wo - x0;
-        if (n >= 8) _mm256_storeu_si256((__m256i*)dst, words);
-        else _mm256_maskstore_epi32((int*)dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), words);
+        for (int j = 0; j < nr; j++) {
+          const __m256i words = packChannels2(R[j][0], R[j][1], R[j][2], R[j][3]);
+          uint32_t* dst = out.at(b, y + j, x0);
+          if (n >= 8) _mm256_storeu_si256((__m256i*)dst, words);
+          else _mm256_maskstore_epi32((int*)dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), words);
+        }
       }
     }
   }
