@@ -197,6 +197,8 @@ t.test('zeroq quantize --avg-bits: widths per layer at the average, recorded in 
   t.ok(new Set(widths).size > 1, `several widths: ${[...new Set(widths)].sort().join(', ')}`);
   t.ok(widths.every((b) => b >= 3 && b <= 8));
   t.match(set.manifest.quantization, { widths: { method: 'layer sensitivity', avgBitsTarget: 5 } });
+  t.equal((set.manifest.quantization as { widths: { sensitivityImages: number } }).widths.sensitivityImages, 2,
+    'the layer errors on --sensitivity-images images of --calib, more than the --calib-images the formats take');
 
   const bad = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli.ts'), 'quantize', CFG, '--avg-bits', '5', '--wbits', '4', '--calib', dataPath('coco-val', 'calib.txt'), '-o', out]).catch((e: { code: number; stderr: string }) => e);
   t.match(bad, { code: 2, stderr: /give one of --wbits, --avg-bits, not several/ });

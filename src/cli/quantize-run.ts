@@ -204,14 +204,18 @@ async function writeReport(dir: string, res: QuantizeResult, summary: Record<str
   return written;
 }
 
-/** The widths per layer for --avg-bits: layer errors on the first images of --val (else of the calibration list). */
+/**
+ * The widths per layer for --avg-bits: layer errors on the first images of --val (else of the
+ * calibration list: all of it, not only the --calib-images the formats are calibrated on).
+ */
 async function chooseWidths(
-  model: Awaited<ReturnType<typeof loadDarknet>>, calib: Frame[], calibPaths: string[], quant: QuantizeOptions, a: NonNullable<QuantizeCommand['avgBits']>,
+  model: Awaited<ReturnType<typeof loadDarknet>>, calib: Frame[], calibPaths: string[], listPaths: string[], quant: QuantizeOptions,
+  a: NonNullable<QuantizeCommand['avgBits']>,
 ): Promise<WidthChoice> {
   const { net } = model;
   const log = (m: string) => process.stderr.write(`${m}\n`);
   let val: { frames: FrameSet; gt: GroundTruth } | undefined;
-  let sensPaths = calibPaths.slice(0, a.sensitivityImages);
+  let sensPaths = listPaths.slice(0, a.sensitivityImages);
   if (a.val) {
     const paths = await readTrainList(a.val);
     const calibSet = new Set(calibPaths.map((p) => path.resolve(p)));
@@ -277,7 +281,8 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
     if (cmd.avgBits) {
       p.stop();
       phase = '';
-      widths = await chooseWidths(model, frames, list.map((im) => im.path), cmd.quant, cmd.avgBits);
+      const all = readImageList(cmd.calib).map((im) => im.path);
+      widths = await chooseWidths(model, frames, list.map((im) => im.path), all, cmd.quant, cmd.avgBits);
       res = widths.result;
     } else {
       res = await quantizeModel(model, frames, cmd.quant, (ph: ProgressPhase, done, total) => step(ph, done, total));
