@@ -598,8 +598,8 @@ void Net::runConv(L& l) {
         kernels_->dw(ps, sliceBuf(in, b, e, ps.C), sliceBuf(out, b, e, ps.C), 0, p.Ho);
       });
     } else {
-      // Split in units of four rows: the AVX-512 fast kernel's bands, and whole groups of four
-      // 16-pixel vectors for the kernels that group vectors along rows.
+      // Split in units of four rows: one band of the AVX-512 fast kernel, two of the AVX2 and
+      // neon-dotprod ones.
       const int unit = 4, units = (p.Ho + unit - 1) / unit;
       pool_.run(macs < parMin_ ? 1 : units, [&](int b, int e, int) {
         if (macs < parMin_) e = units;
