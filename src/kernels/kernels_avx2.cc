@@ -527,12 +527,7 @@ void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, 
       const int nr = y1 - y < BAND ? y1 - y : BAND;
       const int iy0 = y * ST - p.pad + in.b, last = (nr - 1) * ST + K - 1;  // the band's input rows: iy0 + [0, last]
       const uint8_t* rows[NIN];
-      for (int i = 0; i < NIN; i++) {
-        const int iy = iy0 + (i < last ? i : last), slot = iy % RING;  // past a short band's end: its last row again
-        uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
-        rows[i] = dst;
-        if (tags[slot] == iy) continue;
-        tags[slot] = iy;
+      bandRows<NIN, RING>(planar, (size_t)4 * rowBytes, tags, iy0, last, rows, [&](int iy, uint8_t* dst) {
         const uint32_t* src = plane + (int64_t)iy * rowWords;
         for (int x = 0; x < rowWords; x += 8) {
           const int n = rowWords - x;
@@ -545,7 +540,7 @@ void dwFast2(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, 
           _mm_storel_epi64((__m128i*)(dst + 2 * rowBytes + x), hi);
           _mm_storeh_pd((double*)(dst + 3 * rowBytes + x), _mm_castsi128_pd(hi));
         }
-      }
+      });
       for (int x0 = 0; x0 < p.Wo; x0 += 8) {
         const int ix0 = x0 * ST - p.pad + in.b;
         __m256i R[BAND][4];

@@ -682,16 +682,9 @@ __attribute__((target("avx512vbmi"))) void dwFast(const ConvPlan& plan, const Bu
     for (int yb = y0; yb < y1; yb += BAND) {
       const int nr = y1 - yb < BAND ? y1 - yb : BAND;
       const int iyA = yb * ST - p.pad + in.b, last = (nr - 1) * ST + K - 1;  // the band's input rows: iyA + [0, last]
-      for (int iy = iyA; iy <= iyA + last; iy++) {
-        const int slot = iy % RING;
-        if (tags[slot] == iy) continue;
-        tags[slot] = iy;
-        uint8_t* dst = planar + (size_t)slot * 4 * rowBytes;
-        planarRow(plane + (int64_t)iy * rowWords, rowWords, dst, rowBytes);
-      }
-      // Rows past a short band's last read its last input row again (computed, not stored).
       const uint8_t* rows[NIN];
-      for (int i = 0; i < NIN; i++) rows[i] = planar + (size_t)((iyA + (i < last ? i : last)) % RING) * 4 * rowBytes;
+      bandRows<NIN, RING>(planar, (size_t)4 * rowBytes, tags, iyA, last, rows,
+                          [&](int iy, uint8_t* dst) { planarRow(plane + (int64_t)iy * rowWords, rowWords, dst, rowBytes); });
       for (int xv = 0; xv < vpr; xv++) {
         const int x = xv * 16, xin = x * ST - p.pad + in.b;
         __m512i R[4];

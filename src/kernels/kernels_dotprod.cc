@@ -69,18 +69,13 @@ void dwDotT(const ConvPlan& plan, const Buf& inBuf, const Buf& outBuf, int y0, i
       const int nr = y1 - y < BAND ? y1 - y : BAND;
       const int iy0 = y * ST - p.pad + in.b, last = (nr - 1) * ST + K - 1;  // the band's input rows: iy0 + [0, last]
       const int8_t* rows[NIN];
-      for (int i = 0; i < NIN; i++) {
-        const int iy = iy0 + (i < last ? i : last), slot = iy % RING;  // past a short band's end: its last row again
-        int8_t* dst = planar + (size_t)slot * 4 * rowBytes;
-        rows[i] = dst;
-        if (tags[slot] == iy) continue;
-        tags[slot] = iy;
+      bandRows<NIN, RING>(planar, (size_t)4 * rowBytes, tags, iy0, last, rows, [&](int iy, int8_t* dst) {
         const uint8_t* src = (const uint8_t*)(plane + (int64_t)iy * rowWords);
         for (int x = 0; x < rowWords; x += 16) {  // may read past the row: those bytes are never used
           const uint8x16x4_t v = vld4q_u8(src + 4 * x);
           for (int c = 0; c < 4; c++) vst1q_s8(dst + c * rowBytes + x, vreinterpretq_s8_u8(veorq_u8(v.val[c], vdupq_n_u8(0x80))));
         }
-      }
+      });
       for (int x0 = 0; x0 < p.Wo; x0 += 16) {
         uint8x16x4_t ch4[BAND];
         for (int c = 0; c < 4; c++) {

@@ -133,6 +133,23 @@ struct Kernels {
 // Scratch words a gemm call needs: the panel of one vector (16-bit in the AVX2 kernel).
 inline size_t gemmScratchWords(const ConvPlan& p) { return (size_t)p.chunks * VL * 2 + 64; }
 
+// The input rows of a band of depthwise output rows, in a ring of planar rows shared by the
+// bands (slot = input row mod RING; RING >= NIN + stride, so a band's rows never collide and the
+// rows the next band shares stay): rows[i] = the planar copy of input row iy0 + i, made by
+// planarize(iy, dst) only when the ring does not hold it yet. Past a short band's last input row
+// (iy0 + last) the pointers repeat it: those products are computed and not stored.
+template <int NIN, int RING, class T, class Planarize>
+inline void bandRows(T* planar, size_t slotElems, int* tags, int iy0, int last, const T** rows, Planarize&& planarize) {
+  for (int i = 0; i < NIN; i++) {
+    const int iy = iy0 + (i < last ? i : last), slot = iy % RING;
+    T* dst = planar + slotElems * slot;
+    rows[i] = dst;
+    if (tags[slot] == iy) continue;
+    tags[slot] = iy;
+    planarize(iy, dst);
+  }
+}
+
 extern const Kernels kScalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const Kernels kAvx2;
