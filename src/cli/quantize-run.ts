@@ -255,7 +255,8 @@ function widthLines(w: WidthChoice): string[] {
 
 export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<void> {
   const model = await loadDarknet(cfg, cmd.weights);
-  const list = readImageList(cmd.calib).slice(0, cmd.calibImages);
+  const allImages = readImageList(cmd.calib);
+  const list = allImages.slice(0, cmd.calibImages);
   // Progress on stderr: a bar per phase on a terminal, a line about every 10% otherwise.
   const { progress } = await import('./progress.js');
   const p = progress('quantize');
@@ -281,8 +282,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
     if (cmd.avgBits) {
       p.stop();
       phase = '';
-      const all = readImageList(cmd.calib).map((im) => im.path);
-      widths = await chooseWidths(model, frames, list.map((im) => im.path), all, cmd.quant, cmd.avgBits);
+      widths = await chooseWidths(model, frames, list.map((im) => im.path), allImages.map((im) => im.path), cmd.quant, cmd.avgBits);
       res = widths.result;
     } else {
       res = await quantizeModel(model, frames, cmd.quant, (ph: ProgressPhase, done, total) => step(ph, done, total));
