@@ -10,26 +10,11 @@
 // multiplying its own input byte by the shared weight. At the end of a block the N accumulators and
 // window sums go to the hold registers, from which the output stage takes one pixel per cycle.
 `include "zq_config.vh"
+`define ZQ_RDATA_T reg
 module zq_wide (
-  input  wire        clk,
-  input  wire        rst,
-  // register file (word offsets of docs/formats/accelerator.md)
-  input  wire        reg_we,
-  input  wire [4:0]  reg_addr,
-  input  wire [31:0] reg_wdata,
-  output reg  [31:0] reg_rdata,
-  // external memory: 32-bit words, requests accepted when ready, read data returned in order
-  output wire        mem_valid,
-  output wire        mem_we,
-  output wire [29:0] mem_addr,
-  output wire [31:0] mem_wdata,
-  output wire [3:0]  mem_wstrb,
-  input  wire        mem_ready,
-  input  wire        mem_rvalid,
-  input  wire [31:0] mem_rdata,
-  input  wire [31:0] mem_bytes,    // size of the external memory (error 2 past it)
-  output wire        busy
+`include "zq_ports.vh"
 );
+`undef ZQ_RDATA_T
   localparam N    = `ZQ_LANES;
   localparam KMAX = `ZQ_KMAX;
   localparam LBW  = `ZQ_LB_WORDS;
