@@ -39,6 +39,19 @@ void im2col(const T* x, const ConvGeom& g, int cBegin, int cCount, int p0, int n
   }
 }
 
+// The columns of one block of output positions [p0, p0 + np) of group gi: for a pointwise conv the
+// input itself (rows P apart), else im2col into col (rows np apart). Returns the first row; *ld its stride.
+template <typename T>
+const T* blockColumns(const T* x, const ConvGeom& g, int gi, int cg, int P, int p0, int np, T* col, size_t* ld) {
+  if (isPointwise(g)) {
+    *ld = P;
+    return x + (size_t)gi * cg * P + p0;
+  }
+  im2col(x, g, gi * cg, cg, p0, np, col);
+  *ld = np;
+  return col;
+}
+
 // Adds col (as produced by im2col for the same block) back into x.
 void col2imAdd(const float* col, const ConvGeom& g, int cBegin, int cCount, int p0, int np, float* x) {
   const int Wo = g.Wo();
@@ -96,16 +109,8 @@ void convForwardF32(const float* x, const float* w, const float* b, const ConvGe
   for (int gi = 0; gi < g.G; gi++) {
     for (int p0 = 0; p0 < P; p0 += kChunk) {
       const int np = std::min(kChunk, P - p0);
-      const float* cm;
       size_t ld;
-      if (isPointwise(g)) {
-        cm = x + (size_t)gi * cg * P + p0;
-        ld = P;
-      } else {
-        im2col(x, g, gi * cg, cg, p0, np, col.data());
-        cm = col.data();
-        ld = np;
-      }
+      const float* cm = blockColumns(x, g, gi, cg, P, p0, np, col.data(), &ld);
       for (int o = gi * og; o < (gi + 1) * og; o++) {
         const float* wo = w + (size_t)o * K;
         for (int i = 0; i < np; i++) acc[i] = b[o];
@@ -166,16 +171,8 @@ void convForwardInt(const int16_t* x, const int16_t* q, const IntConvParams& qp,
   for (int gi = 0; gi < g.G; gi++) {
     for (int p0 = 0; p0 < P; p0 += kChunk) {
       const int np = std::min(kChunk, P - p0);
-      const int16_t* cm;
       size_t ld;
-      if (isPointwise(g)) {
-        cm = x + (size_t)gi * cg * P + p0;
-        ld = P;
-      } else {
-        im2col(x, g, gi * cg, cg, p0, np, col.data());
-        cm = col.data();
-        ld = np;
-      }
+      const int16_t* cm = blockColumns(x, g, gi, cg, P, p0, np, col.data(), &ld);
       for (int i = 0; i < np; i++) sum[i] = 0;
       for (int k = 0; k < K; k++) {
         const int16_t* ck = cm + k * ld;
@@ -291,16 +288,8 @@ void convBackwardWeight(const float* dy, const float* x, const ConvGeom& g, floa
   for (int gi = 0; gi < g.G; gi++) {
     for (int p0 = 0; p0 < P; p0 += kChunk) {
       const int np = std::min(kChunk, P - p0);
-      const float* cm;
       size_t ld;
-      if (isPointwise(g)) {
-        cm = x + (size_t)gi * cg * P + p0;
-        ld = P;
-      } else {
-        im2col(x, g, gi * cg, cg, p0, np, col.data());
-        cm = col.data();
-        ld = np;
-      }
+      const float* cm = blockColumns(x, g, gi, cg, P, p0, np, col.data(), &ld);
       for (int o = gi * og; o < (gi + 1) * og; o++) {
         const float* dyo = dy + (size_t)o * P + p0;
         float* dwo = dw + (size_t)o * K;
