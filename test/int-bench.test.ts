@@ -66,3 +66,17 @@ t.test('bench on a .zqw: int runs its weights; --compare without the float cfg i
   t.notOk(r.engines[0].randomWeights);
   await t.rejects(runBench({ model: file, engine: 'int', compare: true, frames: 1 }), { code: 'bench-float-model' });
 });
+
+t.test('bench --against-threads: the same engine at two thread counts, alternating, and their ratio', { skip: !existsSync(cfg) && 'no cfg' }, async (t) => {
+  const seen: number[] = [];
+  const r = await runBench({ model: cfg, engine: 'int', threads: 2, againstThreads: 1, frames: 12, warmup: 1 }, (done) => seen.push(done));
+  t.same(seen, [10, 12], 'blocks of 10 frames, as --compare');
+  t.same(r.engines.map((e) => [e.engine, e.threads]), [['int', 1], ['int', 2]], 'the reference thread count first');
+  t.ok(r.threadRatio, 'a thread ratio');
+  t.equal(r.threadRatio!.network, r.engines[1].networkMs.median / r.engines[0].networkMs.median, 'network time at 2 threads over 1');
+  t.same([r.threadRatio!.threads, r.threadRatio!.againstThreads], [2, 1]);
+  t.notOk(r.ratio, 'no int/float ratio without float');
+  t.match(formatBench(r), /2 threads \/ 1: network \d+\.\d{3}/);
+  await t.rejects(runBench({ model: cfg, engine: 'int', threads: 2, againstThreads: 2, frames: 1 }), { code: 'bench-options' }, 'the same thread count twice');
+  await t.rejects(runBench({ model: cfg, engine: 'int', threads: 2, againstThreads: 1, compare: true, frames: 1 }), { code: 'bench-options' }, 'not with --compare');
+});

@@ -7,6 +7,7 @@ interface BenchFlags {
   frames: number;
   warmup: number;
   compare?: boolean;
+  againstThreads?: number;
   spin?: boolean;
   json?: boolean;
   image?: string;
@@ -24,6 +25,7 @@ export function register(program: Command): void {
     .addOption(opt('--frames <n>', 'measured frames', parse.positiveInt, 200))
     .addOption(opt('--warmup <n>', 'frames run before measuring', parse.count, 20))
     .option('--compare', 'run float and the engine under test (int unless --engine names another) alternately, blocks of 10 frames, in one process; print engine/float')
+    .addOption(opt('--against-threads <n>', 'also run the engine at this many threads, alternately with --threads in blocks of 10 frames, in one process; print the ratio (the scaling in one machine state)', parse.threads))
     .option('--no-spin', "float: onnxruntime's workers do not spin waiting between runs")
     .option('--image <file>', 'image of the end-to-end measurement (default: the data folder dog.jpg)')
     .option('--float <cfg>', 'darknet cfg of the float model when the model is a .zqw')
@@ -39,6 +41,7 @@ export function register(program: Command): void {
         model,
         engine,
         compare: flags.compare,
+        againstThreads: flags.againstThreads,
         spin: flags.spin,
         threads,
         engineOptions,

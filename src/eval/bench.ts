@@ -23,6 +23,11 @@ export interface BenchOptions {
   /** Float engine: onnxruntime's workers spin between runs (its default); false turns it off. */
   spin?: boolean;
   threads?: number;
+  /**
+   * Also run the same engine at this many threads, alternating with `threads` in blocks of 10
+   * frames, and report threads / againstThreads (the scaling of the extra cores in one machine state).
+   */
+  againstThreads?: number;
   frames?: number;
   warmup?: number;
   /** The image of the end-to-end measurement (default: the data folder's dog.jpg). */
@@ -93,6 +98,8 @@ export interface BenchResult {
   engines: EngineBench[];
   /** (engine under test) / float median ratios (compare mode). */
   ratio?: { network: number; networkCpu: number; endToEnd: number };
+  /** --against-threads: network time at `threads` over the time at `againstThreads` (medians). */
+  threadRatio?: { threads: number; againstThreads: number; network: number; endToEnd: number };
   peakRssMb: number;
 }
 
@@ -107,6 +114,7 @@ const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 interface Opened {
   kind: BenchEngine;
   engine: Engine;
+  threads: number;
   isa?: string;
   randomWeights?: boolean;
   spin?: boolean;
@@ -139,6 +147,7 @@ async function openMeasured(kind: string, opts: BenchOptions, threads: number): 
   return {
     kind,
     engine,
+    threads,
     ...(randomWeights ? { randomWeights } : {}),
     ...(kind === 'float' ? { spin: opts.spin ?? true } : {}),
     ...(typeof isa === 'string' ? { isa } : {}),
@@ -176,10 +185,20 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
   const frames = Math.max(1, opts.frames ?? 200);
   const warmup = Math.max(0, opts.warmup ?? 20);
   // --compare: float first, then the engine under test (int unless another kind is asked for).
-  const kinds: string[] = opts.compare ? ['float', opts.engine === 'float' ? 'int' : opts.engine] : [opts.engine];
+  // --against-threads: the engine at that thread count first, then at `threads`.
+  const against = opts.againstThreads;
+  if (against !== undefined && opts.compare) throw new ZeroqError('bench-options', '--against-threads and --compare measure different things: give one of them');
+  if (against !== undefined && (!Number.isInteger(against) || against < 1 || against === threads)) {
+    throw new ZeroqError('bench-options', `--against-threads ${against}: give a thread count other than --threads ${threads}`);
+  }
+  const runs: Array<[string, number]> = opts.compare
+    ? [['float', threads], [opts.engine === 'float' ? 'int' : opts.engine, threads]]
+    : against !== undefined
+      ? [[opts.engine, against], [opts.engine, threads]]
+      : [[opts.engine, threads]];
   const opened: Opened[] = [];
   try {
-    for (const kind of kinds) opened.push(await openMeasured(kind, opts, threads));
+    for (const [kind, t] of runs) opened.push(await openMeasured(kind, opts, t));
     const n = opened[opened.length - 1].engine.net;
     const { loadImage, resizeForNet } = await import('../detect/preprocess.js');
     const { decodeHeads, DEFAULT_DECODE } = await import('../detect/decode.js');
@@ -242,7 +261,7 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       const b: EngineBench = {
         engine: o.kind,
         modelId: o.engine.modelId,
-        threads,
+        threads: o.threads,
         ...(o.isa ? { isa: o.isa } : {}),
         ...(o.spin !== undefined ? { spin: o.spin } : {}),
         ...(o.randomWeights ? { randomWeights: true } : {}),
@@ -274,6 +293,16 @@ export async function runBench(opts: BenchOptions, progress?: (done: number, tot
       frames,
       warmup,
       engines,
+      ...(against !== undefined
+        ? {
+            threadRatio: {
+              threads,
+              againstThreads: against,
+              network: engines[1].networkMs.median / engines[0].networkMs.median,
+              endToEnd: engines[1].endToEndMs.median / engines[0].endToEndMs.median,
+            },
+          }
+        : {}),
       ...(f && q ? { ratio: { network: q.networkMs.median / f.networkMs.median, networkCpu: q.networkCpuMs.median / f.networkCpuMs.median, endToEnd: q.endToEndMs.median / f.endToEndMs.median } } : {}),
       peakRssMb: process.resourceUsage().maxRSS / 1024,
     };
@@ -352,6 +381,10 @@ export function formatBench(r: BenchResult): string {
   }
   if (r.ratio) {
     lines.push(`${r.engines[r.engines.length - 1].engine}/float: network ${r.ratio.network.toFixed(3)} (cpu time ${r.ratio.networkCpu.toFixed(3)}), end to end ${r.ratio.endToEnd.toFixed(3)}`);
+  }
+  if (r.threadRatio) {
+    const tr = r.threadRatio;
+    lines.push(`${tr.threads} threads / ${tr.againstThreads}: network ${tr.network.toFixed(3)}, end to end ${tr.endToEnd.toFixed(3)}`);
   }
   lines.push(`peak RSS ${r.peakRssMb.toFixed(0)} MB`);
   return lines.join('\n') + '\n';
