@@ -1,5 +1,5 @@
 import t from 'tap';
-import { convActivated, requantize, routeInt, shortcutInt } from '../src/quant/calib-sim.js';
+import { convActivated, convActivatedFrames, requantize, routeInt, shortcutInt } from '../src/quant/calib-sim.js';
 import { convReference } from '../src/engine/int/conv.js';
 import { routeReference } from '../src/engine/int/route.js';
 import { shortcutReference } from '../src/engine/int/shortcut.js';
@@ -12,19 +12,27 @@ import { prepareFrame } from '../src/detect/preprocess.js';
 import { readImageList } from '../src/eval/dataset.js';
 import { ActivationStats, formatsFromStats, fracForRange, outputBits, ownsFormat } from '../src/quant/calibrate.js';
 import { collectStats, quantizeModel, quantizeDefaults } from '../src/quant/quantize.js';
+import { hessianSums } from '../src/quant/gptq.js';
 import { dataPath } from '../src/util/paths.js';
+import { retrainNative } from '../src/retrain/native.js';
 import { NetBuilder, randomFrame, randomQNet, rng } from './helpers/random-qnet.js';
 import type { ConvLayer, RouteLayer, ShortcutLayer } from '../src/model/ir.js';
 import type { Frame } from '../src/engine/engine.js';
 
-t.test('the calibration conv (Y once, then requantized per format) equals the reference bit for bit', async (t) => {
+/** Conv layers of every kind the calibration handles: from the network input with stride 2 and leaky,
+ * depthwise with relu, pointwise linear, grouped 5x5 stride 2, and 1x1 stride 2 with odd padding. */
+function convNet() {
   const b = new NetBuilder({ c: 3, h: 13, w: 7 });
-  b.conv({ filters: 6, size: 3, stride: 2, from: -1, activation: 'leaky' }); // 0
-  b.conv({ filters: 6, size: 3, groups: 6, activation: 'relu' }); // 1 depthwise
-  b.conv({ filters: 9, size: 1, pad: 0, activation: 'linear' }); // 2 pointwise
-  b.conv({ filters: 6, size: 5, groups: 3, stride: 2, activation: 'leaky' }); // 3
-  b.conv({ filters: 4, size: 1, stride: 2, pad: 1, activation: 'leaky', from: 2 }); // 4 odd padding
-  const net = b.build();
+  b.conv({ filters: 6, size: 3, stride: 2, from: -1, activation: 'leaky' });
+  b.conv({ filters: 6, size: 3, groups: 6, activation: 'relu' });
+  b.conv({ filters: 9, size: 1, pad: 0, activation: 'linear' });
+  b.conv({ filters: 6, size: 5, groups: 3, stride: 2, activation: 'leaky' });
+  b.conv({ filters: 4, size: 1, stride: 2, pad: 1, activation: 'leaky', from: 2 });
+  return b.build();
+}
+
+t.test('the calibration conv (Y once, then requantized per format) equals the reference bit for bit', async (t) => {
+  const net = convNet();
   for (let seed = 1; seed <= 6; seed++) {
     const r = rng(seed);
     const qnet = randomQNet(net, r);
@@ -43,6 +51,51 @@ t.test('the calibration conv (Y once, then requantized per format) equals the re
       }
     }
   }
+});
+
+/** Every conv layer of convNet() with its integer inputs on three random frames (reference engine). */
+function convInputs(seed: number) {
+  const net = convNet();
+  const r = rng(seed);
+  const qnet = randomQNet(net, r);
+  const frames = [1, 2, 3].map(() => randomFrame(net, r));
+  const refs = frames.map((f) => runReference(qnet, f));
+  return (net.layers as ConvLayer[]).map((l) => {
+    const src = l.inputs[0];
+    const xs = src === -1 ? frames.map((f) => frameTensor(net, f)) : refs.map((ref) => ref.outputs[src]);
+    return { net, l, qc: qnet.convs[l.index]!, xs, frac: src === -1 ? 8 : qnet.formats[src].frac };
+  });
+}
+
+t.test('the calibration conv over several frames on the native kernels equals the JS one frame at a time', async (t) => {
+  let compared = 0;
+  for (const { l, qc, xs } of convInputs(11)) {
+    const want = xs.map((x) => Array.from(convActivated(l, qc, x)));
+    for (const threads of [1, 2]) {
+      const got = convActivatedFrames(l, qc, xs, threads).map((a) => Array.from(a));
+      t.same(got, want, `layer ${l.index} (${l.activation}), ${xs.length} frames, ${threads} thread(s)`);
+      compared++;
+    }
+  }
+  t.equal(compared, 10);
+  t.ok(retrainNative().convActivatedInt, 'the native kernels were built, so they are what was compared');
+});
+
+t.test('the output-error rounding\'s input sums on the native kernels equal the JS sums exactly', async (t) => {
+  let nonzero = 0;
+  for (const { net, l, xs, frac } of convInputs(12)) {
+    const inputs = xs.map((x) => ({ ...x, frac }));
+    for (const maxPositions of [2048, 7]) {
+      const js = hessianSums(net, l, inputs, maxPositions, 1, false);
+      for (const threads of [1, 2]) {
+        const nat = hessianSums(net, l, inputs, maxPositions, threads, true);
+        t.same(nat.sums.map((h) => Array.from(h)), js.sums.map((h) => Array.from(h)), `layer ${l.index}, at most ${maxPositions} positions, ${threads} thread(s)`);
+      }
+      nonzero += js.sums.reduce((a, h) => a + h.filter((v) => v !== 0).length, 0);
+    }
+  }
+  t.ok(nonzero > 100, 'the sums are not empty');
+  t.ok(retrainNative().convInputHessian, 'the native kernels were built, so they are what was compared');
 });
 
 t.test('route and shortcut conversions equal the reference', async (t) => {

@@ -8,7 +8,11 @@
 import type { ConvLayer, RouteLayer, ShortcutLayer } from '../model/ir.js';
 import type { QConv } from '../qnet/types.js';
 import type { ITensor } from '../engine/int/tensor.js';
-import { leaky as leakyOf } from '../qnet/arith.js';
+import { leaky as leakyOf, LEAKY_MUL, LEAKY_SHIFT } from '../qnet/arith.js';
+import { retrainNative, type RetrainNative } from '../retrain/native.js';
+
+const LEAKY_HALF = 2 ** (LEAKY_SHIFT - 1);
+const LEAKY_DIV = 2 ** LEAKY_SHIFT;
 
 /**
  * dst[p] += q·x[p'] over the output positions p whose input position p' (for kernel offset ky, kx)
@@ -96,7 +100,8 @@ export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Int32Arr
         }
         let y = acc[p] + t + b;
         if (y < 0) {
-          if (leaky) y = leakyOf(y);
+          // leaky(y) = rshr(y·3277, 15), written out: the call is the loop's hot spot.
+          if (leaky) y = Math.floor((y * LEAKY_MUL + LEAKY_HALF) / LEAKY_DIV);
           else if (relu) y = 0;
         }
         out[o * plane + p] = y;
@@ -104,6 +109,36 @@ export function convActivated(layer: ConvLayer, qc: QConv, x: ITensor): Int32Arr
     }
   }
   return out;
+}
+
+/** The native kernels when they are built (they compute convActivated's integers exactly), else none. */
+function nativeKernels(): RetrainNative | undefined {
+  try {
+    return retrainNative();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * convActivated of several inputs at once: on the retraining core's native integer conv (over
+ * `threads` threads, the same integers) when it is built and the activation is linear, leaky or relu;
+ * else one frame at a time in JS.
+ */
+export function convActivatedFrames(layer: ConvLayer, qc: QConv, xs: ITensor[], threads = 1): Int32Array[] {
+  const act = layer.activation === 'linear' ? 0 : layer.activation === 'leaky' ? 1 : layer.activation === 'relu' ? 2 : -1;
+  const nat = act >= 0 && xs.length > 0 ? nativeKernels() : undefined;
+  if (!nat) return xs.map((x) => convActivated(layer, qc, x));
+  const { c, h, w } = xs[0];
+  const inSize = c * h * w;
+  const outSize = layer.out.c * layer.out.h * layer.out.w;
+  const x16 = new Int16Array(xs.length * inSize);
+  xs.forEach((x, k) => x16.set(x.data, k * inSize));
+  const y = new Int32Array(xs.length * outSize);
+  const geom = Int32Array.of(xs.length, c, h, w, layer.filters, layer.size, layer.stride, layer.pad, layer.groups);
+  const mShift = Int32Array.from(qc.fm, (fm, o) => fm - qc.fw[o]);
+  nat.convActivatedInt(x16, Int16Array.from(qc.q), qc.m, mShift, qc.bias, act, geom, y, threads);
+  return xs.map((_, k) => y.subarray(k * outSize, (k + 1) * outSize));
 }
 
 /** X_out = sat(rshr(A(Y), fw[o] + faIn − faOut)) for every output value, into `out`. */

@@ -70,7 +70,10 @@ const BINS = 2 * LOG_SPAN * BINS_PER_OCTAVE;
 export class ActivationStats {
   readonly min: Float64Array;
   readonly max: Float64Array;
-  /** Per layer: counts of |x| by log2 bin (zeros not counted), and the number of values. */
+  /**
+   * Per layer: counts of |x| by log2 bin (zeros not counted), and the number of values. Only kept
+   * when asked for (the percentile rule reads it): a log2 per value is most of the statistics' cost.
+   */
   readonly hist: (Float64Array | undefined)[];
   readonly count: Float64Array;
   /** Per layer: sum of every channel's values (for the channel means bias correction uses). */
@@ -81,12 +84,15 @@ export class ActivationStats {
   readonly inputSum: Float64Array;
   images = 0;
 
-  constructor(readonly net: Network) {
+  constructor(
+    readonly net: Network,
+    opts: { histogram?: boolean } = {},
+  ) {
     const n = net.layers.length;
     this.min = new Float64Array(n).fill(Infinity);
     this.max = new Float64Array(n).fill(-Infinity);
     this.count = new Float64Array(n);
-    this.hist = net.layers.map((l) => (ownsFormat(l) ? new Float64Array(BINS) : undefined));
+    this.hist = net.layers.map((l) => (opts.histogram !== false && ownsFormat(l) ? new Float64Array(BINS) : undefined));
     this.channelSum = net.layers.map((l) => new Float64Array(l.out.c));
     this.channelMax = net.layers.map((l) => new Float64Array(l.out.c));
     this.inputSum = new Float64Array(net.input.c);
@@ -129,7 +135,11 @@ export class ActivationStats {
       const v = data[k];
       if (v < mn) mn = v;
       if (v > mx) mx = v;
-      if (h && v !== 0) {
+    }
+    if (h) {
+      for (let k = 0; k < data.length; k++) {
+        const v = data[k];
+        if (v === 0) continue;
         const b = Math.floor((Math.log2(Math.abs(v)) + LOG_SPAN) * BINS_PER_OCTAVE);
         h[b < 0 ? 0 : b >= BINS ? BINS - 1 : b]++;
       }
@@ -142,7 +152,7 @@ export class ActivationStats {
   /** The p-th percentile (0..100) of |x| of layer i, as the upper edge of its histogram bin. */
   absPercentile(i: number, p: number): number {
     const h = this.hist[i];
-    if (!h) throw new ZeroqError('quant-calib', `no histogram for layer ${i}`);
+    if (!h) throw new ZeroqError('quant-calib', `no histogram for layer ${i} (statistics gathered without histograms)`);
     const keep = (p / 100) * this.count[i];
     // Values at zero are below every edge.
     let below = this.count[i] - h.reduce((a, b) => a + b, 0);

@@ -15,6 +15,7 @@
 import type { ConvLayer, Network } from '../model/ir.js';
 import { inputShape } from '../model/ir.js';
 import { roundHalfAway } from '../qnet/arith.js';
+import { retrainNative, type RetrainNative } from '../retrain/native.js';
 
 /** Relative damping added to H's diagonal (of its mean), as GPTQ does, so that H is safely invertible. */
 export const DAMPING = 0.01;
@@ -38,18 +39,64 @@ export interface InputHessian {
  * H = Σ x xᵀ over the output positions of every input (per group of the conv), at most `maxPositions`
  * evenly spaced positions per input, then damped, inverted and factored.
  */
-export function inputHessian(net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048): InputHessian {
+export function inputHessian(net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048, threads = 1): InputHessian {
+  const { d, sums } = hessianSums(net, layer, inputs, maxPositions, threads);
+  return { d, factors: sums.map((Hg) => inverseCholeskyUpper(symmetrize(Hg, d), d)) };
+}
+
+/** Σ x xᵀ per group (upper triangles, d×d row-major) before damping; `native` false: the JS sums only. */
+export function hessianSums(
+  net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048, threads = 1, native = true,
+): { d: number; sums: Float64Array[] } {
   const inShape = inputShape(net, layer);
+  const G = layer.groups;
+  const d = (inShape.c / G) * layer.size * layer.size;
+  const every = Math.max(1, Math.ceil((layer.out.h * layer.out.w) / maxPositions));
+  const sums = (native ? nativeHessian(layer, inputs, G, d, every, threads) : undefined) ?? jsHessian(layer, inputs, G, d, every);
+  return { d, sums };
+}
+
+/**
+ * The sums on the retraining core's native kernels, when they are built and every input has the
+ * same fraction bits: the products of integers are summed as integers there, then scaled by
+ * 2^(−2·frac), so the result is the JS sums' exactly (those are exact too: dyadic values far below
+ * 2^53 units, whatever the order).
+ */
+function nativeHessian(layer: ConvLayer, inputs: LayerInput[], G: number, d: number, every: number, threads: number): Float64Array[] | undefined {
+  if (inputs.length === 0 || inputs.some((x) => x.frac !== inputs[0].frac)) return undefined;
+  let nat: RetrainNative;
+  try {
+    nat = retrainNative();
+  } catch {
+    return undefined;
+  }
+  const { c, h, w } = inputs[0];
+  const size = c * h * w;
+  const x = new Int16Array(inputs.length * size);
+  for (let k = 0; k < inputs.length; k++) {
+    const data = inputs[k].data;
+    for (let i = 0; i < size; i++) {
+      const v = data[i];
+      if (v !== (v << 16) >> 16) return undefined;  // wider than 16 bits: the JS sums
+      x[k * size + i] = v;
+    }
+  }
+  const all = new Float64Array(G * d * d);
+  nat.convInputHessian(x, Int32Array.of(inputs.length, c, h, w, layer.filters, layer.size, layer.stride, layer.pad, G), every, all, threads);
+  const scale = 2 ** (-2 * inputs[0].frac);
+  for (let i = 0; i < all.length; i++) all[i] *= scale;
+  return Array.from({ length: G }, (_, g) => all.subarray(g * d * d, (g + 1) * d * d));
+}
+
+/** The sums in JS: x xᵀ (upper triangles) of the sampled windows of every input, per group. */
+function jsHessian(layer: ConvLayer, inputs: LayerInput[], G: number, d: number, every: number): Float64Array[] {
+  const H = Array.from({ length: G }, () => new Float64Array(d * d));
   const k = layer.size;
   const kk = k * k;
-  const G = layer.groups;
-  const cg = inShape.c / G;
-  const d = cg * kk;
+  const cg = d / kk;
   const { h: OH, w: OW } = layer.out;
-  const H = Array.from({ length: G }, () => new Float64Array(d * d));
-  const x = new Float64Array(d);
   const positions = OH * OW;
-  const every = Math.max(1, Math.ceil(positions / maxPositions));
+  const x = new Float64Array(d);
   for (const inp of inputs) {
     const s = 2 ** -inp.frac;
     const plane = inp.h * inp.w;
@@ -81,7 +128,7 @@ export function inputHessian(net: Network, layer: ConvLayer, inputs: LayerInput[
       }
     }
   }
-  return { d, factors: H.map((Hg) => inverseCholeskyUpper(symmetrize(Hg, d), d)) };
+  return H;
 }
 
 function symmetrize(H: Float64Array, d: number): Float64Array {

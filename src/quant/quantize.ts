@@ -128,9 +128,11 @@ function checkOptions(opts: QuantizeOptions): void {
   if (!(p > 0 && p <= 100)) throw new ZeroqError('quant-options', `percentile must be in (0, 100], got ${p}`, '--percentile');
 }
 
-/** Float statistics of every layer's output over the frames. */
-export async function collectStats(engine: FloatEngine, model: FloatModel, frames: Frame[], onImage?: (done: number) => void): Promise<ActivationStats> {
-  const stats = new ActivationStats(model.net);
+/** Float statistics of every layer's output over the frames (histograms: for the percentile rule). */
+export async function collectStats(
+  engine: FloatEngine, model: FloatModel, frames: Frame[], onImage?: (done: number) => void, histogram = true,
+): Promise<ActivationStats> {
+  const stats = new ActivationStats(model.net, { histogram });
   for (let k = 0; k < frames.length; k++) {
     stats.addInput(frames[k].rgb);
     for (const out of await engine.inferLayers(frames[k])) stats.add(out.layer, out.data);
@@ -197,6 +199,7 @@ export async function quantizeModel(
   const bits = outputBits(net, opts.abits, opts.headAbits);
   const heads = feedsOnlyHeads(net);
   const convOptions = convOptionsFor(opts, heads);
+  const histogram = opts.actCalib === 'percentile';
   const engines: FloatEngine[] = [];
   const floatEngine = async (m: FloatModel): Promise<FloatEngine> => {
     const e = await FloatEngine.create(m, { allOutputs: true, threads: opts.threads ?? 1 });
@@ -206,19 +209,19 @@ export async function quantizeModel(
   try {
     let model = model0;
     let engine = shared.engine ?? (await floatEngine(model));
-    let stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length)));
+    let stats = shared.stats ?? (await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length), histogram));
     let equalized: EqualizedPair[] | undefined;
     if (equalize) {
       const eq = opts.perChannel ? equalizeModel(model, stats.channelMax, equalize === true ? {} : equalize) : equalizeWeightsModel(model);
       model = eq.model;
       equalized = eq.pairs;
       engine = await floatEngine(model);
-      stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
+      stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length), histogram);
     }
     if (opts.alignWeights && opts.perChannel) {
       model = alignWeightGrid(model, { wbits: (l) => convOptions(l).wbits, zeroCenter: opts.zeroCenter }).model;
       engine = await floatEngine(model);
-      stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length));
+      stats = await collectStats(engine, model, frames, (k) => progress?.('float', k, frames.length), histogram);
     }
     let formats: TensorFormat[];
     let convs: (QConv | undefined)[];
@@ -234,6 +237,7 @@ export async function quantizeModel(
         biasCorrection: opts.biasCorrection ?? false,
         ...(opts.rounding === 'output' ? { rounding: 'output' as const } : {}),
         objective: opts.searchObjective ?? 'exact',
+        threads: opts.threads ?? 1,
         onLayer: (d, t) => progress?.('search', d, t),
       });
       ({ formats, convs, convStats, sqnr } = r);

@@ -17,7 +17,7 @@ import { upsampleReference } from '../engine/int/upsample.js';
 import { routeReference } from '../engine/int/route.js';
 import { INPUT_FRAC, type QConv, type TensorFormat } from '../qnet/types.js';
 import { ActivationStats, FA_MAX, FA_MIN, inheritedFormat, ownsFormat } from './calibrate.js';
-import { convActivated, requantize, routeInt, shortcutInt, squaredError } from './calib-sim.js';
+import { convActivatedFrames, requantize, routeInt, shortcutInt, squaredError } from './calib-sim.js';
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { ZeroqError } from '../util/errors.js';
@@ -47,6 +47,8 @@ export interface SearchOptions {
   above?: number;
   /** Memory for float targets held at once (bytes); more layers than fit are loaded in chunks. */
   budgetBytes?: number;
+  /** Threads of the integer convs over the frames (native kernels). */
+  threads?: number;
   onLayer?: (done: number, total: number) => void;
 }
 
@@ -238,11 +240,11 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
         const inFmt = formatOf(formats, src);
         const copts = opts.convOptions(layer);
         if (opts.biasCorrection) copts.inputMean = channelMeans(frames.map((_, k) => get(k, src)), inFmt.frac);
-        if (opts.rounding === 'output') copts.hessian = inputHessian(net, layer, frames.map((_, k) => ({ ...get(k, src), frac: inFmt.frac })));
+        if (opts.rounding === 'output') copts.hessian = inputHessian(net, layer, frames.map((_, k) => ({ ...get(k, src), frac: inFmt.frac })), undefined, opts.threads ?? 1);
         const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, copts, src === -1 ? networkInput() : tensorInput(inFmt));
         convs[L] = qconv;
         convStats[L] = stats;
-        const act = frames.map((_, k) => convActivated(layer, qconv, get(k, src)));
+        const act = convActivatedFrames(layer, qconv, frames.map((_, k) => get(k, src)), opts.threads ?? 1);
         const buf = new Int32Array(c * h * w);
         produce = (k, frac) => requantize(act[k], qconv, h * w, inFmt.frac, frac, bits, buf);
         exact = (k) => {

@@ -144,7 +144,7 @@ export function layerErrors(
       const x = src === -1 ? firstTape.input : firstTape.outs[src];
       const size = shape.c * shape.h * shape.w;
       const frac = src === -1 ? INPUT_FRAC : base.formats[src].frac;
-      hessian = inputHessian(net, l, Array.from({ length: hessianFrames }, (_, k) => ({ c: shape.c, h: shape.h, w: shape.w, data: x.subarray(k * size, (k + 1) * size), frac })));
+      hessian = inputHessian(net, l, Array.from({ length: hessianFrames }, (_, k) => ({ c: shape.c, h: shape.h, w: shape.w, data: x.subarray(k * size, (k + 1) * size), frac })), undefined, opts.threads);
     }
     const list: IntConv[] = [];
     for (let b = minBits; b < MAX_WIDTH; b++) {

@@ -15,6 +15,12 @@ export interface RetrainNative {
     x: Int16Array, q: Int16Array, m: Int32Array, mShift: Int32Array, bias: Int32Array, outShift: Int32Array,
     leaky: number, bits: number, geom: Int32Array, y: Int16Array, code: Uint8Array, threads: number,
   ): void;
+  /** A(Y) of every output value (before the output shift); act 0 linear, 1 leaky, 2 relu. */
+  convActivatedInt(
+    x: Int16Array, q: Int16Array, m: Int32Array, mShift: Int32Array, bias: Int32Array, act: number, geom: Int32Array, y: Int32Array, threads: number,
+  ): void;
+  /** H (G·d·d) = Σ x xᵀ (upper triangles) over every `every`-th output position of the N images. */
+  convInputHessian(x: Int16Array, geom: Int32Array, every: number, H: Float64Array, threads: number): void;
   convBackwardData(dy: Float32Array, w: Float32Array, geom: Int32Array, dx: Float32Array, threads: number): void;
   convBackwardWeight(dy: Float32Array, x: Float32Array, geom: Int32Array, dw: Float32Array, db: Float32Array, threads: number): void;
 }

@@ -10,7 +10,6 @@
 import type { ConvLayer, Layer, MaxPoolLayer, Network, RouteLayer, Shape } from '../model/ir.js';
 import { inputShape } from '../model/ir.js';
 import { INPUT_FRAC } from '../qnet/types.js';
-import { rshr } from '../qnet/arith.js';
 import { unsupportedLayers, unsupportedMessage } from '../model/layer-kinds.js';
 import { ZeroqError } from '../util/errors.js';
 import { retrainNative } from './native.js';
@@ -196,14 +195,30 @@ function upsample<T extends Float32Array | Int16Array>(x: T, s: Shape, k: number
 // ---------------------------------------------------------------------------------------------
 // Quantized forward (what the integer engine computes) and its straight-through backward pass
 
-/** Re-expresses an integer of fraction bits `from` with `to` fraction bits, saturated to `bits`. */
-function align(v: number, from: number, to: number, bits: number): [number, boolean] {
-  const hi = 2 ** (bits - 1) - 1;
-  const lo = -(2 ** (bits - 1));
-  const r = rshr(v, from - to);
-  if (r > hi) return [hi, true];
-  if (r < lo) return [lo, true];
-  return [r, false];
+/**
+ * Re-expressing integers of fraction bits `from` with `to` fraction bits, saturated to `bits`: the
+ * constants of rshr(v, from − to) computed once per tensor (a call per element was the hot spot).
+ * rshr(v, r) for r > 0 is floor((v + 2^(r−1)) / 2^r), which also gives rshr's 0 for r > 64 while
+ * |v| < 2^53; for r < 0 it is v·2^min(−r, 64).
+ */
+class Aligner {
+  readonly half: number;
+  readonly div: number;
+  readonly mul: number;
+  readonly hi: number;
+  readonly lo: number;
+  constructor(from: number, to: number, bits: number) {
+    const r = from - to;
+    this.half = r > 0 ? 2 ** (r - 1) : 0;
+    this.div = r > 0 ? 2 ** r : 1;
+    this.mul = r < 0 ? 2 ** Math.min(-r, 64) : 1;
+    this.hi = 2 ** (bits - 1) - 1;
+    this.lo = -(2 ** (bits - 1));
+  }
+  /** The value before saturation. */
+  shifted(v: number): number {
+    return this.div !== 1 ? Math.floor((v + this.half) / this.div) : v * this.mul;
+  }
 }
 
 /** What the backward pass needs from one quantized forward pass. */
@@ -298,10 +313,11 @@ export function quantForward(net: Network, q: IntNet, batch: Batch, threads = 1,
           for (let b = 0; b < n; b++) {
             const xo = b * size(s) + first * hw;
             const yo = b * os + at * hw;
+            const a = new Aligner(from, q.frac[l.index], bits);
             for (let i = 0; i < count * hw; i++) {
-              const [v, sat] = align(x[xo + i], from, q.frac[l.index], bits);
-              y[yo + i] = v;
-              code[yo + i] = sat ? 0 : 1;
+              const v = a.shifted(x[xo + i]);
+              y[yo + i] = v > a.hi ? a.hi : v < a.lo ? a.lo : v;
+              code[yo + i] = v > a.hi || v < a.lo ? 0 : 1;
             }
           }
           at += count;
@@ -314,9 +330,18 @@ export function quantForward(net: Network, q: IntNet, batch: Batch, threads = 1,
         const to = q.frac[l.index];
         const hi = 2 ** (bits - 1) - 1;
         const lo = -(2 ** (bits - 1));
+        // Each input aligned and saturated on its own, summed, then the sum saturated.
+        const sum = new Float64Array(y.length);
+        for (const j of l.inputs) {
+          const x = get(j);
+          const a = new Aligner(fracOf(j), to, bits);
+          for (let i = 0; i < sum.length; i++) {
+            const v = a.shifted(x[i]);
+            sum[i] += v > a.hi ? a.hi : v < a.lo ? a.lo : v;
+          }
+        }
         for (let i = 0; i < y.length; i++) {
-          let s = 0;
-          for (const j of l.inputs) s += align(get(j)[i], fracOf(j), to, bits)[0];
+          const s = sum[i];
           if (s > hi) (y[i] = hi), (code[i] = 0);
           else if (s < lo) (y[i] = lo), (code[i] = 0);
           else (y[i] = s), (code[i] = 1);
@@ -444,7 +469,13 @@ export function backward(net: Network, q: IntNet, tape: Tape, headGrads: Float32
           const x = j === -1 ? tape.input : tape.outs[j];
           const from = fracOf(j);
           const dx = d.slice();
-          if (from !== to) for (let k = 0; k < dx.length; k++) if (align(x[k], from, to, bits)[1]) dx[k] = 0;
+          if (from !== to) {
+            const a = new Aligner(from, to, bits);
+            for (let k = 0; k < dx.length; k++) {
+              const v = a.shifted(x[k]);
+              if (v > a.hi || v < a.lo) dx[k] = 0;
+            }
+          }
           addTo(j, dx);
         }
         break;

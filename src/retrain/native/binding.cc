@@ -27,6 +27,7 @@ template <> napi_typedarray_type typeOf<float>() { return napi_float32_array; }
 template <> napi_typedarray_type typeOf<int16_t>() { return napi_int16_array; }
 template <> napi_typedarray_type typeOf<int32_t>() { return napi_int32_array; }
 template <> napi_typedarray_type typeOf<uint8_t>() { return napi_uint8_array; }
+template <> napi_typedarray_type typeOf<double>() { return napi_float64_array; }
 
 template <typename T>
 View<T> arg(napi_env env, napi_value v, const char* name, size_t want) {
@@ -120,17 +121,26 @@ napi_value ForwardF32(napi_env env, napi_callback_info info) {
   });
 }
 
+// The first five arguments of the integer convs: x, q, m, mShift, bias.
+struct IntConvArgs {
+  View<int16_t> x, q;
+  View<int32_t> m, mShift, bias;
+};
+IntConvArgs intConvArgs(napi_env env, const napi_value* a, const Batch& B) {
+  const int O = B.g.O;
+  return {arg<int16_t>(env, a[0], "x", B.N * B.inSize()), arg<int16_t>(env, a[1], "q", B.wSize()),
+          arg<int32_t>(env, a[2], "m", O), arg<int32_t>(env, a[3], "mShift", O), arg<int32_t>(env, a[4], "bias", O)};
+}
+
 // convForwardInt(x, q, m, mShift, bias, outShift, leaky, bits, geom, y, code, threads)
 napi_value ForwardInt(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     napi_value a[12];
     getArgs(env, info, a);
     Batch B = geomArg(env, a[8]);
-    const int O = B.g.O;
-    auto x = arg<int16_t>(env, a[0], "x", B.N * B.inSize());
-    auto q = arg<int16_t>(env, a[1], "q", B.wSize());
-    zq::IntConvParams p{arg<int32_t>(env, a[2], "m", O).data, arg<int32_t>(env, a[3], "mShift", O).data,
-                        arg<int32_t>(env, a[4], "bias", O).data, arg<int32_t>(env, a[5], "outShift", O).data,
+    const IntConvArgs c = intConvArgs(env, a, B);
+    const auto &x = c.x, &q = c.q;
+    zq::IntConvParams p{c.m.data, c.mShift.data, c.bias.data, arg<int32_t>(env, a[5], "outShift", B.g.O).data,
                         intArg(env, a[6], "leaky") != 0, intArg(env, a[7], "bits")};
     if (p.bits < 2 || p.bits > 16) throw Fail{"bits: expected 2..16"};
     auto y = arg<int16_t>(env, a[9], "y", B.N * B.outSize());
@@ -139,6 +149,45 @@ napi_value ForwardInt(napi_env env, napi_callback_info info) {
       zq::convForwardInt(x.data + n * B.inSize(), q.data, p, B.g, y.data + n * B.outSize(),
                          code.data + n * B.outSize());
     });
+  });
+}
+
+// convActivatedInt(x, q, m, mShift, bias, act, geom, y, threads)
+napi_value ActivatedInt(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    napi_value a[9];
+    getArgs(env, info, a);
+    Batch B = geomArg(env, a[6]);
+    const IntConvArgs c = intConvArgs(env, a, B);
+    const int act = intArg(env, a[5], "act");
+    if (act < 0 || act > 2) throw Fail{"act: expected 0 (linear), 1 (leaky) or 2 (relu)"};
+    auto y = arg<int32_t>(env, a[7], "y", B.N * B.outSize());
+    forImages(B.N, intArg(env, a[8], "threads"), [&](int n, int) {
+      zq::convActivatedInt(c.x.data + n * B.inSize(), c.q.data, c.m.data, c.mShift.data, c.bias.data, act, B.g, y.data + n * B.outSize());
+    });
+  });
+}
+
+// convInputHessian(x, geom, every, H, threads): H (G*d*d doubles) = the sums of x xᵀ over every
+// `every`-th output position of all N images, upper triangles (exact: integer sums below 2^53).
+napi_value InputHessian(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    napi_value a[5];
+    getArgs(env, info, a);
+    Batch B = geomArg(env, a[1]);
+    const int every = intArg(env, a[2], "every");
+    if (every < 1) throw Fail{"every: expected >= 1"};
+    const size_t d = (size_t)(B.g.C / B.g.G) * B.g.k * B.g.k, n = (size_t)B.g.G * d * d;
+    auto x = arg<int16_t>(env, a[0], "x", B.N * B.inSize());
+    auto H = arg<double>(env, a[3], "H", n);
+    const int T = std::max(1, std::min(intArg(env, a[4], "threads"), B.N));
+    std::vector<std::vector<int64_t>> part(T, std::vector<int64_t>(n));
+    forImages(B.N, T, [&](int img, int t) { zq::inputHessianInt(x.data + img * B.inSize(), B.g, every, part[t].data()); });
+    for (size_t i = 0; i < n; i++) {
+      int64_t s = 0;
+      for (int t = 0; t < T; t++) s += part[t][i];
+      H.data[i] = (double)s;
+    }
   });
 }
 
@@ -183,6 +232,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"convForwardF32", nullptr, ForwardF32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convForwardInt", nullptr, ForwardInt, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convActivatedInt", nullptr, ActivatedInt, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convInputHessian", nullptr, InputHessian, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convBackwardData", nullptr, BackwardData, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convBackwardWeight", nullptr, BackwardWeight, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -125,22 +125,17 @@ void convForwardF32(const float* x, const float* w, const float* b, const ConvGe
   }
 }
 
-void convForwardInt(const int16_t* x, const int16_t* q, const IntConvParams& qp, const ConvGeom& g,
-                    int16_t* y, uint8_t* code) {
+namespace {
+
+// The integer conv of one image up to the pre-activation Y = ACC + rshr(m*S, mShift) + bias of
+// every output value, handed to finish(o, Y, at) (at: the value's index in the O x Ho x Wo output).
+template <typename Finish>
+void intConv(const int16_t* x, const int16_t* q, const int32_t* m, const int32_t* mShift, const int32_t* bias,
+             const ConvGeom& g, Finish&& finish) {
   const int P = g.Ho() * g.Wo();
   const int cg = g.C / g.G, og = g.O / g.G, K = cg * g.k * g.k;
-  const int64_t hi = (int64_t(1) << (qp.bits - 1)) - 1, lo = -(int64_t(1) << (qp.bits - 1));
-  // Finishes one output value from its accumulator and window sum.
-  auto finish = [&](int o, int64_t acc, int64_t s, size_t at) {
-    int64_t v = acc + rshr(int64_t(qp.m[o]) * s, qp.mShift[o]) + qp.bias[o];
-    const bool neg = v < 0;
-    if (qp.leaky && neg) v = rshr(v * 3277, 15);
-    v = rshr(v, qp.outShift[o]);
-    uint8_t cd = (qp.leaky && neg) ? 2 : 1;
-    if (v > hi) v = hi, cd = 0;
-    else if (v < lo) v = lo, cd = 0;
-    y[at] = (int16_t)v;
-    code[at] = cd;
+  auto pre = [&](int o, int64_t acc, int64_t s, size_t at) {
+    finish(o, acc + rshr(int64_t(m[o]) * s, mShift[o]) + bias[o], at);
   };
   if (isDepthwise(g)) {
     const int Wo = g.Wo(), Ho = g.Ho();
@@ -161,7 +156,7 @@ void convForwardInt(const int16_t* x, const int16_t* q, const IntConvParams& qp,
               s += v;
             }
           }
-          finish(c, acc, s, (size_t)c * P + (size_t)oy * Wo + ox);
+          pre(c, acc, s, (size_t)c * P + (size_t)oy * Wo + ox);
         }
     }
     return;
@@ -187,7 +182,67 @@ void convForwardInt(const int16_t* x, const int16_t* q, const IntConvParams& qp,
           const int16_t* ck = cm + k * ld;
           for (int i = 0; i < np; i++) acc[i] += qk * int32_t(ck[i]);
         }
-        for (int i = 0; i < np; i++) finish(o, acc[i], sum[i], (size_t)o * P + p0 + i);
+        for (int i = 0; i < np; i++) pre(o, acc[i], sum[i], (size_t)o * P + p0 + i);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void convForwardInt(const int16_t* x, const int16_t* q, const IntConvParams& qp, const ConvGeom& g,
+                    int16_t* y, uint8_t* code) {
+  const int64_t hi = (int64_t(1) << (qp.bits - 1)) - 1, lo = -(int64_t(1) << (qp.bits - 1));
+  intConv(x, q, qp.m, qp.mShift, qp.bias, g, [&](int o, int64_t v, size_t at) {
+    const bool neg = v < 0;
+    if (qp.leaky && neg) v = rshr(v * 3277, 15);
+    v = rshr(v, qp.outShift[o]);
+    uint8_t cd = (qp.leaky && neg) ? 2 : 1;
+    if (v > hi) v = hi, cd = 0;
+    else if (v < lo) v = lo, cd = 0;
+    y[at] = (int16_t)v;
+    code[at] = cd;
+  });
+}
+
+void convActivatedInt(const int16_t* x, const int16_t* q, const int32_t* m, const int32_t* mShift, const int32_t* bias,
+                      int act, const ConvGeom& g, int32_t* y) {
+  intConv(x, q, m, mShift, bias, g, [&](int, int64_t v, size_t at) {
+    if (v < 0) {
+      if (act == 1) v = rshr(v * 3277, 15);
+      else if (act == 2) v = 0;
+    }
+    y[at] = (int32_t)v;
+  });
+}
+
+void inputHessianInt(const int16_t* x, const ConvGeom& g, int every, int64_t* H) {
+  const int Wo = g.Wo(), P = g.Ho() * Wo;
+  const int cg = g.C / g.G, kk = g.k * g.k, d = cg * kk;
+  std::vector<int32_t> v(d);
+  for (int p = 0; p < P; p += every) {
+    const int oy = p / Wo, ox = p % Wo;
+    for (int gi = 0; gi < g.G; gi++) {
+      bool any = false;
+      for (int c = 0; c < cg; c++) {
+        const int16_t* xc = x + (size_t)(gi * cg + c) * g.H * g.W;
+        for (int ky = 0; ky < g.k; ky++) {
+          const int iy = oy * g.s - g.p + ky;
+          for (int kx = 0; kx < g.k; kx++) {
+            const int ix = ox * g.s - g.p + kx;
+            const int32_t val = (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) ? xc[(size_t)iy * g.W + ix] : 0;
+            v[c * kk + ky * g.k + kx] = val;
+            any |= val != 0;
+          }
+        }
+      }
+      if (!any) continue;
+      int64_t* Hg = H + (size_t)gi * d * d;
+      for (int i = 0; i < d; i++) {
+        const int64_t vi = v[i];
+        if (vi == 0) continue;
+        int64_t* row = Hg + (size_t)i * d;
+        for (int j = i; j < d; j++) row[j] += vi * v[j];
       }
     }
   }
