@@ -8,7 +8,7 @@ import path from 'node:path';
 import { loadDarknet } from '../src/model/darknet.js';
 import { dataPath, repoRoot } from '../src/util/paths.js';
 import { loadFrames, readImageList } from '../src/retrain/data.js';
-import { initialState, mirrorFrame, sliceBatch, startIteration, train, trainStep, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
+import { initialState, mirrorFrame, sliceBatch, startIteration, train, trainStep, type TeacherHeads, type TrainConfig, type TrainData, type TrainState } from '../src/retrain/trainer.js';
 import { defaultQuantConfig, intNet, qnetDifferences, toQNet } from '../src/retrain/formats.js';
 import { quantizeDefaults, quantizeModel } from '../src/quant/quantize.js';
 import { prepareFrame } from '../src/detect/preprocess.js';
@@ -67,6 +67,39 @@ t.test('one training step lowers the distillation loss on its batch', async (t) 
   const after = lossNow();
   t.ok(before > 0, `W4 weights differ from the teacher (loss ${before.toFixed(2)})`);
   t.ok(after < before * 0.98, `loss ${before.toFixed(2)} -> ${after.toFixed(2)}`);
+});
+
+t.test('the teacher outputs kept from an earlier step give the step exactly what a new teacher pass gives', async (t) => {
+  const { model, frames, calib } = await tinySetup(4);
+  const net = model.net;
+  const { formats } = await startIteration(net, initialState(model.params, 1), calib, { ...quant, wbits: 6 }, 2);
+  const batch = { n: 4, rgb: frames.rgb };
+  const cfg = { threads: 2, labelWeight: 0 };
+  const step = (cached?: TeacherHeads) => {
+    const state = initialState(model.params, 1);
+    const loss = trainStep(net, model.params, state, formats, batch, undefined, cfg, 6, 1e-4, undefined, undefined, cached);
+    return { loss, params: flatParams(state.params) };
+  };
+  let kept: Float32Array[] | undefined;
+  const fresh = step({ get: () => undefined, set: (h) => (kept = h.map((x) => x.slice())) });
+  t.ok(kept && kept.length === net.heads.length, 'a step without kept outputs hands its teacher outputs over');
+  const replayed = step({ get: () => kept!.map((x) => x.slice()), set: () => t.fail('nothing to keep when the outputs came from the cache') });
+  t.equal(replayed.loss, fresh.loss, 'the same loss');
+  t.ok(fresh.params.every((x, k) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(replayed.params[k].buffer)) === 0), 'the same updated weights, bit for bit');
+  const wrong = step({ get: () => kept!.map((x) => new Float32Array(x.length)), set: () => {} });
+  t.not(wrong.loss, fresh.loss, 'the kept outputs are what the loss is computed against');
+});
+
+t.test('a run that keeps the teacher\'s outputs (the default) ends as one that does not', async (t) => {
+  const { model, frames, calib } = await tinySetup(4);
+  const cfg: TrainConfig = {
+    quant, schedule: [6], iterations: 2, epochs: 2, batch: 2, lr: 1e-4, seed: 3, threads: 2, labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
+  };
+  const a = await train(model.net, model.params, initialState(model.params, cfg.seed), { frames, calib }, cfg);
+  const b = await train(model.net, model.params, initialState(model.params, cfg.seed), { frames, calib }, { ...cfg, teacherCache: false });
+  t.same(a.state.history.map((h) => h.meanLoss), b.state.history.map((h) => h.meanLoss), 'the same losses');
+  const pa = flatParams(a.state.params), pb = flatParams(b.state.params);
+  t.ok(pa.every((x, k) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(pb[k].buffer)) === 0), 'the same weights, bit for bit');
 });
 
 for (const extra of [{}, { flip: true, lrDecay: 1 }] as Partial<TrainConfig>[]) t.test(`checkpoint and resume reproduce the uninterrupted run exactly ${JSON.stringify(extra)}`, async (t) => {

@@ -53,6 +53,43 @@ export interface TrainConfig {
   budgetMs: number;
   /** Limit the steps per epoch (tests); 0: the whole list. */
   maxStepsPerEpoch: number;
+  /**
+   * Keep the teacher's head outputs of every training image for the later steps that see it again
+   * (default on; it applies only when frames are not mirrored or cropped and only the heads are
+   * distilled, so the teacher gives the same numbers for an image every time).
+   */
+  teacherCache?: boolean;
+}
+
+/** The teacher's head outputs of one batch, when an earlier step computed them for all its images. */
+export interface TeacherHeads {
+  get(): Float32Array[] | undefined;
+  set(heads: Float32Array[]): void;
+}
+
+/**
+ * Per training image, the teacher's head inputs (the float forward computes each image on its own,
+ * so the numbers are those a new forward pass would give, bit for bit).
+ */
+class TeacherCache {
+  private readonly byImage = new Map<number, Float32Array[]>();
+  constructor(private readonly sizes: number[]) {}
+  batch(idx: number[]): TeacherHeads {
+    return {
+      get: () => {
+        const per = idx.map((i) => this.byImage.get(i));
+        if (per.some((h) => h === undefined)) return undefined;
+        return this.sizes.map((s, k) => {
+          const out = new Float32Array(idx.length * s);
+          per.forEach((h, b) => out.set(h![k], b * s));
+          return out;
+        });
+      },
+      set: (heads) => {
+        idx.forEach((i, b) => this.byImage.set(i, heads.map((h, k) => h.slice(b * this.sizes[k], (b + 1) * this.sizes[k]))));
+      },
+    };
+  }
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
@@ -315,13 +352,22 @@ export function trainStep(
   cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
   /** Called after each part of the step with its name (scripts/bench-retrain.ts profile times them). */
   lap: (part: string) => void = () => {},
+  /** The teacher's head outputs kept from earlier steps (heads-only distillation of unaugmented frames). */
+  cached?: TeacherHeads,
 ): number {
   const q = intNet(net, state.params, formats, wbits);
   const tape = quantForward(net, q, batch, cfg.threads);
   const student = headValues(net, q, tape);
   lap('integer forward');
-  const tOuts = floatForward(net, teacher, batch, cfg.threads);
-  const tHeads = net.heads.map((h) => tOuts[net.layers[h].inputs[0]]);
+  const fw = cfg.featureWeight ?? 0;
+  let tOuts: Float32Array[] | undefined;
+  let tHeads = fw > 0 ? undefined : cached?.get();
+  if (!tHeads) {
+    tOuts = floatForward(net, teacher, batch, cfg.threads);
+    const outs = tOuts;
+    tHeads = net.heads.map((h) => outs[net.layers[h].inputs[0]]);
+    cached?.set(tHeads);
+  }
   lap('float teacher forward');
   const d = distillationLoss(net, student, tHeads, batch.n, cfg.distill);
   let loss = d.loss;
@@ -334,8 +380,7 @@ export function trainStep(
     });
   }
   let inner: (Float32Array | undefined)[] | undefined;
-  const fw = cfg.featureWeight ?? 0;
-  if (fw > 0) {
+  if (fw > 0 && tOuts) {
     lap('loss');
     const f = featureLoss(innerConvLayers(net), tape.outs, q.frac, tOuts, fw, net.layers.length);
     loss += f.loss;
@@ -377,6 +422,11 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
   const every = hooks.checkpointEvery ?? 0;
   let stopped = false;
   let last: { formats: Formats; wbits: number } | undefined;
+  const augmented = (cfg.flip ?? false) || (cfg.crop !== undefined && cfg.crop < 1);
+  const teacherCache =
+    cfg.teacherCache !== false && !augmented && !((cfg.featureWeight ?? 0) > 0)
+      ? new TeacherCache(net.heads.map((h) => { const o = net.layers[net.layers[h].inputs[0]].out; return o.c * o.h * o.w; }))
+      : undefined;
 
   while (state.iteration < cfg.iterations && !stopped) {
     const wbits = wbitsOf(cfg, state.iteration);
@@ -405,7 +455,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
         const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false, cfg.crop ?? 1);
-        const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale);
+        const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale, undefined, teacherCache?.batch(idx));
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
         state.lossSum += loss;
         state.lossCount++;
