@@ -9,7 +9,7 @@ import type { ConvLayer, RouteLayer, ShortcutLayer } from '../model/ir.js';
 import type { QConv } from '../qnet/types.js';
 import type { ITensor } from '../engine/int/tensor.js';
 import { leaky as leakyOf, LEAKY_MUL, LEAKY_SHIFT } from '../qnet/arith.js';
-import { retrainNative, type RetrainNative } from '../retrain/native.js';
+import { packInt16, retrainNative, type RetrainNative } from '../retrain/native.js';
 
 const LEAKY_HALF = 2 ** (LEAKY_SHIFT - 1);
 const LEAKY_DIV = 2 ** LEAKY_SHIFT;
@@ -132,8 +132,8 @@ export function convActivatedFrames(layer: ConvLayer, qc: QConv, xs: ITensor[], 
   const { c, h, w } = xs[0];
   const inSize = c * h * w;
   const outSize = layer.out.c * layer.out.h * layer.out.w;
-  const x16 = new Int16Array(xs.length * inSize);
-  xs.forEach((x, k) => x16.set(x.data, k * inSize));
+  const x16 = packInt16(xs.map((x) => x.data), inSize);
+  if (!x16) return xs.map((x) => convActivated(layer, qc, x));  // wider than 16 bits
   const y = new Int32Array(xs.length * outSize);
   const geom = Int32Array.of(xs.length, c, h, w, layer.filters, layer.size, layer.stride, layer.pad, layer.groups);
   const mShift = Int32Array.from(qc.fm, (fm, o) => fm - qc.fw[o]);

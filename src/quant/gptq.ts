@@ -15,7 +15,7 @@
 import type { ConvLayer, Network } from '../model/ir.js';
 import { inputShape } from '../model/ir.js';
 import { roundHalfAway } from '../qnet/arith.js';
-import { retrainNative, type RetrainNative } from '../retrain/native.js';
+import { packInt16, retrainNative, type RetrainNative } from '../retrain/native.js';
 
 /** Relative damping added to H's diagonal (of its mean), as GPTQ does, so that H is safely invertible. */
 export const DAMPING = 0.01;
@@ -72,15 +72,8 @@ function nativeHessian(layer: ConvLayer, inputs: LayerInput[], G: number, d: num
   }
   const { c, h, w } = inputs[0];
   const size = c * h * w;
-  const x = new Int16Array(inputs.length * size);
-  for (let k = 0; k < inputs.length; k++) {
-    const data = inputs[k].data;
-    for (let i = 0; i < size; i++) {
-      const v = data[i];
-      if (v !== (v << 16) >> 16) return undefined;  // wider than 16 bits: the JS sums
-      x[k * size + i] = v;
-    }
-  }
+  const x = packInt16(inputs.map((inp) => inp.data), size);
+  if (!x) return undefined;  // wider than 16 bits: the JS sums
   const all = new Float64Array(G * d * d);
   nat.convInputHessian(x, Int32Array.of(inputs.length, c, h, w, layer.filters, layer.size, layer.stride, layer.pad, G), every, all, threads);
   const scale = 2 ** (-2 * inputs[0].frac);

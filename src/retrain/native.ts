@@ -36,3 +36,20 @@ export function retrainNative(): RetrainNative {
   cached = createRequire(import.meta.url)(file) as RetrainNative;
   return cached;
 }
+
+/**
+ * Several integer tensors of `size` values each, one after the other in an Int16Array (the native
+ * kernels' input); undefined when a value does not fit 16 bits.
+ */
+export function packInt16(tensors: ArrayLike<number>[], size: number): Int16Array | undefined {
+  const out = new Int16Array(tensors.length * size);
+  for (let k = 0; k < tensors.length; k++) {
+    const d = tensors[k];
+    for (let i = 0; i < size; i++) {
+      const v = d[i];
+      if (v !== (v << 16) >> 16) return undefined;
+      out[k * size + i] = v;
+    }
+  }
+  return out;
+}
