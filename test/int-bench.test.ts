@@ -71,7 +71,7 @@ t.test('bench --against-threads: the same engine at two thread counts, alternati
   const seen: number[] = [];
   const r = await runBench({ model: cfg, engine: 'int', threads: 2, againstThreads: 1, frames: 12, warmup: 1 }, (done) => seen.push(done));
   t.same(seen, [10, 12], 'blocks of 10 frames, as --compare');
-  t.same(r.engines.map((e) => [e.engine, e.threads]), [['int', 1], ['int', 2]], 'the reference thread count first');
+  t.same(r.engines.map((e) => [e.engine, e.threads]), [['int', 1], ['int', 2]], 'the reference thread count first, as the engines report running them');
   t.ok(r.threadRatio, 'a thread ratio');
   t.equal(r.threadRatio!.network, r.engines[1].networkMs.median / r.engines[0].networkMs.median, 'network time at 2 threads over 1');
   t.same([r.threadRatio!.threads, r.threadRatio!.againstThreads], [2, 1]);

@@ -142,12 +142,14 @@ async function openMeasured(kind: string, opts: BenchOptions, threads: number): 
     engine = await engineModule(kind).open(opts.model, engineOptions);
   }
   const isa = (engine as { isa?: unknown }).isa;
+  // The thread count the engine reports running (the int engine's native pool), else the one asked for.
+  const ran = (engine as { threads?: unknown }).threads;
   const profile = (engine as { profile?: unknown }).profile;
   const layerInfo = (engine as { layerInfo?: unknown }).layerInfo;
   return {
     kind,
     engine,
-    threads,
+    threads: typeof ran === 'number' ? ran : threads,
     ...(randomWeights ? { randomWeights } : {}),
     ...(kind === 'float' ? { spin: opts.spin ?? true } : {}),
     ...(typeof isa === 'string' ? { isa } : {}),
