@@ -127,6 +127,8 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(own.train.lrDecay, 1);
   t.equal(own.train.crop, 0.6);
   t.equal(own.train.quant.weightClip, 'mse');
+  t.notOk(w4.train.keepFormats, 'formats from the quantizer at every iteration unless asked');
+  t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, keepFormats: true }).train.keepFormats, true);
   const avg = parseRetrainFlags(CFG, { ...base, avgBits: 4.5 });
   t.equal(avg.avgBits, 4.5);
   t.equal(avg.train.iterations, 12, 'an average takes the recipe of its floor');

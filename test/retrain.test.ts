@@ -356,3 +356,28 @@ t.test('--keep-best writes the iteration with the best validation AP50, not the 
   t.same(qnetDifferences(written, fromBest), [], 'the output holds the best iteration\'s integers');
   if (best !== 2) t.not(qnetDifferences(written, fromLast).length, 0, 'which differ from the last iteration\'s');
 });
+
+t.test('--keep-formats: formats from the quantizer at the first iteration and where the width changes only', async (t) => {
+  const { model, frames, calib } = await tinySetup(4);
+  const base: TrainConfig = {
+    quant: { ...quant, rounding: 'output' }, schedule: [4], iterations: 3, epochs: 1, batch: 2, lr: 1e-4, seed: 3, threads: 2, labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 2,
+  };
+  const run = async (cfg: TrainConfig) => {
+    const starts: number[] = [];
+    const ends: { formats: number[]; fw: number[] }[] = [];
+    const r = await train(model.net, model.params, initialState(model.params, cfg.seed), { frames, calib }, cfg, {
+      onQuantized: (it) => void starts.push(it),
+      onIterationEnd: (_rec, q) => void ends.push({ formats: q.formats.map((f) => f.frac), fw: q.convs.flatMap((c) => (c ? [...c.fw] : [])) }),
+    });
+    return { starts, ends, r };
+  };
+  const each = await run(base);
+  t.same(each.starts, [0, 1, 2], 'by default every iteration starts with the quantizer');
+  const kept = await run({ ...base, keepFormats: true });
+  t.same(kept.starts, [0], 'with keepFormats only the first');
+  t.same(kept.ends[1], kept.ends[0], 'iteration 2 trains in the formats of iteration 1');
+  t.same(kept.ends[2], kept.ends[0], 'and so does iteration 3');
+  t.same(kept.r.state.history.length, 3, 'three iterations ran');
+  const narrowing = await run({ ...base, schedule: [6, 4], keepFormats: true });
+  t.same(narrowing.starts, [0, 1], 'a schedule that narrows the width takes new formats where it changes');
+});

@@ -34,6 +34,7 @@ export interface RetrainFlags {
   lrUnit: 'absolute' | 'step';
   lrDecay?: number;
   flip?: boolean;
+  keepFormats?: boolean;
   distill: 'objectness' | 'uniform';
   perLayer?: boolean;
   zeroCenter: boolean;
@@ -120,6 +121,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       lrUnit: o.lrUnit,
       lrDecay: o.lrDecay ?? recipe.lrDecay,
       flip: o.flip ?? recipe.flip,
+      ...(o.keepFormats ? { keepFormats: true } : {}),
       ...(crop < 1 ? { crop } : {}),
       distill: o.distill,
       seed: o.seed,
@@ -161,6 +163,7 @@ export function register(program: Command): void {
     .addOption(opt('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant; default: per width)', numberIn(0, 1, { lo: true })))
     .option('--flip', 'mirror each training image left-right with probability 1/2 at every step (default: per width)')
     .option('--no-flip', 'do not mirror training images')
+    .option('--keep-formats', 'formats from the quantizer at the first iteration only (and where --schedule changes the width); later iterations keep them')
     .addOption(opt('--crop <f>', 'random crops: each training image at every step is a window of [f, 1] of its width and height, scaled back (1: none; default: per width)', numberIn(0, 1, { lo: true })))
     .addOption(choice('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', ['absolute', 'step'], 'absolute'))
     .addOption(

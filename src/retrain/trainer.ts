@@ -30,6 +30,12 @@ export interface TrainConfig {
   /** Mirror each training image left-right with probability 1/2 at every step (default off). */
   flip?: boolean;
   /**
+   * Take the quantizer's formats at the first iteration (and where the width changes) only; the
+   * following iterations keep them and decay the learning rate. For a start rounded for the output
+   * error, which re-quantization to the nearest point does not give back (docs/decisions/retrain-recipe.md).
+   */
+  keepFormats?: boolean;
+  /**
    * Random crops: at every step each training image is replaced by a window of a random fraction in
    * [crop, 1] of its width and height at a random place, scaled back to the full size (bilinear);
    * labels follow. 1 or absent: none.
@@ -481,7 +487,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     }
     state.history.push(record);
     await hooks.onIterationEnd?.(record, qnet);
-    state.formats = undefined;
+    if (!(cfg.keepFormats && wbitsOf(cfg, state.iteration + 1) === wbits)) state.formats = undefined;
     state.lossSum = 0;
     state.lossCount = 0;
     state.iteration++;
