@@ -373,6 +373,7 @@ t.test('--keep-formats: formats from the quantizer at the first iteration and wh
   };
   const each = await run(base);
   t.same(each.starts, [0, 1, 2], 'by default every iteration starts with the quantizer');
+  t.notSame(each.ends[1], each.ends[0], 'whose formats for the output-rounded start differ from the first iteration\'s');
   const kept = await run({ ...base, keepFormats: true });
   t.same(kept.starts, [0], 'with keepFormats only the first');
   t.same(kept.ends[1], kept.ends[0], 'iteration 2 trains in the formats of iteration 1');
