@@ -18,7 +18,7 @@
  *
  *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--floors 2,3,4]
  *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
- *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg]
+ *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg] [--error-reference float|base]
  *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
  *     measured once per model on the first --sensitivity-images of --val, every candidate scored on --val,
  *     the chosen one (best validation AP50) and the uniform widths scored on --val and on --data; the
@@ -27,6 +27,7 @@
  * Common: --threads N (float passes and the int engine), --cache file.json (results already there
  * are reused, new ones appended as they finish, so an interrupted run resumes).
  */
+import type { ErrorReference } from '../src/retrain/bit-widths.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,6 +73,7 @@ const { positionals, values: args } = parseArgs({
     'sensitivity-images': { type: 'string', default: '32' },
     floors: { type: 'string' },
     'errors-dir': { type: 'string' },
+    'error-reference': { type: 'string' },
     'weights-dir': { type: 'string', default: 'docs/benchmarks/weights' },
   },
 });
@@ -79,6 +81,8 @@ const mode = positionals[0] ?? 'sweep';
 args.out ??= mode === 'widths' ? 'docs/benchmarks/bit-widths.md' : 'docs/benchmarks/accuracy.md';
 args.svg ??= mode === 'widths' ? 'docs/benchmarks/ap50-vs-avg-bits.svg' : 'docs/benchmarks/ap50-vs-bits.svg';
 const threads = Number(args.threads);
+const errorReference = args['error-reference'] as ErrorReference | undefined;
+if (errorReference !== undefined && errorReference !== 'float' && errorReference !== 'base') throw new Error('--error-reference: float or base');
 const calibImages = Number(args['calib-images']);
 const models = args.models!.split(',');
 
@@ -348,7 +352,7 @@ async function widths(): Promise<void> {
     if (!measured) {
       const t0 = performance.now();
       const base = await quantizeModel(model, calib, { ...d, wbits: 8, threads });
-      measured = layerErrors(base.qnet, base.model, sens, { quant: { ...d, wbits: 8 }, threads, log });
+      measured = layerErrors(base.qnet, base.model, sens, { quant: { ...d, wbits: 8 }, threads, log, ...(errorReference ? { reference: errorReference } : {}) });
       log(`${m}: layer errors in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       if (errFile) writeFileSync(errFile, JSON.stringify(measured));
     }

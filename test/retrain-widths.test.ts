@@ -15,7 +15,8 @@ import { allocateBits } from '../src/quant/bit-allocation.js';
 import { layerErrors } from '../src/retrain/bit-widths.js';
 import { defaultQuantConfig, fromQNet, intConvOf, intNet, qnetDifferences } from '../src/retrain/formats.js';
 import { recipeFor } from '../src/retrain/recipes.js';
-import { quantForward } from '../src/retrain/sim.js';
+import { headValues, quantForward } from '../src/retrain/sim.js';
+import { distillationLoss } from '../src/retrain/loss.js';
 import { cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
 import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
 import { zeroq as zeroqCli } from './helpers/cli.js';
@@ -77,6 +78,36 @@ t.test('layer errors: none at 8 bits, more at 2 than at 6 bits, and widths chose
   errors.forEach((e, k) => (layerBits[e.layer] = a.widths[k]));
   const q = await quantizeModel(model, calib, { ...quant, layerBits });
   for (const e of errors) t.equal(q.qnet.convs[e.layer]!.wbits, layerBits[e.layer], `layer ${e.layer} at its width`);
+});
+
+t.test('layer errors against the 8-bit network: never negative, the loss against its heads, falling with the width', async (t) => {
+  const { model, frames, calib } = await tiny(4);
+  const net = model.net;
+  const quant = { ...quantizeDefaults(), wbits: 8, actCalib: 'minmax' as const, rounding: 'nearest' as const, biasCorrection: false };
+  const base = await quantizeModel(model, calib, quant);
+  const against = layerErrors(base.qnet, base.model, frames, { quant, threads: 2, batch: 2, reference: 'base' });
+  const growth = layerErrors(base.qnet, base.model, frames, { quant, threads: 2, batch: 2, reference: 'float' });
+  t.equal(against.baseLoss, growth.baseLoss, 'the same 8-bit network');
+  const widths = [2, 3, 4, 5, 6, 7];
+  t.ok(against.errors.every((e) => widths.every((b) => e.error[b] >= 0)), 'no error is negative');
+  t.ok(growth.errors.some((e) => widths.some((b) => e.error[b] < 0)), 'the growth against the float network is negative somewhere');
+  const sum = (b: number) => against.errors.reduce((s, e) => s + e.error[b], 0);
+  t.ok(sum(2) > sum(4) && sum(4) > sum(6) && sum(6) > 0, `summed errors fall with the width: ${sum(2).toFixed(3)} ${sum(4).toFixed(3)} ${sum(6).toFixed(3)}`);
+  // One entry by hand: a layer at 3 bits, the distillation loss of its heads against the 8-bit network's.
+  const e = against.errors[5];
+  const l = net.layers[e.layer];
+  if (l.kind !== 'conv') throw new Error('not a conv');
+  const src = l.inputs[0];
+  const q8 = fromQNet(base.qnet);
+  const { qconv } = quantizeConv(net, l, base.model.params[e.layer]!, { wbits: 3, perChannel: quant.perChannel, zeroCenter: quant.zeroCenter }, tensorInput(base.qnet.formats[src]));
+  const convs = q8.convs.slice();
+  convs[e.layer] = intConvOf(l, qconv, base.qnet.formats[src].frac, base.qnet.formats[e.layer].frac);
+  const batch = { n: 4, rgb: frames.rgb };
+  const heads8 = headValues(net, q8, quantForward(net, q8, batch, 2));
+  const q3 = { ...q8, convs };
+  const heads3 = headValues(net, q3, quantForward(net, q3, batch, 2));
+  const byHand = distillationLoss(net, heads3, heads8, 4).loss;
+  t.ok(byHand > 0 && Math.abs(e.error[3] - byHand) <= 1e-6 * byHand, `layer ${e.layer} at 3 bits: ${e.error[3]} measured, ${byHand} by hand`);
 });
 
 t.test('retraining with a width per layer: each start is the quantizer\'s output, the widths stay', async (t) => {

@@ -88,14 +88,26 @@ function batchOf(frames: FrameSet, from: number, n: number, per: number): Batch 
 }
 
 /**
+ * What a layer's error is measured against. 'float': the growth of the distillation loss against the
+ * float network over the all-8-bit network's. Its first-order part has either sign, so at 5 to 7 bits
+ * the measured errors are mostly noise around 0 (negative for many layers on 32 images) and the
+ * allocation reads them as free. 'base': the distillation loss of the network with the one layer
+ * narrowed against the all-8-bit network's own heads: never negative, second order in the change.
+ */
+export type ErrorReference = 'float' | 'base';
+export const DEFAULT_ERROR_REFERENCE: ErrorReference = 'float';
+
+/**
  * Measured error of every conv layer alone at each width below 8 (index = width; [8] = 0), with the
  * formats of `base` (an 8-bit quantization of `model`, the equalized float model it was made from).
  */
 export function layerErrors(
-  base: QNet, model: FloatModel, frames: FrameSet, opts: { quant: QuantizeOptions; threads: number; batch?: number; minBits?: number; log?(m: string): void },
+  base: QNet, model: FloatModel, frames: FrameSet,
+  opts: { quant: QuantizeOptions; threads: number; batch?: number; minBits?: number; reference?: ErrorReference; log?(m: string): void },
 ): { errors: LayerErrors[]; baseLoss: number } {
   const { net } = model;
   const minBits = opts.minBits ?? MIN_WIDTH;
+  const reference = opts.reference ?? DEFAULT_ERROR_REFERENCE;
   const per = net.input.w * net.input.h * 3;
   const N = frames.paths.length;
   if (N === 0) throw new ZeroqError('quant-calib', 'measuring layer errors needs at least one image', net.name);
@@ -166,7 +178,8 @@ export function layerErrors(
     const outs = floatForward(net, model.params, batch, opts.threads);
     const teacher = net.heads.map((h) => outs[net.layers[h].inputs[0]]);
     const tape = quantForward(net, q8, batch, opts.threads);
-    const l0 = distillationLoss(net, headValues(net, q8, tape), teacher, n).loss;
+    const heads8 = headValues(net, q8, tape);
+    const l0 = distillationLoss(net, heads8, teacher, n).loss;
     baseLoss += l0 * n;
     convLayers.forEach((l, k) => {
       const list = variants.get(l.index)!;
@@ -175,7 +188,8 @@ export function layerErrors(
         convs[l.index] = list[b];
         const q: IntNet = { ...q8, convs };
         const t = quantForward(net, q, batch, opts.threads, { tape, from: l.index });
-        err[k][b] += (distillationLoss(net, headValues(net, q, t), teacher, n).loss - l0) * n;
+        const heads = headValues(net, q, t);
+        err[k][b] += (reference === 'base' ? distillationLoss(net, heads, heads8, n).loss : distillationLoss(net, heads, teacher, n).loss - l0) * n;
       }
     });
     opts.log?.(`layer errors: ${Math.min(N, b0 + n)}/${N} images`);
