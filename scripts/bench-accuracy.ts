@@ -81,8 +81,11 @@ const mode = positionals[0] ?? 'sweep';
 args.out ??= mode === 'widths' ? 'docs/benchmarks/bit-widths.md' : 'docs/benchmarks/accuracy.md';
 args.svg ??= mode === 'widths' ? 'docs/benchmarks/ap50-vs-avg-bits.svg' : 'docs/benchmarks/ap50-vs-bits.svg';
 const threads = Number(args.threads);
-const errorReference = args['error-reference'] as ErrorReference | undefined;
-if (errorReference !== undefined && errorReference !== 'float' && errorReference !== 'base') throw new Error('--error-reference: float or base');
+const errorReference = (args['error-reference'] ?? 'float') as ErrorReference;
+if (errorReference !== 'float' && errorReference !== 'base') throw new Error('--error-reference: float or base');
+/** The reference as results and file names record it (absent for the default). */
+const refTag = errorReference === 'float' ? '' : `-${errorReference}`;
+const sameReference = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference;
 const calibImages = Number(args['calib-images']);
 const models = args.models!.split(',');
 
@@ -306,6 +309,8 @@ interface WidthResult {
   chosen: { minBits: number; avgBits: number; layerBits: number[]; val: { AP: number; AP50: number }; dev: { AP: number; AP50: number }; file: string; id: string };
   candidates: { minBits: number; avgBits: number; error: number; valAP50: number }[];
   seconds: number;
+  /** Only when not the default ('float'); results measured otherwise are not reused for it. */
+  errorReference?: ErrorReference;
 }
 
 async function widths(): Promise<void> {
@@ -331,7 +336,7 @@ async function widths(): Promise<void> {
     '',
     `Validation split: ${path.basename(valList)} = calib.txt images 559–758 (0-based; the last 200), never used for calibration or training;`,
     `every choice below (the candidate widths, see src/retrain/bit-widths.ts) is made on it. ${path.basename(dev)} is only reported.`,
-    `Layer errors: each conv layer alone at 2..7 bits (8-bit formats otherwise), growth of the heads' distillation loss on the first ${sensN}`,
+    `Layer errors: each conv layer alone at 2..7 bits (8-bit formats otherwise), ${errorReference === 'float' ? "growth of the heads' distillation loss" : "the heads' distillation loss against the all-8-bit network's"} on the first ${sensN}`,
     'images of the validation split. Candidates: the least summed error at the average with the narrowest width allowed at each of the',
     `floors in the last column${args.floors ? ` (${args.floors})` : ''}; the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
     `zero-centered), calibration on the first ${calibImages} images of calib.txt; AP50 / AP in percent, integer engine, darknet \`detector valid\`.`,
@@ -347,19 +352,19 @@ async function widths(): Promise<void> {
     const sens = await loadFrameSet(model.net, valPaths.slice(0, sensN));
     const calibList = readImageList(dataPath('coco-val', 'calib.txt')).slice(0, calibImages);
     const calib = await loadFrames(calibList, model.net);
-    const errFile = args['errors-dir'] ? path.join(args['errors-dir'], `errors-${m}.json`) : undefined;
+    const errFile = args['errors-dir'] ? path.join(args['errors-dir'], `errors-${m}${refTag}.json`) : undefined;
     let measured: Awaited<ReturnType<typeof layerErrors>> | undefined = errFile && existsSync(errFile) ? JSON.parse(readFileSync(errFile, 'utf8')) : undefined;
     if (!measured) {
       const t0 = performance.now();
       const base = await quantizeModel(model, calib, { ...d, wbits: 8, threads });
-      measured = layerErrors(base.qnet, base.model, sens, { quant: { ...d, wbits: 8 }, threads, log, ...(errorReference ? { reference: errorReference } : {}) });
+      measured = layerErrors(base.qnet, base.model, sens, { quant: { ...d, wbits: 8 }, threads, log, reference: errorReference });
       log(`${m}: layer errors in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       if (errFile) writeFileSync(errFile, JSON.stringify(measured));
     }
     const devSet = await loadEvalSet(dev);
     const devScored: ScoredSet = { images: devSet.images, gt: devSet.gt };
     for (const B of avgs) {
-      if (results.some((r) => r.model === m && r.avgBits === B)) continue;
+      if (results.some((r) => r.model === m && r.avgBits === B && sameReference(r))) continue;
       const t0 = performance.now();
       // --floors: the narrowest widths tried (those above the average are left out).
       const floors = args.floors?.split(',').map(Number).filter((f) => f <= B);
@@ -369,15 +374,15 @@ async function widths(): Promise<void> {
         source: { model: m, cfg: `${m}.cfg`, weights: `${m}.weights`, weightsSha256: createHash('sha256').update(readFileSync(model.weightsPath)).digest('hex') },
         quantization: {
           wbits: Math.max(...ch.chosen.layerBits), abits: 8, headAbits: d.headAbits, perChannel: d.perChannel, zeroCentered: d.zeroCenter, biasCorrection: true,
-          widths: { method: 'layer sensitivity', avgBitsTarget: B, minBits: ch.chosen.minBits, sensitivityImages: sensN, validationList: 'calib.txt[559:759]',
+          widths: { method: 'layer sensitivity', errorReference, avgBitsTarget: B, minBits: ch.chosen.minBits, sensitivityImages: sensN, validationList: 'calib.txt[559:759]',
             candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, validationAP50: c.ap50 })) },
         },
         calibration: { ...ch.result.calibration, list: 'calib.txt', imageIds: calibList.map((im) => im.id) },
       });
-      const file = path.join(weightsDir, `${m}-avg${B}.zqw`);
+      const file = path.join(weightsDir, `${m}-avg${B}${refTag}.zqw`);
       writeFileSync(file, buf);
       results.push({
-        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000,
+        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000, ...(refTag ? { errorReference } : {}),
         chosen: { minBits: ch.chosen.minBits, avgBits: ch.chosen.avgBits, layerBits: ch.chosen.layerBits, val: { AP: ch.chosen.ap!, AP50: ch.chosen.ap50! }, dev: { AP: devS.AP, AP50: devS.AP50 }, file: path.basename(file), id: parseZqw(buf).manifest.id },
         candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, valAP50: c.ap50! })),
       });
@@ -392,7 +397,7 @@ async function widths(): Promise<void> {
     const ud = both.filter((r) => r.data === dataKey(dev, 0));
     const fv = uv.find((r) => r.spec === 'float')!;
     const fd = ud.find((r) => r.spec === 'float')!;
-    const mine = results.filter((r) => r.model === m && avgs.includes(r.avgBits)).sort((a, b) => a.avgBits - b.avgBits);
+    const mine = results.filter((r) => r.model === m && avgs.includes(r.avgBits) && sameReference(r)).sort((a, b) => a.avgBits - b.avgBits);
     md.push(`### ${m} (float: validation AP50 ${pct(fv.AP50)}, ${path.basename(dev)} ${pct(fd.AP50)})`, '');
     md.push('| weights | bits per weight | validation AP50 / AP | Δ | dev AP50 / AP | Δ | widths chosen by | weight set |', '|---|---:|---:|---:|---:|---:|---|---|');
     const wlink = (f: string) => `[${f}](${path.relative(path.dirname(args.out!), path.join(weightsDir, f))})`;
