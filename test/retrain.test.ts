@@ -382,3 +382,39 @@ t.test('--keep-formats: formats from the quantizer at the first iteration and wh
   const narrowing = await run({ ...base, schedule: [6, 4], keepFormats: true });
   t.same(narrowing.starts, [0, 1], 'a schedule that narrows the width takes new formats where it changes');
 });
+
+t.test('--average-decay: each iteration ends with the running average of the shadow weights', async (t) => {
+  const { model, frames, calib } = await tinySetup(4);
+  const base: TrainConfig = {
+    quant, schedule: [6], iterations: 1, epochs: 1, batch: 2, lr: 1e-3, seed: 5, threads: 2, labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 1,
+  };
+  const data: TrainData = { frames, calib };
+  // The plain run's weights after one and after two steps (the same batches in the same order).
+  const w1 = flatParams((await train(model.net, model.params, initialState(model.params, base.seed), data, base)).state.params);
+  const w2 = flatParams((await train(model.net, model.params, initialState(model.params, base.seed), data, { ...base, maxStepsPerEpoch: 2 })).state.params);
+  // The iteration's first weights: the quantizer's start (equalized) changes the shadow weights.
+  const s0 = initialState(model.params, base.seed);
+  await startIteration(model.net, s0, calib, { ...quant, wbits: 6 }, base.threads);
+  const w0 = flatParams(s0.params);
+  t.ok(w2.some((x, k) => x.some((v, i) => v !== w1[k][i])), 'the second step moves the weights');
+  const d = 0.75;
+  // keepFormats leaves the iteration's formats in the state (it changes nothing else in one iteration).
+  const averaged = await train(model.net, model.params, initialState(model.params, base.seed), data, { ...base, maxStepsPerEpoch: 2, averageDecay: d, keepFormats: true });
+  const got = flatParams(averaged.state.params);
+  // avg0 = w0; avg1 = d·w0 + (1−d)·w1; avg2 = d·avg1 + (1−d)·w2, in float32 as the trainer computes it.
+  const want = w0.map((x, k) => {
+    const a = Float32Array.from(x);
+    for (const w of [w1[k], w2[k]]) for (let i = 0; i < a.length; i++) a[i] = d * a[i] + (1 - d) * w[i];
+    return a;
+  });
+  // Counted by hand: tap's deep comparison of 300 k numbers takes minutes.
+  const differing = got.reduce((n, x, k) => n + x.filter((v, i) => v !== want[k][i]).length, 0);
+  t.equal(differing, 0, 'the weights after the iteration are the average of the start and both steps');
+  t.ok(got.some((x, k) => x.some((v, i) => v !== w2[k][i])), 'not the last step\'s weights');
+  t.equal(averaged.state.average, undefined, 'the average is cleared for the next iteration');
+  const formats = averaged.state.formats!;
+  const q = toQNet(model.net, formats, intNet(model.net, averaged.state.params, formats, 6), { ...quant, wbits: 6 });
+  t.same(qnetDifferences(averaged.qnet, q), [], 'the iteration\'s integer network is the average\'s');
+  await t.rejects(train(model.net, model.params, initialState(model.params, base.seed), data, { ...base, averageDecay: 1 }), { code: 'retrain-config' }, 'a decay of 1 never moves: refused');
+  t.equal(parseRetrainFlags(CFG, { ...FLAGS, data: dataPath('coco-val', 'calib.txt'), output: 'o.zqw', wbits: 6, averageDecay: 0.9 }).train.averageDecay, 0.9, 'the flag reaches the trainer');
+});

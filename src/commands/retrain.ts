@@ -35,6 +35,7 @@ export interface RetrainFlags {
   lrDecay?: number;
   flip?: boolean;
   keepFormats?: boolean;
+  averageDecay?: number;
   distill: 'objectness' | 'uniform';
   perLayer?: boolean;
   zeroCenter: boolean;
@@ -122,6 +123,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       lrDecay: o.lrDecay ?? recipe.lrDecay,
       flip: o.flip ?? recipe.flip,
       ...(o.keepFormats ? { keepFormats: true } : {}),
+      ...(o.averageDecay ? { averageDecay: o.averageDecay } : {}),
       ...(crop < 1 ? { crop } : {}),
       distill: o.distill,
       seed: o.seed,
@@ -164,6 +166,9 @@ export function register(program: Command): void {
     .option('--flip', 'mirror each training image left-right with probability 1/2 at every step (default: per width)')
     .option('--no-flip', 'do not mirror training images')
     .option('--keep-formats', 'formats from the quantizer at the first iteration only (and where --schedule changes the width); later iterations keep them')
+    .addOption(
+      opt('--average-decay <d>', 'train on, but end each iteration with the running average of the shadow weights (avg = d*avg + (1-d)*w after every step); 0: none', numberIn(0, 1, { hi: true })),
+    )
     .addOption(opt('--crop <f>', 'random crops: each training image at every step is a window of [f, 1] of its width and height, scaled back (1: none; default: per width)', numberIn(0, 1, { lo: true })))
     .addOption(choice('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', ['absolute', 'step'], 'absolute'))
     .addOption(

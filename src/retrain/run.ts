@@ -158,6 +158,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   const featureSetting = a.train.featureWeight ? { featureWeight: a.train.featureWeight } : {};
   const cropSetting = a.train.crop !== undefined && a.train.crop < 1 ? { crop: a.train.crop } : {};
   const keepSetting = a.train.keepFormats ? { keepFormats: true } : {};
+  const averageSetting = a.train.averageDecay ? { averageDecay: a.train.averageDecay } : {};
   const settings: Record<string, unknown> = {
     net: net.name, input: net.input, data: path.resolve(a.data), schedule: a.train.schedule, quant: a.train.quant,
     batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false,
@@ -167,6 +168,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     ...featureSetting,
     ...cropSetting,
     ...keepSetting,
+    ...averageSetting,
   };
   let state = initialState(model.params, a.train.seed);
   if (a.resume) {
@@ -180,7 +182,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, seed: a.train.seed,
     ...(widths ? { widths } : {}),
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });

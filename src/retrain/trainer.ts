@@ -36,6 +36,14 @@ export interface TrainConfig {
    */
   keepFormats?: boolean;
   /**
+   * Average of the shadow weights: after every step avg = d·avg + (1 − d)·weights (exponential, decay d
+   * per step, starting from the iteration's first weights); at the end of each iteration the weights
+   * become the average, so the integer network the iteration writes and the next iteration's start
+   * are the average's. 0 or absent: none. The last steps of an epoch on a few hundred images swing the
+   * held-out AP50 of the same run by 1-2 points from iteration to iteration; the average is steadier.
+   */
+  averageDecay?: number;
+  /**
    * Random crops: at every step each training image is replaced by a window of a random fraction in
    * [crop, 1] of its width and height at a random place, scaled back to the full size (bilinear);
    * labels follow. 1 or absent: none.
@@ -133,6 +141,8 @@ export interface TrainState {
    * the student's.
    */
   teacher?: ParamSet;
+  /** With averageDecay: the running average of the shadow weights in the current iteration. */
+  average?: ParamSet;
 }
 
 export interface IterationRecord {
@@ -198,6 +208,15 @@ function shuffled(n: number, state: TrainState): number[] {
 
 export function cloneParams(p: ParamSet): ParamSet {
   return p.map((c) => (c ? { weight: c.weight.slice(), bias: c.bias.slice() } : undefined));
+}
+
+/** avg = d·avg + (1 − d)·p, element by element. */
+export function averageInto(avg: ParamSet, p: ParamSet, d: number): void {
+  const a = flatParams(avg);
+  flatParams(p).forEach((x, k) => {
+    const y = a[k];
+    for (let i = 0; i < x.length; i++) y[i] = d * y[i] + (1 - d) * x[i];
+  });
 }
 
 export function initialState(params: ParamSet, seed: number): TrainState {
@@ -428,6 +447,8 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
   const every = hooks.checkpointEvery ?? 0;
   let stopped = false;
   let last: { formats: Formats; wbits: number } | undefined;
+  const decay = cfg.averageDecay ?? 0;
+  if (!(decay >= 0 && decay < 1)) throw new ZeroqError('retrain-config', `the average's decay must be in [0, 1), not ${decay}`);
   const augmented = (cfg.flip ?? false) || (cfg.crop !== undefined && cfg.crop < 1);
   const teacherCache =
     cfg.teacherCache !== false && !augmented && !((cfg.featureWeight ?? 0) > 0)
@@ -461,8 +482,11 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
         const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false, cfg.crop ?? 1);
+        // The average starts from the weights before the iteration's first step.
+        const before = decay > 0 && !state.average ? cloneParams(state.params) : undefined;
         const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale, undefined, teacherCache?.batch(idx));
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
+        if (decay > 0) averageInto(state.average ??= cloneParams(before!), state.params, decay);
         state.lossSum += loss;
         state.lossCount++;
         state.step++;
@@ -476,6 +500,10 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
       if (state.epoch < cfg.epochs) await hooks.onCheckpoint?.(state);
     }
     if (stopped) break;
+    if (state.average) {
+      state.params = state.average;
+      state.average = undefined;
+    }
     const record: IterationRecord = {
       iteration: state.iteration, wbits, meanLoss: state.lossCount ? state.lossSum / state.lossCount : NaN, steps: state.lossCount, elapsedMs: elapsed(),
     };
