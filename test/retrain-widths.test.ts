@@ -150,6 +150,17 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   const w6 = parseRetrainFlags(CFG, { ...base, wbits: 6 });
   t.equal(w6.train.iterations, 3);
   t.equal(w6.train.lrDecay, 0.5);
+  t.equal(w6.train.lr, 2e-5, 'W6 refines the quantizer\'s set with a small step');
+  t.equal(w6.train.quant.rounding, 'output', 'from the quantizer\'s output-rounded set');
+  t.equal(w6.train.keepFormats, true, 'in its formats');
+  const w5 = parseRetrainFlags(CFG, { ...base, wbits: 5 });
+  t.equal(w5.train.lr, 1e-4);
+  t.equal(w5.train.quant.rounding ?? 'nearest', 'nearest');
+  t.notOk(w5.train.keepFormats);
+  const w6own = parseRetrainFlags(CFG, { ...base, wbits: 6, keepFormats: false, rounding: 'nearest', lr: 1e-4 });
+  t.notOk(w6own.train.keepFormats, '--no-keep-formats wins over the recipe');
+  t.equal(w6own.train.quant.rounding ?? 'nearest', 'nearest');
+  t.equal(w6own.train.lr, 1e-4);
   const own = parseRetrainFlags(CFG, { ...base, wbits: 4, iterations: 2, flip: false, alignWeights: false, featureWeight: 0, lrDecay: 1, crop: 0.6, weightClip: 'mse' });
   t.equal(own.train.iterations, 2);
   t.equal(own.train.flip, false);

@@ -122,7 +122,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       lrUnit: o.lrUnit,
       lrDecay: o.lrDecay ?? recipe.lrDecay,
       flip: o.flip ?? recipe.flip,
-      ...(o.keepFormats ? { keepFormats: true } : {}),
+      ...((o.keepFormats ?? recipe.keepFormats) ? { keepFormats: true } : {}),
       ...(o.averageDecay ? { averageDecay: o.averageDecay } : {}),
       ...(crop < 1 ? { crop } : {}),
       distill: o.distill,
@@ -165,7 +165,8 @@ export function register(program: Command): void {
     .addOption(opt('--lr-decay <f>', 'factor on the learning rate at each next iteration (1: constant; default: per width)', numberIn(0, 1, { lo: true })))
     .option('--flip', 'mirror each training image left-right with probability 1/2 at every step (default: per width)')
     .option('--no-flip', 'do not mirror training images')
-    .option('--keep-formats', 'formats from the quantizer at the first iteration only (and where --schedule changes the width); later iterations keep them')
+    .option('--keep-formats', 'formats from the quantizer at the first iteration only (and where --schedule changes the width); later iterations keep them (default: per width)')
+    .option('--no-keep-formats', 'formats from the quantizer at every iteration')
     .addOption(
       opt('--average-decay <d>', 'train on, but end each iteration with the running average of the shadow weights (avg = d*avg + (1-d)*w after every step); 0: none', numberIn(0, 1, { hi: true })),
     )
