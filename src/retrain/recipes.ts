@@ -32,7 +32,8 @@ export interface Recipe {
 /**
  * 6 bits and wider: the quantizer's own set (rounded for the output error) is kept as the start and its
  * formats are kept; a small step refines it. On two validation folds this was the only retraining that
- * did not lose to the quantizer's set: the nearest-rounded recipe below lost on average (docs/benchmarks/retrain.md).
+ * did not lose to the quantizer's set; the earlier W6 recipe (W5's below: nearest rounding, Adam 1e-4) lost
+ * to it on both networks (docs/benchmarks/retrain.md). 7 and 8 bits take it too, not measured there.
  */
 const W6: Recipe = {
   iterations: 3, epochs: 1, lr: 2e-5, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', rounding: 'output', keepFormats: true,

@@ -39,8 +39,8 @@ export interface TrainConfig {
    * Average of the shadow weights: after every step avg = d·avg + (1 − d)·weights (exponential, decay d
    * per step, starting from the iteration's first weights); at the end of each iteration the weights
    * become the average, so the integer network the iteration writes and the next iteration's start
-   * are the average's. 0 or absent: none. The last steps of an epoch on a few hundred images swing the
-   * held-out AP50 of the same run by 1-2 points from iteration to iteration; the average is steadier.
+   * are the average's. 0 or absent: none. Meant to damp the 1-2 point swings of held-out AP50 from one
+   * iteration to the next on a few hundred training images (measured: docs/decisions/retrain-recipe.md).
    */
   averageDecay?: number;
   /**
