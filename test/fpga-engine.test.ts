@@ -51,7 +51,7 @@ t.test('a random QNet with every layer kind: the device gives the reference inte
   for (const seed of [1, 2, 3]) {
     const r = rng(seed);
     const qnet = randomQNet(net, r, { p16: 0.7, wbits: [2, 8] });
-    const eng = await FpgaEngine.open(qnet, { device: link, fallback: new IntReferenceEngine(qnet), requireDevice: true, inflight: 2 });
+    const eng = await FpgaEngine.open(qnet, { device: link, fallback: new IntReferenceEngine(qnet), requireDevice: true, inflight: 2, baseTimeoutMs: 3000 });
     const frames = [randomFrame(net, r), randomFrame(net, r), randomFrame(net, r)];
     // Three frames at once: two slots in flight, the third waits for one.
     const got = await Promise.all(frames.map((f) => eng.infer(f)));
@@ -90,7 +90,9 @@ t.test('Yolo-Fastest-1.1 at 4 bits on dev images: the device gives the int engin
   });
   const int = openIntEngine(qnet);
   let progress = 0;
-  const eng = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, onUpload: (d) => (progress = d) });
+  // What is checked here is the integers, not the link's deadlines: a bridge process starved by a
+  // loaded machine gets a generous one, so the frames stay on the device.
+  const eng = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, baseTimeoutMs: 3000, onUpload: (d) => (progress = d) });
   t.equal(eng.status().counters.uploads, 1, 'the image was uploaded');
   t.equal(progress, eng.image.length, 'upload progress reached the image size');
   t.equal(eng.status().caps?.imageDigest, eng.digest, 'the device holds the image digest');
@@ -100,7 +102,7 @@ t.test('Yolo-Fastest-1.1 at 4 bits on dev images: the device gives the int engin
     t.same(got, want, `${path.basename(devList[i])}: raw heads identical to the int engine`);
   }
   const s = eng.status();
-  t.equal(s.counters.deviceFrames, images.length, 'every frame on the device');
+  t.equal(s.counters.deviceFrames, images.length, `every frame on the device${s.reason ? ` (${s.reason})` : ''}`);
   t.ok(s.counters.accelCycles > 0, `device cycles reported (${s.counters.accelCycles})`);
   const cycles = await eng.layerCycles();
   t.ok(cycles && cycles[0] > 0 && cycles[1] >= 0, 'per-layer cycles readable');
@@ -110,7 +112,7 @@ t.test('Yolo-Fastest-1.1 at 4 bits on dev images: the device gives the int engin
   // A restarted bridge with the same state folder still holds the digest: no upload.
   await bridge.stop();
   bridge = await startBridge(link, ['--state', state]);
-  const again = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true });
+  const again = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, baseTimeoutMs: 3000 });
   t.equal(again.status().counters.uploads, 0, 'the digest shortcut skips the upload');
   t.equal(again.status().state, "ready", "on the device");
   await again.close();
