@@ -201,6 +201,21 @@ t.test('a validation list overlapping the training list is refused', async (t) =
   await t.rejects(runRetrain(args), { code: 'retrain-val', message: /also training images/ });
 });
 
+t.test('a missing validation ground truth is refused before any image is loaded', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [a, b] = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 2);
+  const train = path.join(dir, 'train.txt');
+  const val = path.join(dir, 'val.txt');
+  writeFileSync(train, `${a}\n`);
+  writeFileSync(val, `${b}\n`);
+  const { runRetrain } = await import('../src/retrain/run.js');
+  const logged: string[] = [];
+  const args = parseRetrainFlags(CFG, { ...FLAGS, data: train, val, batch: 1, calibImages: 1, threads: 1, output: path.join(dir, 'o.zqw') });
+  await t.rejects(runRetrain({ ...args, log: (m) => logged.push(m) }), { code: 'retrain-gt', message: /instances\.json/ });
+  t.same(logged.filter((m) => m.startsWith('loading')), [], 'no image was loaded');
+});
+
 t.test('the written weight set, run by the integer reference, gives the heads the trainer computed', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -109,6 +109,8 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
       throw new ZeroqError('retrain-val', `${both.length} validation images are also training images (e.g. ${both[0]}); use a disjoint list`, a.val);
     }
   }
+  // The ground truth is read before any image, so a wrong --gt fails at once, not after the loading.
+  const gt = valPaths ? await readGroundTruth(a.gt ?? path.join(path.dirname(a.val!), 'instances.json')) : undefined;
   log(`loading ${trainPaths.length} training images`);
   const frames = await loadFrames(net, trainPaths);
   const labels = a.train.labelWeight > 0 ? await Promise.all(trainPaths.map(readLabels)) : undefined;
@@ -118,9 +120,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   let validate: ((q: QNet) => Promise<{ ap: number; ap50: number }>) | undefined;
   let valFrames: FrameSet | undefined;
   let valGt: GroundTruth | undefined;
-  if (valPaths) {
-    const gtFile = a.gt ?? path.join(path.dirname(a.val!), 'instances.json');
-    const gt = await readGroundTruth(gtFile);
+  if (valPaths && gt) {
     log(`loading ${valPaths.length} validation images`);
     const frames = await loadFrames(net, valPaths);
     valFrames = frames;
