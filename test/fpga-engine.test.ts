@@ -12,6 +12,10 @@ import { dataPath } from '../src/util/paths.js';
 import { buildFirmware, startBridge, tempDir } from './helpers/bridge.js';
 import { NetBuilder, randomFrame, randomQNet, rng } from './helpers/random-qnet.js';
 
+// The tests here check the device's integers: a link deadline a loaded test machine cannot miss (the
+// deadlines have their own tests in fpga-faults.test.ts).
+const LINK_SLACK_MS = 3000;
+
 buildFirmware();
 
 /** Every layer kind the firmware and the accelerator run: grouped, depthwise, stride 2, tables, 16-bit heads. */
@@ -51,7 +55,7 @@ t.test('a random QNet with every layer kind: the device gives the reference inte
   for (const seed of [1, 2, 3]) {
     const r = rng(seed);
     const qnet = randomQNet(net, r, { p16: 0.7, wbits: [2, 8] });
-    const eng = await FpgaEngine.open(qnet, { device: link, fallback: new IntReferenceEngine(qnet), requireDevice: true, inflight: 2, baseTimeoutMs: 3000 });
+    const eng = await FpgaEngine.open(qnet, { device: link, fallback: new IntReferenceEngine(qnet), requireDevice: true, inflight: 2, baseTimeoutMs: LINK_SLACK_MS });
     const frames = [randomFrame(net, r), randomFrame(net, r), randomFrame(net, r)];
     // Three frames at once: two slots in flight, the third waits for one.
     const got = await Promise.all(frames.map((f) => eng.infer(f)));
@@ -92,7 +96,7 @@ t.test('Yolo-Fastest-1.1 at 4 bits on dev images: the device gives the int engin
   let progress = 0;
   // What is checked here is the integers, not the link's deadlines: a bridge process starved by a
   // loaded machine gets a generous one, so the frames stay on the device.
-  const eng = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, baseTimeoutMs: 3000, onUpload: (d) => (progress = d) });
+  const eng = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, baseTimeoutMs: LINK_SLACK_MS, onUpload: (d) => (progress = d) });
   t.equal(eng.status().counters.uploads, 1, 'the image was uploaded');
   t.equal(progress, eng.image.length, 'upload progress reached the image size');
   t.equal(eng.status().caps?.imageDigest, eng.digest, 'the device holds the image digest');
@@ -112,7 +116,7 @@ t.test('Yolo-Fastest-1.1 at 4 bits on dev images: the device gives the int engin
   // A restarted bridge with the same state folder still holds the digest: no upload.
   await bridge.stop();
   bridge = await startBridge(link, ['--state', state]);
-  const again = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, baseTimeoutMs: 3000 });
+  const again = await FpgaEngine.open(qnet, { device: link, fallback: openIntEngine(qnet), requireDevice: true, baseTimeoutMs: LINK_SLACK_MS });
   t.equal(again.status().counters.uploads, 0, 'the digest shortcut skips the upload');
   t.equal(again.status().state, "ready", "on the device");
   await again.close();

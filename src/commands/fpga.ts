@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { intIn, opt } from '../cli/options.js';
-import { MAX_BAUD, MIN_BAUD } from '../engine/kinds/fpga.js';
+import { MAX_BAUD, MAX_LINK_TIMEOUT_MS, MIN_BAUD, MIN_LINK_TIMEOUT_MS } from '../engine/kinds/fpga.js';
 
 interface InfoOptions {
   device: string;
   baud?: number;
+  fpgaLinkTimeout?: number;
   model?: string;
   json?: boolean;
 }
@@ -17,6 +18,7 @@ export function register(program: Command): void {
     .description("print the bridge's handshake: protocol, capabilities, the loaded weight set, counters")
     .requiredOption('--device <path>', "the bridge's serial port (e.g. /dev/ttyACM0, or the path of bridge-host --link)")
     .addOption(opt('--baud <n>', "the serial port's baud rate, for a UART", intIn(MIN_BAUD, MAX_BAUD)))
+    .addOption(opt('--fpga-link-timeout <ms>', 'how long one request waits for its answer before it is sent again (default: 250)', intIn(MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS)))
     .option('--model <zqw>', 'also say whether the device can run this weight set, and whether it holds it')
     .option('--json', 'one JSON object on stdout')
     .action(async (o: InfoOptions) => {
@@ -28,7 +30,7 @@ export function register(program: Command): void {
       const baud = o.baud;
       const link = await SerialLink.open(o.device, baud ?? 115200);
       try {
-        const client = new BridgeClient(link, { bytesPerSecond: baud ? baud / 10 : undefined });
+        const client = new BridgeClient(link, { bytesPerSecond: baud ? baud / 10 : undefined, baseTimeoutMs: o.fpgaLinkTimeout });
         const caps = await client.hello(false);
         const stats = await client.stats();
         let model: Record<string, unknown> | undefined;

@@ -17,7 +17,6 @@ import { loadCheckpoint, readCheckpointSettings, saveCheckpoint } from './checkp
 import { imageIdOf, loadFrames, readGroundTruth, readImageList, readLabels, type FrameSet } from './data.js';
 import { chooseLayerWidths } from './bit-widths.js';
 import { quantizeOptionsOf } from './formats.js';
-import type { GroundTruth } from '../eval/coco.js';
 import { checkSupported } from './sim.js';
 import { initialState, train, type IterationRecord, type ProgressEvent, type TrainConfig } from './trainer.js';
 import { validationAp } from './validate.js';
@@ -119,12 +118,10 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   for (const p of trainPaths.slice(0, a.calibImages)) calib.push((await prepareFrame(p, net)).frame);
   let validate: ((q: QNet) => Promise<{ ap: number; ap50: number }>) | undefined;
   let valFrames: FrameSet | undefined;
-  let valGt: GroundTruth | undefined;
   if (valPaths && gt) {
     log(`loading ${valPaths.length} validation images`);
     const frames = await loadFrames(net, valPaths);
     valFrames = frames;
-    valGt = gt;
     validate = (q) => {
       const v = validationAp(q, frames, gt, a.train.threads);
       log(`validation AP ${v.ap.toFixed(4)} AP50 ${v.ap50.toFixed(4)}`);
@@ -145,7 +142,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
       const ch = await chooseLayerWidths(model, calib, {
         quant: quantizeOptionsOf({ ...a.train.quant, wbits: 8 }, a.train.quant.equalize, a.train.threads),
         avgBits: a.avgBits, sensitivity: await loadFrames(net, sensPaths),
-        ...(valFrames && valGt ? { val: { frames: valFrames, gt: valGt } } : {}), threads: a.train.threads, log,
+        ...(valFrames && gt ? { val: { frames: valFrames, gt } } : {}), threads: a.train.threads, log,
       });
       a.train.quant.layerBits = ch.chosen.layerBits;
       widths = {

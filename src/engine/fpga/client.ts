@@ -33,8 +33,8 @@ export class DeviceError extends ZeroqError {
 
 /** No answer within the deadline, after the retries. */
 export class LinkTimeout extends ZeroqError {
-  constructor(request: number, tries: number, where?: string) {
-    super('fpga-timeout', `no answer to request 0x${request.toString(16)} after ${tries} tries`, where);
+  constructor(request: number, tries: number, floorMs: number, where?: string) {
+    super('fpga-timeout', `no answer to request 0x${request.toString(16)} after ${tries} tries (each waited ${floorMs} ms beside its transfer time)`, where);
   }
 }
 
@@ -194,7 +194,7 @@ export class BridgeClient {
         if (p.status !== 0) throw new DeviceError(p.status, type, p.payload.toString('utf8').replace(/[^\x20-\x7e]/g, ''), this.link.path);
         return p.payload;
       }
-      throw new LinkTimeout(type, tries, this.link.path);
+      throw new LinkTimeout(type, tries, this.base, this.link.path);
     } finally {
       this.release();
     }
@@ -336,7 +336,7 @@ export class BridgeClient {
         const p = await this.once(Msg.INFER, req, respBytes, extra);
         extra = 0;
         if (!p) {
-          if (++silent >= this.tries) throw new LinkTimeout(Msg.INFER, silent, this.link.path);
+          if (++silent >= this.tries) throw new LinkTimeout(Msg.INFER, silent, this.base, this.link.path);
           this.counters.retries++;
           continue;
         }

@@ -20,12 +20,17 @@ function baudFlag(value: string, flag: string): number {
 export const MIN_TIMEOUT_MS = 1000;
 export const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 
-function timeoutFlag(value: string, flag: string): number {
-  const v = Number(value);
-  if (value.trim() === '' || !Number.isInteger(v) || v < MIN_TIMEOUT_MS || v > MAX_TIMEOUT_MS) {
-    throw new ZeroqError('bad-option', `"${value}" is not a time in ms in ${MIN_TIMEOUT_MS}..${MAX_TIMEOUT_MS}`, flag);
-  }
-  return v;
+export const MIN_LINK_TIMEOUT_MS = 50;
+export const MAX_LINK_TIMEOUT_MS = 60_000;
+
+function msFlag(min: number, max: number): (value: string, flag: string) => number {
+  return (value, flag) => {
+    const v = Number(value);
+    if (value.trim() === '' || !Number.isInteger(v) || v < min || v > max) {
+      throw new ZeroqError('bad-option', `"${value}" is not a time in ms in ${min}..${max}`, flag);
+    }
+    return v;
+  };
 }
 
 export const fpgaEngine: EngineModule = {
@@ -44,6 +49,11 @@ export const fpgaEngine: EngineModule = {
      * the last frame's device time, at least 30 s). A simulated accelerator needs minutes.
      */
     fpga_timeout: z.number().int().min(MIN_TIMEOUT_MS).max(MAX_TIMEOUT_MS).optional(),
+    /**
+     * How long one request waits for its answer before it is sent again, ms, on top of its transfer
+     * time at the link's rate (default 250; three tries). A loaded host or a slow USB hub needs more.
+     */
+    fpga_link_timeout: z.number().int().min(MIN_LINK_TIMEOUT_MS).max(MAX_LINK_TIMEOUT_MS).optional(),
   },
   flags: [
     { flags: '--device <path>', description: 'fpga: the bridge\'s serial port (e.g. /dev/ttyACM0, or the path of bridge-host --link)', key: 'device' },
@@ -52,7 +62,14 @@ export const fpgaEngine: EngineModule = {
       flags: '--fpga-timeout <ms>',
       description: 'fpga: the longest the device may compute one frame before it is taken as stuck (default: 10 times the last frame, at least 30000)',
       key: 'fpga_timeout',
-      parse: timeoutFlag,
+      parse: msFlag(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS),
+      type: 'int',
+    },
+    {
+      flags: '--fpga-link-timeout <ms>',
+      description: 'fpga: how long one request waits for its answer before it is sent again, beside its transfer time (default: 250; three tries)',
+      key: 'fpga_link_timeout',
+      parse: msFlag(MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS),
       type: 'int',
     },
   ],
@@ -74,6 +91,7 @@ export const fpgaEngine: EngineModule = {
       device,
       baud: opts.baud as number | undefined,
       computeLimitMs: opts.fpga_timeout as number | undefined,
+      baseTimeoutMs: opts.fpga_link_timeout as number | undefined,
       modelId,
       fallback: openIntEngine(qnet, { threads: opts.threads, modelId }),
     });
