@@ -18,7 +18,7 @@
  *
  *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--floors 2,3,4]
  *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
- *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg] [--error-reference float|base]
+ *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg] [--error-reference float|base] [--error-model measured|fitted]
  *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
  *     measured once per model on the first --sensitivity-images of --val, every candidate scored on --val,
  *     the chosen one (best validation AP50) and the uniform widths scored on --val and on --data; the
@@ -27,7 +27,7 @@
  * Common: --threads N (float passes and the int engine), --cache file.json (results already there
  * are reused, new ones appended as they finish, so an interrupted run resumes).
  */
-import type { ErrorReference } from '../src/retrain/bit-widths.js';
+import type { ErrorModel, ErrorReference } from '../src/retrain/bit-widths.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -74,6 +74,7 @@ const { positionals, values: args } = parseArgs({
     floors: { type: 'string' },
     'errors-dir': { type: 'string' },
     'error-reference': { type: 'string' },
+    'error-model': { type: 'string' },
     'weights-dir': { type: 'string', default: 'docs/benchmarks/weights' },
   },
 });
@@ -83,9 +84,14 @@ args.svg ??= mode === 'widths' ? 'docs/benchmarks/ap50-vs-avg-bits.svg' : 'docs/
 const threads = Number(args.threads);
 const errorReference = (args['error-reference'] ?? 'float') as ErrorReference;
 if (errorReference !== 'float' && errorReference !== 'base') throw new Error('--error-reference: float or base');
-/** The reference as results and file names record it (absent for the default). */
-const refTag = errorReference === 'float' ? '' : `-${errorReference}`;
-const sameReference = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference;
+// The curve in bit-widths.md was measured with the errors as measured; `--error-model fitted` (the
+// commands' default since, src/quant/bit-allocation.ts fittedErrors) tags its results and files.
+const errorModel = (args['error-model'] ?? 'measured') as ErrorModel;
+if (errorModel !== 'measured' && errorModel !== 'fitted') throw new Error('--error-model: measured or fitted');
+/** The reference (and error model) as results and file names record them (absent for the curve's). */
+const errTag = errorReference === 'float' ? '' : `-${errorReference}`;
+const refTag = errTag + (errorModel === 'measured' ? '' : `-${errorModel}`);
+const sameReference = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference && (r.errorModel ?? 'measured') === errorModel;
 const calibImages = Number(args['calib-images']);
 const models = args.models!.split(',');
 
@@ -311,6 +317,8 @@ interface WidthResult {
   seconds: number;
   /** Only when not the default ('float'); results measured otherwise are not reused for it. */
   errorReference?: ErrorReference;
+  /** Only when not 'measured'. */
+  errorModel?: ErrorModel;
 }
 
 async function widths(): Promise<void> {
@@ -352,7 +360,7 @@ async function widths(): Promise<void> {
     const sens = await loadFrameSet(model.net, valPaths.slice(0, sensN));
     const calibList = readImageList(dataPath('coco-val', 'calib.txt')).slice(0, calibImages);
     const calib = await loadFrames(calibList, model.net);
-    const errFile = args['errors-dir'] ? path.join(args['errors-dir'], `errors-${m}${refTag}.json`) : undefined;
+    const errFile = args['errors-dir'] ? path.join(args['errors-dir'], `errors-${m}${errTag}.json`) : undefined;
     let measured: Awaited<ReturnType<typeof layerErrors>> | undefined = errFile && existsSync(errFile) ? JSON.parse(readFileSync(errFile, 'utf8')) : undefined;
     if (!measured) {
       const t0 = performance.now();
@@ -368,13 +376,13 @@ async function widths(): Promise<void> {
       const t0 = performance.now();
       // --floors: the narrowest widths tried (those above the average are left out).
       const floors = args.floors?.split(',').map(Number).filter((f) => f <= B);
-      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, log, ...(floors ? { floors } : {}) });
+      const ch = await chooseLayerWidths(model, calib, { quant: { ...d, wbits: 8, threads }, avgBits: B, sensitivity: sens, val: { frames: valFrames, gt }, threads, measured, errorModel, log, ...(floors ? { floors } : {}) });
       const devS = await scoreQNet(ch.result.qnet, devScored, threads);
       const buf = writeZqw(ch.result.qnet, {
         source: { model: m, cfg: `${m}.cfg`, weights: `${m}.weights`, weightsSha256: createHash('sha256').update(readFileSync(model.weightsPath)).digest('hex') },
         quantization: {
           wbits: Math.max(...ch.chosen.layerBits), abits: 8, headAbits: d.headAbits, perChannel: d.perChannel, zeroCentered: d.zeroCenter, biasCorrection: true,
-          widths: { method: 'layer sensitivity', errorReference, avgBitsTarget: B, minBits: ch.chosen.minBits, sensitivityImages: sensN, validationList: 'calib.txt[559:759]',
+          widths: { method: 'layer sensitivity', errorReference, errorModel, avgBitsTarget: B, minBits: ch.chosen.minBits, sensitivityImages: sensN, validationList: 'calib.txt[559:759]',
             candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, validationAP50: c.ap50 })) },
         },
         calibration: { ...ch.result.calibration, list: 'calib.txt', imageIds: calibList.map((im) => im.id) },
@@ -382,7 +390,7 @@ async function widths(): Promise<void> {
       const file = path.join(weightsDir, `${m}-avg${B}${refTag}.zqw`);
       writeFileSync(file, buf);
       results.push({
-        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000, ...(refTag ? { errorReference } : {}),
+        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000, ...(errorReference !== 'float' ? { errorReference } : {}), ...(errorModel !== 'measured' ? { errorModel } : {}),
         chosen: { minBits: ch.chosen.minBits, avgBits: ch.chosen.avgBits, layerBits: ch.chosen.layerBits, val: { AP: ch.chosen.ap!, AP50: ch.chosen.ap50! }, dev: { AP: devS.AP, AP50: devS.AP50 }, file: path.basename(file), id: parseZqw(buf).manifest.id },
         candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, valAP50: c.ap50! })),
       });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { allocateBits, monotoneErrors, type LayerErrors } from '../src/quant/bit-allocation.js';
+import { allocateBits, fittedErrors, monotoneErrors, type LayerErrors } from '../src/quant/bit-allocation.js';
 
 /** Errors halving with every bit, scaled per layer. */
 function layer(index: number, weights: number, scale: number): LayerErrors {
@@ -86,4 +86,38 @@ t.test('a floor at the average gives every layer that width, whatever the weight
   const a = allocateBits(layers, 4, { minBits: 4 });
   t.same(a.widths, [4, 4, 4, 4]);
   t.equal(a.avgBits, 4);
+});
+
+t.test('fitted errors: measured up to 4 bits, s·4^-b above, fitted to the 3-, 4- and 5-bit errors', async (t) => {
+  const s = 640;
+  const exact = [0, 0, 90, s / 64, s / 256, s / 1024, -0.07, 0.05, 0];
+  const f = fittedErrors(exact, 2);
+  t.same(f.slice(2, 5), [90, s / 64, s / 256], 'measured up to 4 bits');
+  t.ok(Math.abs(f[5] - s / 1024) < 1e-9 && Math.abs(f[6] - s / 4096) < 1e-9 && Math.abs(f[7] - s / 16384) < 1e-9, `modelled above: ${f.slice(5, 8)}`);
+  t.equal(f[8], 0);
+  // Noise at 5-7 bits (either sign) no longer says a width is free or worse than a narrower one.
+  const noisy = [0, 0, 12, 2.0, 0.5, -0.1, 0.15, -0.08, 0];
+  const g = fittedErrors(noisy, 2);
+  t.ok(g[5] > 0 && g[5] > g[6] && g[6] > g[7] && g[7] > 0, `positive and falling: ${g.slice(5, 8)}`);
+  // Least squares through the three points: s = Σ e·x / Σ x² with x = 4^-b.
+  const x = [3, 4, 5].map((b) => 4 ** -b);
+  const sFit = (2.0 * x[0] + 0.5 * x[1] - 0.1 * x[2]) / (x[0] ** 2 + x[1] ** 2 + x[2] ** 2);
+  t.ok(Math.abs(g[6] - sFit / 4096) < 1e-12, 'the least-squares fit');
+  // Measured from 4 bits only: the fit uses 4 and 5, the unmeasured widths stay as they were.
+  const from4 = fittedErrors([0, 0, 0, 0, 0.8, 0.2, 9, 9, 0], 4);
+  t.same(from4.slice(2, 5), [0, 0, 0.8]);
+  t.ok(from4[6] < 0.2 && from4[7] < from4[6], `from 4 bits: ${from4.slice(5, 8)}`);
+  t.same(fittedErrors([0, 0, 1, 1, 1, 1, 1, 1, 0], 6), [0, 0, 1, 1, 1, 1, 1, 1, 0], 'no fit point measured: as measured');
+});
+
+t.test('with fitted errors, noise at the wide widths no longer buys bits', async (t) => {
+  // Layer 0: clean errors. Layer 1: the same at 3-4 bits, but its 5-bit error measured high by noise.
+  // As measured, layer 1 looks costly at 5 bits and takes width 6 from layer 0's budget; fitted, both alike.
+  const clean = [0, 0, 40, 8, 2, 0.5, 0.125, 0.03, 0];
+  const noisy = [0, 0, 40, 8, 2, 1.6, -0.1, 0.02, 0];
+  const layers: LayerErrors[] = [{ layer: 0, weights: 100, error: clean }, { layer: 1, weights: 100, error: noisy }];
+  const measured = allocateBits(layers, 5);
+  const fitted = allocateBits(layers.map((l) => ({ ...l, error: fittedErrors(l.error, 2) })), 5);
+  t.same(measured.widths, [4, 6], 'as measured: the noise moves a bit');
+  t.same(fitted.widths, [5, 5], 'fitted: the same width for the same layer');
 });

@@ -240,7 +240,7 @@ t.test('zeroq quantize --avg-bits: widths per layer at the average, recorded in 
   const widths = set.qnet.convs.filter((c) => c).map((c) => c!.wbits);
   t.ok(new Set(widths).size > 1, `several widths: ${[...new Set(widths)].sort().join(', ')}`);
   t.ok(widths.every((b) => b >= 3 && b <= 8));
-  t.match(set.manifest.quantization, { widths: { method: 'layer sensitivity', avgBitsTarget: 5 } });
+  t.match(set.manifest.quantization, { widths: { method: 'layer sensitivity', errorModel: 'fitted', avgBitsTarget: 5 } }, 'the widths and the error model they came from');
   t.equal((set.manifest.quantization as { widths: { sensitivityImages: number } }).widths.sensitivityImages, 2,
     'the layer errors on --sensitivity-images images of --calib, more than the --calib-images the formats take');
 

@@ -233,6 +233,7 @@ async function chooseWidths(
 function widthsMeta(w: WidthChoice, a: NonNullable<QuantizeCommand['avgBits']>): Record<string, unknown> {
   return {
     method: 'layer sensitivity',
+    errorModel: w.errorModel,
     avgBitsTarget: a.target,
     minBits: w.chosen.minBits,
     sensitivityImages: w.sensitivityImages,

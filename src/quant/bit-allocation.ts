@@ -52,6 +52,29 @@ export function monotoneErrors(e: readonly number[], minBits: number, maxBits: n
   return out;
 }
 
+/** Widths whose measured errors fit the model, and the widest measured error that is kept as measured. */
+export const FIT_WIDTHS = [3, 4, 5];
+export const KEEP_MEASURED_UP_TO = 4;
+
+/**
+ * A layer's errors with the wider widths from the model e(b) = s·4^-b (fitted to the measured errors
+ * at FIT_WIDTHS that were measured, i.e. not below the narrowest measured width): kept as measured up to
+ * KEEP_MEASURED_UP_TO bits, modelled above, 0 at 8 bits. Without a fit point, the errors as measured.
+ */
+export function fittedErrors(error: readonly number[], minMeasured: number): number[] {
+  let num = 0;
+  let den = 0;
+  for (const b of FIT_WIDTHS) {
+    if (b < minMeasured || !Number.isFinite(error[b])) continue;
+    const x = 4 ** -b;
+    num += error[b] * x;
+    den += x * x;
+  }
+  if (den === 0) return error.slice();
+  const s = Math.max(0, num / den);
+  return error.map((v, b) => (b <= KEEP_MEASURED_UP_TO || b < minMeasured ? v : b >= MAX_WIDTH ? 0 : s * 4 ** -b));
+}
+
 export function allocateBits(layers: readonly LayerErrors[], avgBits: number, opts: AllocateOptions = {}): Allocation {
   const minBits = opts.minBits ?? MIN_WIDTH;
   const maxBits = opts.maxBits ?? MAX_WIDTH;

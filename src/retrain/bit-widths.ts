@@ -10,6 +10,11 @@
  *    quantizer's default) each variant is rounded that way, from the layer's inputs in the 8-bit
  *    network: rounded to the nearest point instead, narrow layers looked far worse than the quantizer
  *    then makes them, and the widths went to the wrong layers.
+ *    The errors at 5 to 7 bits are mostly measurement noise (±0.1 on 32 images, either sign), which
+ *    the allocation read as real: it moved bits by it. So they are replaced by a model (fittedErrors):
+ *    a quantization step one bit finer has a quarter of the noise power, so e(b) ≈ s·4^-b, with s fitted
+ *    by least squares to the measured 3-, 4- and 5-bit errors (where the signal stands above the
+ *    noise); the measured errors are kept up to 4 bits.
  * 2. Allocation (src/quant/bit-allocation.ts): the widths with the least summed error at the average,
  *    once for each narrowest width allowed (2, 3, ... up to the average): the errors are measured one
  *    layer at a time, and their sum says less the more layers are narrow at once, so a floor is a
@@ -27,7 +32,7 @@ import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { quantizeConv } from '../quant/conv.js';
 import { inputHessian, type InputHessian } from '../quant/gptq.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from '../quant/quantize.js';
-import { allocateBits, MAX_WIDTH, MIN_WIDTH, type LayerErrors } from '../quant/bit-allocation.js';
+import { allocateBits, fittedErrors, MAX_WIDTH, MIN_WIDTH, type LayerErrors } from '../quant/bit-allocation.js';
 import { ZeroqError } from '../util/errors.js';
 import { fromQNet, intConvOf } from './formats.js';
 import { distillationLoss } from './loss.js';
@@ -53,6 +58,11 @@ export interface WidthOptions {
   floor?: number;
   batch?: number;
   threads: number;
+  /**
+   * What the allocation sees: the measured errors up to 4 bits and the model e(b) = s·4^-b above
+   * (fitted, the default), or the errors as measured.
+   */
+  errorModel?: ErrorModel;
   /** Layer errors measured before (layerErrors) for the same model, options and frames: not measured again. */
   measured?: { errors: LayerErrors[]; baseLoss: number };
   log?(msg: string): void;
@@ -81,6 +91,8 @@ export interface WidthChoice {
   /** Distillation loss of the all-8-bit network on the sensitivity frames. */
   baseLoss: number;
   sensitivityImages: number;
+  /** What the allocation read: the fitted model above 4 bits, or the errors as measured. */
+  errorModel: ErrorModel;
 }
 
 function batchOf(frames: FrameSet, from: number, n: number, per: number): Batch {
@@ -97,6 +109,7 @@ function batchOf(frames: FrameSet, from: number, n: number, per: number): Batch 
  * split (docs/benchmarks/avg-bits-check.md).
  */
 export type ErrorReference = 'float' | 'base';
+export type ErrorModel = 'fitted' | 'measured';
 export const DEFAULT_ERROR_REFERENCE: ErrorReference = 'float';
 
 /**
@@ -229,12 +242,14 @@ export async function chooseLayerWidths(model: FloatModel, calib: Frame[], o: Wi
     measured = layerErrors(base.qnet, base.model, o.sensitivity, { quant: plain, threads: o.threads, batch: o.batch, minBits: Math.min(...floors), log });
   }
   const { errors, baseLoss } = measured;
+  const minMeasured = Math.min(...floors);
+  const modelled = o.errorModel === 'measured' ? errors : errors.map((e) => ({ ...e, error: fittedErrors(e.error, minMeasured) }));
   const candidates: WidthCandidate[] = [];
   const seen = new Set<string>();
   for (const f of floors) {
-    const a = allocateBits(errors, o.avgBits, { minBits: f });
+    const a = allocateBits(modelled, o.avgBits, { minBits: f });
     const layerBits = net.layers.map(() => 0);
-    errors.forEach((e, k) => (layerBits[e.layer] = a.widths[k]));
+    modelled.forEach((e, k) => (layerBits[e.layer] = a.widths[k]));
     const key = layerBits.join(',');
     if (seen.has(key)) continue;
     seen.add(key);
@@ -252,5 +267,5 @@ export async function chooseLayerWidths(model: FloatModel, calib: Frame[], o: Wi
     }
     if (!chosen || (c.ap50 !== undefined && c.ap50 > (chosen.c.ap50 ?? -Infinity))) chosen = { c, r };
   }
-  return { chosen: chosen!.c, result: chosen!.r, candidates, errors, baseLoss, sensitivityImages: o.sensitivity.paths.length };
+  return { chosen: chosen!.c, result: chosen!.r, candidates, errors, baseLoss, sensitivityImages: o.sensitivity.paths.length, errorModel: o.errorModel ?? 'fitted' };
 }

@@ -146,7 +146,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
       });
       a.train.quant.layerBits = ch.chosen.layerBits;
       widths = {
-        method: 'layer sensitivity', avgBitsTarget: a.avgBits, minBits: ch.chosen.minBits, sensitivityImages: ch.sensitivityImages,
+        method: 'layer sensitivity', errorModel: ch.errorModel, avgBitsTarget: a.avgBits, minBits: ch.chosen.minBits, sensitivityImages: ch.sensitivityImages,
         candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, ...(c.ap50 !== undefined ? { validationAP: c.ap, validationAP50: c.ap50 } : {}) })),
       };
     }
