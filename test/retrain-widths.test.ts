@@ -154,9 +154,10 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(w6.train.quant.rounding, 'output', 'from the quantizer\'s output-rounded set');
   t.equal(w6.train.keepFormats, true, 'in its formats');
   const w5 = parseRetrainFlags(CFG, { ...base, wbits: 5 });
-  t.equal(w5.train.lr, 1e-4);
-  t.equal(w5.train.quant.rounding ?? 'nearest', 'nearest');
-  t.notOk(w5.train.keepFormats);
+  t.equal(w5.train.lr, 2e-5, 'W5 takes the W6 recipe');
+  t.equal(w5.train.quant.rounding, 'output');
+  t.equal(w5.train.keepFormats, true);
+  t.equal(w5.train.iterations, 3);
   const w6own = parseRetrainFlags(CFG, { ...base, wbits: 6, keepFormats: false, rounding: 'nearest', lr: 1e-4 });
   t.notOk(w6own.train.keepFormats, '--no-keep-formats wins over the recipe');
   t.equal(w6own.train.quant.rounding ?? 'nearest', 'nearest');
