@@ -91,7 +91,7 @@ if (errorModel !== 'measured' && errorModel !== 'fitted') throw new Error('--err
 /** The reference (and error model) as results and file names record them (absent for the curve's). */
 const errTag = errorReference === 'float' ? '' : `-${errorReference}`;
 const refTag = errTag + (errorModel === 'measured' ? '' : `-${errorModel}`);
-const sameReference = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference && (r.errorModel ?? 'measured') === errorModel;
+const sameSettings = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference && (r.errorModel ?? 'measured') === errorModel;
 const calibImages = Number(args['calib-images']);
 const models = args.models!.split(',');
 
@@ -372,7 +372,7 @@ async function widths(): Promise<void> {
     const devSet = await loadEvalSet(dev);
     const devScored: ScoredSet = { images: devSet.images, gt: devSet.gt };
     for (const B of avgs) {
-      if (results.some((r) => r.model === m && r.avgBits === B && sameReference(r))) continue;
+      if (results.some((r) => r.model === m && r.avgBits === B && sameSettings(r))) continue;
       const t0 = performance.now();
       // --floors: the narrowest widths tried (those above the average are left out).
       const floors = args.floors?.split(',').map(Number).filter((f) => f <= B);
@@ -405,7 +405,7 @@ async function widths(): Promise<void> {
     const ud = both.filter((r) => r.data === dataKey(dev, 0));
     const fv = uv.find((r) => r.spec === 'float')!;
     const fd = ud.find((r) => r.spec === 'float')!;
-    const mine = results.filter((r) => r.model === m && avgs.includes(r.avgBits) && sameReference(r)).sort((a, b) => a.avgBits - b.avgBits);
+    const mine = results.filter((r) => r.model === m && avgs.includes(r.avgBits) && sameSettings(r)).sort((a, b) => a.avgBits - b.avgBits);
     md.push(`### ${m} (float: validation AP50 ${pct(fv.AP50)}, ${path.basename(dev)} ${pct(fd.AP50)})`, '');
     md.push('| weights | bits per weight | validation AP50 / AP | Δ | dev AP50 / AP | Δ | widths chosen by | weight set |', '|---|---:|---:|---:|---:|---:|---|---|');
     const wlink = (f: string) => `[${f}](${path.relative(path.dirname(args.out!), path.join(weightsDir, f))})`;

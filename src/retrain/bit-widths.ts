@@ -74,7 +74,7 @@ export interface WidthCandidate {
   /** Width per network layer (0 for layers without weights). */
   layerBits: number[];
   avgBits: number;
-  /** Summed measured error of the widths. */
+  /** Summed error of the widths, as the allocation read it (errorModel). */
   error: number;
   /** Validation figures of its quantization (with a validation list). */
   ap?: number;
