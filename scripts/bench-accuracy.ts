@@ -345,7 +345,7 @@ async function widths(): Promise<void> {
     `Validation split: ${path.basename(valList)} = calib.txt images 559–758 (0-based; the last 200), never used for calibration or training;`,
     `every choice below (the candidate widths, see src/retrain/bit-widths.ts) is made on it. ${path.basename(dev)} is only reported.`,
     `Layer errors: each conv layer alone at 2..7 bits (8-bit formats otherwise), ${errorReference === 'float' ? "growth of the heads' distillation loss" : "the heads' distillation loss against the all-8-bit network's"} on the first ${sensN}`,
-    'images of the validation split. Candidates: the least summed error at the average with the narrowest width allowed at each of the',
+    `images of the validation split, ${errorModel === 'measured' ? 'used as measured (the commands fit a model above 4 bits since: avg-bits-check.md)' : 'above 4 bits from the fitted model (src/quant/bit-allocation.ts fittedErrors)'}. Candidates: the least summed error at the average with the narrowest width allowed at each of the`,
     `floors in the last column${args.floors ? ` (${args.floors})` : ''}; the one with the best validation AP50 is kept. Quantizer defaults otherwise (${d.actCalib}, bias correction, equalization, per channel,`,
     `zero-centered), calibration on the first ${calibImages} images of calib.txt; AP50 / AP in percent, integer engine, darknet \`detector valid\`.`,
     `Regenerate: \`npx tsx scripts/bench-accuracy.ts widths --val val.txt --avg ${avgs.join(',')} --uniform ${uniform.join(',')}${args.floors ? ` --floors ${args.floors}` : ''}\`` +
