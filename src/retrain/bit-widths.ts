@@ -110,6 +110,7 @@ function batchOf(frames: FrameSet, from: number, n: number, per: number): Batch 
  */
 export type ErrorReference = 'float' | 'base';
 export type ErrorModel = 'fitted' | 'measured';
+export const DEFAULT_ERROR_MODEL: ErrorModel = 'fitted';
 export const DEFAULT_ERROR_REFERENCE: ErrorReference = 'float';
 
 /**
@@ -243,7 +244,8 @@ export async function chooseLayerWidths(model: FloatModel, calib: Frame[], o: Wi
   }
   const { errors, baseLoss } = measured;
   const minMeasured = Math.min(...floors);
-  const modelled = o.errorModel === 'measured' ? errors : errors.map((e) => ({ ...e, error: fittedErrors(e.error, minMeasured) }));
+  const errorModel = o.errorModel ?? DEFAULT_ERROR_MODEL;
+  const modelled = errorModel === 'measured' ? errors : errors.map((e) => ({ ...e, error: fittedErrors(e.error, minMeasured) }));
   const candidates: WidthCandidate[] = [];
   const seen = new Set<string>();
   for (const f of floors) {
@@ -267,5 +269,5 @@ export async function chooseLayerWidths(model: FloatModel, calib: Frame[], o: Wi
     }
     if (!chosen || (c.ap50 !== undefined && c.ap50 > (chosen.c.ap50 ?? -Infinity))) chosen = { c, r };
   }
-  return { chosen: chosen!.c, result: chosen!.r, candidates, errors, baseLoss, sensitivityImages: o.sensitivity.paths.length, errorModel: o.errorModel ?? 'fitted' };
+  return { chosen: chosen!.c, result: chosen!.r, candidates, errors, baseLoss, sensitivityImages: o.sensitivity.paths.length, errorModel };
 }
