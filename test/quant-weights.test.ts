@@ -1,5 +1,5 @@
 import t from 'tap';
-import { dequantizeWeights, FM_SHIFT_MAX, quantizeMean, quantizeWeights, sqnrDb } from '../src/quant/weights.js';
+import { centersFor, dequantizeWeights, FM_SHIFT_MAX, quantizeMean, quantizeWeights, sqnrDb } from '../src/quant/weights.js';
 import { quantizeConv } from '../src/quant/conv.js';
 import { networkInput, proveConv, tensorInput } from '../src/qnet/bounds.js';
 import { largestFrac, roundHalfAway } from '../src/qnet/arith.js';
@@ -152,4 +152,59 @@ t.test('non-finite weights and wrong widths are refused', async (t) => {
   t.throws(() => quantizeWeights(f32([1, NaN]), 1, { wbits: 8, perChannel: false, zeroCenter: true }, 'layer 3'), { code: 'quant-weights' });
   t.throws(() => quantizeWeights(f32([1, 2]), 1, { wbits: 9, perChannel: false, zeroCenter: true }), { code: 'quant-bits' });
   t.throws(() => quantizeWeights(f32([1, 2]), 1, { wbits: 1, perChannel: false, zeroCenter: true }), { code: 'quant-bits' });
+});
+
+t.test("center 'fit': a lopsided channel gets a grid one step finer, nothing clipped, mu nearest the mean", async (t) => {
+  // Weights 0, 0, 0, 1.4: mean 0.35, range about the mean 1.05. At Nw = 4 (qmax 7) the mean's grid is
+  // fw = 2 (round(1.05·4) = 4 <= 7; round(1.05·8) = 8 > 7). From the midpoint 0.7 the range is 0.7:
+  // round(0.7·8) = 6 <= 7, so fw = 3 holds every weight; the centers that do form [1.4 − r, 0 + r] with
+  // r = 7.5/8 (just under), and the mean 0.35 lies left of 1.4 − r = 0.4625, so mu = 0.4625.
+  const w = f32([0, 0, 0, 1.4]);
+  const mean = quantizeWeights(w, 1, { wbits: 4, perChannel: true, zeroCenter: true });
+  const fit = quantizeWeights(w, 1, { wbits: 4, perChannel: true, zeroCenter: true, center: 'fit' });
+  t.equal(mean.fw[0], 2);
+  t.ok(Math.abs(mean.mu[0] - 0.35) < 1e-7, 'the mean');
+  t.equal(fit.fw[0], 3, 'one step finer');
+  t.ok(Math.abs(fit.mu[0] - (1.4 - 7.5 / 8)) < 1e-5, `mu ${fit.mu[0]} is the fitting point nearest the mean`);
+  t.ok(Array.from(fit.q).every((v) => Math.abs(v) <= 7), 'nothing clipped');
+  const err = (q: typeof fit) => dequantizeWeights(q, 1).reduce((s, v, i) => s + (v - w[i]) ** 2, 0);
+  t.ok(err(fit) < err(mean), `squared error ${err(fit)} below the mean's ${err(mean)}`);
+  // A symmetric channel keeps the mean.
+  const sym = f32([-1, -0.5, 0.5, 1]);
+  const s = quantizeWeights(sym, 1, { wbits: 4, perChannel: true, zeroCenter: true, center: 'fit' });
+  t.equal(s.mu[0], 0);
+  t.equal(s.fw[0], quantizeWeights(sym, 1, { wbits: 4, perChannel: true, zeroCenter: true }).fw[0]);
+});
+
+t.test("center 'fit' over random layers: never coarser than the mean's grid, nothing clipped, centersFor gives the same mu", async (t) => {
+  const r = rng(11);
+  let finer = 0;
+  for (let trial = 0; trial < 40; trial++) {
+    const filters = 6;
+    const per = 9 + trial;
+    // Skewed weights: a few large ones on one side.
+    const w = Float32Array.from({ length: filters * per }, () => (r() < 0.1 ? 2 * r() : r() - 0.5) * 0.1);
+    for (const wbits of [3, 4, 6, 8]) {
+      for (const perChannel of [true, false]) {
+        const opts = { wbits, perChannel, zeroCenter: true };
+        const a = quantizeWeights(w, filters, opts);
+        const b = quantizeWeights(w, filters, { ...opts, center: 'fit' });
+        const qmax = 2 ** (wbits - 1) - 1;
+        for (let o = 0; o < filters; o++) {
+          if (b.fw[o] < a.fw[o]) t.fail(`trial ${trial} Nw ${wbits}: fit fw ${b.fw[o]} coarser than ${a.fw[o]}`);
+          if (b.fw[o] > a.fw[o]) finer++;
+          if (b.fw[o] === a.fw[o] && b.mu[o] !== a.mu[o]) t.fail(`trial ${trial}: the same grid moved mu`);
+        }
+        if (!Array.from(b.q).every((v) => Math.abs(v) <= qmax)) t.fail(`trial ${trial} Nw ${wbits}: a weight beyond ±${qmax}`);
+        const approx = dequantizeWeights(b, filters);
+        for (let i = 0; i < w.length; i++) {
+          const o = Math.floor(i / per);
+          if (Math.abs(approx[i] - w[i]) > 2 ** -(b.fw[o] + 1) + 2 ** -(b.fm[o] + 1) + 1e-9) t.fail(`trial ${trial}: weight ${i} beyond half a step (clipped)`);
+        }
+        t.same(Array.from(centersFor(w, filters, b.fw, { ...opts, center: 'fit' })), Array.from(b.mu), `trial ${trial} Nw ${wbits} pc ${perChannel}: centersFor`);
+        t.same(Array.from(centersFor(w, filters, a.fw, opts)), Array.from(a.mu));
+      }
+    }
+  }
+  t.ok(finer > 50, `${finer} channels got a finer grid`);
 });

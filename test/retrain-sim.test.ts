@@ -84,12 +84,15 @@ t.test('Yolo-Fastest-1.1 with its real weights, formats from the quantizer: simu
     defaultQuantConfig(4),
     { ...defaultQuantConfig(8), perChannel: false, zeroCentered: false, headBits: 8, actCalib: 'minmax', equalize: false },
     { ...defaultQuantConfig(4), zeroCentered: false, actCalib: 'minmax', alignWeights: true },
+    // Centers off the mean (--center fit): the frozen formats must find the same mu.
+    { ...defaultQuantConfig(4), center: 'fit' },
+    { ...defaultQuantConfig(5), center: 'fit', rounding: 'nearest', perChannel: false, equalize: false },
   ];
   for (const qc of configs) {
     const it = await quantizerFormats(net, model.params, frames, qc, { equalize: qc.equalize, align: qc.alignWeights, threads: 2 });
     const qnet = toQNet(net, it.formats, intNet(net, it.params, it.formats, qc.wbits), qc);
     validateQNet(qnet);
-    const name = `W${qc.wbits} ${qc.perChannel ? 'per-channel' : 'per-layer'}${qc.alignWeights ? ', grid-aligned' : ''}`;
+    const name = `W${qc.wbits} ${qc.perChannel ? 'per-channel' : 'per-layer'}${qc.alignWeights ? ', grid-aligned' : ''}${qc.center === 'fit' ? ', center fit' : ''}`;
     // The shadow weights and frozen formats give back exactly the quantizer's integers (what every iteration start checks).
     t.same(qnetDifferences(qnet, it.qnet), [], `${name}: the quantizer's integers reproduced`);
     if (qc.alignWeights) {

@@ -99,7 +99,8 @@ t.test('layer errors against the 8-bit network: never negative, the loss against
   if (l.kind !== 'conv') throw new Error('not a conv');
   const src = l.inputs[0];
   const q8 = fromQNet(base.qnet);
-  const { qconv } = quantizeConv(net, l, base.model.params[e.layer]!, { wbits: 3, perChannel: quant.perChannel, zeroCenter: quant.zeroCenter }, tensorInput(base.qnet.formats[src]));
+  // The defaults center a 3-bit layer where the finest grid fits (--center auto).
+  const { qconv } = quantizeConv(net, l, base.model.params[e.layer]!, { wbits: 3, perChannel: quant.perChannel, zeroCenter: quant.zeroCenter, center: 'fit' }, tensorInput(base.qnet.formats[src]));
   const convs = q8.convs.slice();
   convs[e.layer] = intConvOf(l, qconv, base.qnet.formats[src].frac, base.qnet.formats[e.layer].frac);
   const batch = { n: 4, rgb: frames.rgb };

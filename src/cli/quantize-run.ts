@@ -316,6 +316,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       equalized: res.equalized?.length ?? 0,
       ...(cmd.quant.alignWeights && cmd.quant.perChannel ? { alignedWeights: true } : {}),
       ...(cmd.quant.weightClip === 'mse' ? { weightClip: 'mse' } : {}),
+      center: cmd.quant.center ?? 'mean',
       ...(cmd.quant.rounding === 'output' ? { rounding: 'output' } : {}),
       ...(res.calibration.method === 'search' ? { searchObjective: cmd.quant.searchObjective ?? 'exact' } : {}),
     },

@@ -1,4 +1,6 @@
 import { Command, Option } from 'commander';
+import { quantizeDefaults } from '../quant/quantize.js';
+import { CENTER_RULES, type CenterRule } from '../quant/weights.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, requireOneOf, UsageError } from '../cli/options.js';
 
 /**
@@ -29,6 +31,7 @@ interface QuantizeFlags {
   equalize?: boolean;
   alignWeights?: boolean;
   weightClip: 'minmax' | 'mse';
+  center: CenterRule;
   rounding?: 'nearest' | 'output';
   searchObjective: 'exact' | 'float';
   output: string;
@@ -69,6 +72,7 @@ export function register(program: Command): void {
     .option('--no-equalize', 'do not equalize')
     .option('--align-weights', 'per-channel formats: rescale conv pairs so each channel\'s weights span the top of their power-of-two grid')
     .addOption(choice('--weight-clip <rule>', 'weight fraction bits per channel: from the range, nothing clipped (minmax), or the least squared error, clipping (mse)', ['minmax', 'mse'], 'minmax'))
+    .addOption(choice('--center <rule>', 'each channel\'s integers centered on the weights\' mean (mean, the paper), on the point nearest it from which a finer grid holds every weight (fit), or fit at 5 bits and narrower (auto)', [...CENTER_RULES], quantizeDefaults().center ?? 'mean'))
     .addOption(
       choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search; the default with it)', ['nearest', 'output']),
     )
@@ -110,6 +114,7 @@ export function register(program: Command): void {
         equalize: flags.equalize,
         alignWeights: flags.alignWeights ?? false,
         weightClip: flags.weightClip,
+        center: flags.center,
         rounding: flags.rounding ?? (flags.actCalib === 'search' ? 'output' : 'nearest'),
         searchObjective: flags.searchObjective,
         searchImages: flags.searchImages,

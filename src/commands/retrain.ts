@@ -4,6 +4,7 @@ import { ZeroqError } from '../util/errors.js';
 import type { RetrainArgs } from '../retrain/run.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { recipeFor } from '../retrain/recipes.js';
+import { CENTER_RULES, type CenterRule } from '../quant/weights.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, UsageError } from '../cli/options.js';
 
 /** The flags as commander parsed them (numbers and choices checked already); unset ones take the width's recipe. */
@@ -12,6 +13,7 @@ export interface RetrainFlags {
   avgBits?: number;
   sensitivityImages?: number;
   weightClip?: 'minmax' | 'mse';
+  center?: CenterRule;
   rounding?: 'nearest' | 'output';
   crop?: number;
   abits: number;
@@ -89,6 +91,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     throw new UsageError(`--iterations ${iterations} cannot run the ${schedule.length} widths of the schedule`, 'retrain');
   }
   const weightClip = (o.weightClip ?? recipe.weightClip) as 'minmax' | 'mse';
+  const center = o.center ?? recipe.center;
   const rounding = (o.rounding ?? (o.actCalib === 'search' ? recipe.rounding : 'nearest')) as 'nearest' | 'output';
   if (rounding === 'output' && o.actCalib !== 'search') throw new UsageError('--rounding output (the least output error) needs --act-calib search', 'retrain');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
@@ -112,6 +115,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
         biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer,
         ...(alignWeights && !o.perLayer ? { alignWeights: true } : {}), searchObjective: o.searchObjective,
         ...(weightClip === 'mse' ? { weightClip } : {}),
+        ...(center !== 'mean' ? { center } : {}),
         ...(rounding === 'output' ? { rounding } : {}),
       },
       schedule,
@@ -187,6 +191,7 @@ export function register(program: Command): void {
     .option('--no-align-weights', 'do not align the weight grid')
     .addOption(choice('--rounding <how>', 'weights to their nearest grid point (nearest) or for the least error of each layer\'s output (output), as zeroq quantize (default: per width)', ['nearest', 'output']))
     .addOption(choice('--weight-clip <rule>', 'weight fraction bits: minmax (nothing clipped) or mse (least squared error, clipping), as zeroq quantize (default: per width)', ['minmax', 'mse']))
+    .addOption(choice('--center <rule>', 'each channel\'s integers centered on the mean (mean), where a finer grid holds every weight (fit), or fit at 5 bits and narrower (auto), as zeroq quantize (default: per width)', [...CENTER_RULES]))
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(opt('--calib-images <n>', 'the first n training images calibrate the formats at each iteration (as zeroq quantize)', parse.positiveInt, 32))
     .option('--keep-best', 'with --val: write the iteration with the best validation AP50 as the output, not the last one')

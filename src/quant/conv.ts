@@ -9,7 +9,7 @@ import { convWeightCount } from '../model/ir.js';
 import type { QConv } from '../qnet/types.js';
 import { roundHalfAway } from '../qnet/arith.js';
 import { channelBound, checkStructural, INT32_MAX, kernelTerms, proveConv, type ChannelBound, type ConvInput } from '../qnet/bounds.js';
-import { dequantizeWeights, quantizeWeights, sqnrDb, FW_MAX, type WeightClip } from './weights.js';
+import { dequantizeWeights, quantizeWeights, sqnrDb, FW_MAX, type WeightCenter, type WeightClip } from './weights.js';
 import { ZeroqError } from '../util/errors.js';
 import type { InputHessian } from './gptq.js';
 
@@ -22,6 +22,8 @@ export interface ConvQuantOptions {
   zeroCenter: boolean;
   /** How fw is chosen (weights.ts): from the range (default) or by the least squared error, clipping. */
   clip?: WeightClip;
+  /** Where the integers are centered (weights.ts): the mean (default) or 'fit'. */
+  center?: WeightCenter;
   /** Round for the least output error on these input statistics (gptq.ts) instead of to the nearest. */
   hessian?: InputHessian;
   /**

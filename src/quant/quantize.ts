@@ -13,7 +13,7 @@ import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsForm
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
-import { checkWbits, type WeightClip, type WeightRounding } from './weights.js';
+import { centerAt, checkWbits, type CenterRule, type WeightClip, type WeightRounding } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
 
@@ -32,6 +32,8 @@ export interface QuantizeOptions {
   zeroCenter: boolean;
   /** Weight fraction bits from the range ('minmax', default) or by least squared error with clipping ('mse'). */
   weightClip?: WeightClip;
+  /** Where each channel's integers are centered, by width (weights.ts CenterRule); absent: the mean. */
+  center?: CenterRule;
   /**
    * 'output': round each layer's weights for the least error of its output (gptq.ts) on the integer
    * inputs the format search computes; with the other activation calibrations (no such inputs) it
@@ -100,6 +102,8 @@ export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
     // The paper's rule: fraction bits from each channel's min and max, so no weight is clipped
     // (--weight-clip mse clips for the least squared error; docs/decisions/quantizer-defaults.md).
     weightClip: 'minmax', rounding: 'output',
+    // Off the mean at 5 bits and narrower, where it gives a finer grid (weights.ts CenterRule).
+    center: 'auto',
   };
 }
 
@@ -110,7 +114,10 @@ export function convOptionsFor(opts: QuantizeOptions, heads: boolean[]): (layer:
     if (opts.layerBits?.[layer.index]) wbits = opts.layerBits[layer.index];
     else if (layer.inputs[0] === -1 && opts.firstBits !== undefined) wbits = opts.firstBits;
     else if (heads[layer.index] && opts.headBits !== undefined) wbits = opts.headBits;
-    return { wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter, ...(opts.weightClip === 'mse' ? { clip: 'mse' as const } : {}) };
+    return {
+      wbits, perChannel: opts.perChannel, zeroCenter: opts.zeroCenter,
+      ...(opts.weightClip === 'mse' ? { clip: 'mse' as const } : {}), ...(centerAt(opts.center, wbits) === 'fit' ? { center: 'fit' as const } : {}),
+    };
   };
 }
 

@@ -4,7 +4,8 @@
  *   mu = mean of the weights of the layer (or of each output channel), D = w - mu,
  *   m = max(|min D|, |max D|), fw = the largest f with round(m·2^f) <= 2^(Nw-1) - 1,
  *   Q = round(D·2^fw) (Nw bits, nothing clipped), M = round(mu·2^fm) in 16 bits.
- * With zeroCenter off, mu = 0: the plain fixed-point baseline.
+ * With zeroCenter off, mu = 0: the plain fixed-point baseline. With center 'fit', mu moves off the mean
+ * where that lets a finer grid hold every weight (fittingCenter).
  */
 import { largestFrac, roundHalfAway, signedMax } from '../qnet/arith.js';
 import { ZeroqError } from '../util/errors.js';
@@ -37,6 +38,31 @@ export interface WeightQuantOptions {
    * on the calibration inputs (gptq.ts) instead of each to its nearest grid point; the grid is the same.
    */
   hessian?: InputHessian;
+  /** Where the integers are centered (with zeroCenter): 'mean' (default, the paper's mu) or 'fit'. */
+  center?: WeightCenter;
+}
+
+/**
+ * 'mean': mu is the mean of the group's weights (the paper). 'fit': the mean, unless a grid one step
+ * finer (or more) holds every weight from another point; then the point nearest the mean from which
+ * the finest such grid does. Nothing is clipped either way; a channel whose weights sit lopsided about
+ * their mean gets half (or a quarter of) the step. docs/decisions/quantizer-defaults.md measures it.
+ */
+export type WeightCenter = 'mean' | 'fit';
+
+/**
+ * The rule a command takes: a center for every width, or 'auto' (`zeroq quantize`'s default): 'fit' up
+ * to FIT_CENTER_MAX_BITS bits, where it measured better on both networks and both image lists, the
+ * mean above, where the two measured within noise of each other (docs/decisions/quantizer-defaults.md).
+ */
+export type CenterRule = WeightCenter | 'auto';
+export const CENTER_RULES: readonly CenterRule[] = ['auto', 'mean', 'fit'];
+export const FIT_CENTER_MAX_BITS = 5;
+
+/** The center of a layer of `wbits` under a rule (absent: the mean, as before the rule existed). */
+export function centerAt(rule: CenterRule | undefined, wbits: number): WeightCenter {
+  if (rule === 'auto') return wbits <= FIT_CENTER_MAX_BITS ? 'fit' : 'mean';
+  return rule ?? 'mean';
 }
 
 export type WeightClip = 'minmax' | 'mse';
@@ -55,6 +81,63 @@ function clippedError(weight: Float32Array, from: number, to: number, scale: num
     e += (d - q / s) ** 2;
   }
   return e;
+}
+
+/**
+ * The point nearest `mean` from which every weight of [from, to) (times scale) rounds to within
+ * ±qmax steps of 2^-frac, or undefined when no point does.
+ */
+export function fittingCenter(weight: Float32Array, from: number, to: number, scale: number, mean: number, frac: number, qmax: number): number | undefined {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = from; i < to; i++) {
+    const v = weight[i] * scale;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const s = 2 ** frac;
+  // |w - c|·2^frac < qmax + 1/2 rounds to within ±qmax; the margin keeps ties (rounded away) out.
+  const reach = (qmax + 0.5 - 1e-6) / s;
+  if (hi - lo > 2 * reach) return undefined;
+  const c = Math.min(Math.max(mean, hi - reach), lo + reach);
+  for (let i = from; i < to; i++) if (Math.abs(roundHalfAway((weight[i] * scale - c) * s)) > qmax) return undefined;
+  return c;
+}
+
+/**
+ * The centers mu of each output channel for the fraction bits fw it has (one per channel), as
+ * quantizeWeights chose them along with those fw.
+ */
+export function centersFor(
+  weight: Float32Array, filters: number, fw: ArrayLike<number>,
+  opts: Pick<WeightQuantOptions, 'wbits' | 'perChannel' | 'zeroCenter' | 'inputScale' | 'center'>,
+): Float64Array {
+  const scale = opts.inputScale ?? 1;
+  const qmax = signedMax(opts.wbits);
+  const per = weight.length / filters;
+  const groups = opts.perChannel ? filters : 1;
+  const span = weight.length / groups;
+  const mu = new Float64Array(filters);
+  if (!opts.zeroCenter) return mu;
+  for (let g = 0; g < groups; g++) {
+    const from = g * span;
+    const to = from + span;
+    const mean = meanOf(weight, from, to, scale);
+    let c = mean;
+    const f = fw[from / per];
+    if (opts.center === 'fit') {
+      // The quantizer's walk from the mean's grid towards finer ones, no further than f.
+      let range = 0;
+      for (let i = from; i < to; i++) range = Math.max(range, Math.abs(weight[i] * scale - mean));
+      for (let g = largestFrac(range, qmax, FW_MAX) + 1; range > 0 && g <= f; g++) {
+        const fit = fittingCenter(weight, from, to, scale, mean, g, qmax);
+        if (fit === undefined) break;
+        c = fit;
+      }
+    }
+    for (let o = from / per; o < to / per; o++) mu[o] = c;
+  }
+  return mu;
 }
 
 /** The integer weights of a layer and the real values they stand for. */
@@ -118,16 +201,25 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
       for (let o = from / per; o < to / per; o++) cap = Math.min(cap, opts.fwCap[o]);
     }
     f = Math.min(f, cap);
+    let center = mean;
+    if (opts.center === 'fit' && opts.zeroCenter && range > 0) {
+      for (let g = f + 1; g <= cap; g++) {
+        const c = fittingCenter(weight, from, to, scale, mean, g, qmax);
+        if (c === undefined) break;
+        f = g;
+        center = c;
+      }
+    }
     if (opts.clip === 'mse' && range > 0) {
-      let best = clippedError(weight, from, to, scale, mean, f, qmax);
+      let best = clippedError(weight, from, to, scale, center, f, qmax);
       const f0 = f;
       for (let g = f0 + 1; g <= Math.min(cap, f0 + WEIGHT_CLIP_STEPS); g++) {
-        const e = clippedError(weight, from, to, scale, mean, g, qmax);
+        const e = clippedError(weight, from, to, scale, center, g, qmax);
         if (e < best) (best = e), (f = g);
       }
     }
     for (let o = from / per; o < to / per; o++) {
-      mu[o] = mean;
+      mu[o] = center;
       fw[o] = f;
     }
   }

@@ -30,6 +30,7 @@ import type { QNet } from '../qnet/types.js';
 import { INPUT_FRAC } from '../qnet/types.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { quantizeConv } from '../quant/conv.js';
+import { centerAt } from '../quant/weights.js';
 import { inputHessian, type InputHessian } from '../quant/gptq.js';
 import { quantizeModel, type QuantizeOptions, type QuantizeResult } from '../quant/quantize.js';
 import { allocateBits, fittedErrors, MAX_WIDTH, MIN_WIDTH, type LayerErrors } from '../quant/bit-allocation.js';
@@ -178,6 +179,7 @@ export function layerErrors(
     for (let b = minBits; b < MAX_WIDTH; b++) {
       const { qconv } = quantizeConv(net, l, model.params[l.index]!, {
         wbits: b, perChannel: opts.quant.perChannel, zeroCenter: opts.quant.zeroCenter, ...(opts.quant.weightClip === 'mse' ? { clip: 'mse' as const } : {}),
+        ...(centerAt(opts.quant.center, b) === 'fit' ? { center: 'fit' as const } : {}),
         ...(opts.quant.biasCorrection ? { inputMean: means.get(src)! } : {}),
         ...(hessian ? { hessian } : {}),
       }, input);

@@ -10,7 +10,7 @@
 import type { ConvLayer, Network } from '../model/ir.js';
 import type { Frame } from '../engine/engine.js';
 import { roundHalfAway } from '../qnet/arith.js';
-import { quantizeWeights, type WeightClip, type WeightRounding } from '../quant/weights.js';
+import { centerAt, centersFor, type CenterRule, type WeightClip, type WeightRounding } from '../quant/weights.js';
 import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../qnet/types.js';
@@ -30,6 +30,8 @@ export interface QuantConfig {
   zeroCentered: boolean;
   /** The quantizer's rule for weight fraction bits (`--weight-clip`; absent: min/max). */
   weightClip?: WeightClip;
+  /** Where the quantizer centers each channel's integers, by width (`--center`; absent: the mean). */
+  center?: CenterRule;
   /** The quantizer's rounding (`--rounding`; absent: to nearest). */
   rounding?: WeightRounding;
   /** The quantizer's activation calibration (`zeroq quantize --act-calib`), and its percentile. */
@@ -59,6 +61,7 @@ export function defaultQuantConfig(wbits: number): QuantConfig {
     equalize: d.perChannel,
     searchObjective: d.searchObjective ?? 'exact',
     ...(d.weightClip === 'mse' ? { weightClip: 'mse' as const } : {}),
+    ...(d.center !== undefined && d.center !== 'mean' ? { center: d.center } : {}),
     ...(d.rounding === 'output' ? { rounding: 'output' as const } : {}),
   };
 }
@@ -73,6 +76,7 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
     zeroCenter: cfg.zeroCentered,
     // Absent in a configuration: the rules of before they existed (checkpoints keep resuming alike).
     weightClip: cfg.weightClip ?? 'minmax',
+    center: cfg.center ?? 'mean',
     rounding: cfg.rounding ?? 'nearest',
     abits: cfg.abits,
     headAbits: cfg.headBits,
@@ -134,10 +138,10 @@ export async function quantizerFormats(
     const c = res.qnet.convs[l.index];
     const p = out[l.index];
     if (!c || !p) throw new ZeroqError('retrain-params', 'conv layer without parameters', l.source ?? `layer ${l.index}`);
-    // mu as the quantizer takes it (it does not depend on fw); fw, M, fm as the quantizer chose them.
-    const { mu } = quantizeWeights(p.weight, l.filters, {
-      wbits: c.wbits, perChannel: cfg.perChannel, zeroCenter: cfg.zeroCentered, inputScale: inputScale(l),
-    }, l.source ?? `layer ${l.index}`);
+    // mu as the quantizer took it with the fw it chose; fw, M, fm as the quantizer chose them.
+    const mu = centersFor(p.weight, l.filters, c.fw, {
+      wbits: c.wbits, perChannel: cfg.perChannel, zeroCenter: cfg.zeroCentered, inputScale: inputScale(l), center: centerAt(cfg.center, c.wbits),
+    });
     const j = l.inputs[0];
     const faIn = j === -1 ? INPUT_FRAC : res.qnet.formats[j].frac;
     if (cfg.rounding === 'output') {

@@ -12,6 +12,8 @@
  * is the start.
  */
 
+import type { CenterRule } from '../quant/weights.js';
+
 export interface Recipe {
   iterations: number;
   epochs: number;
@@ -23,6 +25,8 @@ export interface Recipe {
   alignWeights: boolean;
   featureWeight: number;
   weightClip: 'minmax' | 'mse';
+  /** Where each channel's integers are centered (weights.ts CenterRule). */
+  center: CenterRule;
   rounding: 'nearest' | 'output';
   /** Formats from the quantizer at the first iteration only (trainer.ts keepFormats). */
   keepFormats: boolean;
@@ -39,12 +43,12 @@ export interface Recipe {
  * bits take it too, not measured there.
  */
 const WIDE: Recipe = {
-  iterations: 3, epochs: 1, lr: 2e-5, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', rounding: 'output', keepFormats: true,
+  iterations: 3, epochs: 1, lr: 2e-5, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', center: 'mean', rounding: 'output', keepFormats: true,
   measured: 'docs/decisions/retrain-recipe.md (W6 and W5: the quantizer\'s output-rounded set and formats kept, 3 iterations, Adam 2e-5 halved per iteration)',
 };
 
 const NARROW: Recipe = {
-  iterations: 12, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', rounding: 'nearest', keepFormats: false,
+  iterations: 12, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', center: 'mean', rounding: 'nearest', keepFormats: false,
   measured: 'docs/decisions/retrain-recipe.md (W4: 12 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5)',
 };
 
