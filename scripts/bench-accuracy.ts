@@ -19,6 +19,7 @@
  *   npx tsx scripts/bench-accuracy.ts widths --val <list> [--models ...] [--avg 4,4.5,5,6] [--uniform 4,5,6,8] [--floors 2,3,4]
  *       [--data <dev list>] [--errors-dir dir] [--weights-dir docs/benchmarks/weights] [--out docs/benchmarks/bit-widths.md]
  *       [--svg docs/benchmarks/ap50-vs-avg-bits.svg] [--error-reference float|base] [--error-model measured|fitted]
+ *       [--center mean|fit|auto]  (default mean: the figures in docs were made with it)
  *     Widths per layer at an average (`zeroq quantize --avg-bits`) against uniform widths: the layer errors
  *     measured once per model on the first --sensitivity-images of --val, every candidate scored on --val,
  *     the chosen one (best validation AP50) and the uniform widths scored on --val and on --data; the
@@ -35,7 +36,8 @@ import { loadDarknet } from '../src/model/darknet.js';
 import { FloatEngine } from '../src/engine/float.js';
 import { loadEvalSet, readImageList } from '../src/eval/dataset.js';
 import { dataPath } from '../src/util/paths.js';
-import { collectStats, quantizeDefaults, quantizeModel, type QuantizeOptions } from '../src/quant/quantize.js';
+import { collectStats, quantizeDefaults as quantizerDefaults, quantizeModel, type QuantizeOptions } from '../src/quant/quantize.js';
+import { CENTER_RULES, type CenterRule } from '../src/quant/weights.js';
 import { loadFrames, scoreEngine, scoreQNet, type ScoredSet } from '../src/eval/accuracy.js';
 import { lineChartSvg, type Series } from '../src/quant/svg.js';
 import type { ActivationStats } from '../src/quant/calibrate.js';
@@ -75,6 +77,7 @@ const { positionals, values: args } = parseArgs({
     'errors-dir': { type: 'string' },
     'error-reference': { type: 'string' },
     'error-model': { type: 'string' },
+    center: { type: 'string' },
     'weights-dir': { type: 'string', default: 'docs/benchmarks/weights' },
   },
 });
@@ -88,10 +91,15 @@ if (errorReference !== 'float' && errorReference !== 'base') throw new Error('--
 // commands' default since, src/quant/bit-allocation.ts fittedErrors) tags its results and files.
 const errorModel = (args['error-model'] ?? 'measured') as ErrorModel;
 if (errorModel !== 'measured' && errorModel !== 'fitted') throw new Error('--error-model: measured or fitted');
-/** The reference (and error model) as results and file names record them (absent for the curve's). */
-const errTag = errorReference === 'float' ? '' : `-${errorReference}`;
+// Every figure this script wrote to docs/ was quantized with the mean as the center (before `--center auto`
+// became the quantizer's default); `--center auto|fit` tags its results and files.
+const center = (args.center ?? 'mean') as CenterRule;
+if (!CENTER_RULES.includes(center)) throw new Error(`--center: ${CENTER_RULES.join(', ')}`);
+const quantizeDefaults = (): ReturnType<typeof quantizerDefaults> => ({ ...quantizerDefaults(), center });
+/** The reference (and error model, center) as results and file names record them (absent for the curve's). */
+const errTag = (errorReference === 'float' ? '' : `-${errorReference}`) + (center === 'mean' ? '' : `-center-${center}`);
 const refTag = errTag + (errorModel === 'measured' ? '' : `-${errorModel}`);
-const sameSettings = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference && (r.errorModel ?? 'measured') === errorModel;
+const sameSettings = (r: WidthResult) => (r.errorReference ?? 'float') === errorReference && (r.errorModel ?? 'measured') === errorModel && (r.center ?? 'mean') === center;
 const calibImages = Number(args['calib-images']);
 const models = args.models!.split(',');
 
@@ -319,6 +327,8 @@ interface WidthResult {
   errorReference?: ErrorReference;
   /** Only when not 'measured'. */
   errorModel?: ErrorModel;
+  /** Only when not 'mean'. */
+  center?: CenterRule;
 }
 
 async function widths(): Promise<void> {
@@ -390,7 +400,7 @@ async function widths(): Promise<void> {
       const file = path.join(weightsDir, `${m}-avg${B}${refTag}.zqw`);
       writeFileSync(file, buf);
       results.push({
-        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000, ...(errorReference !== 'float' ? { errorReference } : {}), ...(errorModel !== 'measured' ? { errorModel } : {}),
+        model: m, avgBits: B, seconds: (performance.now() - t0) / 1000, ...(errorReference !== 'float' ? { errorReference } : {}), ...(errorModel !== 'measured' ? { errorModel } : {}), ...(center !== 'mean' ? { center } : {}),
         chosen: { minBits: ch.chosen.minBits, avgBits: ch.chosen.avgBits, layerBits: ch.chosen.layerBits, val: { AP: ch.chosen.ap!, AP50: ch.chosen.ap50! }, dev: { AP: devS.AP, AP50: devS.AP50 }, file: path.basename(file), id: parseZqw(buf).manifest.id },
         candidates: ch.candidates.map((c) => ({ minBits: c.minBits, avgBits: c.avgBits, error: c.error, valAP50: c.ap50! })),
       });
