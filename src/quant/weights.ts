@@ -105,6 +105,20 @@ export function fittingCenter(weight: Float32Array, from: number, to: number, sc
 }
 
 /**
+ * From the mean's grid `frac`, the finest grid up to `limit` that some point holds every weight on, and
+ * the point nearest the mean that does (the mean itself when no finer grid fits).
+ */
+function finestFit(weight: Float32Array, from: number, to: number, scale: number, mean: number, frac: number, limit: number, qmax: number): { frac: number; center: number } {
+  let out = { frac, center: mean };
+  for (let g = frac + 1; g <= limit; g++) {
+    const c = fittingCenter(weight, from, to, scale, mean, g, qmax);
+    if (c === undefined) break;
+    out = { frac: g, center: c };
+  }
+  return out;
+}
+
+/**
  * The centers mu of each output channel for the fraction bits fw it has (one per channel), as
  * quantizeWeights chose them along with those fw.
  */
@@ -126,14 +140,10 @@ export function centersFor(
     let c = mean;
     const f = fw[from / per];
     if (opts.center === 'fit') {
-      // The quantizer's walk from the mean's grid towards finer ones, no further than f.
+      // The quantizer's walk from the mean's grid, no further than the grid it ended on.
       let range = 0;
       for (let i = from; i < to; i++) range = Math.max(range, Math.abs(weight[i] * scale - mean));
-      for (let g = largestFrac(range, qmax, FW_MAX) + 1; range > 0 && g <= f; g++) {
-        const fit = fittingCenter(weight, from, to, scale, mean, g, qmax);
-        if (fit === undefined) break;
-        c = fit;
-      }
+      if (range > 0) c = finestFit(weight, from, to, scale, mean, largestFrac(range, qmax, FW_MAX), f, qmax).center;
     }
     for (let o = from / per; o < to / per; o++) mu[o] = c;
   }
@@ -202,14 +212,7 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
     }
     f = Math.min(f, cap);
     let center = mean;
-    if (opts.center === 'fit' && opts.zeroCenter && range > 0) {
-      for (let g = f + 1; g <= cap; g++) {
-        const c = fittingCenter(weight, from, to, scale, mean, g, qmax);
-        if (c === undefined) break;
-        f = g;
-        center = c;
-      }
-    }
+    if (opts.center === 'fit' && opts.zeroCenter && range > 0) ({ frac: f, center } = finestFit(weight, from, to, scale, mean, f, cap, qmax));
     if (opts.clip === 'mse' && range > 0) {
       let best = clippedError(weight, from, to, scale, center, f, qmax);
       const f0 = f;
