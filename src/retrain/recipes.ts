@@ -10,6 +10,10 @@
  * iteration 2 (to nearest: 59 -> 53), so the iterations undo instead of build on each other; with its
  * formats kept (keepFormats) it levelled with the nearest-rounded recipe at W4. At 5 bits and wider it
  * is the start.
+ *
+ * Every recipe centers on the mean: the fitted center (`--center fit`, the quantizer's default at 5 bits
+ * and narrower) was tried at W4 and was ahead during the run but 0.23 AP50 behind at its output on the
+ * validation split (docs/benchmarks/retrain.md), and was not measured through the W5 recipe.
  */
 
 import type { CenterRule } from '../quant/weights.js';
