@@ -159,6 +159,11 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(w5.train.quant.rounding, 'output');
   t.equal(w5.train.keepFormats, true);
   t.equal(w5.train.iterations, 3);
+  t.equal(w5.train.quant.center, 'auto', 'W5 starts from zeroq quantize\'s set: centered by fit');
+  t.equal(w6.train.quant.center, undefined, 'at 6 bits auto is the mean: nothing recorded (older checkpoints resume)');
+  t.equal(w4.train.quant.center, undefined, 'the W4 recipe centers on the mean');
+  t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, center: 'fit' }).train.quant.center, 'fit', '--center wins over the recipe');
+  t.equal(parseRetrainFlags(CFG, { ...base, wbits: 5, center: 'mean' }).train.quant.center, undefined);
   const w6own = parseRetrainFlags(CFG, { ...base, wbits: 6, keepFormats: false, rounding: 'nearest', lr: 1e-4 });
   t.notOk(w6own.train.keepFormats, '--no-keep-formats wins over the recipe');
   t.equal(w6own.train.quant.rounding ?? 'nearest', 'nearest');

@@ -4,7 +4,7 @@ import { ZeroqError } from '../util/errors.js';
 import type { RetrainArgs } from '../retrain/run.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { recipeFor } from '../retrain/recipes.js';
-import { CENTER_RULES, type CenterRule } from '../quant/weights.js';
+import { centerAt, CENTER_RULES, type CenterRule } from '../quant/weights.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, UsageError } from '../cli/options.js';
 
 /** The flags as commander parsed them (numbers and choices checked already); unset ones take the width's recipe. */
@@ -92,6 +92,8 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   }
   const weightClip = (o.weightClip ?? recipe.weightClip) as 'minmax' | 'mse';
   const center = o.center ?? recipe.center;
+  // Recorded only where it moves a center, so that checkpoints made before the option still resume.
+  const centerMoves = avgBits !== undefined || schedule.some((b) => centerAt(center, b) === 'fit');
   const rounding = (o.rounding ?? (o.actCalib === 'search' ? recipe.rounding : 'nearest')) as 'nearest' | 'output';
   if (rounding === 'output' && o.actCalib !== 'search') throw new UsageError('--rounding output (the least output error) needs --act-calib search', 'retrain');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
@@ -115,7 +117,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
         biasCorrection: o.biasCorrection, equalize: o.equalize && !o.perLayer,
         ...(alignWeights && !o.perLayer ? { alignWeights: true } : {}), searchObjective: o.searchObjective,
         ...(weightClip === 'mse' ? { weightClip } : {}),
-        ...(center !== 'mean' ? { center } : {}),
+        ...(centerMoves && center !== 'mean' ? { center } : {}),
         ...(rounding === 'output' ? { rounding } : {}),
       },
       schedule,
