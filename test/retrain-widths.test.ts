@@ -142,7 +142,7 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
     calibImages: 32, threads: 1, output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
   };
   const w4 = parseRetrainFlags(CFG, { ...base, wbits: 4 });
-  t.equal(w4.train.iterations, 12);
+  t.equal(w4.train.iterations, 9);
   t.equal(w4.train.lrDecay, 0.7);
   t.equal(w4.train.flip, true);
   t.equal(w4.train.quant.alignWeights, true);
@@ -161,7 +161,7 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(w5.train.iterations, 3);
   t.equal(w5.train.quant.center, 'auto', 'W5 starts from zeroq quantize\'s set: centered by fit');
   t.equal(w6.train.quant.center, undefined, 'at 6 bits auto is the mean: nothing recorded (older checkpoints resume)');
-  t.equal(w4.train.quant.center, undefined, 'the W4 recipe centers on the mean');
+  t.equal(w4.train.quant.center, 'auto', 'the W4 recipe centers by fit, as zeroq quantize --wbits 4');
   t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, center: 'fit' }).train.quant.center, 'fit', '--center wins over the recipe');
   t.equal(parseRetrainFlags(CFG, { ...base, wbits: 5, center: 'mean' }).train.quant.center, undefined);
   const w6own = parseRetrainFlags(CFG, { ...base, wbits: 6, keepFormats: false, rounding: 'nearest', lr: 1e-4 });
@@ -180,7 +180,7 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, keepFormats: true }).train.keepFormats, true);
   const avg = parseRetrainFlags(CFG, { ...base, avgBits: 4.5 });
   t.equal(avg.avgBits, 4.5);
-  t.equal(avg.train.iterations, 12, 'an average takes the recipe of its floor');
+  t.equal(avg.train.iterations, 9, 'an average takes the recipe of its floor');
   t.throws(() => parseRetrainFlags(CFG, { ...base, avgBits: 4.5, wbits: 4 }), { code: 'usage', message: /--avg-bits/ });
   // A value out of range is refused by the option parser, on the command line.
   const list = dataPath('coco-val', 'calib.txt');

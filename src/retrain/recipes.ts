@@ -11,11 +11,11 @@
  * formats kept (keepFormats) it levelled with the nearest-rounded recipe at W4. At 5 bits and wider it
  * is the start.
  *
- * Centers: the wide recipe takes the quantizer's rule ('auto': the fitted center at 5 bits, the mean at 6
- * and wider), so that W5 starts from `zeroq quantize`'s own set; on the two folds and xl it was ahead of
- * the mean at W5 (1.1 mean 17.74 against 17.61, xl 24.35 against 22.32). The W4 recipe keeps the mean: the
- * fitted center there was ahead during the run but 0.23 AP50 behind at its output on the validation split
- * (docs/benchmarks/retrain.md).
+ * Centers: both recipes take the quantizer's rule ('auto': the fitted center at 5 bits and narrower, the
+ * mean at 6 and wider), so that W5 starts from `zeroq quantize`'s own set; on the two folds and xl it was
+ * ahead of the mean at W5 (1.1 mean 17.74 against 17.61, xl 24.35 against 22.32) and at W4 (1.1 two-fold
+ * mean of the outputs 15.03 against 14.35). The W4 recipe stops after 9 iterations, where the two-fold
+ * mean of the fitted runs peaked (16.37; 15.03 after 12) (docs/benchmarks/retrain.md).
  */
 
 import type { CenterRule } from '../quant/weights.js';
@@ -54,8 +54,8 @@ const WIDE: Recipe = {
 };
 
 const NARROW: Recipe = {
-  iterations: 12, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', center: 'mean', rounding: 'nearest', keepFormats: false,
-  measured: 'docs/decisions/retrain-recipe.md (W4: 12 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5)',
+  iterations: 9, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', center: 'auto', rounding: 'nearest', keepFormats: false,
+  measured: 'docs/decisions/retrain-recipe.md (W4: 9 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5, centered by fit)',
 };
 
 /** The recipe of a weight width (of the narrowest width of a schedule; of the floor of an average). */
