@@ -114,6 +114,25 @@ t.test('--center fit: recorded, finer grids in some channels, never coarser, not
   t.match(bad.stderr, /--center/);
 });
 
+t.test('--rounding-order energy: recorded, other integers in the same grids, refused without output rounding', async (t) => {
+  const ints = async (order: string) => {
+    const out = path.join(dir, `w4-order-${order}.zqw`);
+    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '1', '--rounding-order', order, '-o', out);
+    t.equal(r.code, 0, r.stderr);
+    const zqw = await readZqw(out);
+    t.equal(zqw.manifest.quantization.roundingOrder, order === 'energy' ? 'energy' : undefined);
+    return zqw.qnet.convs.flatMap((c) => (c ? [{ fw: Array.from(c.fw), q: c.q }] : []));
+  };
+  const [index, energy] = [await ints('index'), await ints('energy')];
+  t.ok(energy.every((c, k) => c.fw.every((f, o) => f === index[k].fw[o])), 'the same grids');
+  t.ok(energy.every((c) => c.q.every((v) => Math.abs(v) <= 7)), 'every integer within ±7');
+  const moved = energy.reduce((n, c, k) => n + c.q.reduce((m, v, i) => m + (v !== index[k].q[i] ? 1 : 0), 0), 0);
+  t.ok(moved > 0, `${moved} integers rounded differently`);
+  const bad = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--rounding', 'nearest', '--rounding-order', 'energy', '-o', path.join(dir, 'x.zqw'));
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--rounding-order/);
+});
+
 t.test('the text report: a row per layer and the totals', async (t) => {
   const out = path.join(dir, 'w8.zqw');
   const r = await zeroq(CFG, '--wbits', '8', '--first-bits', '8', '--head-bits', '8', '--calib', CALIB, '--calib-images', '1', '--act-calib', 'percentile', '-o', out);

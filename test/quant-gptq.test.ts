@@ -1,5 +1,5 @@
 import t from 'tap';
-import { inverseCholeskyUpper, roundChannel, DAMPING } from '../src/quant/gptq.js';
+import { inverseCholeskyUpper, orderedFactor, roundChannel, DAMPING } from '../src/quant/gptq.js';
 
 let seed = 11;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -82,4 +82,27 @@ t.test('an input that never varies does not break the factorisation', async (t) 
   const q = new Int8Array(d);
   roundChannel(Float64Array.of(0.3, -0.2, 0.9, 0.1), U, 2, 3, q, 0);
   t.same(Array.from(q).map((v) => Math.abs(v) <= 3), [true, true, true, true]);
+});
+
+t.test('energy order: the inputs of largest H diagonal first, the same rounding as the permuted problem in index order', async (t) => {
+  const d = 8;
+  for (let trial = 0; trial < 10; trial++) {
+    const H = hessian(d, 50);
+    const { factor, order } = orderedFactor(H, d, 'energy');
+    t.ok(order, 'an order');
+    const diag = Array.from(order!, (i) => H[i * d + i]);
+    t.ok(diag.every((v, k) => k === 0 || diag[k - 1] >= v), 'decreasing energy');
+    t.same([...order!].sort((a, b) => a - b), Array.from({ length: d }, (_, i) => i), 'a permutation');
+    const D = Float64Array.from({ length: d }, () => gauss() * 0.4);
+    const q = new Int8Array(d);
+    roundChannel(D, factor, 3, 7, q, 0, order);
+    // By hand: permute H and D, round in index order, put each integer back where its weight was.
+    const Hp = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) Hp[i * d + j] = H[order![i] * d + order![j]];
+    const qp = new Int8Array(d);
+    roundChannel(Float64Array.from(order!, (i) => D[i]), inverseCholeskyUpper(Hp, d), 3, 7, qp, 0);
+    t.same(Array.from(q), Array.from({ length: d }, (_, i) => qp[order!.indexOf(i)]));
+  }
+  const index = orderedFactor(hessian(4, 10), 4, 'index');
+  t.equal(index.order, undefined, 'index order: none carried');
 });

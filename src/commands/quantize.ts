@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { quantizeDefaults } from '../quant/quantize.js';
 import { CENTER_RULES, type CenterRule } from '../quant/weights.js';
+import type { RoundingOrder } from '../quant/gptq.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, requireOneOf, UsageError } from '../cli/options.js';
 
 /**
@@ -33,6 +34,7 @@ interface QuantizeFlags {
   weightClip: 'minmax' | 'mse';
   center: CenterRule;
   rounding?: 'nearest' | 'output';
+  roundingOrder?: RoundingOrder;
   searchObjective: 'exact' | 'float';
   output: string;
   id?: string;
@@ -76,6 +78,7 @@ export function register(program: Command): void {
     .addOption(
       choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search; the default with it)', ['nearest', 'output']),
     )
+    .addOption(choice('--rounding-order <order>', 'with --rounding output: round each channel\'s weights in index order (index), or those of the inputs with the most energy first (energy, GPTQ\'s act-order)', ['index', 'energy']))
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(required('-o, --output <file>', 'the .zqw to write'))
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -93,6 +96,9 @@ export function register(program: Command): void {
       }
     } else if (flags.val !== undefined) {
       throw new UsageError('--val is used by --avg-bits only', 'quantize');
+    }
+    if (flags.roundingOrder !== undefined && (flags.rounding === 'nearest' || flags.actCalib !== 'search')) {
+      throw new UsageError('--rounding-order is the order of --rounding output (with --act-calib search)', 'quantize');
     }
     if (flags.rounding === 'output' && flags.actCalib !== 'search') {
       throw new UsageError('--rounding output (the least output error) needs the format search (--act-calib search)', 'quantize');
@@ -116,6 +122,7 @@ export function register(program: Command): void {
         weightClip: flags.weightClip,
         center: flags.center,
         rounding: flags.rounding ?? (flags.actCalib === 'search' ? 'output' : 'nearest'),
+        ...(flags.roundingOrder ? { roundingOrder: flags.roundingOrder } : {}),
         searchObjective: flags.searchObjective,
         searchImages: flags.searchImages,
         threads: flags.threads,

@@ -33,15 +33,44 @@ export interface LayerInput {
 export interface InputHessian {
   d: number;
   factors: Float64Array[];
+  /** Per group, the order the weights are rounded in (factors are of H permuted to it); absent: index order. */
+  orders?: Int32Array[];
 }
+
+/** The order weights are rounded in: their index, or the inputs of largest energy (H's diagonal) first. */
+export type RoundingOrder = 'index' | 'energy';
 
 /**
  * H = Σ x xᵀ over the output positions of every input (per group of the conv), at most `maxPositions`
  * evenly spaced positions per input, then damped, inverted and factored.
  */
-export function inputHessian(net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048, threads = 1): InputHessian {
+export function inputHessian(
+  net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048, threads = 1, order: RoundingOrder = 'index',
+): InputHessian {
   const { d, sums } = hessianSums(net, layer, inputs, maxPositions, threads);
-  return { d, factors: sums.map((Hg) => inverseCholeskyUpper(symmetrize(Hg, d), d)) };
+  const groups = sums.map((Hg) => orderedFactor(symmetrize(Hg, d), d, order));
+  return { d, factors: groups.map((g) => g.factor), ...(order === 'energy' ? { orders: groups.map((g) => g.order!) } : {}) };
+}
+
+/** The factor roundChannel takes for a (symmetric) H, of H permuted to the rounding order. */
+export function orderedFactor(H: Float64Array, d: number, order: RoundingOrder): { factor: Float64Array; order?: Int32Array } {
+  if (order === 'index') return { factor: inverseCholeskyUpper(H, d) };
+  const o = energyOrder(H, d);
+  return { factor: inverseCholeskyUpper(permuted(H, d, o), d), order: o };
+}
+
+/** Indices by decreasing H diagonal (stable: ties keep index order). */
+function energyOrder(H: Float64Array, d: number): Int32Array {
+  const idx = Array.from({ length: d }, (_, i) => i);
+  idx.sort((a, b) => H[b * d + b] - H[a * d + a] || a - b);
+  return Int32Array.from(idx);
+}
+
+/** P H Pᵀ: row and column i of the result are row and column order[i] of H. */
+function permuted(H: Float64Array, d: number, order: Int32Array): Float64Array {
+  const P = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) P[i * d + j] = H[order[i] * d + order[j]];
+  return P;
 }
 
 /** Σ x xᵀ per group (upper triangles, d×d row-major) before damping; `native` false: the JS sums only. */
@@ -195,15 +224,15 @@ export function inverseCholeskyUpper(H: Float64Array, d: number): Float64Array {
 
 /**
  * The integers of one output channel: D = w − mu (input-scaled), rounded one at a time onto
- * k·2^-frac, |k| ≤ qmax, the error of each spread over the rest by U.
+ * k·2^-frac, |k| ≤ qmax, the error of each spread over the rest by U (of H in `order`, when given).
  */
-export function roundChannel(D: Float64Array, U: Float64Array, frac: number, qmax: number, out: Int8Array, at: number): void {
+export function roundChannel(D: Float64Array, U: Float64Array, frac: number, qmax: number, out: Int8Array, at: number, order?: Int32Array): void {
   const d = D.length;
-  const w = D.slice();
+  const w = order ? Float64Array.from(order, (i) => D[i]) : D.slice();
   const s = 2 ** frac;
   for (let j = 0; j < d; j++) {
     const q = Math.max(-qmax, Math.min(qmax, roundHalfAway(w[j] * s)));
-    out[at + j] = q;
+    out[at + (order ? order[j] : j)] = q;
     const err = (w[j] - q / s) / U[j * d + j];
     if (err === 0) continue;
     const row = j * d;

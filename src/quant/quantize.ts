@@ -13,6 +13,7 @@ import { ActivationStats, feedsOnlyHeads, formatsFromStats, outputBits, ownsForm
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
+import type { RoundingOrder } from './gptq.js';
 import { centerAt, checkWbits, type CenterRule, type WeightClip, type WeightRounding } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
@@ -40,6 +41,8 @@ export interface QuantizeOptions {
    * rounds to nearest. Default 'nearest' (quantizeDefaults: 'output').
    */
   rounding?: WeightRounding;
+  /** With 'output': the order the weights of a channel are rounded in (gptq.ts RoundingOrder); default 'index'. */
+  roundingOrder?: RoundingOrder;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
   headAbits: number;
@@ -242,7 +245,7 @@ export async function quantizeModel(
         convOptions,
         stats,
         biasCorrection: opts.biasCorrection ?? false,
-        ...(opts.rounding === 'output' ? { rounding: 'output' as const } : {}),
+        ...(opts.rounding === 'output' ? { rounding: 'output' as const, roundingOrder: opts.roundingOrder ?? 'index' } : {}),
         objective: opts.searchObjective ?? 'exact',
         threads: opts.threads ?? 1,
         onLayer: (d, t) => progress?.('search', d, t),

@@ -21,7 +21,7 @@ import { convActivatedFrames, requantize, routeInt, shortcutInt, squaredError } 
 import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { ZeroqError } from '../util/errors.js';
-import { inputHessian } from './gptq.js';
+import { inputHessian, type RoundingOrder } from './gptq.js';
 import type { WeightRounding } from './weights.js';
 
 export interface SearchOptions {
@@ -33,6 +33,8 @@ export interface SearchOptions {
   biasCorrection?: boolean;
   /** 'output': round each conv's weights for the least error of its output on the integer inputs (gptq.ts). */
   rounding?: WeightRounding;
+  /** With 'output', the order each channel's weights are rounded in. */
+  roundingOrder?: RoundingOrder;
   /**
    * What each candidate format is compared with: 'exact', the values the layer computes from its
    * (integer) inputs before its own output rounding — the error this format adds; or 'float', the
@@ -240,7 +242,7 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
         const inFmt = formatOf(formats, src);
         const copts = opts.convOptions(layer);
         if (opts.biasCorrection) copts.inputMean = channelMeans(frames.map((_, k) => get(k, src)), inFmt.frac);
-        if (opts.rounding === 'output') copts.hessian = inputHessian(net, layer, frames.map((_, k) => ({ ...get(k, src), frac: inFmt.frac })), undefined, opts.threads ?? 1);
+        if (opts.rounding === 'output') copts.hessian = inputHessian(net, layer, frames.map((_, k) => ({ ...get(k, src), frac: inFmt.frac })), undefined, opts.threads ?? 1, opts.roundingOrder);
         const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, copts, src === -1 ? networkInput() : tensorInput(inFmt));
         convs[L] = qconv;
         convStats[L] = stats;

@@ -239,7 +239,8 @@ export function quantizeWeights(weight: Float32Array, filters: number, opts: Wei
     if (H) {
       const D = new Float64Array(per);
       for (let i = 0; i < per; i++) D[i] = weight[o * per + i] * scale - mu[o];
-      roundChannel(D, H.factors[Math.floor((o * H.factors.length) / filters)], fw[o], qmax, q, o * per);
+      const g = Math.floor((o * H.factors.length) / filters);
+      roundChannel(D, H.factors[g], fw[o], qmax, q, o * per, H.orders?.[g]);
       const mq = quantizeMean(mu[o], fw[o]);
       m[o] = mq.m;
       fm[o] = mq.fm;
