@@ -160,7 +160,8 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(w5.train.keepFormats, true);
   t.equal(w5.train.iterations, 3);
   t.equal(w5.train.quant.center, 'auto', 'W5 starts from zeroq quantize\'s set: centered by fit');
-  t.equal(w6.train.quant.center, undefined, 'at 6 bits auto is the mean: nothing recorded (older checkpoints resume)');
+  t.equal(w6.train.quant.center, 'fit', 'W6 centers by fit (the quantizer\'s default there is the mean)');
+  t.equal(parseRetrainFlags(CFG, { ...base, wbits: 8 }).train.quant.center, undefined, 'at 8 bits the mean: nothing recorded');
   t.equal(w4.train.quant.center, 'auto', 'the W4 recipe centers by fit, as zeroq quantize --wbits 4');
   t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, center: 'fit' }).train.quant.center, 'fit', '--center wins over the recipe');
   t.equal(parseRetrainFlags(CFG, { ...base, wbits: 5, center: 'mean' }).train.quant.center, undefined);

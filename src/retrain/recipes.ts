@@ -11,11 +11,13 @@
  * formats kept (keepFormats) it levelled with the nearest-rounded recipe at W4. At 5 bits and wider it
  * is the start.
  *
- * Centers: both recipes take the quantizer's rule ('auto': the fitted center at 5 bits and narrower, the
- * mean at 6 and wider), so that W5 starts from `zeroq quantize`'s own set; on the two folds and xl it was
- * ahead of the mean at W5 (1.1 mean 17.74 against 17.61, xl 24.35 against 22.32) and at W4 (1.1 two-fold
- * mean of the outputs 15.03 against 14.35). The W4 recipe stops after 9 iterations, where the two-fold
- * mean of the fitted runs peaked (16.37; 15.03 after 12) (docs/benchmarks/retrain.md).
+ * Centers: retraining at 6 bits and narrower centers every channel where the finest grid fits ('fit'; at
+ * 5 bits and narrower that is also the quantizer's rule, so W5 and W4 start from `zeroq quantize`'s own
+ * sets). On the two validation folds it was ahead of the mean at W6 (two-fold means of the outputs: 1.1
+ * 19.55 against 18.99, xl 27.11 against 26.99), at W5 (1.1 17.74 against 17.61, xl fold A 24.35 against
+ * 22.32) and at W4 (1.1 15.03 against 14.35). 7 and 8 bits keep the quantizer's rule (the mean there): not
+ * measured. The W4 recipe stops after 9 iterations, where the two-fold mean of the fitted runs peaked
+ * (16.37; 15.03 after 12) (docs/benchmarks/retrain.md).
  */
 
 import type { CenterRule } from '../quant/weights.js';
@@ -50,7 +52,7 @@ export interface Recipe {
  */
 const WIDE: Recipe = {
   iterations: 3, epochs: 1, lr: 2e-5, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', center: 'auto', rounding: 'output', keepFormats: true,
-  measured: 'docs/decisions/retrain-recipe.md (W6 and W5: the quantizer\'s output-rounded set and formats kept, 3 iterations, Adam 2e-5 halved per iteration; at W5 centered by fit)',
+  measured: 'docs/decisions/retrain-recipe.md (W6 and W5: the quantizer\'s output-rounded set and formats kept, 3 iterations, Adam 2e-5 halved per iteration, centered by fit)',
 };
 
 const NARROW: Recipe = {
@@ -60,5 +62,7 @@ const NARROW: Recipe = {
 
 /** The recipe of a weight width (of the narrowest width of a schedule; of the floor of an average). */
 export function recipeFor(wbits: number): Recipe {
-  return wbits <= 4 ? { ...NARROW } : { ...WIDE };
+  if (wbits <= 4) return { ...NARROW };
+  // 'auto' is fit at 5 bits (recorded as before, so W5 checkpoints resume) and the mean at 7–8.
+  return { ...WIDE, center: wbits === 6 ? 'fit' : 'auto' };
 }
