@@ -1,7 +1,7 @@
 /**
  * The settings `zeroq retrain` uses at each weight width when the command line does not give them:
  * the ones that measured best for that width on the validation split (calib.txt images 559–758,
- * trained on the other 559; at 6 bits the mean of that and a second fold, images 359–558;
+ * trained on the other 559; the later choices at 6, 5 and 4 bits on the mean of that and a second fold, images 359–558;
  * docs/decisions/retrain-recipe.md). A flag given on the command line always wins.
  *
  * At 4 bits retraining rounds to the nearest grid point, as the measured runs did. Rounding for the
