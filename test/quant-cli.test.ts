@@ -133,6 +133,25 @@ t.test('--rounding-order energy: recorded, other integers in the same grids, ref
   t.match(bad.stderr, /--rounding-order/);
 });
 
+t.test('--rounding-target float: recorded, and the heads closer to the float network on the calibration images', async (t) => {
+  const run = async (target: string) => {
+    const out = path.join(dir, `w4-target-${target}.zqw`);
+    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '2', '--rounding-target', target, '-o', out, '--json');
+    t.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { layers: { index: number; actSqnr?: number }[] };
+    const zqw = await readZqw(out);
+    t.equal(zqw.manifest.quantization.roundingTarget, target === 'float' ? 'float' : undefined);
+    // the two tensors the yolo layers read (16 bits): what the detections are made from
+    return j.layers.filter((l) => l.index === 120 || l.index === 129).map((l) => l.actSqnr!);
+  };
+  const [layer, float] = [await run('layer'), await run('float')];
+  t.equal(float.length, 2);
+  float.forEach((s, k) => t.ok(s > layer[k] + 2, `head ${k}: ${s.toFixed(1)} dB against ${layer[k].toFixed(1)} dB for the layer's own error`));
+  const bad = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--act-calib', 'minmax', '--rounding-target', 'float', '-o', path.join(dir, 'x.zqw'));
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--rounding-target/);
+});
+
 t.test('the text report: a row per layer and the totals', async (t) => {
   const out = path.join(dir, 'w8.zqw');
   const r = await zeroq(CFG, '--wbits', '8', '--first-bits', '8', '--head-bits', '8', '--calib', CALIB, '--calib-images', '1', '--act-calib', 'percentile', '-o', out);

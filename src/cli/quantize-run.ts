@@ -317,7 +317,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       ...(cmd.quant.alignWeights && cmd.quant.perChannel ? { alignedWeights: true } : {}),
       ...(cmd.quant.weightClip === 'mse' ? { weightClip: 'mse' } : {}),
       center: cmd.quant.center ?? 'mean',
-      ...(cmd.quant.rounding === 'output' ? { rounding: 'output', ...(cmd.quant.roundingOrder === 'energy' ? { roundingOrder: 'energy' } : {}) } : {}),
+      ...(cmd.quant.rounding === 'output' ? { rounding: 'output', ...(cmd.quant.roundingOrder === 'energy' ? { roundingOrder: 'energy' } : {}), ...(cmd.quant.roundingTarget === 'float' ? { roundingTarget: 'float' } : {}) } : {}),
       ...(res.calibration.method === 'search' ? { searchObjective: cmd.quant.searchObjective ?? 'exact' } : {}),
     },
     calibration: { ...res.calibration, list: path.basename(cmd.calib), imageIds: list.map((im) => im.id) },

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { quantizeDefaults } from '../quant/quantize.js';
 import { CENTER_RULES, type CenterRule } from '../quant/weights.js';
 import type { RoundingOrder } from '../quant/gptq.js';
+import type { RoundingTarget } from '../quant/float-target.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, requireOneOf, UsageError } from '../cli/options.js';
 
 /**
@@ -35,6 +36,7 @@ interface QuantizeFlags {
   center: CenterRule;
   rounding?: 'nearest' | 'output';
   roundingOrder?: RoundingOrder;
+  roundingTarget?: RoundingTarget;
   searchObjective: 'exact' | 'float';
   output: string;
   id?: string;
@@ -79,6 +81,7 @@ export function register(program: Command): void {
       choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search; the default with it)', ['nearest', 'output']),
     )
     .addOption(choice('--rounding-order <order>', 'with --rounding output: round each channel\'s weights in index order (index), or those of the inputs with the most energy first (energy, GPTQ\'s act-order)', ['index', 'energy']))
+    .addOption(choice('--rounding-target <error>', 'with --rounding output: the error of each layer\'s own output on its integer inputs (layer), or against the float network\'s output (float: also makes up for the error of the layers before)', ['layer', 'float']))
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(required('-o, --output <file>', 'the .zqw to write'))
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -99,6 +102,9 @@ export function register(program: Command): void {
     }
     if (flags.roundingOrder !== undefined && (flags.rounding === 'nearest' || flags.actCalib !== 'search')) {
       throw new UsageError('--rounding-order is the order of --rounding output (with --act-calib search)', 'quantize');
+    }
+    if (flags.roundingTarget !== undefined && (flags.rounding === 'nearest' || flags.actCalib !== 'search')) {
+      throw new UsageError('--rounding-target is the error --rounding output minimises (with --act-calib search)', 'quantize');
     }
     if (flags.rounding === 'output' && flags.actCalib !== 'search') {
       throw new UsageError('--rounding output (the least output error) needs the format search (--act-calib search)', 'quantize');
@@ -123,6 +129,7 @@ export function register(program: Command): void {
         center: flags.center,
         rounding: flags.rounding ?? (flags.actCalib === 'search' ? 'output' : 'nearest'),
         ...(flags.roundingOrder ? { roundingOrder: flags.roundingOrder } : {}),
+        ...(flags.roundingTarget ? { roundingTarget: flags.roundingTarget } : {}),
         searchObjective: flags.searchObjective,
         searchImages: flags.searchImages,
         threads: flags.threads,

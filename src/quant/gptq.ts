@@ -73,6 +73,11 @@ function permuted(H: Float64Array, d: number, order: Int32Array): Float64Array {
   return P;
 }
 
+/** Every how many output positions a window is sampled, so that at most `maxPositions` are per input. */
+export function hessianStride(layer: ConvLayer, maxPositions: number): number {
+  return Math.max(1, Math.ceil((layer.out.h * layer.out.w) / maxPositions));
+}
+
 /** Σ x xᵀ per group (upper triangles, d×d row-major) before damping; `native` false: the JS sums only. */
 export function hessianSums(
   net: Network, layer: ConvLayer, inputs: LayerInput[], maxPositions = 2048, threads = 1, native = true,
@@ -80,7 +85,7 @@ export function hessianSums(
   const inShape = inputShape(net, layer);
   const G = layer.groups;
   const d = (inShape.c / G) * layer.size * layer.size;
-  const every = Math.max(1, Math.ceil((layer.out.h * layer.out.w) / maxPositions));
+  const every = hessianStride(layer, maxPositions);
   const sums = (native ? nativeHessian(layer, inputs, G, d, every, threads) : undefined) ?? jsHessian(layer, inputs, G, d, every);
   return { d, sums };
 }

@@ -14,6 +14,7 @@ import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
 import type { RoundingOrder } from './gptq.js';
+import type { RoundingTarget } from './float-target.js';
 import { centerAt, checkWbits, type CenterRule, type WeightClip, type WeightRounding } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
@@ -43,6 +44,8 @@ export interface QuantizeOptions {
   rounding?: WeightRounding;
   /** With 'output': the order the weights of a channel are rounded in (gptq.ts RoundingOrder); default 'index'. */
   roundingOrder?: RoundingOrder;
+  /** With 'output': the error rounded for, the layer's own ('layer', default) or against the float network's (float-target.ts). */
+  roundingTarget?: RoundingTarget;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
   headAbits: number;
@@ -245,7 +248,7 @@ export async function quantizeModel(
         convOptions,
         stats,
         biasCorrection: opts.biasCorrection ?? false,
-        ...(opts.rounding === 'output' ? { rounding: 'output' as const, roundingOrder: opts.roundingOrder ?? 'index' } : {}),
+        ...(opts.rounding === 'output' ? { rounding: 'output' as const, roundingOrder: opts.roundingOrder ?? 'index', roundingTarget: opts.roundingTarget ?? 'layer' } : {}),
         objective: opts.searchObjective ?? 'exact',
         threads: opts.threads ?? 1,
         onLayer: (d, t) => progress?.('search', d, t),

@@ -18,10 +18,11 @@ import { routeReference } from '../engine/int/route.js';
 import { INPUT_FRAC, type QConv, type TensorFormat } from '../qnet/types.js';
 import { ActivationStats, FA_MAX, FA_MIN, inheritedFormat, ownsFormat } from './calibrate.js';
 import { convActivatedFrames, requantize, routeInt, shortcutInt, squaredError } from './calib-sim.js';
-import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
+import { inputScaleFor, quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { ZeroqError } from '../util/errors.js';
 import { inputHessian, type RoundingOrder } from './gptq.js';
+import { floatTargetParams, inputChannelMeans, type RoundingTarget } from './float-target.js';
 import type { WeightRounding } from './weights.js';
 
 export interface SearchOptions {
@@ -35,6 +36,8 @@ export interface SearchOptions {
   rounding?: WeightRounding;
   /** With 'output', the order each channel's weights are rounded in. */
   roundingOrder?: RoundingOrder;
+  /** With 'output': the error rounded for, of the layer's own output ('layer', default) or against the float network's ('float', float-target.ts). */
+  roundingTarget?: RoundingTarget;
   /**
    * What each candidate format is compared with: 'exact', the values the layer computes from its
    * (integer) inputs before its own output rounding — the error this format adds; or 'float', the
@@ -62,7 +65,7 @@ export interface SearchResult {
   sqnr: (number | undefined)[];
 }
 
-/** Float outputs of the calibrated layers for every image, loaded chunk by chunk within a budget. */
+/** Float outputs of the calibrated layers (and of any `also` asked for) for every image, loaded chunk by chunk within a budget. */
 class FloatTargets {
   private readonly chunkOf: number[];
   private loaded = -1;
@@ -73,12 +76,13 @@ class FloatTargets {
     private readonly frames: Frame[],
     model: FloatModel,
     budgetBytes: number,
+    also: Set<number> = new Set(),
   ) {
     this.chunkOf = new Array<number>(model.net.layers.length).fill(-1);
     let chunk = 0;
     let used = 0;
     for (const l of model.net.layers) {
-      if (!ownsFormat(l)) continue;
+      if (!ownsFormat(l) && !also.has(l.index)) continue;
       const bytes = l.out.c * l.out.h * l.out.w * 4 * frames.length;
       if (used > 0 && used + bytes > budgetBytes) {
         chunk++;
@@ -144,23 +148,6 @@ function exactMerge(layer: Layer, xs: ITensor[], fracs: number[]): Float32Array 
   return out;
 }
 
-/** Mean real value of every channel of integer tensors (one per image) with `frac` fraction bits. */
-function channelMeans(xs: ITensor[], frac: number): Float64Array {
-  const { c, h, w } = xs[0];
-  const plane = h * w;
-  const out = new Float64Array(c);
-  for (const x of xs) {
-    for (let ch = 0; ch < c; ch++) {
-      let s = 0;
-      for (let i = ch * plane; i < (ch + 1) * plane; i++) s += x.data[i];
-      out[ch] += s;
-    }
-  }
-  const scale = 2 ** -frac / (plane * xs.length);
-  for (let ch = 0; ch < c; ch++) out[ch] *= scale;
-  return out;
-}
-
 function energy(targets: Float32Array[]): number {
   let e = 0;
   for (const t of targets) for (let i = 0; i < t.length; i++) e += t[i] * t[i];
@@ -182,7 +169,9 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
   if (frames.length === 0) throw new ZeroqError('quant-calib', 'the format search needs at least one calibration image', net.name);
   const below = opts.below ?? 1;
   const above = opts.above ?? 6;
-  const targets = new FloatTargets(engine, frames, model, opts.budgetBytes ?? 512 * 2 ** 20);
+  // Rounding against the float network also needs the float inputs of every conv.
+  const convInputs = new Set(opts.rounding === 'output' && opts.roundingTarget === 'float' ? net.layers.flatMap((l) => (l.kind === 'conv' && l.inputs[0] >= 0 ? [l.inputs[0]] : [])) : []);
+  const targets = new FloatTargets(engine, frames, model, opts.budgetBytes ?? 512 * 2 ** 20, convInputs);
   const n = net.layers.length;
 
   // Last reader of every tensor, so that integer outputs are dropped as soon as nothing needs them.
@@ -241,9 +230,20 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
         const src = layer.inputs[0];
         const inFmt = formatOf(formats, src);
         const copts = opts.convOptions(layer);
-        if (opts.biasCorrection) copts.inputMean = channelMeans(frames.map((_, k) => get(k, src)), inFmt.frac);
-        if (opts.rounding === 'output') copts.hessian = inputHessian(net, layer, frames.map((_, k) => ({ ...get(k, src), frac: inFmt.frac })), undefined, opts.threads ?? 1, opts.roundingOrder);
-        const { qconv, stats } = quantizeConv(net, layer, model.params[L]!, copts, src === -1 ? networkInput() : tensorInput(inFmt));
+        const xs = frames.map((_, k) => get(k, src));
+        if (opts.biasCorrection) copts.inputMean = inputChannelMeans(xs, 2 ** -inFmt.frac);
+        let params = model.params[L]!;
+        if (opts.rounding === 'output') {
+          const qInputs = xs.map((x) => ({ ...x, frac: inFmt.frac }));
+          copts.hessian = inputHessian(net, layer, qInputs, undefined, opts.threads ?? 1, opts.roundingOrder);
+          // The network input is the same integers in both networks: nothing to aim at.
+          if (opts.roundingTarget === 'float' && src !== -1) {
+            const fInputs = await targets.get(src);
+            const means = copts.inputMean ? { quantized: copts.inputMean, float: inputChannelMeans(xs.map((x, k) => ({ ...x, data: fInputs[k] })), 1) } : undefined;
+            params = floatTargetParams(net, layer, params, copts.hessian, qInputs, fInputs, inputScaleFor(layer), means);
+          }
+        }
+        const { qconv, stats } = quantizeConv(net, layer, params, copts, src === -1 ? networkInput() : tensorInput(inFmt));
         convs[L] = qconv;
         convStats[L] = stats;
         const act = convActivatedFrames(layer, qconv, frames.map((_, k) => get(k, src)), opts.threads ?? 1);
