@@ -17,7 +17,7 @@ import { defaultQuantConfig, fromQNet, intConvOf, intNet, qnetDifferences } from
 import { recipeFor } from '../src/retrain/recipes.js';
 import { headValues, quantForward } from '../src/retrain/sim.js';
 import { distillationLoss } from '../src/retrain/loss.js';
-import { cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
+import { blendFrame, cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
 import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
 import { zeroq as zeroqCli } from './helpers/cli.js';
 import { readZqw } from '../src/qnet/zqw.js';
@@ -176,6 +176,9 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.equal(own.train.featureWeight, 0);
   t.equal(own.train.lrDecay, 1);
   t.equal(own.train.crop, 0.6);
+  t.equal(w4.train.mix, undefined, 'no blends unless asked');
+  t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, mix: 0.3 }).train.mix, 0.3);
+  t.throws(() => parseRetrainFlags(CFG, { ...base, wbits: 4, mix: 0.3, labels: true }), { code: 'usage', message: /--mix/ });
   t.equal(own.train.quant.weightClip, 'mse');
   t.notOk(w4.train.keepFormats, 'formats from the quantizer at every iteration unless asked');
   t.equal(parseRetrainFlags(CFG, { ...base, wbits: 4, keepFormats: true }).train.keepFormats, true);
@@ -185,10 +188,13 @@ t.test('zeroq retrain: settings not given take the recipe of the width, given on
   t.throws(() => parseRetrainFlags(CFG, { ...base, avgBits: 4.5, wbits: 4 }), { code: 'usage', message: /--avg-bits/ });
   // A value out of range is refused by the option parser, on the command line.
   const list = dataPath('coco-val', 'calib.txt');
-  const [nine, crop] = await Promise.all([
+  const [nine, crop, mix] = await Promise.all([
     zeroqCli(['retrain', CFG, '--avg-bits', '9', '--data', list, '-o', 'x.zqw']),
     zeroqCli(['retrain', CFG, '--wbits', '4', '--crop', '0', '--data', list, '-o', 'x.zqw']),
+    zeroqCli(['retrain', CFG, '--wbits', '4', '--mix', '0.6', '--data', list, '-o', 'x.zqw']),
   ]);
+  t.equal(mix.code, 2);
+  t.match(mix.stderr, /'--mix <a>' argument '0.6' is invalid/);
   t.equal(nine.code, 2);
   t.match(nine.stderr, /'--avg-bits <b>' argument '9' is invalid/);
   t.equal(crop.code, 2);
@@ -229,6 +235,44 @@ t.test('crops: the whole window gives the frame back; a half window doubles; lab
   const b = sliceBatch(model.net, frames, [0, 1, 2, 3], undefined, initialState(model.params, 5), false, 0.5);
   t.same(a.batch.rgb, b.batch.rgb, 'the same seed draws the same crops');
   t.not(Buffer.compare(Buffer.from(a.batch.rgb), Buffer.from(frames.rgb)), 0, 'the frames are cropped');
+});
+
+t.test('blends: each frame mixed with another of the set by at most the weight asked; reproducible; not with labels', async (t) => {
+  const img = Uint8Array.of(0, 100, 255, 7);
+  const other = Uint8Array.of(255, 100, 0, 8);
+  const half = img.slice();
+  blendFrame(half, other, 0.5);
+  t.same(Array.from(half), [128, 100, 128, 8], 'halfway, rounded to nearest');
+  const none = img.slice();
+  blendFrame(none, other, 0);
+  t.same(none, img);
+
+  const { model, frames } = await tiny(4);
+  const per = model.net.input.w * model.net.input.h * 3;
+  const idx = [0, 1, 2, 3];
+  const a = sliceBatch(model.net, frames, idx, undefined, initialState(model.params, 9), false, 1, 0.5);
+  const b = sliceBatch(model.net, frames, idx, undefined, initialState(model.params, 9), false, 1, 0.5);
+  t.same(a.batch.rgb, b.batch.rgb, 'the same seed draws the same blends');
+  let blended = 0;
+  idx.forEach((k, i) => {
+    const out = a.batch.rgb.subarray(i * per, (i + 1) * per);
+    const own = frames.rgb.subarray(k * per, (k + 1) * per);
+    // Some frame j and weight w ≤ 0.5 give every value of the output (within rounding).
+    const fits = idx.some((j) => {
+      const o = frames.rgb.subarray(j * per, (j + 1) * per);
+      let num = 0;
+      let den = 0;
+      for (let p = 0; p < per; p++) (num += (out[p] - own[p]) * (o[p] - own[p])), (den += (o[p] - own[p]) ** 2);
+      const w = den > 0 ? num / den : 0;
+      if (w < -0.01 || w > 0.51) return false;
+      for (let p = 0; p < per; p++) if (Math.abs(out[p] - ((1 - w) * own[p] + w * o[p])) > 1) return false;
+      return true;
+    });
+    t.ok(fits, `frame ${i}: a blend of its image with one of the set, weight at most 0.5`);
+    if (Buffer.compare(Buffer.from(out), Buffer.from(own)) !== 0) blended++;
+  });
+  t.ok(blended >= 2, `${blended} of 4 frames changed`);
+  t.throws(() => sliceBatch(model.net, frames, idx, [[], [], [], []], initialState(model.params, 9), false, 1, 0.5), /no labels/);
 });
 
 t.test('zeroq quantize --avg-bits: widths per layer at the average, recorded in the weight set', async (t) => {

@@ -16,6 +16,7 @@ export interface RetrainFlags {
   center?: CenterRule;
   rounding?: 'nearest' | 'output';
   crop?: number;
+  mix?: number;
   abits: number;
   data?: string;
   val?: string;
@@ -98,6 +99,8 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   if (rounding === 'output' && o.actCalib !== 'search') throw new UsageError('--rounding output (the least output error) needs --act-calib search', 'retrain');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const crop = o.crop ?? recipe.crop;
+  const mix = o.mix ?? recipe.mix;
+  if (mix > 0 && o.labels) throw new UsageError('--mix blends frames, which have no labels: not with --labels', 'retrain');
   return {
     cfg,
     weights: o.weights,
@@ -131,6 +134,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       ...((o.keepFormats ?? recipe.keepFormats) ? { keepFormats: true } : {}),
       ...(o.averageDecay ? { averageDecay: o.averageDecay } : {}),
       ...(crop < 1 ? { crop } : {}),
+      ...(mix > 0 ? { mix } : {}),
       distill: o.distill,
       seed: o.seed,
       threads: o.threads,
@@ -177,6 +181,7 @@ export function register(program: Command): void {
       opt('--average-decay <d>', 'train on, but end each iteration with the running average of the shadow weights (avg = d*avg + (1-d)*w after every step); 0: none', numberIn(0, 1, { hi: true })),
     )
     .addOption(opt('--crop <f>', 'random crops: each training image at every step is a window of [f, 1] of its width and height, scaled back (1: none; default: per width)', numberIn(0, 1, { lo: true })))
+    .addOption(opt('--mix <a>', 'blends: each training image at every step becomes (1-a) itself + a another image of the list, a drawn from [0, <a>] (up to 0.5; 0: none; default: per width); the teacher sees the same blend', numberIn(0, 0.5)))
     .addOption(choice('--lr-unit <unit>', 'absolute, or step: the learning rate in units of each channel\'s quantization step', ['absolute', 'step'], 'absolute'))
     .addOption(
       opt('--feature-weight <w>', 'also distil the inner conv layers\' outputs (relative squared error to the float model\'s, summed over layers) with this weight; 0: heads only (default: per width)', numberIn(0, 1e6)),

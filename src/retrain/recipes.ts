@@ -30,6 +30,8 @@ export interface Recipe {
   flip: boolean;
   /** Random crops down to this fraction of width and height (1: none). */
   crop: number;
+  /** Blends with another training image, up to this weight (0: none; trainer.ts mix). */
+  mix: number;
   alignWeights: boolean;
   featureWeight: number;
   weightClip: 'minmax' | 'mse';
@@ -51,12 +53,12 @@ export interface Recipe {
  * bits take it too, not measured there.
  */
 const WIDE: Recipe = {
-  iterations: 3, epochs: 1, lr: 2e-5, lrDecay: 0.5, flip: false, crop: 1, alignWeights: false, featureWeight: 0, weightClip: 'minmax', center: 'auto', rounding: 'output', keepFormats: true,
+  iterations: 3, epochs: 1, lr: 2e-5, lrDecay: 0.5, flip: false, crop: 1, mix: 0, alignWeights: false, featureWeight: 0, weightClip: 'minmax', center: 'auto', rounding: 'output', keepFormats: true,
   measured: 'docs/decisions/retrain-recipe.md (W6 and W5: the quantizer\'s output-rounded set and formats kept, 3 iterations, Adam 2e-5 halved per iteration, centered by fit)',
 };
 
 const NARROW: Recipe = {
-  iterations: 9, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', center: 'auto', rounding: 'nearest', keepFormats: false,
+  iterations: 9, epochs: 1, lr: 1e-4, lrDecay: 0.7, flip: true, crop: 1, mix: 0, alignWeights: true, featureWeight: 0.5, weightClip: 'minmax', center: 'auto', rounding: 'nearest', keepFormats: false,
   measured: 'docs/decisions/retrain-recipe.md (W4: 9 iterations, x0.7 per iteration, mirrored frames, grid alignment, inner layers x0.5, centered by fit)',
 };
 

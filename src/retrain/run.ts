@@ -154,6 +154,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   }
   const featureSetting = a.train.featureWeight ? { featureWeight: a.train.featureWeight } : {};
   const cropSetting = a.train.crop !== undefined && a.train.crop < 1 ? { crop: a.train.crop } : {};
+  const mixSetting = a.train.mix ? { mix: a.train.mix } : {};
   const keepSetting = a.train.keepFormats ? { keepFormats: true } : {};
   const averageSetting = a.train.averageDecay ? { averageDecay: a.train.averageDecay } : {};
   const settings: Record<string, unknown> = {
@@ -164,6 +165,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     // Only when used, so that checkpoints made before the option existed still resume.
     ...featureSetting,
     ...cropSetting,
+    ...mixSetting,
     ...keepSetting,
     ...averageSetting,
   };
@@ -179,7 +181,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, ...mixSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, seed: a.train.seed,
     ...(widths ? { widths } : {}),
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });

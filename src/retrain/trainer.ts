@@ -50,6 +50,14 @@ export interface TrainConfig {
    */
   crop?: number;
   /**
+   * Blends: at every step each training image becomes (1 − a)·itself + a·another image of the list (drawn
+   * at random, as it is stored), a drawn uniformly from [0, mix] (mix ≤ 0.5), after mirroring and cropping.
+   * The teacher sees the same blend, so distillation still has exact targets: more distinct frames from
+   * the same few hundred images (mixup for distillation, "function matching", Beyer et al. 2022).
+   * Not with labels. 0 or absent: none.
+   */
+  mix?: number;
+  /**
    * 'absolute': the Adam step size is lr for every parameter; 'step': lr times the parameter's
    * quantization step (2^-fw of its channel for weights, the LSB of the layer's output for biases),
    * so that channels whose ranges differ by orders of magnitude move alike.
@@ -244,6 +252,11 @@ export function mirrorFrame(rgb: Uint8Array, w: number, h: number): void {
   }
 }
 
+/** img = (1 − a)·img + a·other, rounded to the nearest 8-bit value. */
+export function blendFrame(img: Uint8Array, other: Uint8Array, a: number): void {
+  for (let i = 0; i < img.length; i++) img[i] = Math.round((1 - a) * img[i] + a * other[i]);
+}
+
 /** A crop window, relative to the frame: left, top, width, height in [0, 1]. */
 export interface CropWindow {
   x: number;
@@ -295,12 +308,14 @@ export function cropLabels(boxes: LabelBox[], c: CropWindow): LabelBox[] {
 
 /**
  * The batch of the images `idx`; with `flip`, each one mirrored with probability 1/2, with `crop` < 1
- * each one cropped (cropFrame; scale and place drawn per image), labels alike. The draws come from
- * the state's generator, so a resumed run draws the same.
+ * each one cropped (cropFrame; scale and place drawn per image), labels alike; with `mix` > 0 each one
+ * blended with another image of the set (blendFrame; no labels). The draws come from the state's
+ * generator, so a resumed run draws the same.
  */
 export function sliceBatch(
-  net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean, crop = 1,
+  net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean, crop = 1, mix = 0,
 ): { batch: Batch; labels?: LabelBox[][] } {
+  if (mix > 0 && labels) throw new ZeroqError('retrain-config', 'blended frames (mix) have no labels to go with them');
   const { w, h } = net.input;
   const per = w * h * 3;
   const rgb = new Uint8Array(per * idx.length);
@@ -323,6 +338,10 @@ export function sliceBatch(
       const win = { x: (1 - cw) * draw(), y: (1 - ch) * draw(), w: cw, h: ch };
       cropFrame(img.slice(), w, h, win, img);
       if (lb) lb[i] = cropLabels(lb[i], win);
+    }
+    if (mix > 0) {
+      const other = Math.min(frames.paths.length - 1, Math.floor(draw() * frames.paths.length));
+      blendFrame(img, frames.rgb.subarray(other * per, (other + 1) * per), mix * draw());
     }
   });
   return { batch: { n: idx.length, rgb }, ...(lb ? { labels: lb } : {}) };
@@ -449,7 +468,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
   let last: { formats: Formats; wbits: number } | undefined;
   const decay = cfg.averageDecay ?? 0;
   if (!(decay >= 0 && decay < 1)) throw new ZeroqError('retrain-config', `the average's decay must be in [0, 1), not ${decay}`);
-  const augmented = (cfg.flip ?? false) || (cfg.crop !== undefined && cfg.crop < 1);
+  const augmented = (cfg.flip ?? false) || (cfg.crop !== undefined && cfg.crop < 1) || (cfg.mix ?? 0) > 0;
   const teacherCache =
     cfg.teacherCache !== false && !augmented && !((cfg.featureWeight ?? 0) > 0)
       ? new TeacherCache(net.heads.map((h) => { const o = net.layers[net.layers[h].inputs[0]].out; return o.c * o.h * o.w; }))
@@ -481,7 +500,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
           break;
         }
         const idx = state.order.slice(state.step * cfg.batch, (state.step + 1) * cfg.batch);
-        const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false, cfg.crop ?? 1);
+        const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false, cfg.crop ?? 1, cfg.mix ?? 0);
         // The average starts from the weights before the iteration's first step.
         const before = decay > 0 && !state.average ? cloneParams(state.params) : undefined;
         const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale, undefined, teacherCache?.batch(idx));
