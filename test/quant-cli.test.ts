@@ -117,7 +117,7 @@ t.test('--center fit: recorded, finer grids in some channels, never coarser, not
 t.test('--rounding-order energy: recorded, other integers in the same grids, refused without output rounding', async (t) => {
   const ints = async (order: string) => {
     const out = path.join(dir, `w4-order-${order}.zqw`);
-    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '1', '--rounding-order', order, '-o', out);
+    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '1', '--rounding-order', order, '--rounding-target', 'layer', '-o', out);
     t.equal(r.code, 0, r.stderr);
     const zqw = await readZqw(out);
     t.equal(zqw.manifest.quantization.roundingOrder, order === 'energy' ? 'energy' : undefined);
@@ -133,20 +133,24 @@ t.test('--rounding-order energy: recorded, other integers in the same grids, ref
   t.match(bad.stderr, /--rounding-order/);
 });
 
-t.test('--rounding-target float: recorded, and the heads closer to the float network on the calibration images', async (t) => {
-  const run = async (target: string) => {
-    const out = path.join(dir, `w4-target-${target}.zqw`);
-    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '2', '--rounding-target', target, '-o', out, '--json');
+t.test('--rounding-target float: recorded, the heads closer to the float network on the calibration images; the default at 4 bits', async (t) => {
+  const run = async (target?: string) => {
+    const out = path.join(dir, `w4-target-${target ?? 'default'}.zqw`);
+    const r = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--calib-images', '2', ...(target ? ['--rounding-target', target] : []), '-o', out, '--json');
     t.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout) as { layers: { index: number; actSqnr?: number }[] };
     const zqw = await readZqw(out);
-    t.equal(zqw.manifest.quantization.roundingTarget, target === 'float' ? 'float' : undefined);
-    // the two tensors the yolo layers read (16 bits): what the detections are made from
-    return j.layers.filter((l) => l.index === 120 || l.index === 129).map((l) => l.actSqnr!);
+    t.equal(zqw.manifest.quantization.roundingTarget, target === 'layer' ? undefined : (target ?? 'auto'));
+    return {
+      // the two tensors the yolo layers read (16 bits): what the detections are made from
+      heads: j.layers.filter((l) => l.index === 120 || l.index === 129).map((l) => l.actSqnr!),
+      q: zqw.qnet.convs.flatMap((c) => (c ? [c.q] : [])),
+    };
   };
-  const [layer, float] = [await run('layer'), await run('float')];
-  t.equal(float.length, 2);
-  float.forEach((s, k) => t.ok(s > layer[k] + 2, `head ${k}: ${s.toFixed(1)} dB against ${layer[k].toFixed(1)} dB for the layer's own error`));
+  const [layer, float, auto] = [await run('layer'), await run('float'), await run()];
+  t.equal(float.heads.length, 2);
+  float.heads.forEach((s, k) => t.ok(s > layer.heads[k] + 2, `head ${k}: ${s.toFixed(1)} dB against ${layer.heads[k].toFixed(1)} dB for the layer's own error`));
+  t.ok(auto.q.every((q, k) => q.every((v, i) => v === float.q[k][i])), 'the default (auto) at 4 bits: the integers of float');
   const bad = await zeroq(CFG, '--wbits', '4', '--calib', CALIB, '--act-calib', 'minmax', '--rounding-target', 'float', '-o', path.join(dir, 'x.zqw'));
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--rounding-target/);

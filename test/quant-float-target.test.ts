@@ -2,7 +2,7 @@ import t from 'tap';
 import { parseCfg } from '../src/model/darknet-cfg.js';
 import type { ConvLayer } from '../src/model/ir.js';
 import { DAMPING, inputHessian, type LayerInput, type RoundingOrder } from '../src/quant/gptq.js';
-import { floatTargetParams, inputChannelMeans } from '../src/quant/float-target.js';
+import { floatTargetParams, inputChannelMeans, roundingTargetAt } from '../src/quant/float-target.js';
 
 let seed = 5;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -123,4 +123,11 @@ t.test('no float error, nothing moves', async (t) => {
   const out = floatTargetParams(n, layer, { weight, bias }, inputHessian(n, layer, q), q, f, 1, { quantized: inputChannelMeans(q, 1 / 8), float: inputChannelMeans([{ ...q[0], data: f[0] }], 1) });
   t.same(Array.from(out.weight), Array.from(weight));
   t.ok(out.bias.every((b, o) => Math.abs(b - bias[o]) < 1e-6));
+});
+
+t.test('the rule by width: auto is float at 4 bits and narrower, the layer\'s own error wider', async (t) => {
+  t.same([2, 3, 4, 5, 6, 8].map((b) => roundingTargetAt('auto', b)), ['float', 'float', 'float', 'layer', 'layer', 'layer']);
+  t.equal(roundingTargetAt(undefined, 4), 'layer', 'absent: as before the rule existed');
+  t.equal(roundingTargetAt('float', 8), 'float');
+  t.equal(roundingTargetAt('layer', 2), 'layer');
 });

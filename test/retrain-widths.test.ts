@@ -120,8 +120,9 @@ t.test('retraining with a width per layer: each start is the quantizer\'s output
   convs.forEach((i, k) => (layerBits[i] = [3, 5, 8][k % 3]));
   const state = initialState(model.params, 1);
   const first = await startIteration(net, state, calib, { ...quant, wbits: 8, layerBits }, 2);
-  const quantized = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 8, layerBits, threads: 2 });
-  t.same(qnetDifferences(first.qnet, quantized.qnet), [], 'the same integers as zeroq quantize with those widths');
+  // Retraining rounds for each layer's own error (zeroq quantize's default is the float network's at 4 bits and narrower).
+  const quantized = await quantizeModel(model, calib, { ...quantizeDefaults(), roundingTarget: 'layer', wbits: 8, layerBits, threads: 2 });
+  t.same(qnetDifferences(first.qnet, quantized.qnet), [], 'the same integers as zeroq quantize --rounding-target layer with those widths');
   const cfg: TrainConfig = {
     quant: { ...quant, layerBits }, schedule: [8], iterations: 2, epochs: 1, batch: 2, lr: 1e-4, seed: 3, threads: 2,
     labelWeight: 0, budgetMs: 0, maxStepsPerEpoch: 1,
@@ -305,7 +306,7 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
   const net = model.net;
   const { wbits: _w, ...quant } = defaultQuantConfig(8);
   const near = await quantizeModel(model, calib, { ...quantizeDefaults(), rounding: 'nearest', wbits: 4, threads: 2 });
-  const out = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, rounding: 'output', threads: 2 });
+  const out = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, rounding: 'output', roundingTarget: 'layer', threads: 2 });
   t.ok(qnetDifferences(near.qnet, out.qnet).some((d) => d.endsWith(': q')), 'other integers than rounding to nearest');
   const state = initialState(model.params, 1);
   const first = await startIteration(net, state, calib, { ...quant, wbits: 4, rounding: 'output' }, 2);

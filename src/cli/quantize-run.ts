@@ -22,6 +22,7 @@ import { chooseLayerWidths, type WidthChoice } from '../retrain/bit-widths.js';
 import { loadFrames as loadFrameSet, readGroundTruth, readImageList as readTrainList, type FrameSet } from '../retrain/data.js';
 import type { GroundTruth } from '../eval/coco.js';
 import type { Frame } from '../engine/engine.js';
+import { roundingTargetAt } from '../quant/float-target.js';
 
 export interface QuantizeCommand {
   weights?: string;
@@ -293,6 +294,8 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
   }
 
   const heads = model.net.heads.map((h) => model.net.layers[h] as YoloLayer);
+  // Recorded where some layer was rounded against the float network (at 5 bits and wider 'auto' changes nothing).
+  const aimedAtFloat = res.qnet.convs.some((c) => c !== undefined && roundingTargetAt(cmd.quant.roundingTarget, c.wbits) === 'float');
   const weightsBytes = await readFile(model.weightsPath);
   const buf = writeZqw(res.qnet, {
     id: cmd.id,
@@ -317,7 +320,7 @@ export async function runQuantize(cfg: string, cmd: QuantizeCommand): Promise<vo
       ...(cmd.quant.alignWeights && cmd.quant.perChannel ? { alignedWeights: true } : {}),
       ...(cmd.quant.weightClip === 'mse' ? { weightClip: 'mse' } : {}),
       center: cmd.quant.center ?? 'mean',
-      ...(cmd.quant.rounding === 'output' ? { rounding: 'output', ...(cmd.quant.roundingOrder === 'energy' ? { roundingOrder: 'energy' } : {}), ...(cmd.quant.roundingTarget === 'float' ? { roundingTarget: 'float' } : {}) } : {}),
+      ...(cmd.quant.rounding === 'output' ? { rounding: 'output', ...(cmd.quant.roundingOrder === 'energy' ? { roundingOrder: 'energy' } : {}), ...(aimedAtFloat ? { roundingTarget: cmd.quant.roundingTarget } : {}) } : {}),
       ...(res.calibration.method === 'search' ? { searchObjective: cmd.quant.searchObjective ?? 'exact' } : {}),
     },
     calibration: { ...res.calibration, list: path.basename(cmd.calib), imageIds: list.map((im) => im.id) },

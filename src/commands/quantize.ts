@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { quantizeDefaults } from '../quant/quantize.js';
 import { CENTER_RULES, type CenterRule } from '../quant/weights.js';
 import type { RoundingOrder } from '../quant/gptq.js';
-import type { RoundingTarget } from '../quant/float-target.js';
+import { ROUNDING_TARGET_RULES, type RoundingTargetRule } from '../quant/float-target.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, requireOneOf, UsageError } from '../cli/options.js';
 
 /**
@@ -36,7 +36,7 @@ interface QuantizeFlags {
   center: CenterRule;
   rounding?: 'nearest' | 'output';
   roundingOrder?: RoundingOrder;
-  roundingTarget?: RoundingTarget;
+  roundingTarget?: RoundingTargetRule;
   searchObjective: 'exact' | 'float';
   output: string;
   id?: string;
@@ -81,7 +81,7 @@ export function register(program: Command): void {
       choice('--rounding <how>', 'weights to their nearest grid point (nearest), or for the least error of each layer\'s output on the calibration images (output; needs --act-calib search; the default with it)', ['nearest', 'output']),
     )
     .addOption(choice('--rounding-order <order>', 'with --rounding output: round each channel\'s weights in index order (index), or those of the inputs with the most energy first (energy, GPTQ\'s act-order)', ['index', 'energy']))
-    .addOption(choice('--rounding-target <error>', 'with --rounding output: the error of each layer\'s own output on its integer inputs (layer), or against the float network\'s output (float: also makes up for the error of the layers before)', ['layer', 'float']))
+    .addOption(choice('--rounding-target <error>', 'with --rounding output: the error of each layer\'s own output on its integer inputs (layer), against the float network\'s output (float: also makes up for the error of the layers before), or float at 4 bits and narrower (auto, the default)', [...ROUNDING_TARGET_RULES]))
     .addOption(choice('--search-objective <what>', 'search: judge formats by the error they add (exact) or against the float model', ['exact', 'float'], 'exact'))
     .addOption(required('-o, --output <file>', 'the .zqw to write'))
     .option('--id <id>', 'weight-set id (default: model, widths and a content hash)')
@@ -129,7 +129,7 @@ export function register(program: Command): void {
         center: flags.center,
         rounding: flags.rounding ?? (flags.actCalib === 'search' ? 'output' : 'nearest'),
         ...(flags.roundingOrder ? { roundingOrder: flags.roundingOrder } : {}),
-        ...(flags.roundingTarget ? { roundingTarget: flags.roundingTarget } : {}),
+        roundingTarget: flags.roundingTarget ?? quantizeDefaults().roundingTarget,
         searchObjective: flags.searchObjective,
         searchImages: flags.searchImages,
         threads: flags.threads,

@@ -14,7 +14,7 @@ import { quantizeConv, type ConvQuantOptions, type ConvStats } from './conv.js';
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { searchFormats } from './search.js';
 import type { RoundingOrder } from './gptq.js';
-import type { RoundingTarget } from './float-target.js';
+import type { RoundingTargetRule } from './float-target.js';
 import { centerAt, checkWbits, type CenterRule, type WeightClip, type WeightRounding } from './weights.js';
 import { alignWeightGrid, equalizeModel, equalizeWeightsModel, type EqualizedPair, type EqualizeOptions } from './equalize.js';
 import { ZeroqError } from '../util/errors.js';
@@ -44,8 +44,11 @@ export interface QuantizeOptions {
   rounding?: WeightRounding;
   /** With 'output': the order the weights of a channel are rounded in (gptq.ts RoundingOrder); default 'index'. */
   roundingOrder?: RoundingOrder;
-  /** With 'output': the error rounded for, the layer's own ('layer', default) or against the float network's (float-target.ts). */
-  roundingTarget?: RoundingTarget;
+  /**
+   * With 'output': the error rounded for, by layer width (float-target.ts roundingTargetAt): the layer's own
+   * ('layer', when absent) or against the float network's ('float'); quantizeDefaults: 'auto'.
+   */
+  roundingTarget?: RoundingTargetRule;
   /** Activation width (8) and width of the tensors read only by yolo layers (8 or 16). */
   abits: number;
   headAbits: number;
@@ -110,6 +113,8 @@ export function quantizeDefaults(): Omit<QuantizeOptions, 'wbits'> {
     weightClip: 'minmax', rounding: 'output',
     // Off the mean at 5 bits and narrower, where it gives a finer grid (weights.ts CenterRule).
     center: 'auto',
+    // At 4 bits and narrower, rounded against the float network's output (float-target.ts).
+    roundingTarget: 'auto',
   };
 }
 

@@ -22,7 +22,7 @@ import { inputScaleFor, quantizeConv, type ConvQuantOptions, type ConvStats } fr
 import { networkInput, tensorInput } from '../qnet/bounds.js';
 import { ZeroqError } from '../util/errors.js';
 import { inputHessian, type RoundingOrder } from './gptq.js';
-import { floatTargetParams, inputChannelMeans, type RoundingTarget } from './float-target.js';
+import { floatTargetParams, inputChannelMeans, roundingTargetAt, type RoundingTargetRule } from './float-target.js';
 import type { WeightRounding } from './weights.js';
 
 export interface SearchOptions {
@@ -36,8 +36,8 @@ export interface SearchOptions {
   rounding?: WeightRounding;
   /** With 'output', the order each channel's weights are rounded in. */
   roundingOrder?: RoundingOrder;
-  /** With 'output': the error rounded for, of the layer's own output ('layer', default) or against the float network's ('float', float-target.ts). */
-  roundingTarget?: RoundingTarget;
+  /** With 'output': the error rounded for, by layer width (float-target.ts roundingTargetAt); absent: the layer's own. */
+  roundingTarget?: RoundingTargetRule;
   /**
    * What each candidate format is compared with: 'exact', the values the layer computes from its
    * (integer) inputs before its own output rounding — the error this format adds; or 'float', the
@@ -170,7 +170,8 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
   const below = opts.below ?? 1;
   const above = opts.above ?? 6;
   // Rounding against the float network also needs the float inputs of every conv.
-  const convInputs = new Set(opts.rounding === 'output' && opts.roundingTarget === 'float' ? net.layers.flatMap((l) => (l.kind === 'conv' && l.inputs[0] >= 0 ? [l.inputs[0]] : [])) : []);
+  const aimsAtFloat = (l: ConvLayer): boolean => opts.rounding === 'output' && roundingTargetAt(opts.roundingTarget, opts.convOptions(l).wbits) === 'float';
+  const convInputs = new Set(net.layers.flatMap((l) => (l.kind === 'conv' && l.inputs[0] >= 0 && aimsAtFloat(l) ? [l.inputs[0]] : [])));
   const targets = new FloatTargets(engine, frames, model, opts.budgetBytes ?? 512 * 2 ** 20, convInputs);
   const n = net.layers.length;
 
@@ -237,7 +238,7 @@ export async function searchFormats(model: FloatModel, engine: FloatEngine, fram
           const qInputs = xs.map((x) => ({ ...x, frac: inFmt.frac }));
           copts.hessian = inputHessian(net, layer, qInputs, undefined, opts.threads ?? 1, opts.roundingOrder);
           // The network input is the same integers in both networks: nothing to aim at.
-          if (opts.roundingTarget === 'float' && src !== -1) {
+          if (aimsAtFloat(layer) && src !== -1) {
             const fInputs = await targets.get(src);
             const means = copts.inputMean ? { quantized: copts.inputMean, float: inputChannelMeans(xs.map((x, k) => ({ ...x, data: fInputs[k] })), 1) } : undefined;
             params = floatTargetParams(net, layer, params, copts.hessian, qInputs, fInputs, inputScaleFor(layer), means);

@@ -78,6 +78,8 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
     weightClip: cfg.weightClip ?? 'minmax',
     center: cfg.center ?? 'mean',
     rounding: cfg.rounding ?? 'nearest',
+    // Retraining's starts are rounded for the layer's own error (its integers are checked against these).
+    roundingTarget: 'layer',
     abits: cfg.abits,
     headAbits: cfg.headBits,
     actCalib: cfg.actCalib,
