@@ -16,7 +16,7 @@
  */
 import type { ConvLayer, ConvParams, Network } from '../model/ir.js';
 import { inputShape } from '../model/ir.js';
-import { hessianStride, type InputHessian, type LayerInput } from './gptq.js';
+import { convWindow, hessianStride, type InputHessian, type LayerInput } from './gptq.js';
 import { ZeroqError } from '../util/errors.js';
 
 /** Which output error the rounding minimises: the layer's own on its integer inputs, or against the float network's. */
@@ -68,30 +68,16 @@ export function crossTerm(
       throw new ZeroqError('quant-calib', `float input ${n}: ${xf.length} values for ${inp.c}×${inp.h}×${inp.w}`, `layer ${layer.index}`);
     }
     const s = 2 ** -inp.frac;
-    const plane = inp.h * inp.w;
     for (let p = 0; p < OH * OW; p += every) {
       const oy = Math.floor(p / OW);
       const ox = p % OW;
       for (let g = 0; g < G; g++) {
+        convWindow(layer, inp, s, oy, ox, g, cg, xq);
+        convWindow(layer, { h: inp.h, w: inp.w, data: xf }, 1, oy, ox, g, cg, dx);
         let moved = false;
-        for (let c = 0; c < cg; c++) {
-          const ch = g * cg + c;
-          for (let ky = 0; ky < k; ky++) {
-            const iy = oy * layer.stride - layer.pad + ky;
-            for (let kx = 0; kx < k; kx++) {
-              const ix = ox * layer.stride - layer.pad + kx;
-              const i = c * kk + ky * k + kx;
-              if (iy >= 0 && iy < inp.h && ix >= 0 && ix < inp.w) {
-                const at = ch * plane + iy * inp.w + ix;
-                xq[i] = inp.data[at] * s;
-                dx[i] = xf[at] - xq[i];
-                if (dx[i] !== 0) moved = true;
-              } else {
-                xq[i] = 0;
-                dx[i] = 0;
-              }
-            }
-          }
+        for (let i = 0; i < d; i++) {
+          dx[i] -= xq[i];
+          if (dx[i] !== 0) moved = true;
         }
         if (!moved) continue;
         for (let o = g * perGroup; o < (g + 1) * perGroup; o++) {

@@ -118,33 +118,17 @@ function nativeHessian(layer: ConvLayer, inputs: LayerInput[], G: number, d: num
 /** The sums in JS: x xᵀ (upper triangles) of the sampled windows of every input, per group. */
 function jsHessian(layer: ConvLayer, inputs: LayerInput[], G: number, d: number, every: number): Float64Array[] {
   const H = Array.from({ length: G }, () => new Float64Array(d * d));
-  const k = layer.size;
-  const kk = k * k;
-  const cg = d / kk;
+  const cg = d / (layer.size * layer.size);
   const { h: OH, w: OW } = layer.out;
   const positions = OH * OW;
   const x = new Float64Array(d);
   for (const inp of inputs) {
     const s = 2 ** -inp.frac;
-    const plane = inp.h * inp.w;
     for (let p = 0; p < positions; p += every) {
       const oy = Math.floor(p / OW);
       const ox = p % OW;
       for (let g = 0; g < G; g++) {
-        let nz = false;
-        for (let c = 0; c < cg; c++) {
-          const ch = g * cg + c;
-          for (let ky = 0; ky < k; ky++) {
-            const iy = oy * layer.stride - layer.pad + ky;
-            for (let kx = 0; kx < k; kx++) {
-              const ix = ox * layer.stride - layer.pad + kx;
-              const v = iy >= 0 && iy < inp.h && ix >= 0 && ix < inp.w ? inp.data[ch * plane + iy * inp.w + ix] * s : 0;
-              x[c * kk + ky * k + kx] = v;
-              if (v !== 0) nz = true;
-            }
-          }
-        }
-        if (!nz) continue;
+        if (!convWindow(layer, inp, s, oy, ox, g, cg, x)) continue;
         const Hg = H[g];
         for (let i = 0; i < d; i++) {
           const xi = x[i];
@@ -156,6 +140,33 @@ function jsHessian(layer: ConvLayer, inputs: LayerInput[], G: number, d: number,
     }
   }
   return H;
+}
+
+/**
+ * The input window of output position (oy, ox) in group g of a conv (cg input channels per group), as real
+ * values (the tensor's numbers times `scale`; zero outside the input), into x (cg·k² values, row-major by
+ * channel, ky, kx). Returns whether any value is non-zero.
+ */
+export function convWindow(
+  layer: ConvLayer, inp: { h: number; w: number; data: ArrayLike<number> }, scale: number, oy: number, ox: number, g: number, cg: number, x: Float64Array,
+): boolean {
+  const k = layer.size;
+  const kk = k * k;
+  const plane = inp.h * inp.w;
+  let nz = false;
+  for (let c = 0; c < cg; c++) {
+    const ch = g * cg + c;
+    for (let ky = 0; ky < k; ky++) {
+      const iy = oy * layer.stride - layer.pad + ky;
+      for (let kx = 0; kx < k; kx++) {
+        const ix = ox * layer.stride - layer.pad + kx;
+        const v = iy >= 0 && iy < inp.h && ix >= 0 && ix < inp.w ? inp.data[ch * plane + iy * inp.w + ix] * scale : 0;
+        x[c * kk + ky * k + kx] = v;
+        if (v !== 0) nz = true;
+      }
+    }
+  }
+  return nz;
 }
 
 function symmetrize(H: Float64Array, d: number): Float64Array {
