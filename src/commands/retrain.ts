@@ -39,6 +39,7 @@ export interface RetrainFlags {
   flip?: boolean;
   keepFormats?: boolean;
   averageDecay?: number;
+  freezeOscillations?: number;
   distill: 'objectness' | 'uniform';
   perLayer?: boolean;
   zeroCenter: boolean;
@@ -133,6 +134,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
       flip: o.flip ?? recipe.flip,
       ...((o.keepFormats ?? recipe.keepFormats) ? { keepFormats: true } : {}),
       ...(o.averageDecay ? { averageDecay: o.averageDecay } : {}),
+      ...(o.freezeOscillations !== undefined ? { freezeOscillations: o.freezeOscillations } : {}),
       ...(crop < 1 ? { crop } : {}),
       ...(mix > 0 ? { mix } : {}),
       distill: o.distill,
@@ -179,6 +181,9 @@ export function register(program: Command): void {
     .option('--no-keep-formats', 'formats from the quantizer at every iteration')
     .addOption(
       opt('--average-decay <d>', 'train on, but end each iteration with the running average of the shadow weights (avg = d*avg + (1-d)*w after every step); 0: none', numberIn(0, 1, { hi: true })),
+    )
+    .addOption(
+      opt('--freeze-oscillations <f>', 'fix an integer weight that flips back and forth more often than f per step (averaged) on its averaged grid point for the rest of the iteration (0..1; 1: only count the oscillations)', numberIn(0, 1)),
     )
     .addOption(opt('--crop <f>', 'random crops: each training image at every step is a window of [f, 1] of its width and height, scaled back (1: none; default: per width)', numberIn(0, 1, { lo: true })))
     .addOption(opt('--mix <a>', 'blends: each training image at every step becomes (1-a) itself + a another image of the list, a drawn from [0, <a>] (up to 0.5; 0: none; default: per width); the teacher sees the same blend', numberIn(0, 0.5)))

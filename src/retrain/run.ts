@@ -157,6 +157,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   const mixSetting = a.train.mix ? { mix: a.train.mix } : {};
   const keepSetting = a.train.keepFormats ? { keepFormats: true } : {};
   const averageSetting = a.train.averageDecay ? { averageDecay: a.train.averageDecay } : {};
+  const freezeSetting = a.train.freezeOscillations !== undefined ? { freezeOscillations: a.train.freezeOscillations } : {};
   const settings: Record<string, unknown> = {
     net: net.name, input: net.input, data: path.resolve(a.data), schedule: a.train.schedule, quant: a.train.quant,
     batch: a.train.batch, seed: a.train.seed, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false,
@@ -168,6 +169,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     ...mixSetting,
     ...keepSetting,
     ...averageSetting,
+    ...freezeSetting,
   };
   let state = initialState(model.params, a.train.seed);
   if (a.resume) {
@@ -181,7 +183,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, ...mixSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, ...mixSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, ...freezeSetting, seed: a.train.seed,
     ...(widths ? { widths } : {}),
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });
@@ -203,7 +205,8 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     validate,
     onIterationEnd: async (r, qnet) => {
       log(`iteration ${r.iteration + 1}: W${r.wbits}, mean loss ${r.meanLoss.toFixed(3)}, ${(r.elapsedMs / 60000).toFixed(1)} min` +
-        (r.ap50 !== undefined ? `, validation AP ${r.ap!.toFixed(4)} AP50 ${r.ap50.toFixed(4)}` : ''));
+        (r.ap50 !== undefined ? `, validation AP ${r.ap!.toFixed(4)} AP50 ${r.ap50.toFixed(4)}` : '') +
+        (r.oscillation ? `, integer changes ${r.oscillation.changes}, oscillations ${r.oscillation.oscillations}, frozen ${r.oscillation.frozen}` : ''));
       if (a.keepIterations) {
         iterationFiles[r.iteration + 1] = await writeWeightSet(qnet, iterationFile(r.iteration + 1), { source, quantization: quantization(r.iteration + 1, r), calibration });
       }

@@ -15,6 +15,7 @@ import { featureLoss, innerConvLayers } from './feature-loss.js';
 import { distillationLoss, labelLoss, type DistillWeighting, type LabelBox } from './loss.js';
 import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
 import type { FrameSet } from './data.js';
+import { observeOscillations, OSCILLATION_MOMENTUM, pinFrozen, startOscillations, type OscillationState } from './oscillation.js';
 
 export interface TrainConfig {
   quant: Omit<QuantConfig, 'wbits'>;
@@ -63,6 +64,12 @@ export interface TrainConfig {
    * so that channels whose ranges differ by orders of magnitude move alike.
    */
   lrUnit?: 'absolute' | 'step';
+  /**
+   * Freeze oscillating integer weights (oscillation.ts): a weight whose integer flips back and forth
+   * more often than this (exponential average of oscillations per step) is fixed on its averaged grid
+   * point for the rest of the iteration. Absent: none.
+   */
+  freezeOscillations?: number;
   seed: number;
   threads: number;
   /** How the distillation terms are weighted (loss.ts); default 'objectness'. */
@@ -151,6 +158,8 @@ export interface TrainState {
   teacher?: ParamSet;
   /** With averageDecay: the running average of the shadow weights in the current iteration. */
   average?: ParamSet;
+  /** With freezeOscillations: the integers' oscillations in the current iteration. */
+  oscillation?: OscillationState;
 }
 
 export interface IterationRecord {
@@ -162,6 +171,8 @@ export interface IterationRecord {
   /** Validation AP (integer arithmetic) after this iteration, when a validation list is given. */
   ap?: number;
   ap50?: number;
+  /** With freezeOscillations: integer changes and oscillations over the iteration's steps, weights frozen at its end. */
+  oscillation?: { changes: number; oscillations: number; frozen: number };
 }
 
 export interface ProgressEvent {
@@ -393,13 +404,17 @@ function newGrads(net: Network, params: ParamSet): Grads {
 /** One optimisation step on a batch; returns the loss before the update. */
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
-  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight'>, wbits: number, lr: number, lrScale?: Float64Array[],
+  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight' | 'freezeOscillations'>, wbits: number, lr: number, lrScale?: Float64Array[],
   /** Called after each part of the step with its name (scripts/bench-retrain.ts profile times them). */
   lap: (part: string) => void = () => {},
   /** The teacher's head outputs kept from earlier steps (heads-only distillation of unaugmented frames). */
   cached?: TeacherHeads,
 ): number {
   const q = intNet(net, state.params, formats, wbits);
+  if (cfg.freezeOscillations !== undefined) {
+    state.oscillation ??= startOscillations(net, q);
+    observeOscillations(net, state.oscillation, q, { threshold: cfg.freezeOscillations, momentum: OSCILLATION_MOMENTUM });
+  }
   const tape = quantForward(net, q, batch, cfg.threads);
   const student = headValues(net, q, tape);
   lap('integer forward');
@@ -443,6 +458,7 @@ export function trainStep(
   const flat: Float32Array[] = [];
   for (const l of net.layers) if (l.kind === 'conv') flat.push(grads.weight[l.index]!, grads.bias[l.index]!);
   adamStep(state.params, flat, state.adam, lr, lrScale);
+  if (state.oscillation) pinFrozen(net, state.oscillation, state.params, formats);
   lap('optimiser step');
   return loss;
 }
@@ -526,6 +542,9 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
     const record: IterationRecord = {
       iteration: state.iteration, wbits, meanLoss: state.lossCount ? state.lossSum / state.lossCount : NaN, steps: state.lossCount, elapsedMs: elapsed(),
     };
+    const osc = state.oscillation;
+    if (osc) record.oscillation = { changes: osc.changes, oscillations: osc.oscillations, frozen: osc.frozenCount };
+    state.oscillation = undefined;
     const qnet = toQNet(net, formats, intNet(net, state.params, formats, wbits), quant);
     if (hooks.validate) {
       const v = await hooks.validate(qnet);
