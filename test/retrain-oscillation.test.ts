@@ -1,5 +1,10 @@
 // Freezing oscillating integer weights (src/retrain/oscillation.ts), on the Yolo-Fastest-1.1 network at 64x64.
 import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runRetrain } from '../src/retrain/run.js';
+import { readZqw } from '../src/qnet/zqw.js';
 import { loadDarknet } from '../src/model/darknet.js';
 import { dataPath } from '../src/util/paths.js';
 import { loadFrames, readImageList } from '../src/retrain/data.js';
@@ -125,3 +130,24 @@ function FLAGS() {
     data: dataPath('coco-val', 'calib.txt'),
   };
 }
+
+t.test('--freeze-oscillations and --mix are recorded in the weight set and bind the checkpoint', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-osc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const imgs = (await readImageList(dataPath('coco-val', 'calib.txt'))).slice(0, 2);
+  const list = path.join(dir, 'l.txt');
+  writeFileSync(list, imgs.join('\n'));
+  const out = path.join(dir, 'o.zqw');
+  const flags = { ...FLAGS(), wbits: 4, data: list, batch: 2, iterations: 1, calibImages: 2, actCalib: 'minmax' as const, output: out, freezeOscillations: 0.04, mix: 0.3 };
+  const logged: string[] = [];
+  await runRetrain({ ...parseRetrainFlags(CFG, flags), size: { width: 64, height: 64 }, log: (m) => logged.push(m) });
+  const { manifest } = await readZqw(out);
+  t.match(manifest.quantization, { freezeOscillations: 0.04, mix: 0.3 }, 'both in the weight set\'s manifest');
+  t.ok(logged.some((m) => /iteration 1: .*integer changes \d+, oscillations \d+, frozen \d+/.test(m)), 'the iteration\'s log line counts them');
+  const ckpt = JSON.parse(readFileSync(`${out}.ckpt.json`, 'utf8')) as { settings: Record<string, unknown> };
+  t.match(ckpt.settings, { freezeOscillations: 0.04, mix: 0.3 }, 'both in the checkpoint\'s settings');
+  for (const other of [{ freezeOscillations: 0.1 }, { mix: 0.2 }]) {
+    await t.rejects(runRetrain({ ...parseRetrainFlags(CFG, { ...flags, ...other, iterations: 2, resume: true }), size: { width: 64, height: 64 }, log: () => {} }),
+      { code: 'retrain-checkpoint', message: new RegExp(`made with ${Object.keys(other)[0]}=`) }, `resuming with ${JSON.stringify(other)} is refused`);
+  }
+});
