@@ -326,11 +326,23 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
   }
   t.ok(within, 'every shadow weight inside the cell of its integer');
   t.ok(off > w.length / 4, `${off} of ${w.length} not at the grid point`);
-  t.throws(() => parseRetrainFlags(CFG, {
+  const flags: RetrainFlags = {
     abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8, headAbits: 16, actCalib: 'minmax', percentile: 99.99,
     searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: 32, threads: 1, output: 'o.zqw', lrUnit: 'absolute',
     distill: 'objectness', wbits: 4, rounding: 'output',
-  }), { code: 'usage', message: /--act-calib search/ });
+  };
+  t.throws(() => parseRetrainFlags(CFG, flags), { code: 'usage', message: /--act-calib search/ });
+
+  // Against the float network's output (--rounding-target float): again exactly the quantizer's integers,
+  // which differ from the layer target's.
+  const fl = await quantizeModel(model, calib, { ...quantizeDefaults(), wbits: 4, rounding: 'output', roundingTarget: 'float', threads: 2 });
+  t.ok(qnetDifferences(fl.qnet, out.qnet).some((d) => d.endsWith(': q')), 'the float target rounds other integers than the layer target');
+  const second = await startIteration(net, initialState(model.params, 1), calib, { ...quant, wbits: 4, rounding: 'output', roundingTarget: 'float' }, 2);
+  t.same(qnetDifferences(second.qnet, fl.qnet), [], 'with the float target the iteration starts from its integers');
+  const search = { ...flags, actCalib: 'search' as const };
+  t.equal(parseRetrainFlags(CFG, { ...search, roundingTarget: 'float' }).train.quant.roundingTarget, 'float', '--rounding-target reaches the quantizer');
+  t.equal(parseRetrainFlags(CFG, search).train.quant.roundingTarget, undefined, 'absent unless given (the layer\'s own error)');
+  t.throws(() => parseRetrainFlags(CFG, { ...search, rounding: 'nearest', roundingTarget: 'float' }), { code: 'usage', message: /--rounding-target.*not with rounding to nearest/ });
 });
 
 // Re-quantization at the start of an iteration must keep the integers training left: rounding for the

@@ -5,6 +5,7 @@ import type { RetrainArgs } from '../retrain/run.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { recipeFor } from '../retrain/recipes.js';
 import { centerAt, CENTER_RULES, type CenterRule } from '../quant/weights.js';
+import { ROUNDING_TARGET_RULES, type RoundingTargetRule } from '../quant/float-target.js';
 import { choice, intIn, MAX_THREADS, numberIn, opt, parse, required, UsageError } from '../cli/options.js';
 
 /** The flags as commander parsed them (numbers and choices checked already); unset ones take the width's recipe. */
@@ -15,6 +16,7 @@ export interface RetrainFlags {
   weightClip?: 'minmax' | 'mse';
   center?: CenterRule;
   rounding?: 'nearest' | 'output';
+  roundingTarget?: RoundingTargetRule;
   crop?: number;
   mix?: number;
   abits: number;
@@ -98,6 +100,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   const centerMoves = avgBits !== undefined || schedule.some((b) => centerAt(center, b) === 'fit');
   const rounding = (o.rounding ?? (o.actCalib === 'search' ? recipe.rounding : 'nearest')) as 'nearest' | 'output';
   if (rounding === 'output' && o.actCalib !== 'search') throw new UsageError('--rounding output (the least output error) needs --act-calib search', 'retrain');
+  if (o.roundingTarget && rounding !== 'output') throw new UsageError('--rounding-target chooses the error of --rounding output: not with rounding to nearest', 'retrain');
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const crop = o.crop ?? recipe.crop;
   const mix = o.mix ?? recipe.mix;
@@ -123,6 +126,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
         ...(weightClip === 'mse' ? { weightClip } : {}),
         ...(centerMoves && center !== 'mean' ? { center } : {}),
         ...(rounding === 'output' ? { rounding } : {}),
+        ...(o.roundingTarget ? { roundingTarget: o.roundingTarget } : {}),
       },
       schedule,
       iterations,
@@ -201,6 +205,9 @@ export function register(program: Command): void {
     .option('--no-equalize', 'do not equalize activation ranges before the first iteration')
     .option('--align-weights', 'before the first iteration, rescale conv pairs so each channel\'s weights span the top of their power-of-two grid (as zeroq quantize; default: per width)')
     .option('--no-align-weights', 'do not align the weight grid')
+    .addOption(
+      choice('--rounding-target <error>', 'with --rounding output: the error it rounds for at the first iteration, each layer\'s own output (layer, the default) or the float network\'s output (float; auto: float at 4 bits and narrower), as zeroq quantize', [...ROUNDING_TARGET_RULES]),
+    )
     .addOption(choice('--rounding <how>', 'weights to their nearest grid point (nearest) or for the least error of each layer\'s output (output), as zeroq quantize (default: per width)', ['nearest', 'output']))
     .addOption(choice('--weight-clip <rule>', 'weight fraction bits: minmax (nothing clipped) or mse (least squared error, clipping), as zeroq quantize (default: per width)', ['minmax', 'mse']))
     .addOption(choice('--center <rule>', 'each channel\'s integers centered on the mean (mean), where a finer grid holds every weight (fit), or fit at 5 bits and narrower (auto), as zeroq quantize (default: per width)', [...CENTER_RULES]))

@@ -12,6 +12,7 @@ import type { Frame } from '../engine/engine.js';
 import { roundHalfAway } from '../qnet/arith.js';
 import { centerAt, centersFor, type CenterRule, type WeightClip, type WeightRounding } from '../quant/weights.js';
 import { quantizeDefaults, quantizeModel, type QuantizeOptions } from '../quant/quantize.js';
+import type { RoundingTargetRule } from '../quant/float-target.js';
 import type { ActCalibMethod } from '../quant/calibrate.js';
 import { INPUT_FRAC, type QConv, type QNet, type TensorFormat } from '../qnet/types.js';
 import { ZeroqError } from '../util/errors.js';
@@ -34,6 +35,8 @@ export interface QuantConfig {
   center?: CenterRule;
   /** The quantizer's rounding (`--rounding`; absent: to nearest). */
   rounding?: WeightRounding;
+  /** With rounding 'output': the error it rounds for (`--rounding-target`; absent: each layer's own). */
+  roundingTarget?: RoundingTargetRule;
   /** The quantizer's activation calibration (`zeroq quantize --act-calib`), and its percentile. */
   actCalib: ActCalibMethod;
   percentile?: number;
@@ -78,8 +81,8 @@ export function quantizeOptionsOf(cfg: QuantConfig, equalize: boolean, threads: 
     weightClip: cfg.weightClip ?? 'minmax',
     center: cfg.center ?? 'mean',
     rounding: cfg.rounding ?? 'nearest',
-    // Retraining's starts are rounded for the layer's own error (its integers are checked against these).
-    roundingTarget: 'layer',
+    // Absent: the layer's own error, whatever the quantizer's default (checkpoints keep resuming alike).
+    roundingTarget: cfg.roundingTarget ?? 'layer',
     abits: cfg.abits,
     headAbits: cfg.headBits,
     actCalib: cfg.actCalib,
