@@ -28,8 +28,6 @@ export interface OscillationState {
   avg: Float32Array[];
   /** The frozen integer + 128, or 0 when the weight is free. */
   frozen: Int32Array[];
-  /** Steps observed in this iteration. */
-  steps: number;
   /** Integer changes and oscillations seen in this iteration, and weights frozen so far. */
   changes: number;
   oscillations: number;
@@ -60,7 +58,7 @@ export function startOscillations(net: Network, q: IntNet): OscillationState {
     freq: qs.map((a) => new Float32Array(a.length)),
     avg: qs.map((a) => Float32Array.from(a)),
     frozen: qs.map((a) => new Int32Array(a.length)),
-    steps: 0, changes: 0, oscillations: 0, frozenCount: 0,
+    changes: 0, oscillations: 0, frozenCount: 0,
   };
 }
 
@@ -95,7 +93,6 @@ export function observeOscillations(net: Network, st: OscillationState, q: IntNe
       }
     }
   });
-  st.steps++;
 }
 
 /** Puts every frozen weight's shadow value on the grid point of its frozen integer (after each update). */
