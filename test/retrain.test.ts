@@ -80,14 +80,41 @@ t.test('the teacher outputs kept from an earlier step give the step exactly what
     const loss = trainStep(net, model.params, state, formats, batch, undefined, cfg, 6, 1e-4, undefined, undefined, cached);
     return { loss, params: flatParams(state.params) };
   };
-  let kept: Float32Array[] | undefined;
-  const fresh = step({ get: () => undefined, set: (h) => (kept = h.map((x) => x.slice())) });
-  t.ok(kept && kept.length === net.heads.length, 'a step without kept outputs hands its teacher outputs over');
-  const replayed = step({ get: () => kept!.map((x) => x.slice()), set: () => t.fail('nothing to keep when the outputs came from the cache') });
+  // A cache that holds the frames at `have` (from a forward pass of just those frames) and records what it is given.
+  const cache = (have: number[], heads?: Float32Array[]) => {
+    const filled: number[][] = [];
+    const kept: Float32Array[] = heads?.map((h) => h.slice()) ?? net.heads.map((h) => { const o = net.layers[net.layers[h].inputs[0]].out; return new Float32Array(4 * o.c * o.h * o.w); });
+    const per = kept.map((h) => h.length / 4);
+    const c: TeacherHeads = {
+      missing: () => [0, 1, 2, 3].filter((b) => !have.includes(b)),
+      fill: (pos, hs) => {
+        filled.push(pos);
+        pos.forEach((b, i) => hs.forEach((h, k) => kept[k].set(h.subarray(i * per[k], (i + 1) * per[k]), b * per[k])));
+      },
+      get: () => kept.map((h) => h.slice()),
+    };
+    return { c, filled, kept: () => kept };
+  };
+  const plain = step();
+  const empty = cache([]);
+  const fresh = step(empty.c);
+  t.same(empty.filled, [[0, 1, 2, 3]], 'a step without kept outputs hands all its teacher outputs over');
+  t.equal(fresh.loss, plain.loss, 'and computes what a step without a cache computes');
+  const full = cache([0, 1, 2, 3], empty.kept());
+  const replayed = step(full.c);
+  t.same(full.filled, [], 'nothing is computed when every output is kept');
   t.equal(replayed.loss, fresh.loss, 'the same loss');
-  t.ok(fresh.params.every((x, k) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(replayed.params[k].buffer)) === 0), 'the same updated weights, bit for bit');
-  const wrong = step({ get: () => kept!.map((x) => new Float32Array(x.length)), set: () => {} });
-  t.not(wrong.loss, fresh.loss, 'the kept outputs are what the loss is computed against');
+  const same = (a: Float32Array[], b: Float32Array[]) => a.every((x, k) => Buffer.compare(Buffer.from(x.buffer), Buffer.from(b[k].buffer)) === 0);
+  t.ok(same(fresh.params, replayed.params), 'the same updated weights, bit for bit');
+  // Half the frames kept: the teacher runs on the other two alone, and gives them the numbers of the whole batch.
+  const half = cache([0, 2], empty.kept());
+  for (const h of half.kept()) for (const b of [1, 3]) h.fill(0, (b * h.length) / 4, ((b + 1) * h.length) / 4);
+  const partial = step(half.c);
+  t.same(half.filled, [[1, 3]], 'only the frames not kept go through the teacher');
+  t.ok(same(half.kept(), empty.kept()), 'a forward pass of those frames alone gives their outputs of the whole batch, bit for bit');
+  t.ok(same(partial.params, fresh.params), 'and the same updated weights');
+  const wrong = cache([0, 1, 2, 3]);
+  t.not(step(wrong.c).loss, fresh.loss, 'the kept outputs are what the loss is computed against');
 });
 
 t.test('a run that keeps the teacher\'s outputs (the default) ends as one that does not', async (t) => {

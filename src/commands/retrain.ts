@@ -24,6 +24,8 @@ export interface RetrainFlags {
   val?: string;
   gt?: string;
   weights?: string;
+  teacher?: string;
+  teacherWeights?: string;
   iterations?: number;
   epochs?: number;
   schedule?: number[];
@@ -104,6 +106,8 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
   const alignWeights = o.alignWeights ?? recipe.alignWeights;
   const crop = o.crop ?? recipe.crop;
   const mix = o.mix ?? recipe.mix;
+  if (o.teacher && !existsSync(o.teacher)) throw new ZeroqError('bad-option', 'no such cfg file', o.teacher);
+  if (o.teacherWeights && !o.teacher) throw new UsageError('--teacher-weights goes with --teacher', 'retrain');
   if (mix > 0 && o.labels) throw new UsageError('--mix blends frames, which have no labels: not with --labels', 'retrain');
   return {
     cfg,
@@ -117,6 +121,7 @@ export function parseRetrainFlags(cfg: string, o: RetrainFlags): RetrainArgs {
     calibImages: o.calibImages,
     keepIterations: o.keepIterations ?? false,
     keepBest: o.keepBest ?? false,
+    ...(o.teacher ? { teacher: { cfg: o.teacher, ...(o.teacherWeights ? { weights: o.teacherWeights } : {}) } } : {}),
     ...(avgBits !== undefined ? { avgBits, sensitivityImages: o.sensitivityImages ?? 32 } : {}),
     train: {
       quant: {
@@ -163,6 +168,8 @@ export function register(program: Command): void {
       opt('--avg-bits <b>', 'instead of --wbits: a width per conv layer (2..8) at this average bits per weight, chosen from measured per-layer sensitivity (as zeroq quantize --avg-bits; with --val, on it)', numberIn(2, 8)),
     )
     .addOption(opt('--sensitivity-images <n>', 'with --avg-bits: images the layer errors are measured on (the first of --val, else of --data)', parse.positiveInt, 32))
+    .option('--teacher <cfg>', 'distil the heads towards this darknet network\'s float outputs instead of the model\'s own (same input, heads, anchors and classes; e.g. a larger sibling); inner layers still follow the model\'s own')
+    .option('--teacher-weights <file>', 'the --teacher network\'s .weights (default: beside its cfg)')
     .addOption(opt('--abits <n>', 'activation width (8)', intIn(8, 8), 8))
     .addOption(required('--data <list>', 'training images, one path per line (labels not needed)'))
     .option('--val <list>', 'validation images for a per-iteration AP (disjoint from training and evaluation images)')

@@ -69,9 +69,10 @@ export async function loadCheckpoint(file: string, settings: Record<string, unkn
   if (body.version !== CHECKPOINT_VERSION) {
     throw new ZeroqError('retrain-checkpoint', `checkpoint version ${body.version}, expected ${CHECKPOINT_VERSION}`, file);
   }
-  for (const [k, v] of Object.entries(settings)) {
-    if (JSON.stringify(body.settings[k]) !== JSON.stringify(v)) {
-      throw new ZeroqError('retrain-checkpoint', `the checkpoint was made with ${k}=${JSON.stringify(body.settings[k])}, this run has ${JSON.stringify(v)}`, file);
+  // Both ways: a setting the checkpoint has and this run lacks (an option left off on resume) differs too.
+  for (const k of new Set([...Object.keys(settings), ...Object.keys(body.settings)])) {
+    if (JSON.stringify(body.settings[k]) !== JSON.stringify(settings[k])) {
+      throw new ZeroqError('retrain-checkpoint', `the checkpoint was made with ${k}=${JSON.stringify(body.settings[k]) ?? '(none)'}, this run has ${JSON.stringify(settings[k]) ?? '(none)'}`, file);
     }
   }
   const s = body.state;

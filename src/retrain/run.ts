@@ -18,6 +18,7 @@ import { imageIdOf, loadFrames, readGroundTruth, readImageList, readLabels, type
 import { chooseLayerWidths } from './bit-widths.js';
 import { quantizeOptionsOf } from './formats.js';
 import { checkSupported } from './sim.js';
+import { checkHeadTeacher } from './head-teacher.js';
 import { initialState, train, type IterationRecord, type ProgressEvent, type TrainConfig } from './trainer.js';
 import { validationAp } from './validate.js';
 
@@ -47,6 +48,8 @@ export interface RetrainArgs {
   avgBits?: number;
   sensitivityImages?: number;
   train: TrainConfig;
+  /** A larger float network the heads are distilled towards (head-teacher.ts): its cfg and weights. */
+  teacher?: { cfg: string; weights?: string };
   /** Network input size override (tests). */
   size?: { width: number; height: number };
   log?(msg: string): void;
@@ -78,6 +81,10 @@ async function writeWeightSet(qnet: QNet, out: string, meta: ZqwMeta): Promise<s
   return out;
 }
 
+async function sha256Of(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
+}
+
 function imageIdOrName(p: string): number | string {
   try {
     return imageIdOf(p);
@@ -99,6 +106,14 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   const model = await loadDarknet(a.cfg, a.weights, a.size ?? {});
   const net = model.net;
   checkSupported(net);
+  let teacherSetting: Record<string, unknown> = {};
+  if (a.teacher) {
+    const t = await loadDarknet(a.teacher.cfg, a.teacher.weights, a.size ?? {});
+    checkHeadTeacher(net, t.net, a.teacher.cfg);
+    checkSupported(t.net);
+    a.train.headTeacher = { net: t.net, params: t.params };
+    teacherSetting = { teacher: { model: t.net.name, weightsSha256: await sha256Of(t.weightsPath) } };
+  }
   const trainPaths = await readImageList(a.data);
   const valPaths = a.val ? await readImageList(a.val) : undefined;
   if (valPaths) {
@@ -170,6 +185,7 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
     ...keepSetting,
     ...averageSetting,
     ...freezeSetting,
+    ...teacherSetting,
   };
   let state = initialState(model.params, a.train.seed);
   if (a.resume) {
@@ -179,11 +195,11 @@ export async function runRetrain(a: RetrainArgs): Promise<RetrainReport> {
   }
   const source = {
     model: net.name, cfg: path.resolve(a.cfg), weights: model.weightsPath,
-    weightsSha256: createHash('sha256').update(await readFile(model.weightsPath)).digest('hex'),
+    weightsSha256: await sha256Of(model.weightsPath),
   };
   const quantization = (iterations: number, v?: { ap?: number; ap50?: number }) => ({
     method: 'iterative retraining', schedule: a.train.schedule, ...a.train.quant, wbits: a.train.schedule[Math.min(iterations, a.train.schedule.length) - 1],
-    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, ...mixSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, ...freezeSetting, seed: a.train.seed,
+    iterations, epochs: a.train.epochs, batch: a.train.batch, lr: a.train.lr, lrUnit: a.train.lrUnit ?? 'absolute', lrDecay: a.train.lrDecay ?? 0.5, flip: a.train.flip ?? false, ...cropSetting, ...mixSetting, distill: a.train.distill ?? 'objectness', ...featureSetting, ...keepSetting, ...averageSetting, ...freezeSetting, ...teacherSetting, seed: a.train.seed,
     ...(widths ? { widths } : {}),
     ...(v?.ap50 !== undefined ? { validationAP: v.ap, validationAP50: v.ap50 } : {}),
   });

@@ -15,6 +15,7 @@ import { featureLoss, innerConvLayers } from './feature-loss.js';
 import { distillationLoss, labelLoss, type DistillWeighting, type LabelBox } from './loss.js';
 import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
 import type { FrameSet } from './data.js';
+import type { HeadTeacher } from './head-teacher.js';
 import { observeOscillations, OSCILLATION_MOMENTUM, pinFrozen, startOscillations, type OscillationState } from './oscillation.js';
 
 export interface TrainConfig {
@@ -78,47 +79,67 @@ export interface TrainConfig {
   labelWeight: number;
   /** Weight of the feature distillation of the inner conv layers (feature-loss.ts); 0 or absent: none. */
   featureWeight?: number;
+  /**
+   * Another float network the heads are distilled towards instead of the student's own float model
+   * (head-teacher.ts); the inner layers (featureWeight) still follow the student's own. Absent: none.
+   */
+  headTeacher?: HeadTeacher;
   /** Stop (after a finished step, with a checkpoint) once this many ms have been spent; 0: none. */
   budgetMs: number;
   /** Limit the steps per epoch (tests); 0: the whole list. */
   maxStepsPerEpoch: number;
   /**
-   * Keep the teacher's head outputs of every training image for the later steps that see it again
-   * (default on; it applies only when frames are not mirrored or cropped and only the heads are
-   * distilled, so the teacher gives the same numbers for an image every time).
+   * Keep the teacher's head outputs of every training image (and of its mirror image) for the later
+   * steps that see it again (default on; it applies when frames are not cropped or blended and the
+   * heads' teacher is not run anyway for the feature loss, so the teacher gives the same numbers for
+   * a frame every time).
    */
   teacherCache?: boolean;
 }
 
-/** The teacher's head outputs of one batch, when an earlier step computed them for all its images. */
+/** The teacher's head outputs of one batch's frames, kept from earlier steps where they were computed. */
 export interface TeacherHeads {
-  get(): Float32Array[] | undefined;
-  set(heads: Float32Array[]): void;
+  /** Positions in the batch whose frames have no kept outputs yet. */
+  missing(): number[];
+  /** Keeps the outputs of the frames at these positions (heads of a batch of just those frames). */
+  fill(positions: number[], heads: Float32Array[]): void;
+  /** The whole batch's outputs (after the missing ones were filled). */
+  get(): Float32Array[];
 }
 
 /**
- * Per training image, the teacher's head inputs (the float forward computes each image on its own,
- * so the numbers are those a new forward pass would give, bit for bit).
+ * Per training frame (image, mirrored or not), the teacher's head inputs. The float forward computes
+ * each image on its own, so the numbers are those a new forward pass would give, bit for bit.
  */
 class TeacherCache {
-  private readonly byImage = new Map<number, Float32Array[]>();
+  private readonly byFrame = new Map<number, Float32Array[]>();
   constructor(private readonly sizes: number[]) {}
-  batch(idx: number[]): TeacherHeads {
+  batch(keys: number[]): TeacherHeads {
     return {
-      get: () => {
-        const per = idx.map((i) => this.byImage.get(i));
-        if (per.some((h) => h === undefined)) return undefined;
-        return this.sizes.map((s, k) => {
-          const out = new Float32Array(idx.length * s);
-          per.forEach((h, b) => out.set(h![k], b * s));
+      missing: () => keys.flatMap((key, b) => (this.byFrame.has(key) ? [] : [b])),
+      fill: (positions, heads) => {
+        positions.forEach((b, i) => this.byFrame.set(keys[b], heads.map((h, k) => h.slice(i * this.sizes[k], (i + 1) * this.sizes[k]))));
+      },
+      get: () =>
+        this.sizes.map((s, k) => {
+          const out = new Float32Array(keys.length * s);
+          keys.forEach((key, b) => {
+            const h = this.byFrame.get(key);
+            if (!h) throw new Error(`teacher outputs of frame ${key} were not kept`);
+            out.set(h[k], b * s);
+          });
           return out;
-        });
-      },
-      set: (heads) => {
-        idx.forEach((i, b) => this.byImage.set(i, heads.map((h, k) => h.slice(b * this.sizes[k], (b + 1) * this.sizes[k]))));
-      },
+        }),
     };
   }
+}
+
+/** The frames at these positions of a batch, as a batch of their own. */
+function framesOf(net: Network, batch: Batch, positions: number[]): Batch {
+  const per = net.input.w * net.input.h * 3;
+  const rgb = new Uint8Array(per * positions.length);
+  positions.forEach((b, i) => rgb.set(batch.rgb.subarray(b * per, (b + 1) * per), i * per));
+  return { n: positions.length, rgb };
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
@@ -325,12 +346,13 @@ export function cropLabels(boxes: LabelBox[], c: CropWindow): LabelBox[] {
  */
 export function sliceBatch(
   net: Network, frames: FrameSet, idx: number[], labels: LabelBox[][] | undefined, state: TrainState, flip: boolean, crop = 1, mix = 0,
-): { batch: Batch; labels?: LabelBox[][] } {
+): { batch: Batch; labels?: LabelBox[][]; mirrored: boolean[] } {
   if (mix > 0 && labels) throw new ZeroqError('retrain-config', 'blended frames (mix) have no labels to go with them');
   const { w, h } = net.input;
   const per = w * h * 3;
   const rgb = new Uint8Array(per * idx.length);
   const lb = labels ? idx.map((k) => labels[k]) : undefined;
+  const mirrored = idx.map(() => false);
   const draw = (): number => {
     const [r, s] = nextRandom(state.rng);
     state.rng = s;
@@ -340,6 +362,7 @@ export function sliceBatch(
     const img = rgb.subarray(i * per, (i + 1) * per);
     img.set(frames.rgb.subarray(k * per, (k + 1) * per));
     if (flip && draw() < 0.5) {
+      mirrored[i] = true;
       mirrorFrame(img, w, h);
       if (lb) lb[i] = lb[i].map((b) => ({ ...b, cx: 1 - b.cx }));
     }
@@ -355,7 +378,7 @@ export function sliceBatch(
       blendFrame(img, frames.rgb.subarray(other * per, (other + 1) * per), mix * draw());
     }
   });
-  return { batch: { n: idx.length, rgb }, ...(lb ? { labels: lb } : {}) };
+  return { batch: { n: idx.length, rgb }, ...(lb ? { labels: lb } : {}), mirrored };
 }
 
 /**
@@ -404,7 +427,7 @@ function newGrads(net: Network, params: ParamSet): Grads {
 /** One optimisation step on a batch; returns the loss before the update. */
 export function trainStep(
   net: Network, teacher: ParamSet, state: TrainState, formats: Formats, batch: Batch, labels: LabelBox[][] | undefined,
-  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight' | 'freezeOscillations'>, wbits: number, lr: number, lrScale?: Float64Array[],
+  cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight' | 'freezeOscillations' | 'headTeacher'>, wbits: number, lr: number, lrScale?: Float64Array[],
   /** Called after each part of the step with its name (scripts/bench-retrain.ts profile times them). */
   lap: (part: string) => void = () => {},
   /** The teacher's head outputs kept from earlier steps (heads-only distillation of unaugmented frames). */
@@ -419,14 +442,19 @@ export function trainStep(
   const student = headValues(net, q, tape);
   lap('integer forward');
   const fw = cfg.featureWeight ?? 0;
-  let tOuts: Float32Array[] | undefined;
-  let tHeads = fw > 0 ? undefined : cached?.get();
-  if (!tHeads) {
-    tOuts = floatForward(net, teacher, batch, cfg.threads);
-    const outs = tOuts;
-    tHeads = net.heads.map((h) => outs[net.layers[h].inputs[0]]);
-    cached?.set(tHeads);
-  }
+  // The own float model's outputs: for the feature loss, and for the heads unless another teacher has them.
+  const ht = cfg.headTeacher;
+  const tOuts = fw > 0 ? floatForward(net, teacher, batch, cfg.threads) : undefined;
+  const headsOf = (b: Batch): Float32Array[] => {
+    const [n, outs] = ht ? [ht.net, floatForward(ht.net, ht.params, b, cfg.threads)] : [net, b === batch && tOuts ? tOuts : floatForward(net, teacher, b, cfg.threads)];
+    return n.heads.map((h) => outs[n.layers[h].inputs[0]]);
+  };
+  let tHeads: Float32Array[];
+  if (cached) {
+    const missing = cached.missing();
+    if (missing.length > 0) cached.fill(missing, headsOf(missing.length === batch.n ? batch : framesOf(net, batch, missing)));
+    tHeads = cached.get();
+  } else tHeads = headsOf(batch);
   lap('float teacher forward');
   const d = distillationLoss(net, student, tHeads, batch.n, cfg.distill);
   let loss = d.loss;
@@ -484,9 +512,10 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
   let last: { formats: Formats; wbits: number } | undefined;
   const decay = cfg.averageDecay ?? 0;
   if (!(decay >= 0 && decay < 1)) throw new ZeroqError('retrain-config', `the average's decay must be in [0, 1), not ${decay}`);
-  const augmented = (cfg.flip ?? false) || (cfg.crop !== undefined && cfg.crop < 1) || (cfg.mix ?? 0) > 0;
+  // Mirrored frames are cached under their own key; crops and blends make every frame new.
+  const augmented = (cfg.crop !== undefined && cfg.crop < 1) || (cfg.mix ?? 0) > 0;
   const teacherCache =
-    cfg.teacherCache !== false && !augmented && !((cfg.featureWeight ?? 0) > 0)
+    cfg.teacherCache !== false && !augmented && (!((cfg.featureWeight ?? 0) > 0) || cfg.headTeacher !== undefined)
       ? new TeacherCache(net.heads.map((h) => { const o = net.layers[net.layers[h].inputs[0]].out; return o.c * o.h * o.w; }))
       : undefined;
 
@@ -519,7 +548,7 @@ export async function train(net: Network, teacher: ParamSet, state: TrainState, 
         const b = sliceBatch(net, frames, idx, labels, state, cfg.flip ?? false, cfg.crop ?? 1, cfg.mix ?? 0);
         // The average starts from the weights before the iteration's first step.
         const before = decay > 0 && !state.average ? cloneParams(state.params) : undefined;
-        const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale, undefined, teacherCache?.batch(idx));
+        const loss = trainStep(net, state.teacher ?? teacher, state, formats, b.batch, b.labels, cfg, wbits, lr, lrScale, undefined, teacherCache?.batch(idx.map((k, i) => 2 * k + (b.mirrored[i] ? 1 : 0))));
         if (!Number.isFinite(loss)) throw new ZeroqError('retrain-diverged', `loss became ${loss} at iteration ${state.iteration}, step ${state.step}`);
         if (decay > 0) averageInto(state.average ??= cloneParams(before!), state.params, decay);
         state.lossSum += loss;
