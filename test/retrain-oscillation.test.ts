@@ -14,6 +14,7 @@ import { prepareFrame } from '../src/detect/preprocess.js';
 import { observeOscillations, pinFrozen, startOscillations } from '../src/retrain/oscillation.js';
 import { flatParams } from '../src/retrain/adam.js';
 import { parseRetrainFlags } from '../src/commands/retrain.js';
+import { retrainFlags } from './helpers/retrain-flags.js';
 import type { IntNet } from '../src/retrain/sim.js';
 
 const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
@@ -120,16 +121,8 @@ t.test('training with frozen oscillations: frozen integers stay put; counting on
   t.ok(differs > 0, 'freezing changes the training');
   t.ok(frozenRun.state.history[0].oscillation!.frozen > 0, 'the iteration record counts the frozen weights');
   t.equal(frozenRun.state.oscillation, undefined, 'the tracking ends with the iteration');
-  t.equal(parseRetrainFlags(CFG, { ...FLAGS(), output: 'o.zqw', wbits: 4, freezeOscillations: 0.02 }).train.freezeOscillations, 0.02, 'the flag reaches the trainer');
+  t.equal(parseRetrainFlags(CFG, { ...retrainFlags(), output: 'o.zqw', wbits: 4, freezeOscillations: 0.02 }).train.freezeOscillations, 0.02, 'the flag reaches the trainer');
 });
-
-function FLAGS() {
-  return {
-    abits: 8, labelWeight: 1, seed: 1, batch: 8, lrUnit: 'absolute' as const, distill: 'objectness' as const, zeroCenter: true, headAbits: 16 as const,
-    actCalib: 'search' as const, percentile: 99.99, biasCorrection: true, equalize: true, searchObjective: 'exact' as const, calibImages: 32, threads: 1,
-    data: dataPath('coco-val', 'calib.txt'),
-  };
-}
 
 t.test('--freeze-oscillations and --mix are recorded in the weight set and bind the checkpoint', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zeroq-retrain-osc-'));
@@ -138,7 +131,7 @@ t.test('--freeze-oscillations and --mix are recorded in the weight set and bind 
   const list = path.join(dir, 'l.txt');
   writeFileSync(list, imgs.join('\n'));
   const out = path.join(dir, 'o.zqw');
-  const flags = { ...FLAGS(), wbits: 4, data: list, batch: 2, iterations: 1, calibImages: 2, actCalib: 'minmax' as const, output: out, freezeOscillations: 0.04, mix: 0.3 };
+  const flags = { ...retrainFlags(), wbits: 4, data: list, batch: 2, iterations: 1, calibImages: 2, actCalib: 'minmax' as const, output: out, freezeOscillations: 0.04, mix: 0.3 };
   const logged: string[] = [];
   await runRetrain({ ...parseRetrainFlags(CFG, flags), size: { width: 64, height: 64 }, log: (m) => logged.push(m) });
   const { manifest } = await readZqw(out);

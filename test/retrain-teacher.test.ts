@@ -20,6 +20,7 @@ import { featureLoss, innerConvLayers } from '../src/retrain/feature-loss.js';
 import { checkHeadTeacher } from '../src/retrain/head-teacher.js';
 import { flatParams } from '../src/retrain/adam.js';
 import { parseRetrainFlags } from '../src/commands/retrain.js';
+import { retrainFlags } from './helpers/retrain-flags.js';
 
 const CFG = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1.cfg');
 const XL = dataPath('models', 'yolo-fastest', 'yolo-fastest-1.1-xl.cfg');
@@ -89,13 +90,7 @@ t.test('a run with a teacher keeps its outputs per frame and mirror image and en
   t.not(own.state.history[0].meanLoss, a.state.history[0].meanLoss, 'the teacher changes the training');
 });
 
-function FLAGS() {
-  return {
-    abits: 8, labelWeight: 1, seed: 1, batch: 2, lrUnit: 'absolute' as const, distill: 'objectness' as const, zeroCenter: true, headAbits: 16 as const,
-    actCalib: 'minmax' as const, percentile: 99.99, biasCorrection: true, equalize: true, searchObjective: 'exact' as const, calibImages: 2, threads: 1,
-    data: dataPath('coco-val', 'calib.txt'),
-  };
-}
+const FLAGS = () => retrainFlags({ batch: 2, actCalib: 'minmax', calibImages: 2 });
 
 t.test('--teacher is checked, recorded in the weight set and binds the checkpoint', async (t) => {
   t.throws(() => parseRetrainFlags(CFG, { ...FLAGS(), wbits: 4, output: 'o.zqw', teacher: '/nonexistent/x.cfg' }), { code: 'bad-option', message: /no such cfg/ }, 'a missing cfg');
