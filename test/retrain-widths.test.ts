@@ -18,7 +18,8 @@ import { recipeFor } from '../src/retrain/recipes.js';
 import { headValues, quantForward } from '../src/retrain/sim.js';
 import { distillationLoss } from '../src/retrain/loss.js';
 import { blendFrame, cropFrame, cropLabels, initialState, sliceBatch, startIteration, train, type TrainConfig } from '../src/retrain/trainer.js';
-import { parseRetrainFlags, type RetrainFlags } from '../src/commands/retrain.js';
+import { retrainFlags } from './helpers/retrain-flags.js';
+import { parseRetrainFlags } from '../src/commands/retrain.js';
 import { zeroq as zeroqCli } from './helpers/cli.js';
 import { readZqw } from '../src/qnet/zqw.js';
 import { quantizeConv } from '../src/quant/conv.js';
@@ -137,11 +138,7 @@ t.test('retraining with a width per layer: each start is the quantizer\'s output
 });
 
 t.test('zeroq retrain: settings not given take the recipe of the width, given ones win', async (t) => {
-  const base: RetrainFlags = {
-    abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8,
-    headAbits: 16, actCalib: 'search', percentile: 99.99, searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true,
-    calibImages: 32, threads: 1, output: 'out.zqw', lrUnit: 'absolute', distill: 'objectness',
-  };
+  const base = retrainFlags({ output: 'out.zqw' });
   const w4 = parseRetrainFlags(CFG, { ...base, wbits: 4 });
   t.equal(w4.train.iterations, 9);
   t.equal(w4.train.lrDecay, 0.7);
@@ -326,11 +323,7 @@ t.test('rounding for the output error: the quantizer changes integers, and retra
   }
   t.ok(within, 'every shadow weight inside the cell of its integer');
   t.ok(off > w.length / 4, `${off} of ${w.length} not at the grid point`);
-  const flags: RetrainFlags = {
-    abits: 8, data: dataPath('coco-val', 'calib.txt'), labelWeight: 1, seed: 1, batch: 8, headAbits: 16, actCalib: 'minmax', percentile: 99.99,
-    searchObjective: 'exact', zeroCenter: true, biasCorrection: true, equalize: true, calibImages: 32, threads: 1, output: 'o.zqw', lrUnit: 'absolute',
-    distill: 'objectness', wbits: 4, rounding: 'output',
-  };
+  const flags = retrainFlags({ actCalib: 'minmax', output: 'o.zqw', wbits: 4, rounding: 'output' });
   t.throws(() => parseRetrainFlags(CFG, flags), { code: 'usage', message: /--act-calib search/ });
 
   // Against the float network's output (--rounding-target float): again exactly the quantizer's integers,

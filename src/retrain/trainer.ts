@@ -430,7 +430,7 @@ export function trainStep(
   cfg: Pick<TrainConfig, 'threads' | 'labelWeight' | 'distill' | 'featureWeight' | 'freezeOscillations' | 'headTeacher'>, wbits: number, lr: number, lrScale?: Float64Array[],
   /** Called after each part of the step with its name (scripts/bench-retrain.ts profile times them). */
   lap: (part: string) => void = () => {},
-  /** The teacher's head outputs kept from earlier steps (heads-only distillation of unaugmented frames). */
+  /** The teacher's head outputs kept from earlier steps (frames neither cropped nor blended; train() decides). */
   cached?: TeacherHeads,
 ): number {
   const q = intNet(net, state.params, formats, wbits);
