@@ -6,9 +6,9 @@
 import { loadDarknet } from '../src/model/darknet.js';
 import { readZqw } from '../src/qnet/zqw.js';
 import { fromQNet } from '../src/retrain/formats.js';
-import { floatForward, headValues, quantForward, type Batch } from '../src/retrain/sim.js';
+import { floatForward, floatHeadValues, headValues, quantForward, type Batch } from '../src/retrain/sim.js';
 import { distillationLoss } from '../src/retrain/loss.js';
-import { loadFrames, readImageList } from '../src/retrain/data.js';
+import { frameBatch, loadFrames, readImageList } from '../src/retrain/data.js';
 
 const args = process.argv.slice(2);
 const at = args.indexOf('--images');
@@ -23,17 +23,10 @@ const { net } = model;
 const paths = (await readImageList(list)).slice(0, limit);
 const frames = await loadFrames(net, paths, (k) => process.stderr.write(`\rloading images ${k}/${paths.length}`));
 process.stderr.write('\n');
-const per = net.input.w * net.input.h * 3;
 const B = 8;
 const batches: Batch[] = [];
-for (let b0 = 0; b0 < paths.length; b0 += B) {
-  const n = Math.min(B, paths.length - b0);
-  batches.push({ n, rgb: frames.rgb.subarray(b0 * per, (b0 + n) * per) });
-}
-const teacher = batches.map((b) => {
-  const outs = floatForward(net, model.params, b);
-  return net.heads.map((h) => outs[net.layers[h].inputs[0]]);
-});
+for (let b0 = 0; b0 < paths.length; b0 += B) batches.push(frameBatch(frames, b0, Math.min(B, paths.length - b0)));
+const teacher = batches.map((b) => floatHeadValues(net, floatForward(net, model.params, b)));
 for (const file of sets) {
   const { qnet } = await readZqw(file);
   if (qnet.net.name !== net.name) throw new Error(`${file}: a set of ${qnet.net.name}, not of ${net.name}`);

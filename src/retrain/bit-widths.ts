@@ -37,8 +37,8 @@ import { allocateBits, fittedErrors, MAX_WIDTH, MIN_WIDTH, type LayerErrors } fr
 import { ZeroqError } from '../util/errors.js';
 import { fromQNet, intConvOf } from './formats.js';
 import { distillationLoss } from './loss.js';
-import { floatForward, headValues, quantForward, type Batch, type IntConv, type IntNet } from './sim.js';
-import type { FrameSet } from './data.js';
+import { floatForward, floatHeadValues, headValues, quantForward, type IntConv, type IntNet } from './sim.js';
+import { frameBatch, type FrameSet } from './data.js';
 import { validationAp } from './validate.js';
 
 /** The narrowest width allowed when no validation list chooses among the candidates. */
@@ -96,10 +96,6 @@ export interface WidthChoice {
   errorModel: ErrorModel;
 }
 
-function batchOf(frames: FrameSet, from: number, n: number, per: number): Batch {
-  return { n, rgb: frames.rgb.subarray(from * per, (from + n) * per) };
-}
-
 /**
  * What a layer's error is measured against. 'float': the growth of the distillation loss against the
  * float network over the all-8-bit network's. Its first-order part has either sign, so at 5 to 7 bits
@@ -125,7 +121,6 @@ export function layerErrors(
   const { net } = model;
   const minBits = opts.minBits ?? MIN_WIDTH;
   const reference = opts.reference ?? DEFAULT_ERROR_REFERENCE;
-  const per = net.input.w * net.input.h * 3;
   const N = frames.paths.length;
   if (N === 0) throw new ZeroqError('quant-calib', 'measuring layer errors needs at least one image', net.name);
   const B = opts.batch ?? 8;
@@ -139,7 +134,7 @@ export function layerErrors(
   for (const l of convLayers) if (!sums.has(srcOf(l.index))) sums.set(srcOf(l.index), new Float64Array(srcOf(l.index) === -1 ? net.input.c : net.layers[srcOf(l.index)].out.c));
   for (let b0 = 0; b0 < N; b0 += B) {
     const n = Math.min(B, N - b0);
-    const tape = quantForward(net, q8, batchOf(frames, b0, n, per), opts.threads);
+    const tape = quantForward(net, q8, frameBatch(frames, b0, n), opts.threads);
     for (const [src, s] of sums) {
       const x = src === -1 ? tape.input : tape.outs[src];
       const c = s.length;
@@ -161,7 +156,7 @@ export function layerErrors(
   // The integer parameters of every layer at every narrower width, rounded as the quantizer will round
   // them: with output-error rounding, from the layer's inputs in the 8-bit network on the first batch.
   const hessianFrames = Math.min(B, N);
-  const firstTape = opts.quant.rounding === 'output' ? quantForward(net, q8, batchOf(frames, 0, hessianFrames, per), opts.threads) : undefined;
+  const firstTape = opts.quant.rounding === 'output' ? quantForward(net, q8, frameBatch(frames, 0, hessianFrames), opts.threads) : undefined;
   const variants = new Map<number, IntConv[]>();
   for (const l of convLayers) {
     if (l.kind !== 'conv') continue;
@@ -192,9 +187,9 @@ export function layerErrors(
   let baseLoss = 0;
   for (let b0 = 0; b0 < N; b0 += B) {
     const n = Math.min(B, N - b0);
-    const batch = batchOf(frames, b0, n, per);
+    const batch = frameBatch(frames, b0, n);
     const outs = floatForward(net, model.params, batch, opts.threads);
-    const teacher = net.heads.map((h) => outs[net.layers[h].inputs[0]]);
+    const teacher = floatHeadValues(net, outs);
     const tape = quantForward(net, q8, batch, opts.threads);
     const heads8 = headValues(net, q8, tape);
     const l0 = distillationLoss(net, heads8, teacher, n).loss;

@@ -7,6 +7,7 @@ import { prepareFrame } from '../detect/preprocess.js';
 import type { GroundTruth } from '../eval/coco.js';
 import { ZeroqError } from '../util/errors.js';
 import type { LabelBox } from './loss.js';
+import type { Batch } from './sim.js';
 
 /** Image paths of a list file (one per line, relative to the list's folder unless absolute). */
 export async function readImageList(listPath: string): Promise<string[]> {
@@ -45,6 +46,12 @@ export async function loadFrames(net: Network, paths: string[], onLoaded?: (done
     onLoaded?.(i + 1);
   }
   return { paths, rgb, sizes };
+}
+
+/** Frames from..from+n-1 of a set, as one batch (a view, not a copy). */
+export function frameBatch(frames: FrameSet, from: number, n: number): Batch {
+  const per = frames.rgb.length / frames.paths.length;
+  return { n, rgb: frames.rgb.subarray(from * per, (from + n) * per) };
 }
 
 /** darknet's label file of an image: .../images/x.jpg → .../labels/x.txt. */

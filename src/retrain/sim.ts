@@ -365,6 +365,11 @@ export function quantForward(net: Network, q: IntNet, batch: Batch, threads = 1,
   return { n, outs, input, codes, argmax };
 }
 
+/** The float tensors feeding each head (in net.heads order), from floatForward's outputs. */
+export function floatHeadValues(net: Network, outs: Float32Array[]): Float32Array[] {
+  return net.heads.map((h) => outs[net.layers[h].inputs[0]]);
+}
+
 /** Real values of the integer tensor feeding each head (in net.heads order), batch-major CHW. */
 export function headValues(net: Network, q: IntNet, tape: Tape): Float32Array[] {
   return net.heads.map((h) => {

@@ -13,7 +13,7 @@ import type { Frame } from '../engine/engine.js';
 import { inputScale, intNet, qnetDifferences, quantizerFormats, toQNet, type Formats, type QuantConfig } from './formats.js';
 import { featureLoss, innerConvLayers } from './feature-loss.js';
 import { distillationLoss, labelLoss, type DistillWeighting, type LabelBox } from './loss.js';
-import { backward, floatForward, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
+import { backward, floatForward, floatHeadValues, headValues, quantForward, type Batch, type Grads, type ParamSet } from './sim.js';
 import type { FrameSet } from './data.js';
 import type { HeadTeacher } from './head-teacher.js';
 import { observeOscillations, OSCILLATION_MOMENTUM, pinFrozen, startOscillations, type OscillationState } from './oscillation.js';
@@ -447,7 +447,7 @@ export function trainStep(
   const tOuts = fw > 0 ? floatForward(net, teacher, batch, cfg.threads) : undefined;
   const headsOf = (b: Batch): Float32Array[] => {
     const [n, outs] = ht ? [ht.net, floatForward(ht.net, ht.params, b, cfg.threads)] : [net, b === batch && tOuts ? tOuts : floatForward(net, teacher, b, cfg.threads)];
-    return n.heads.map((h) => outs[n.layers[h].inputs[0]]);
+    return floatHeadValues(n, outs);
   };
   let tHeads: Float32Array[];
   if (cached) {

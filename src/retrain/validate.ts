@@ -11,19 +11,18 @@ import { evaluateCoco, type CocoResult, type GroundTruth } from '../eval/coco.js
 import type { HeadTensor } from '../engine/engine.js';
 import { fromQNet } from './formats.js';
 import { headValues, quantForward } from './sim.js';
-import { imageIdOf, type FrameSet } from './data.js';
+import { frameBatch, imageIdOf, type FrameSet } from './data.js';
 
 export const VALID_DECODE = { threshold: 0.001, nms: 0.6, maxDetections: 100 };
 
 export function validationAp(qnet: QNet, frames: FrameSet, gt: GroundTruth, threads: number, batch = 8): { ap: number; ap50: number } {
   const net: Network = qnet.net;
   const q = fromQNet(qnet);
-  const per = net.input.w * net.input.h * 3;
   const results: CocoResult[] = [];
   const N = frames.paths.length;
   for (let b0 = 0; b0 < N; b0 += batch) {
     const n = Math.min(batch, N - b0);
-    const tape = quantForward(net, q, { n, rgb: frames.rgb.subarray(b0 * per, (b0 + n) * per) }, threads);
+    const tape = quantForward(net, q, frameBatch(frames, b0, n), threads);
     const heads = headValues(net, q, tape);
     for (let b = 0; b < n; b++) {
       const k = b0 + b;
